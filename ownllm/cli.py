@@ -1,0 +1,38 @@
+"""The `ownllm` command. Each tool registers its own sub-commands; imports stay lazy so
+`ownllm --help` and each sub-command start fast."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# module path -> its `register(subparsers)` adds the sub-commands it owns.
+_COMMAND_MODULES = (
+    "ownllm.cost.cli",
+    "ownllm.local.cli",
+    "ownllm.bench.cli",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ownllm", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in _COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
