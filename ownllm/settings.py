@@ -111,6 +111,9 @@ class Settings:
     max_daily_usd: float | None = None
     api_input_usd_per_m: float | None = None
     api_output_usd_per_m: float | None = None
+    # Where: None keeps the stacks environment-agnostic (deployable to any region; images
+    # resolved through a per-region map, prices for us-east-1 unless told otherwise).
+    region: str | None = None
     # Naming.
     stack_prefix: str = "OwnLlm"
     # Filled in by validation.
@@ -273,6 +276,8 @@ class Settings:
             p.append(f"gpu_memory_alarm_percent: {self.gpu_memory_alarm_percent} must be in (0, 100]")
         if not re.match(r"^[A-Za-z][A-Za-z0-9-]{0,30}$", self.stack_prefix):
             p.append(f"stack_prefix: {self.stack_prefix!r} must start with a letter and use letters, digits and '-' (max 31)")
+        if self.region is not None and not re.match(r"^[a-z]{2}(-gov)?-[a-z]+-\d$", self.region):
+            p.append(f"region: {self.region!r} is not an AWS region name like 'us-east-1'")
         if p:
             raise SettingsError(p)
         object.__setattr__(self, "resolved_model_size_b", float(size))
