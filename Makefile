@@ -4,6 +4,7 @@ PY ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CDK_DISABLE_VERSION_CHECK := 1
 export CDK_DISABLE_CLI_TELEMETRY := true
 # No credentials are needed to synth: stacks are environment-agnostic and do no lookups.

@@ -96,6 +96,9 @@ class Settings:
     api_burst_limit: int = 20
     api_quota_per_day: int = 50_000
     lambda_memory_mb: int = 128
+    # API Gateway needs an account-wide CloudWatch role to write access logs. It is one per
+    # region (AWS::ApiGateway::Account); set false if another stack already manages it.
+    apigw_cloudwatch_role: bool = True
     lambda_timeout_s: int = 28
     log_retention_days: int = 30
     # Monitoring.
@@ -255,10 +258,10 @@ class Settings:
                 f"lambda_timeout_s: {self.lambda_timeout_s} must be between 3 and {API_GATEWAY_TIMEOUT_S - 1} "
                 f"(API Gateway's integration timeout is {API_GATEWAY_TIMEOUT_S} s)"
             )
-        if self.log_retention_days not in _RETENTION_DAYS:
+        if self.log_retention_days not in RETENTION_DAYS:
             p.append(
                 f"log_retention_days: {self.log_retention_days} is not a CloudWatch retention; "
-                f"accepted: {', '.join(map(str, _RETENTION_DAYS))}"
+                f"accepted: {', '.join(map(str, RETENTION_DAYS))}"
             )
         for key in ("latency_p95_ms", "max_batch_size", "target_concurrency_per_instance", "api_burst_limit",
                     "api_quota_per_day", "avg_output_tokens"):
@@ -284,7 +287,7 @@ class Settings:
         return self
 
 
-_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)
+RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)
 
 
 def _expand_days(spec: str) -> tuple[str, ...] | None:
@@ -324,6 +327,12 @@ def _coerce(key: str, value: Any, annotation: str) -> tuple[Any, str | None]:
         if isinstance(value, str) and re.fullmatch(r"[+-]?\d+", value.strip()):
             return int(value), None
         return None, f"{key}: {value!r} is not a whole number"
+    if base == "bool":
+        if isinstance(value, bool):
+            return value, None
+        if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0", "yes", "no"):
+            return value.strip().lower() in ("true", "1", "yes"), None
+        return None, f"{key}: {value!r} is not true or false"
     if base == "float":
         if isinstance(value, bool):
             return None, f"{key}: {value!r} is not a number"

@@ -1,0 +1,1 @@
+"""CDK stacks for ownllm: serving (SageMaker endpoint), API (API Gateway + Lambda), monitoring."""

@@ -1,0 +1,77 @@
+"""What `model_artifacts/` holds: engine serving overrides and optional LoRA adapters.
+
+Layout (documented in model_artifacts/README.md):
+    model_artifacts/serving.json          {"vllm": {ENV: value}, "lmi": {...}, "tgi": {...}}
+    model_artifacts/adapters/<name>/      one LoRA adapter per folder (adapter_config.json + weights)
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ownllm.settings import ENGINES, SettingsError
+
+_ADAPTER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+
+
+@dataclass(frozen=True)
+class ModelArtifacts:
+    root: Path
+    adapters: tuple[str, ...] = ()
+    serving_overrides: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    @property
+    def adapters_dir(self) -> Path:
+        return self.root / "adapters"
+
+    def overrides_for(self, engine: str) -> dict[str, str]:
+        return dict(self.serving_overrides.get(engine, {}))
+
+
+def load_artifacts(root: Path) -> ModelArtifacts:
+    """Read and check model_artifacts/; every problem is reported at once."""
+    problems: list[str] = []
+    overrides: dict[str, dict[str, str]] = {}
+    serving = root / "serving.json"
+    if serving.is_file():
+        try:
+            raw = json.loads(serving.read_text())
+        except json.JSONDecodeError as exc:
+            raw = None
+            problems.append(f"model_artifacts/serving.json: not valid JSON ({exc.msg} at line {exc.lineno})")
+        if raw is not None and not isinstance(raw, dict):
+            problems.append("model_artifacts/serving.json: must be an object keyed by engine (vllm, lmi, tgi)")
+        elif raw is not None:
+            for engine, env in raw.items():
+                if engine.startswith("_"):
+                    continue  # comments
+                if engine not in ENGINES:
+                    problems.append(f"model_artifacts/serving.json: {engine!r} is not an engine; accepted: {', '.join(ENGINES)}")
+                elif not isinstance(env, dict) or not all(isinstance(v, (str, int, float, bool)) for v in env.values()):
+                    problems.append(f"model_artifacts/serving.json: {engine!r} must map environment names to scalar values")
+                else:
+                    overrides[engine] = {str(k): _env_value(v) for k, v in env.items()}
+    adapters: list[str] = []
+    adapters_dir = root / "adapters"
+    if adapters_dir.is_dir():
+        for child in sorted(adapters_dir.iterdir()):
+            if not child.is_dir():
+                continue
+            if not _ADAPTER_NAME.match(child.name):
+                problems.append(f"model_artifacts/adapters/{child.name}: adapter names use letters, digits, '.', '_' and '-' (max 63)")
+            elif not (child / "adapter_config.json").is_file():
+                problems.append(f"model_artifacts/adapters/{child.name}: no adapter_config.json (expected a PEFT LoRA adapter folder)")
+            else:
+                adapters.append(child.name)
+    if problems:
+        raise SettingsError(problems)
+    return ModelArtifacts(root, tuple(adapters), overrides)
+
+
+def _env_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)

@@ -1,0 +1,73 @@
+"""Engine container images per region, resolved with the SageMaker SDK.
+
+Environment-agnostic stacks do not know their region at synth time, so the stack gets a
+region -> image map for every region the SDK knows for the pinned engine version, and
+CloudFormation picks the entry for the region it deploys to.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+from ownllm.engines import ENGINE_IMAGES
+
+_URI_RE = re.compile(r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/(?P<repo>[^:]+):(?P<tag>.+)$")
+
+
+_COMMERCIAL_REGION = re.compile(r"^(?!cn-|us-gov-)[a-z]{2}-[a-z]+-\d$")
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    uri: str
+    account: str
+    repository: str
+
+    @classmethod
+    def parse(cls, uri: str) -> "ImageRef":
+        m = _URI_RE.match(uri)
+        if not m:
+            raise ValueError(f"not an ECR image URI: {uri!r}")
+        return cls(uri, m.group("account"), m.group("repo"))
+
+
+def _registries(framework: str, version: str) -> dict[str, str]:
+    """region -> ECR account, from the SDK's own image config for the pinned version."""
+    from sagemaker.core import image_uris  # ~1.4 s import: only when images are resolved
+
+    path = Path(image_uris.__file__).parent / "image_uri_config" / f"{framework}.json"
+    config = json.loads(path.read_text())
+    config = config.get("inference", config)
+    return config["versions"][version]["registries"]
+
+
+@cache
+def engine_image(engine: str, region: str) -> ImageRef:
+    """The SDK's answer for one region (`sagemaker.core.image_uris.retrieve`)."""
+    from sagemaker.core import image_uris
+
+    pinned = ENGINE_IMAGES[engine]
+    return ImageRef.parse(image_uris.retrieve(pinned.framework, region=region, version=pinned.version))
+
+
+@cache
+def engine_image_map(engine: str, anchor_region: str = "us-east-1") -> dict[str, ImageRef]:
+    """region -> image for every commercial region that hosts the pinned engine image.
+
+    The SDK resolves the anchor region; the other regions differ only in the registry
+    account and region, which come from the same SDK config. (Calling `retrieve` 35 times
+    costs ~1.4 s per synth; tests check this map against `retrieve` for every region.)
+    """
+    pinned = ENGINE_IMAGES[engine]
+    anchor = engine_image(engine, anchor_region)
+    host_suffix = f".dkr.ecr.{anchor_region}.amazonaws.com/"
+    path = anchor.uri.split(host_suffix, 1)[1]
+    return {
+        region: ImageRef(f"{account}.dkr.ecr.{region}.amazonaws.com/{path}", account, anchor.repository)
+        for region, account in sorted(_registries(pinned.framework, pinned.version).items())
+        if _COMMERCIAL_REGION.match(region)
+    }

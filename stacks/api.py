@@ -1,0 +1,188 @@
+"""The API stack: a regional REST API (API key + usage plan) in front of the forwarding Lambda."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aws_cdk import Aws, CfnOutput, Duration, RemovalPolicy, Stack
+from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from ownllm.artifacts import ModelArtifacts
+from ownllm.settings import RETENTION_DAYS, Settings
+from stacks.nag import acknowledge
+from stacks.serving import ServingEndpoint
+
+FORWARDER_CODE = Path(__file__).resolve().parent.parent / "lambda" / "forwarder"
+# The newest Python runtime of aws-cdk-lib 2.275, and the public Powertools v3 layer built
+# for it (account 017000801446 publishes it in every commercial region).
+RUNTIME = lambda_.Runtime.PYTHON_3_14
+ARCHITECTURE = lambda_.Architecture.ARM_64  # 20% cheaper per GB-s than x86_64
+POWERTOOLS_LAYER = "arn:{partition}:lambda:{region}:017000801446:layer:AWSLambdaPowertoolsPythonV3-python314-arm64:27"
+STAGE = "prod"
+METRICS_NAMESPACE = "ownllm"
+
+
+class Forwarder(Construct):
+    """The Lambda that validates OpenAI-shaped requests and forwards them to the endpoint."""
+
+    def __init__(
+        self, scope: Construct, id: str, *, settings: Settings, serving: ServingEndpoint, artifacts: ModelArtifacts,
+        code_path: Path = FORWARDER_CODE,
+    ) -> None:
+        super().__init__(scope, id)
+        s = settings
+        self.log_group = logs.LogGroup(
+            self,
+            "Logs",
+            retention=retention(s.log_retention_days),
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        # Own role instead of AWSLambdaBasicExecutionRole: write to this one log group only.
+        self.role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
+        self.log_group.grant_write(self.role)
+        self.function = lambda_.Function(
+            self,
+            "Function",
+            runtime=RUNTIME,
+            architecture=ARCHITECTURE,
+            handler="app.handler",
+            code=lambda_.Code.from_asset(str(code_path), exclude=["__pycache__", "*.pyc", "tests"]),
+            memory_size=s.lambda_memory_mb,
+            timeout=Duration.seconds(s.lambda_timeout_s),
+            role=self.role,
+            log_group=self.log_group,
+            logging_format=lambda_.LoggingFormat.JSON,
+            tracing=lambda_.Tracing.ACTIVE,
+            layers=[
+                lambda_.LayerVersion.from_layer_version_arn(
+                    self, "Powertools", POWERTOOLS_LAYER.format(partition=Aws.PARTITION, region=Aws.REGION)
+                )
+            ],
+            environment={
+                "ENDPOINT_NAME": serving.endpoint_name,
+                "ENGINE": s.engine,
+                "MODEL_NAME": s.served_model_name,
+                "ADAPTERS": ",".join(artifacts.adapters),
+                "MAX_REQUEST_BYTES": str(s.max_request_bytes),
+                "MAX_INPUT_TOKENS": str(s.max_input_tokens),
+                "MAX_TOTAL_TOKENS": str(s.max_total_tokens),
+                "DEFAULT_MAX_TOKENS": str(s.default_max_tokens),
+                "LOG_PROMPTS": "false",
+                "POWERTOOLS_SERVICE_NAME": "ownllm-forwarder",
+                "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
+            },
+            description=f"OpenAI-compatible front for SageMaker endpoint {serving.endpoint_name}",
+        )
+        serving.grant_invoke(self.function)
+        acknowledge(self.role, "AwsSolutions-IAM5[Resource::*]",
+            "X-Ray's PutTraceSegments/PutTelemetryRecords only accept '*'; log streams of the function's own "
+            "log group are created at run time.",
+        )
+
+
+class Api(Construct):
+    """Regional REST API with API-key auth, throttling and a daily quota, JSON access logs and X-Ray."""
+
+    def __init__(self, scope: Construct, id: str, *, settings: Settings, handler: lambda_.IFunction) -> None:
+        super().__init__(scope, id)
+        s = settings
+        self.access_logs = logs.LogGroup(
+            self,
+            "AccessLogs",
+            retention=retention(s.log_retention_days),
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        self.rest_api = apigw.RestApi(
+            self,
+            "RestApi",
+            rest_api_name=f"{s.stack_prefix}-llm-api",
+            description="OpenAI-compatible API for a self-hosted LLM (ownllm)",
+            endpoint_types=[apigw.EndpointType.REGIONAL],
+            api_key_source_type=apigw.ApiKeySourceType.HEADER,
+            cloud_watch_role=s.apigw_cloudwatch_role,
+            cloud_watch_role_removal_policy=RemovalPolicy.RETAIN,
+            deploy_options=apigw.StageOptions(
+                stage_name=STAGE,
+                tracing_enabled=True,
+                logging_level=apigw.MethodLoggingLevel.ERROR,
+                data_trace_enabled=False,  # never log request bodies (prompts)
+                metrics_enabled=True,
+                throttling_rate_limit=s.api_rate_limit_rps,
+                throttling_burst_limit=s.api_burst_limit,
+                access_log_destination=apigw.LogGroupLogDestination(self.access_logs),
+                access_log_format=apigw.AccessLogFormat.json_with_standard_fields(
+                    caller=False, http_method=True, ip=True, protocol=True, request_time=True,
+                    resource_path=True, response_length=True, status=True, user=False,
+                ),
+            ),
+            default_method_options=apigw.MethodOptions(api_key_required=True),
+        )
+        integration = apigw.LambdaIntegration(
+            handler,
+            proxy=True,
+            # Inside API Gateway's 29 s integration limit, with the Lambda's own timeout below it.
+            timeout=Duration.seconds(29),
+        )
+        v1 = self.rest_api.root.add_resource("v1")
+        v1.add_resource("{proxy+}").add_method("ANY", integration)
+
+        self.api_key = self.rest_api.add_api_key("ApiKey", description="ownllm API key")
+        self.usage_plan = self.rest_api.add_usage_plan(
+            "UsagePlan",
+            throttle=apigw.ThrottleSettings(rate_limit=s.api_rate_limit_rps, burst_limit=s.api_burst_limit),
+            quota=apigw.QuotaSettings(limit=s.api_quota_per_day, period=apigw.Period.DAY),
+            api_stages=[apigw.UsagePlanPerApiStage(api=self.rest_api, stage=self.rest_api.deployment_stage)],
+        )
+        self.usage_plan.add_api_key(self.api_key)
+        acknowledge(self.rest_api, "AwsSolutions-APIG2",
+            "The Lambda validates every request and answers OpenAI-shaped errors naming the field; an API "
+            "Gateway model would answer a less useful, non-OpenAI error first.",
+        )
+        acknowledge(self.rest_api, "AwsSolutions-APIG3",
+            "WAF is optional ($5+/month per web ACL): access is already limited by API key, usage-plan "
+            "throttling and a daily quota. Attach a web ACL to the stage if the API faces untrusted traffic.",
+        )
+        acknowledge(self.rest_api, "AwsSolutions-APIG4",
+            "Authentication is an API key with a usage plan (throttle + quota), which OpenAI clients send as a "
+            "header; Cognito/IAM authorizers would break OpenAI client compatibility.",
+        )
+        acknowledge(self.rest_api, "AwsSolutions-COG4",
+            "API-key auth is the design (OpenAI clients send a key, not a Cognito token).",
+        )
+        if s.apigw_cloudwatch_role:
+            acknowledge(self.rest_api, "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs]",
+                "API Gateway's account-level logging role uses the AWS managed "
+                "AmazonAPIGatewayPushToCloudWatchLogs policy, the documented policy for that role.",
+            )
+
+    @property
+    def openai_base_url(self) -> str:
+        return f"{self.rest_api.url}v1"
+
+
+class ApiStack(Stack):
+    def __init__(
+        self, scope: Construct, id: str, *, settings: Settings, serving: ServingEndpoint, artifacts: ModelArtifacts, **kwargs
+    ) -> None:
+        super().__init__(scope, id, **kwargs)
+        self.forwarder = Forwarder(self, "Forwarder", settings=settings, serving=serving, artifacts=artifacts)
+        self.api = Api(self, "Api", settings=settings, handler=self.forwarder.function)
+        CfnOutput(self, "OpenAIBaseUrl", value=self.api.openai_base_url, description="base_url for OpenAI clients")
+        CfnOutput(
+            self,
+            "GetApiKeyCommand",
+            value=f"aws apigateway get-api-key --api-key {self.api.api_key.key_id} --include-value "
+            f"--query value --output text --region {self.region}",
+            description="Prints the API key; send it as the x-api-key header",
+        )
+        CfnOutput(self, "EndpointName", value=serving.endpoint_name, description="SageMaker endpoint")
+
+
+def retention(days: int) -> logs.RetentionDays:
+    """The RetentionDays member for a day count (settings accept only CloudWatch's values,
+    which RetentionDays lists in the same ascending order)."""
+    return dict(zip(RETENTION_DAYS, (m for m in logs.RetentionDays if m is not logs.RetentionDays.INFINITE)))[days]

@@ -1,0 +1,264 @@
+"""The serving stack: a SageMaker real-time endpoint running an open LLM, with autoscaling."""
+
+from __future__ import annotations
+
+from aws_cdk import ArnFormat, Aws, CfnMapping, Duration, Fn, RemovalPolicy, Stack, TimeZone
+from aws_cdk import aws_applicationautoscaling as appscaling
+from aws_cdk import aws_ecr as ecr
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_s3_deployment as s3deploy
+from aws_cdk import aws_sagemaker as sagemaker
+from constructs import Construct
+
+from ownllm import engines, gpus
+from ownllm.artifacts import ModelArtifacts
+from ownllm.images import ImageRef, engine_image, engine_image_map
+from ownllm.settings import Settings
+from stacks.nag import acknowledge
+
+VARIANT = "AllTraffic"
+# LLM containers download tens of GB of weights and compile kernels before they answer the
+# health check; SageMaker's allowed range for both is 60-3600 s.
+STARTUP_HEALTH_CHECK_S = 1800
+MODEL_DOWNLOAD_TIMEOUT_S = 3600
+
+
+class EngineImage(Construct):
+    """The engine image for the stack's region: a concrete URI when the region is known at
+    synth time, else a region map that CloudFormation resolves on deploy."""
+
+    def __init__(self, scope: Construct, id: str, *, engine: str) -> None:
+        super().__init__(scope, id)
+        region = Stack.of(self).region
+        if not region.startswith("${Token"):
+            ref = engine_image(engine, region)
+            self.uri, account, self.repository_name = ref.uri, ref.account, ref.repository
+        else:
+            images: dict[str, ImageRef] = engine_image_map(engine)
+            first = next(iter(images.values()))
+            mapping = CfnMapping(
+                self,
+                "ByRegion",
+                mapping={r: {"uri": i.uri, "account": i.account} for r, i in images.items()},
+            )
+            self.uri = mapping.find_in_map(Aws.REGION, "uri")
+            account = mapping.find_in_map(Aws.REGION, "account")
+            self.repository_name = first.repository
+        self.repository = ecr.Repository.from_repository_attributes(
+            self,
+            "Repository",
+            repository_arn=Stack.of(self).format_arn(
+                service="ecr", account=account, resource="repository", resource_name=self.repository_name
+            ),
+            repository_name=self.repository_name,
+        )
+
+
+class ServingEndpoint(Construct):
+    """Model + EndpointConfig + Endpoint with a least-privilege execution role.
+
+    Exposes `endpoint_name`, `endpoint_arn` and `grant_invoke()` for the API.
+    """
+
+    def __init__(self, scope: Construct, id: str, *, settings: Settings, artifacts: ModelArtifacts) -> None:
+        super().__init__(scope, id)
+        s = settings
+        stack = Stack.of(self)
+        self.settings = s
+        self.endpoint_name = f"{s.stack_prefix.lower()}-llm"
+        self.endpoint_arn = stack.format_arn(service="sagemaker", resource="endpoint", resource_name=self.endpoint_name)
+
+        self.role = iam.Role(
+            self,
+            "ExecutionRole",
+            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
+            description="Runs the LLM container: pulls the engine image, reads model data, writes its logs.",
+        )
+        image = EngineImage(self, "Image", engine=s.engine)
+        image.repository.grant_pull(self.role)
+        # The endpoint's container logs go to /aws/sagemaker/Endpoints/<endpoint name>.
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+                resources=[
+                    stack.format_arn(
+                        service="logs",
+                        resource="log-group",
+                        resource_name=f"/aws/sagemaker/Endpoints/{self.endpoint_name}:*",
+                        arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                    )
+                ],
+            )
+        )
+        # SageMaker publishes GPU/CPU utilisation through the container's metrics agent.
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["cloudwatch:PutMetricData"],
+                resources=["*"],
+                conditions={"StringLike": {"cloudwatch:namespace": ["/aws/sagemaker/Endpoints", "AWS/SageMaker"]}},
+            )
+        )
+
+        model_data_uri, self.artifacts_bucket, deployment = self._model_data(s, artifacts)
+        environment = engines.container_environment(s, artifacts.adapters, artifacts.overrides_for(s.engine))
+        if s.hf_token_secret_name:
+            # A dynamic reference: CloudFormation reads the token at deploy time; it is never in the template.
+            environment["HF_TOKEN"] = f"{{{{resolve:secretsmanager:{s.hf_token_secret_name}:SecretString}}}}"
+
+        container = sagemaker.CfnModel.ContainerDefinitionProperty(
+            image=image.uri,
+            environment=environment,
+            model_data_source=(
+                sagemaker.CfnModel.ModelDataSourceProperty(
+                    s3_data_source=sagemaker.CfnModel.S3DataSourceProperty(
+                        s3_uri=model_data_uri, s3_data_type="S3Prefix", compression_type="None"
+                    )
+                )
+                if model_data_uri
+                else None
+            ),
+        )
+        self.model = sagemaker.CfnModel(
+            self, "Model", execution_role_arn=self.role.role_arn, primary_container=container, enable_network_isolation=False
+        )
+        self.model.node.add_dependency(self.role)
+        if deployment is not None:
+            self.model.node.add_dependency(deployment)
+
+        variant = sagemaker.CfnEndpointConfig.ProductionVariantProperty(
+            variant_name=VARIANT,
+            model_name=self.model.attr_model_name,
+            instance_type=s.instance_type,
+            initial_instance_count=s.instance_count,
+            initial_variant_weight=1.0,
+            container_startup_health_check_timeout_in_seconds=STARTUP_HEALTH_CHECK_S,
+            model_data_download_timeout_in_seconds=MODEL_DOWNLOAD_TIMEOUT_S,
+            # Instance-store GPU families reject VolumeSizeInGB (and KmsKeyId below).
+            volume_size_in_gb=None if gpus.is_instance_store(s.instance_type) else 128,
+        )
+        self.endpoint_config = sagemaker.CfnEndpointConfig(self, "EndpointConfig", production_variants=[variant])
+        self.endpoint = sagemaker.CfnEndpoint(
+            self,
+            "Endpoint",
+            endpoint_name=self.endpoint_name,
+            endpoint_config_name=self.endpoint_config.attr_endpoint_config_name,
+        )
+
+    def _model_data(self, s: Settings, artifacts: ModelArtifacts):
+        """Where /opt/ml/model comes from: the user's s3:// weights, or the packaged adapters."""
+        if s.model_from_s3:
+            bucket_name, _, prefix = s.model_id[len("s3://") :].partition("/")
+            bucket = s3.Bucket.from_bucket_name(self, "WeightsBucket", bucket_name)
+            bucket.grant_read(self.role, f"{prefix.rstrip('/')}/*" if prefix else "*")
+            uri = s.model_id if s.model_id.endswith("/") else s.model_id + "/"
+            return uri, None, None
+        if not artifacts.adapters:
+            return None, None, None
+        bucket = s3.Bucket(
+            self,
+            "ArtifactsBucket",
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            versioned=True,
+            removal_policy=RemovalPolicy.DESTROY,
+            auto_delete_objects=True,
+        )
+        acknowledge(bucket, "AwsSolutions-S1",
+            "Holds only the LoRA adapters this stack uploads from model_artifacts/; writes come from CloudFormation, so server access logs add cost without audit value.",
+        )
+        deployment = s3deploy.BucketDeployment(
+            self,
+            "Adapters",
+            sources=[s3deploy.Source.asset(str(artifacts.adapters_dir))],
+            destination_bucket=bucket,
+            destination_key_prefix=f"{engines.ADAPTERS_SUBDIR}/",
+            prune=True,
+            memory_limit=512,
+        )
+        bucket.grant_read(self.role, f"{engines.ADAPTERS_SUBDIR}/*")
+        return bucket.s3_url_for_object(), bucket, deployment
+
+    def grant_invoke(self, grantee: iam.IGrantable) -> iam.Grant:
+        """Allow exactly sagemaker:InvokeEndpoint on this endpoint."""
+        return iam.Grant.add_to_principal(
+            grantee=grantee, actions=["sagemaker:InvokeEndpoint"], resource_arns=[self.endpoint_arn]
+        )
+
+
+class EndpointAutoscaling(Construct):
+    """Target tracking on concurrent requests per instance (10 s, high-resolution metric),
+    plus optional business-hours scheduled actions."""
+
+    def __init__(self, scope: Construct, id: str, *, endpoint: ServingEndpoint, settings: Settings) -> None:
+        super().__init__(scope, id)
+        s = settings
+        resource_id = Fn.join("", ["endpoint/", endpoint.endpoint.attr_endpoint_name, f"/variant/{VARIANT}"])
+        self.target = appscaling.ScalableTarget(
+            self,
+            "Target",
+            service_namespace=appscaling.ServiceNamespace.SAGEMAKER,
+            resource_id=resource_id,
+            scalable_dimension="sagemaker:variant:DesiredInstanceCount",
+            min_capacity=s.min_instances,
+            max_capacity=s.max_instances,
+            role=_autoscaling_service_linked_role(self),
+        )
+        if s.max_instances > s.min_instances:
+            self.target.scale_to_track_metric(
+                "ConcurrencyTracking",
+                target_value=float(s.target_concurrency_per_instance),
+                predefined_metric=appscaling.PredefinedMetric.SAGEMAKER_VARIANT_CONCURRENT_REQUESTS_PER_MODEL_HIGH_RESOLUTION,
+                scale_in_cooldown=Duration.minutes(10),  # new instances take minutes to load weights
+                scale_out_cooldown=Duration.minutes(2),
+            )
+        schedule = s.schedule
+        if schedule:
+            days = ",".join(schedule.days)
+            self.target.scale_on_schedule(
+                "StartOfActiveHours",
+                schedule=appscaling.Schedule.cron(hour=str(schedule.start_hour), minute="0", week_day=days),
+                min_capacity=s.min_instances,
+                max_capacity=s.max_instances,
+                time_zone=TimeZone.of(schedule.timezone),
+            )
+            # An instance-backed variant cannot run on zero instances: off hours keep one.
+            self.target.scale_on_schedule(
+                "EndOfActiveHours",
+                schedule=appscaling.Schedule.cron(hour=str(schedule.end_hour % 24), minute="0", week_day=days),
+                min_capacity=1,
+                max_capacity=1,
+                time_zone=TimeZone.of(schedule.timezone),
+            )
+
+
+def _autoscaling_service_linked_role(scope: Construct) -> iam.IRole:
+    """Application Auto Scaling's service-linked role for SageMaker (created by AWS on first use)."""
+    return iam.Role.from_role_arn(
+        scope,
+        "ServiceLinkedRole",
+        Stack.of(scope).format_arn(
+            service="iam",
+            region="",
+            resource="role",
+            resource_name="aws-service-role/sagemaker.application-autoscaling.amazonaws.com/AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint",
+        ),
+    )
+
+
+class ServingStack(Stack):
+    def __init__(self, scope: Construct, id: str, *, settings: Settings, artifacts: ModelArtifacts, **kwargs) -> None:
+        super().__init__(scope, id, **kwargs)
+        self.serving = ServingEndpoint(self, "Llm", settings=settings, artifacts=artifacts)
+        self.autoscaling = EndpointAutoscaling(self, "Autoscaling", endpoint=self.serving, settings=settings)
+        role = self.serving.role
+        acknowledge(role, "AwsSolutions-IAM5[Resource::*]",
+            "ecr:GetAuthorizationToken only exists on '*'; cloudwatch:PutMetricData has no resource ARNs and is "
+            "limited to SageMaker's namespaces by a condition.",
+        )
+        acknowledge(role,
+            "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:log-group:"
+            f"/aws/sagemaker/Endpoints/{self.serving.endpoint_name}:*]",
+            "The container writes log streams, named at run time, in its one endpoint log group only.",
+        )
