@@ -22,7 +22,7 @@ MEMORY_HEADROOM = 1.2
 API_GATEWAY_TIMEOUT_S = 29
 DAYS = ("MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN")
 
-_SIZE_RE = re.compile(r"(?<![0-9.])(?:(\d+)x)?(\d+(?:\.\d+)?)b(?![a-z])", re.IGNORECASE)
+_SIZE_RE = re.compile(r"(?<![A-Za-z0-9.])(?:(\d+)x)?(\d+(?:\.\d+)?)b(?![a-z])", re.IGNORECASE)
 _HOURS_RE = re.compile(r"^(\d{1,2}):?(\d{2})?-(\d{1,2}):?(\d{2})?$")
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _HF_ID_RE = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
@@ -170,7 +170,7 @@ class Settings:
         values: dict[str, Any] = {}
         for key, value in raw.items():
             if key not in known:
-                close = ", ".join(_close(key, list(known)))
+                close = " or ".join(_close(key, list(known)))
                 problems.append(f"{key}: unknown setting" + (f"; did you mean {close}?" if close else ""))
                 continue
             coerced, problem = _coerce(key, value, known[key].type)
@@ -304,7 +304,7 @@ def _expand_days(spec: str) -> tuple[str, ...] | None:
 def _close(key: str, options: list[str]) -> list[str]:
     import difflib
 
-    return difflib.get_close_matches(key, options, n=3, cutoff=0.6)
+    return difflib.get_close_matches(key, options, n=2, cutoff=0.75)
 
 
 def _coerce(key: str, value: Any, annotation: str) -> tuple[Any, str | None]:

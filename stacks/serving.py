@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aws_cdk import ArnFormat, Aws, CfnMapping, Duration, Fn, RemovalPolicy, Stack, TimeZone
+from aws_cdk import ArnFormat, Aws, CfnElement, CfnMapping, Duration, Fn, RemovalPolicy, Stack, TimeZone, Token
 from aws_cdk import aws_applicationautoscaling as appscaling
 from aws_cdk import aws_ecr as ecr
 from aws_cdk import aws_iam as iam
@@ -15,7 +15,7 @@ from ownllm import engines, gpus
 from ownllm.artifacts import ModelArtifacts
 from ownllm.images import ImageRef, engine_image, engine_image_map
 from ownllm.settings import Settings
-from stacks.nag import acknowledge
+from stacks.nag import acknowledge, arn_placeholder, partition_and_region
 
 VARIANT = "AllTraffic"
 # LLM containers download tens of GB of weights and compile kernels before they answer the
@@ -31,7 +31,7 @@ class EngineImage(Construct):
     def __init__(self, scope: Construct, id: str, *, engine: str) -> None:
         super().__init__(scope, id)
         region = Stack.of(self).region
-        if not region.startswith("${Token"):
+        if not Token.is_unresolved(region):
             ref = engine_image(engine, region)
             self.uri, account, self.repository_name = ref.uri, ref.account, ref.repository
         else:
@@ -150,7 +150,7 @@ class ServingEndpoint(Construct):
         if s.model_from_s3:
             bucket_name, _, prefix = s.model_id[len("s3://") :].partition("/")
             bucket = s3.Bucket.from_bucket_name(self, "WeightsBucket", bucket_name)
-            bucket.grant_read(self.role, f"{prefix.rstrip('/')}/*" if prefix else "*")
+            self._grant_read_prefix(bucket, prefix.strip("/"))
             uri = s.model_id if s.model_id.endswith("/") else s.model_id + "/"
             return uri, None, None
         if not artifacts.adapters:
@@ -177,8 +177,44 @@ class ServingEndpoint(Construct):
             prune=True,
             memory_limit=512,
         )
-        bucket.grant_read(self.role, f"{engines.ADAPTERS_SUBDIR}/*")
+        self._grant_read_prefix(bucket, engines.ADAPTERS_SUBDIR)
+        self._acknowledge_bucket_deployment(bucket)
         return bucket.s3_url_for_object(), bucket, deployment
+
+    def _acknowledge_bucket_deployment(self, bucket: s3.Bucket) -> None:
+        """The BucketDeployment's singleton Lambda is CDK's own construct; its grants come from
+        s3deploy and cannot be narrowed from here."""
+        stack = Stack.of(self)
+        provider = next(c for c in stack.node.children if c.node.id.startswith("Custom::CDKBucketDeployment"))
+        partition, _ = partition_and_region(self)
+        acknowledge(provider, [f"AwsSolutions-IAM5[Action::{a}]" for a in
+                               ("s3:Abort*", "s3:DeleteObject*", "s3:GetBucket*", "s3:GetObject*", "s3:List*")] + [
+            f"AwsSolutions-IAM5[Resource::{arn_placeholder(bucket.node.default_child)}/*]",
+            f"AwsSolutions-IAM5[Resource::arn:{partition}:s3:::cdk-hnb659fds-assets-<AWS::AccountId>-<AWS::Region>/*]",
+        ], "CDK's BucketDeployment copies the adapter asset into the artifacts bucket; its role is scoped by "
+           "s3deploy to the CDK asset bucket and this bucket.")
+        acknowledge(provider, "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
+                    "CDK's BucketDeployment provider Lambda writes its logs with the basic execution policy.")
+        acknowledge(provider, "AwsSolutions-L1", "CDK's BucketDeployment provider pins its own runtime.")
+
+    def _grant_read_prefix(self, bucket: s3.IBucket, prefix: str) -> None:
+        """Read the objects under one prefix (and list only that prefix): what SageMaker needs
+        to copy model data to /opt/ml/model."""
+        objects = bucket.arn_for_objects(f"{prefix}/*" if prefix else "*")
+        self.role.add_to_policy(iam.PolicyStatement(actions=["s3:GetObject"], resources=[objects]))
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["s3:ListBucket"],
+                resources=[bucket.bucket_arn],
+                conditions={"StringLike": {"s3:prefix": [f"{prefix}/*" if prefix else "*"]}},
+            )
+        )
+        if bucket.node.scope is self and isinstance(bucket.node.default_child, CfnElement):
+            shown = f"{arn_placeholder(bucket.node.default_child)}/{prefix}/*"
+        else:
+            shown = f"arn:{partition_and_region(self)[0]}:s3:::{bucket.bucket_name}/{prefix + '/' if prefix else ''}*"
+        acknowledge(self.role, f"AwsSolutions-IAM5[Resource::{shown}]",
+            "SageMaker copies every object under the one model-data prefix; object names are not known in advance.")
 
     def grant_invoke(self, grantee: iam.IGrantable) -> iam.Grant:
         """Allow exactly sagemaker:InvokeEndpoint on this endpoint."""
@@ -257,8 +293,9 @@ class ServingStack(Stack):
             "ecr:GetAuthorizationToken only exists on '*'; cloudwatch:PutMetricData has no resource ARNs and is "
             "limited to SageMaker's namespaces by a condition.",
         )
+        partition, region = partition_and_region(self)
         acknowledge(role,
-            "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:log-group:"
+            f"AwsSolutions-IAM5[Resource::arn:{partition}:logs:{region}:<AWS::AccountId>:log-group:"
             f"/aws/sagemaker/Endpoints/{self.serving.endpoint_name}:*]",
             "The container writes log streams, named at run time, in its one endpoint log group only.",
         )

@@ -1,0 +1,83 @@
+"""Bad settings fail before any construct is built, one message per problem."""
+
+import pytest
+
+from ownllm.settings import Settings, SettingsError, infer_model_size_b
+
+
+def problems(**raw) -> list[str]:
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_context(raw)
+    return caught.value.problems
+
+
+def test_defaults_deploy_an_ungated_7b_instruct_model_on_one_24gb_gpu():
+    s = Settings.from_context({})
+    assert s.model_id == "Qwen/Qwen2.5-7B-Instruct"
+    assert s.resolved_model_size_b == 7
+    assert s.gpu.gpu_count == 1 and s.gpu.gpu_memory_gib == 24
+    assert s.model_memory_gib < s.gpu.gpu_memory_gib
+
+
+def test_unknown_instance_type_names_the_key_and_suggests_close_ones():
+    [msg] = problems(instance_type="ml.g5.2xlargeX")
+    assert msg.startswith("instance_type: 'ml.g5.2xlargeX'")
+    assert "did you mean ml.g5.2xlarge" in msg
+
+
+def test_a_model_too_big_for_the_gpu_lists_instance_types_that_fit():
+    [msg] = problems(model_id="meta-llama/Llama-3.1-70B-Instruct")
+    assert "70B model needs about 156 GiB" in msg
+    assert "24 GiB" in msg
+    assert "ml.p4d.24xlarge" in msg
+
+
+def test_min_above_max_is_rejected():
+    assert problems(min_instances=3, max_instances=2) == ["min_instances: 3 is greater than max_instances 2"]
+
+
+def test_a_non_integer_count_is_rejected_with_its_value():
+    assert problems(instance_count="1.5") == ["instance_count: '1.5' is not a whole number"]
+    assert problems(max_instances=True) == ["max_instances: True is not a whole number"]
+
+
+def test_every_problem_is_reported_at_once():
+    msgs = problems(engine="triton", min_instances=0, alarm_email="nobody")
+    assert [m.split(":")[0] for m in msgs] == ["engine", "min_instances", "alarm_email"]
+    assert "accepted: vllm, lmi, tgi" in msgs[0]
+
+
+def test_unknown_keys_are_rejected_with_a_suggestion():
+    [msg] = problems(instance_typ="ml.g5.2xlarge")
+    assert msg.startswith("instance_typ: unknown setting; did you mean instance_type")
+
+
+def test_model_size_is_required_when_it_cannot_be_inferred():
+    [msg] = problems(model_id="s3://bucket/weights/")
+    assert msg.startswith("model_size_b: not set and cannot be inferred")
+    assert Settings.from_context({"model_id": "s3://bucket/weights/", "model_size_b": "8"}).resolved_model_size_b == 8
+
+
+def test_string_overrides_from_the_command_line_are_coerced():
+    s = Settings.from_context({"max_instances": "4", "api_rate_limit_rps": "2.5", "alarm_email": "none"})
+    assert (s.max_instances, s.api_rate_limit_rps, s.alarm_email) == (4, 2.5, None)
+
+
+def test_active_hours_must_be_a_whole_hour_range():
+    assert problems(active_hours="8-7")[0].startswith("active_hours: '8-7' is not a whole-hour range")
+    assert problems(active_hours="08:00-20:00", active_days="MON-FUN")[0].startswith("active_days:")
+    schedule = Settings.from_context({"active_hours": "08:00-20:00"}).schedule
+    assert (schedule.start_hour, schedule.end_hour, schedule.days) == (8, 20, ("MON", "TUE", "WED", "THU", "FRI"))
+
+
+def test_lambda_timeout_must_fit_inside_api_gateways_29_seconds():
+    assert "API Gateway's integration timeout is 29 s" in problems(lambda_timeout_s=29)[0]
+
+
+@pytest.mark.parametrize(
+    "model_id, size",
+    [("Qwen/Qwen2.5-7B-Instruct", 7), ("meta-llama/Llama-3.1-8B", 8), ("Qwen/Qwen2.5-0.5B", 0.5),
+     ("mistralai/Mixtral-8x7B-Instruct-v0.1", 56), ("gpt2", None), ("org/b2b-model", None)],
+)
+def test_model_size_is_inferred_from_the_id(model_id, size):
+    assert infer_model_size_b(model_id) == size
