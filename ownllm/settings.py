@@ -25,6 +25,7 @@ DAYS = ("MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN")
 _SIZE_RE = re.compile(r"(?<![A-Za-z0-9.])(?:(\d+)x)?(\d+(?:\.\d+)?)b(?![a-z])", re.IGNORECASE)
 _HOURS_RE = re.compile(r"^(\d{1,2}):?(\d{2})?-(\d{1,2}):?(\d{2})?$")
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_S3_PREFIX_RE = re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$")
 _HF_ID_RE = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
@@ -191,8 +192,11 @@ class Settings:
             p.append(
                 f"model_id: {self.model_id!r} is neither a Hugging Face id ('org/name') nor an s3:// prefix of weights"
             )
-        if self.model_from_s3 and self.engine == "vllm":
-            pass  # the vLLM container reads weights from /opt/ml/model when model data is given
+        if self.model_from_s3 and not _S3_PREFIX_RE.match(self.model_id):
+            p.append(
+                f"model_id: {self.model_id!r} is not an s3:// prefix with a valid bucket name "
+                "(3-63 lowercase letters, digits, '.' and '-'), e.g. s3://my-bucket/llama-3-8b/"
+            )
         size = self.model_size_b if self.model_size_b is not None else infer_model_size_b(self.model_id)
         if size is None:
             p.append(

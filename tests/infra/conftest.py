@@ -72,3 +72,9 @@ def synth_app():
 @pytest.fixture(scope="module")
 def default(synth_app):
     return synth_app()
+
+
+@pytest.fixture(scope="session")
+def new_app():
+    """new_app(**context) -> App with the project's feature flags."""
+    return make_app

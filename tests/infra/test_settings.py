@@ -81,3 +81,8 @@ def test_lambda_timeout_must_fit_inside_api_gateways_29_seconds():
 )
 def test_model_size_is_inferred_from_the_id(model_id, size):
     assert infer_model_size_b(model_id) == size
+
+
+def test_an_s3_model_id_needs_a_valid_bucket_name():
+    [msg] = problems(model_id="s3://w/llama/", model_size_b=8)
+    assert msg.startswith("model_id: 's3://w/llama/' is not an s3:// prefix with a valid bucket name")
