@@ -8,7 +8,7 @@ from pathlib import Path
 
 from aws_cdk import App
 
-from ownllm.artifacts import load_artifacts
+from ownllm.artifacts import check_compatible, load_artifacts
 from ownllm.settings import SettingsError, settings_from_app_context
 
 ROOT = Path(__file__).resolve().parent
@@ -19,6 +19,7 @@ def main() -> int:
     try:
         settings = settings_from_app_context(app.node.try_get_context)
         artifacts = load_artifacts(ROOT / "model_artifacts")
+        check_compatible(settings, artifacts)
     except SettingsError as exc:
         print(exc, file=sys.stderr)
         return 1

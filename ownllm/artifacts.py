@@ -75,3 +75,13 @@ def _env_value(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
+
+
+def check_compatible(settings, artifacts: ModelArtifacts) -> None:
+    """Adapters are mounted as the model data, so they cannot share it with s3:// weights."""
+    if settings.model_from_s3 and artifacts.adapters:
+        raise SettingsError([
+            f"model_artifacts/adapters: {len(artifacts.adapters)} adapter(s) found, but model_id "
+            f"{settings.model_id!r} is an s3:// prefix; adapters are packaged only with Hub weights. "
+            "Move them under that prefix's adapters/ folder, or use a Hugging Face model id."
+        ])

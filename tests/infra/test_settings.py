@@ -86,3 +86,21 @@ def test_model_size_is_inferred_from_the_id(model_id, size):
 def test_an_s3_model_id_needs_a_valid_bucket_name():
     [msg] = problems(model_id="s3://w/llama/", model_size_b=8)
     assert msg.startswith("model_id: 's3://w/llama/' is not an s3:// prefix with a valid bucket name")
+
+
+def test_adapters_cannot_ride_along_with_s3_weights(tmp_path):
+    from ownllm.artifacts import check_compatible, load_artifacts
+
+    (tmp_path / "adapters" / "bot").mkdir(parents=True)
+    (tmp_path / "adapters" / "bot" / "adapter_config.json").write_text("{}")
+    settings = Settings.from_context({"model_id": "s3://my-weights/llama/", "model_size_b": 8})
+    with pytest.raises(SettingsError, match="model_artifacts/adapters: 1 adapter"):
+        check_compatible(settings, load_artifacts(tmp_path))
+
+
+def test_serving_json_must_be_keyed_by_engine(tmp_path):
+    from ownllm.artifacts import load_artifacts
+
+    (tmp_path / "serving.json").write_text('{"vlm": {"X": "1"}}')
+    with pytest.raises(SettingsError, match="'vlm' is not an engine; accepted: vllm, lmi, tgi"):
+        load_artifacts(tmp_path)
