@@ -16,7 +16,9 @@ from ownllm.settings import RETENTION_DAYS, Settings
 from stacks.nag import acknowledge
 from stacks.serving import ServingEndpoint
 
-FORWARDER_CODE = Path(__file__).resolve().parent.parent / "lambda" / "forwarder"
+LAMBDA_DIR = Path(__file__).resolve().parent.parent / "lambda"
+FORWARDER_CODE = LAMBDA_DIR / "forwarder"
+AUTHORIZER_CODE = LAMBDA_DIR / "authorizer"
 # The newest Python runtime of aws-cdk-lib 2.275, and the public Powertools v3 layer built
 # for it (account 017000801446 publishes it in every commercial region).
 RUNTIME = lambda_.Runtime.PYTHON_3_14
@@ -24,6 +26,19 @@ ARCHITECTURE = lambda_.Architecture.ARM_64  # 20% cheaper per GB-s than x86_64
 POWERTOOLS_LAYER = "arn:{partition}:lambda:{region}:017000801446:layer:AWSLambdaPowertoolsPythonV3-python314-arm64:27"
 STAGE = "prod"
 METRICS_NAMESPACE = "ownllm"
+
+
+class LoggedRole(Construct):
+    """A Lambda's log group (finite retention) and a role that may write only to it, in
+    place of the AWSLambdaBasicExecutionRole managed policy."""
+
+    def __init__(self, scope: Construct, id: str, *, retention_days: int) -> None:
+        super().__init__(scope, id)
+        self.log_group = logs.LogGroup(
+            self, "Logs", retention=retention(retention_days), removal_policy=RemovalPolicy.DESTROY
+        )
+        self.role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
+        self.log_group.grant_write(self.role)
 
 
 class Forwarder(Construct):
@@ -35,15 +50,8 @@ class Forwarder(Construct):
     ) -> None:
         super().__init__(scope, id)
         s = settings
-        self.log_group = logs.LogGroup(
-            self,
-            "Logs",
-            retention=retention(s.log_retention_days),
-            removal_policy=RemovalPolicy.DESTROY,
-        )
-        # Own role instead of AWSLambdaBasicExecutionRole: write to this one log group only.
-        self.role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
-        self.log_group.grant_write(self.role)
+        logged = LoggedRole(self, "Execution", retention_days=s.log_retention_days)
+        self.log_group, self.role = logged.log_group, logged.role
         self.function = lambda_.Function(
             self,
             "Function",
@@ -84,6 +92,36 @@ class Forwarder(Construct):
         )
 
 
+class KeyAuthorizer(Construct):
+    """Request authorizer that lets OpenAI clients send the API key as `api_key=` (a Bearer
+    token). It only extracts the key; API Gateway validates it against the usage plan."""
+
+    def __init__(self, scope: Construct, id: str, *, settings: Settings) -> None:
+        super().__init__(scope, id)
+        logged = LoggedRole(self, "Execution", retention_days=settings.log_retention_days)
+        self.function = lambda_.Function(
+            self,
+            "Function",
+            runtime=RUNTIME,
+            architecture=ARCHITECTURE,
+            handler="app.handler",
+            code=lambda_.Code.from_asset(str(AUTHORIZER_CODE), exclude=["__pycache__", "*.pyc"]),
+            memory_size=128,
+            timeout=Duration.seconds(3),
+            role=logged.role,
+            log_group=logged.log_group,
+            logging_format=lambda_.LoggingFormat.JSON,
+            description="Extracts the API key from Authorization: Bearer or x-api-key",
+        )
+        acknowledge(logged.role, "AwsSolutions-IAM5[Resource::*]",
+            "Log streams of the authorizer's own log group are created at run time.")
+        # No identity source and no caching: a request with only x-api-key must reach the
+        # authorizer too (an identity source would turn a missing Authorization into 401).
+        self.authorizer = apigw.RequestAuthorizer(
+            self, "Authorizer", handler=self.function, identity_sources=[], results_cache_ttl=Duration.seconds(0)
+        )
+
+
 class Api(Construct):
     """Regional REST API with API-key auth, throttling and a daily quota, JSON access logs and X-Ray."""
 
@@ -102,7 +140,8 @@ class Api(Construct):
             rest_api_name=f"{s.stack_prefix}-llm-api",
             description="OpenAI-compatible API for a self-hosted LLM (ownllm)",
             endpoint_types=[apigw.EndpointType.REGIONAL],
-            api_key_source_type=apigw.ApiKeySourceType.HEADER,
+            # The authorizer hands API Gateway the key from `Authorization: Bearer` or `x-api-key`.
+            api_key_source_type=apigw.ApiKeySourceType.AUTHORIZER,
             cloud_watch_role=s.apigw_cloudwatch_role,
             cloud_watch_role_removal_policy=RemovalPolicy.RETAIN if s.apigw_cloudwatch_role else None,
             deploy_options=apigw.StageOptions(
@@ -119,8 +158,8 @@ class Api(Construct):
                     resource_path=True, response_length=True, status=True, user=False,
                 ),
             ),
-            default_method_options=apigw.MethodOptions(api_key_required=True),
         )
+        self.authorizer = KeyAuthorizer(self, "KeyAuthorizer", settings=s)
         integration = apigw.LambdaIntegration(
             handler,
             proxy=True,
@@ -128,7 +167,10 @@ class Api(Construct):
             timeout=Duration.seconds(29),
         )
         v1 = self.rest_api.root.add_resource("v1")
-        v1.add_resource("{proxy+}").add_method("ANY", integration)
+        v1.add_resource("{proxy+}").add_method(
+            "ANY", integration, api_key_required=True, authorizer=self.authorizer.authorizer,
+            authorization_type=apigw.AuthorizationType.CUSTOM,
+        )
 
         self.api_key = self.rest_api.add_api_key("ApiKey", description="ownllm API key")
         self.usage_plan = self.rest_api.add_usage_plan(
@@ -145,10 +187,6 @@ class Api(Construct):
         acknowledge(self.rest_api, "AwsSolutions-APIG3",
             "WAF is optional ($5+/month per web ACL): access is already limited by API key, usage-plan "
             "throttling and a daily quota. Attach a web ACL to the stage if the API faces untrusted traffic.",
-        )
-        acknowledge(self.rest_api, "AwsSolutions-APIG4",
-            "Authentication is an API key with a usage plan (throttle + quota), which OpenAI clients send as a "
-            "header; Cognito/IAM authorizers would break OpenAI client compatibility.",
         )
         acknowledge(self.rest_api, "AwsSolutions-COG4",
             "API-key auth is the design (OpenAI clients send a key, not a Cognito token).",
@@ -177,7 +215,7 @@ class ApiStack(Stack):
             "GetApiKeyCommand",
             value=f"aws apigateway get-api-key --api-key {self.api.api_key.key_id} --include-value "
             f"--query value --output text --region {self.region}",
-            description="Prints the API key; send it as the x-api-key header",
+            description="Prints the API key; OpenAI clients pass it as api_key (Bearer), curl as x-api-key",
         )
         CfnOutput(self, "EndpointName", value=serving.endpoint_name, description="SageMaker endpoint")
 

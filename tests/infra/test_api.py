@@ -5,8 +5,9 @@ import json
 from aws_cdk.assertions import Match
 
 
-def function(t) -> dict:
-    [fn] = [f for f in t.find_resources("AWS::Lambda::Function").values() if f["Properties"].get("Handler") == "app.handler"]
+def function(t, construct: str = "Forwarder") -> dict:
+    """The Lambda function under a construct (CDK logical ids start with the construct path)."""
+    [fn] = [f for lid, f in t.find_resources("AWS::Lambda::Function").items() if lid.startswith(f"{construct}Function")]
     return fn["Properties"]
 
 
@@ -41,7 +42,7 @@ def test_lambda_gets_the_endpoint_engine_and_limits_it_enforces(default):
 
 def test_every_log_group_has_a_finite_retention(default):
     groups = default.api.find_resources("AWS::Logs::LogGroup")
-    assert len(groups) == 2
+    assert len(groups) == 3  # forwarder, authorizer, access logs
     assert all(g["Properties"]["RetentionInDays"] == 30 for g in groups.values())
 
 
@@ -52,9 +53,10 @@ def test_log_retention_follows_the_setting(synth_app):
 
 def test_the_api_is_regional_and_needs_an_api_key_on_every_method(default):
     default.api.has_resource_properties(
-        "AWS::ApiGateway::RestApi", {"EndpointConfiguration": {"Types": ["REGIONAL"]}, "ApiKeySourceType": "HEADER"})
+        "AWS::ApiGateway::RestApi", {"EndpointConfiguration": {"Types": ["REGIONAL"]}, "ApiKeySourceType": "AUTHORIZER"})
     methods = default.api.find_resources("AWS::ApiGateway::Method")
     assert methods and all(m["Properties"]["ApiKeyRequired"] for m in methods.values())
+    assert all(m["Properties"]["AuthorizationType"] == "CUSTOM" for m in methods.values())
     proxy = [m for m in methods.values() if m["Properties"]["HttpMethod"] == "ANY"]
     assert proxy[0]["Properties"]["Integration"]["Type"] == "AWS_PROXY"
     assert proxy[0]["Properties"]["Integration"]["TimeoutInMillis"] == 29000
@@ -91,3 +93,21 @@ def test_outputs_give_the_openai_base_url_the_key_command_and_the_endpoint(defau
 def test_the_account_logging_role_can_be_left_to_another_stack(synth_app):
     s = synth_app((("apigw_cloudwatch_role", False),))
     s.api.resource_count_is("AWS::ApiGateway::Account", 0)
+
+
+def test_the_key_authorizer_runs_on_every_request_so_x_api_key_alone_also_works(default):
+    [auth] = default.api.find_resources("AWS::ApiGateway::Authorizer").values()
+    props = auth["Properties"]
+    assert props["Type"] == "REQUEST"
+    assert props["AuthorizerResultTtlInSeconds"] == 0
+    assert "IdentitySource" not in props or props["IdentitySource"] == ""
+    fn = function(default.api, "ApiKeyAuthorizer")
+    assert (fn["Runtime"], fn["MemorySize"], fn["Timeout"]) == ("python3.14", 128, 3)
+    assert "Layers" not in fn
+
+
+def test_lambda_roles_use_no_managed_policies(default):
+    roles = default.api.find_resources("AWS::IAM::Role")
+    lambda_roles = [r for r in roles.values() if "lambda.amazonaws.com" in json.dumps(r["Properties"]["AssumeRolePolicyDocument"])]
+    assert len(lambda_roles) == 2
+    assert all("ManagedPolicyArns" not in r["Properties"] for r in lambda_roles)
