@@ -1,0 +1,7 @@
+"""The cost model: prices what `cdk synth` wrote to cdk.out, before anything is deployed.
+
+Pure Python, no CDK import, no boto3 on the estimate path: it runs after every synth and
+in CI, so it has to be cheap to import. Entry points: `synth_hook.report_after_synth`
+(called by the CDK app), `estimate.estimate_cdk_out`, and the `ownllm cost ...` /
+`ownllm prices refresh` commands in `cli`.
+"""

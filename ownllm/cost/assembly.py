@@ -1,0 +1,114 @@
+"""Read a cloud assembly (cdk.out): which stacks, their templates and their regions.
+
+Follows manifest.json, including nested assemblies (CDK Stages, `cdk:cloud-assembly`
+artifacts) and nested stacks (`AWS::CloudFormation::Stack` whose template CDK wrote beside
+the parent, named in the resource's `aws:asset:path` metadata).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+DEFAULT_REGION = "us-east-1"
+
+
+class AssemblyError(ValueError):
+    """cdk.out is missing or is not a cloud assembly."""
+
+
+@dataclass
+class Stack:
+    name: str
+    template: dict[str, Any]
+    region: str
+    region_source: str  # "stack environment", "settings.region" or "default"
+    template_file: str = ""
+
+    @property
+    def resources(self) -> dict[str, dict[str, Any]]:
+        return self.template.get("Resources") or {}
+
+    @property
+    def parameters(self) -> dict[str, dict[str, Any]]:
+        return self.template.get("Parameters") or {}
+
+
+@dataclass
+class Assembly:
+    directory: Path
+    stacks: list[Stack] = field(default_factory=list)
+
+
+def _concrete_region(environment: str | None) -> str | None:
+    """'aws://123456789012/eu-west-1' -> 'eu-west-1'; unknown-region -> None."""
+    if not environment or not environment.startswith("aws://"):
+        return None
+    parts = environment[len("aws://") :].split("/")
+    region = parts[1] if len(parts) > 1 else ""
+    if not region or region.startswith("unknown-") or "${" in region:
+        return None
+    return region
+
+
+def resolve_region(environment: str | None, settings_region: str | None) -> tuple[str, str]:
+    """The region to price a stack in, and where that answer came from."""
+    region = _concrete_region(environment)
+    if region:
+        return region, "stack environment"
+    if settings_region:
+        return settings_region, "settings.region"
+    return DEFAULT_REGION, "default (environment-agnostic stack, no settings.region)"
+
+
+def load_assembly(outdir: str | os.PathLike, settings_region: str | None = None) -> Assembly:
+    directory = Path(outdir)
+    if not (directory / "manifest.json").is_file():
+        raise AssemblyError(f"{directory}: no manifest.json; run `cdk synth` first (or pass --cdk-out DIR)")
+    assembly = Assembly(directory)
+    assembly.stacks.extend(_stacks_in(directory, settings_region, prefix=""))
+    return assembly
+
+
+def _stacks_in(directory: Path, settings_region: str | None, prefix: str) -> Iterator[Stack]:
+    manifest = json.loads((directory / "manifest.json").read_text())
+    for artifact_id, artifact in (manifest.get("artifacts") or {}).items():
+        kind = artifact.get("type")
+        props = artifact.get("properties") or {}
+        if kind == "aws:cloudformation:stack":
+            template_file = props.get("templateFile")
+            if not template_file:
+                continue
+            path = directory / template_file
+            template = json.loads(path.read_text())
+            region, source = resolve_region(artifact.get("environment"), settings_region)
+            name = artifact.get("displayName") or (prefix + artifact_id)
+            stack = Stack(name, template, region, source, str(path))
+            yield stack
+            yield from _nested_stacks(directory, stack)
+        elif kind == "cdk:cloud-assembly" and props.get("directoryName"):
+            sub = directory / props["directoryName"]
+            if (sub / "manifest.json").is_file():
+                label = props.get("displayName") or artifact_id
+                yield from _stacks_in(sub, settings_region, prefix=f"{label}/")
+
+
+def _nested_stacks(directory: Path, parent: Stack) -> Iterator[Stack]:
+    for logical_id, resource in parent.resources.items():
+        if resource.get("Type") != "AWS::CloudFormation::Stack":
+            continue
+        asset = (resource.get("Metadata") or {}).get("aws:asset:path")
+        if not isinstance(asset, str) or not (directory / asset).is_file():
+            continue
+        child = Stack(
+            f"{parent.name}/{logical_id}",
+            json.loads((directory / asset).read_text()),
+            parent.region,
+            parent.region_source,
+            str(directory / asset),
+        )
+        yield child
+        yield from _nested_stacks(directory, child)

@@ -1,0 +1,174 @@
+"""Compare two estimates (base and head of a pull request) and write the Markdown for it."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from ownllm.cost.model import Estimate, Item, monthly, usd
+
+COMMENT_MARKER = "<!-- ownllm-cost-preview -->"
+GITHUB_COMMENT_LIMIT = 65_536
+EPSILON_USD = 0.00005  # below this a per-day change is rounding, not a change
+
+
+@dataclass(frozen=True)
+class Change:
+    kind: str  # "added", "removed", "changed"
+    stack: str
+    logical_id: str
+    resource_type: str
+    before: float | None
+    after: float | None
+    basis: str
+    priced_before: bool = True
+    priced_after: bool = True
+
+    @property
+    def delta(self) -> float:
+        return (self.after or 0.0) - (self.before or 0.0)
+
+
+@dataclass
+class CostDiff:
+    base: Estimate | None
+    head: Estimate
+    changes: list[Change]
+
+    @property
+    def before(self) -> float:
+        return self.base.daily_usd if self.base else 0.0
+
+    @property
+    def after(self) -> float:
+        return self.head.daily_usd
+
+    @property
+    def delta(self) -> float:
+        return self.after - self.before
+
+    @property
+    def percent(self) -> float | None:
+        return None if not self.before else self.delta / self.before * 100
+
+
+def diff_estimates(base: Estimate | None, head: Estimate) -> CostDiff:
+    before = {i.key: i for i in base.items} if base else {}
+    after = {i.key: i for i in head.items}
+    changes: list[Change] = []
+    for key, item in after.items():
+        old = before.get(key)
+        if old is None:
+            if item.priced and not item.daily_usd:
+                continue  # a new free resource is not news
+            changes.append(_change("added", None, item))
+        elif old.priced != item.priced or (
+            item.priced and abs((old.daily_usd or 0) - (item.daily_usd or 0)) >= EPSILON_USD
+        ):
+            changes.append(_change("changed", old, item))
+    for key, old in before.items():
+        if key not in after and not (old.priced and not old.daily_usd):
+            changes.append(_change("removed", old, None))
+    changes.sort(key=lambda c: (-abs(c.delta), c.stack, c.logical_id))
+    return CostDiff(base, head, changes)
+
+
+def _change(kind: str, old: Item | None, new: Item | None) -> Change:
+    ref = new or old
+    assert ref is not None
+    return Change(
+        kind, ref.stack, ref.logical_id, ref.resource_type,
+        None if old is None else old.daily_usd,
+        None if new is None else new.daily_usd,
+        ref.basis,
+        priced_before=old is None or old.priced,
+        priced_after=new is None or new.priced,
+    )
+
+
+def _signed(value: float) -> str:
+    sign = "+" if value >= 0 else "-"
+    return sign + usd(abs(value))
+
+
+def _cell(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def total_line(d: CostDiff) -> str:
+    pct = "new" if d.percent is None else f"{d.percent:+.1f}%"
+    if d.base is None:
+        return f"**{usd(d.after)}/day** ({usd(monthly(d.after))}/month); no base estimate to compare with."
+    return (
+        f"**{usd(d.before)}/day → {usd(d.after)}/day ({_signed(d.delta)}/day, {pct})**; "
+        f"monthly {usd(monthly(d.before))} → {usd(monthly(d.after))} ({_signed(monthly(d.delta))})"
+    )
+
+
+def markdown_diff(d: CostDiff, *, comment: bool = False, base_note: str = "") -> str:
+    """The diff as Markdown; with comment=True, a pull-request comment led by the hidden marker."""
+    from ownllm.cost.report import markdown
+
+    head = d.head
+    out: list[str] = []
+    if comment:
+        out += [COMMENT_MARKER, "## ownllm cost preview", ""]
+    else:
+        out += ["# ownllm cost diff", ""]
+    out += [total_line(d), ""]
+    if base_note:
+        out += [f"_{base_note}_", ""]
+    out += [f"Region {head.region} ({head.region_source}); price catalog of {head.catalog_date}. "
+            + (f"Range {usd(head.min_daily_usd)}..{usd(head.max_daily_usd)}/day."
+               if abs(head.max_daily_usd - head.min_daily_usd) > 0.005 else ""), ""]
+    if head.budget.get("exceeded"):
+        out += [f"> [!WARNING]\n> The estimate is above max_daily_usd ({usd(head.budget['max_daily_usd'])}/day): "
+                "`cdk synth` fails on this branch.", ""]
+    if d.changes:
+        out += ["| change | stack | resource | type | before $/day | after $/day | Δ $/day | basis |",
+                "| --- | --- | --- | --- | ---: | ---: | ---: | --- |"]
+        for c in d.changes:
+            before = usd(c.before) if c.kind != "added" else ""
+            after = usd(c.after) if c.kind != "removed" else ""
+            delta = _signed(c.delta) if c.priced_before and c.priced_after else "?"
+            out.append(f"| {c.kind} | {_cell(c.stack)} | {_cell(c.logical_id)} | {_cell(c.resource_type)} | "
+                       f"{before} | {after} | {delta} | {_cell(c.basis)} |")
+        out.append("")
+    else:
+        out += ["No resource changes its cost.", ""]
+    if head.unpriced:
+        out += [f"Unpriced on this branch ({len(head.unpriced)}): "
+                + ", ".join(f"`{i.stack}/{i.logical_id}` ({i.resource_type})" for i in head.unpriced), ""]
+    if head.breakeven.get("summary"):
+        out += [head.breakeven["summary"], ""]
+    out += ["Assumptions: " + "; ".join(head.assumption_lines), ""]
+    full = markdown(head, heading="###")
+    details = ["<details><summary>Full estimate for this branch</summary>", "", full, "", "</details>", ""]
+    text = "\n".join(out + details)
+    if len(text) > GITHUB_COMMENT_LIMIT - 200:
+        text = "\n".join(out + ["_The full estimate is too long for a comment; see the workflow's artifact._", ""])
+    return text
+
+
+def load_estimate(
+    path: str | os.PathLike | None, estimate_dir: Callable[[Path], Estimate]
+) -> tuple[Estimate | None, str]:
+    """An estimate from a JSON file, a cdk.out with cost-estimate.json, or a bare cdk.out.
+
+    Returns (None, why) when the path does not exist or holds no cloud assembly, so a pull
+    request that adds the first stack still gets a preview.
+    """
+    if path is None:
+        return None, "no base given"
+    p = Path(path)
+    if p.is_file():
+        return Estimate.read_json(p), ""
+    if p.is_dir():
+        written = p / "cost-estimate.json"
+        if written.is_file():
+            return Estimate.read_json(written), ""
+        if (p / "manifest.json").is_file():
+            return estimate_dir(p), f"{p} had no cost-estimate.json; estimated from its templates"
+    return None, f"{p} holds no estimate or cloud assembly (base synth failed or had no stacks)"

@@ -1,0 +1,194 @@
+"""What an estimate is: lines per resource, totals, assumptions; and its JSON form."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+HOURS_PER_MONTH = 730  # AWS's billing month
+DAYS_PER_MONTH = HOURS_PER_MONTH / 24
+SCHEMA = "ownllm.cost-estimate/1"
+
+# Item categories
+INSTANCES = "instances"  # billed per instance-hour
+PER_REQUEST = "per-request"  # scales with requests/day
+FIXED = "fixed"  # a monthly fee per resource
+FREE = "free"  # explicitly no charge
+UNPRICED = "unpriced"  # cannot be priced: never counted as $0
+
+
+def monthly(daily: float) -> float:
+    return daily * DAYS_PER_MONTH
+
+
+def per_month_to_daily(usd_per_month: float) -> float:
+    return usd_per_month / DAYS_PER_MONTH
+
+
+@dataclass
+class Item:
+    stack: str
+    logical_id: str
+    resource_type: str
+    daily_usd: float | None
+    basis: str
+    category: str
+    min_daily_usd: float | None = None
+    max_daily_usd: float | None = None
+    sources: list[str] = field(default_factory=list)
+    uses_estimated_price: bool = False
+
+    def __post_init__(self) -> None:
+        if self.daily_usd is not None:
+            if self.min_daily_usd is None:
+                self.min_daily_usd = self.daily_usd
+            if self.max_daily_usd is None:
+                self.max_daily_usd = self.daily_usd
+
+    @property
+    def priced(self) -> bool:
+        return self.daily_usd is not None
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.stack, self.logical_id)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["priced"] = self.priced
+        d["monthly_usd"] = None if self.daily_usd is None else round(monthly(self.daily_usd), 4)
+        for k in ("daily_usd", "min_daily_usd", "max_daily_usd"):
+            if d[k] is not None:
+                d[k] = round(d[k], 6)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Item":
+        return cls(
+            stack=d["stack"],
+            logical_id=d["logical_id"],
+            resource_type=d["resource_type"],
+            daily_usd=d.get("daily_usd"),
+            basis=d.get("basis", ""),
+            category=d.get("category", UNPRICED if d.get("daily_usd") is None else FIXED),
+            min_daily_usd=d.get("min_daily_usd"),
+            max_daily_usd=d.get("max_daily_usd"),
+            sources=list(d.get("sources") or []),
+            uses_estimated_price=bool(d.get("uses_estimated_price")),
+        )
+
+
+@dataclass
+class Estimate:
+    items: list[Item]
+    region: str
+    region_source: str
+    catalog_date: str
+    assumptions: dict[str, Any]
+    assumption_lines: list[str] = field(default_factory=list)
+    stacks: list[dict[str, Any]] = field(default_factory=list)
+    breakeven: dict[str, Any] = field(default_factory=dict)
+    capacity: list[dict[str, Any]] = field(default_factory=list)
+    chart: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    budget: dict[str, Any] = field(default_factory=dict)
+    source: str = ""
+
+    @property
+    def daily_usd(self) -> float:
+        return sum(i.daily_usd for i in self.items if i.daily_usd is not None)
+
+    @property
+    def monthly_usd(self) -> float:
+        return monthly(self.daily_usd)
+
+    @property
+    def min_daily_usd(self) -> float:
+        return sum(i.min_daily_usd for i in self.items if i.min_daily_usd is not None)
+
+    @property
+    def max_daily_usd(self) -> float:
+        return sum(i.max_daily_usd for i in self.items if i.max_daily_usd is not None)
+
+    @property
+    def unpriced(self) -> list[Item]:
+        return [i for i in self.items if not i.priced]
+
+    def top(self, n: int = 3) -> list[Item]:
+        return sorted((i for i in self.items if i.priced and i.daily_usd), key=lambda i: -i.daily_usd)[:n]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema": SCHEMA,
+            "currency": "USD",
+            "daily_usd": round(self.daily_usd, 4),
+            "monthly_usd": round(self.monthly_usd, 2),
+            "daily_usd_range": {"min": round(self.min_daily_usd, 4), "max": round(self.max_daily_usd, 4)},
+            "region": self.region,
+            "region_source": self.region_source,
+            "catalog_date": self.catalog_date,
+            "assumptions": self.assumptions,
+            "assumption_lines": self.assumption_lines,
+            "stacks": self.stacks,
+            "items": [i.to_dict() for i in self.items],
+            "unpriced": [
+                {"stack": i.stack, "logical_id": i.logical_id, "resource_type": i.resource_type, "reason": i.basis}
+                for i in self.unpriced
+            ],
+            "breakeven": self.breakeven,
+            "capacity": self.capacity,
+            "chart": self.chart,
+            "budget": self.budget,
+            "warnings": self.warnings,
+            "source": self.source,
+        }
+
+    def write_json(self, path: str | os.PathLike) -> None:
+        with open(path, "w") as fh:
+            json.dump(self.to_dict(), fh, indent=2)
+            fh.write("\n")
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Estimate":
+        if "items" not in d or "daily_usd" not in d:
+            raise ValueError("not an ownllm cost estimate (no 'items' / 'daily_usd')")
+        return cls(
+            items=[Item.from_dict(x) for x in d["items"]],
+            region=d.get("region", ""),
+            region_source=d.get("region_source", ""),
+            catalog_date=d.get("catalog_date", ""),
+            assumptions=d.get("assumptions") or {},
+            assumption_lines=list(d.get("assumption_lines") or []),
+            stacks=list(d.get("stacks") or []),
+            breakeven=d.get("breakeven") or {},
+            capacity=list(d.get("capacity") or []),
+            chart=d.get("chart") or {},
+            warnings=list(d.get("warnings") or []),
+            budget=d.get("budget") or {},
+            source=d.get("source", ""),
+        )
+
+    @classmethod
+    def read_json(cls, path: str | os.PathLike) -> "Estimate":
+        with open(path) as fh:
+            return cls.from_dict(json.load(fh))
+
+
+def usd(value: float | None, places: int | None = None) -> str:
+    """$1,234.56 for totals; small per-request figures keep their significant digits."""
+    if value is None:
+        return "unpriced"
+    if places is None:
+        places = 2 if abs(value) >= 0.995 or value == 0 else 4
+    return f"${value:,.{places}f}"
+
+
+def price_text(value: float) -> str:
+    """A unit price as published, never in exponent form: $1.515, $3.50, $0.0000166667."""
+    text = f"{value:.10f}".rstrip("0")
+    whole, _, frac = text.partition(".")
+    if len(frac) < 2:
+        frac = frac.ljust(2, "0")
+    return f"${whole}.{frac}"

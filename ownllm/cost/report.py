@@ -1,0 +1,182 @@
+"""Render an estimate: a short rich table for the terminal, Markdown (with a Mermaid chart)."""
+
+from __future__ import annotations
+
+import sys
+from typing import IO
+
+from ownllm.cost.breakeven import short_number
+from ownllm.cost.model import FREE, Estimate, Item, monthly, usd
+
+TERMINAL_LINES = 12
+
+
+def headline(est: Estimate) -> str:
+    text = f"{usd(est.daily_usd)}/day, {usd(est.monthly_usd)}/month"
+    if abs(est.max_daily_usd - est.min_daily_usd) > 0.005:
+        text += f" (range {usd(est.min_daily_usd)}..{usd(est.max_daily_usd)}/day)"
+    return text
+
+
+def _where(est: Estimate) -> str:
+    return f"region {est.region} ({est.region_source}); price catalog of {est.catalog_date}"
+
+
+def _cost_lines(est: Estimate) -> tuple[list[Item], list[Item], list[Item]]:
+    charged = sorted((i for i in est.items if i.priced and i.category != FREE and (i.daily_usd or 0) > 0),
+                     key=lambda i: -(i.daily_usd or 0))
+    zero = [i for i in est.items if i.priced and i not in charged]
+    return charged, est.unpriced, zero
+
+
+# ----- terminal ------------------------------------------------------------------------------
+
+
+def print_terminal(est: Estimate, file: IO[str] | None = None) -> None:
+    """The estimate as a short rich table, on stderr unless told otherwise."""
+    from rich.console import Console  # imported here: synth pays for rich only when it prints
+    from rich.table import Table
+
+    console = Console(file=file or sys.stderr, highlight=False)
+    charged, unpriced, zero = _cost_lines(est)
+    # The basis column only where it fits; cost-estimate.md always has it.
+    wide = console.width >= 150
+    table = Table(title=f"ownllm cost estimate: {headline(est)}", caption=_where(est), title_justify="left",
+                  caption_justify="left")
+    table.add_column("stack / resource", overflow="fold")
+    table.add_column("type", overflow="fold")
+    table.add_column("$/day", justify="right", no_wrap=True)
+    table.add_column("$/month", justify="right", no_wrap=True)
+    if wide:
+        table.add_column("basis", overflow="fold", ratio=1)
+
+    def row(*cells: str) -> None:
+        table.add_row(*(cells if wide else cells[:4]))
+
+    if len(est.stacks) > 1:
+        for s in est.stacks:
+            row(f"[bold]{s['name']}[/]", f"stack in {s['region']}", usd(s["daily_usd"]), usd(s["monthly_usd"]),
+                f"{s['resources']} resources")
+        table.add_section()
+    for item in charged[:TERMINAL_LINES]:
+        row(f"{item.stack}/{item.logical_id}", _short_type(item.resource_type), usd(item.daily_usd),
+            usd(monthly(item.daily_usd or 0)), item.basis)
+    if len(charged) > TERMINAL_LINES:
+        rest = sum(i.daily_usd or 0 for i in charged[TERMINAL_LINES:])
+        row(f"+ {len(charged) - TERMINAL_LINES} more lines", "", usd(rest), usd(monthly(rest)), "")
+    for item in unpriced:
+        row(f"{item.stack}/{item.logical_id}", _short_type(item.resource_type), "[yellow]unpriced[/]", "", item.basis)
+    if zero:
+        row(f"+ {len(zero)} resources", "no charge", "$0.00", "$0.00", "see cost-estimate.md")
+    console.print(table)
+    top = est.top(1)
+    if top and not wide:
+        console.print(f"[bold]Largest line[/]: {top[0].logical_id}: {top[0].basis}")
+    for item in unpriced:
+        if not wide:
+            console.print(f"[yellow]unpriced[/] {item.stack}/{item.logical_id}: {item.basis}")
+    console.print("[bold]Assumptions[/]: " + "; ".join(est.assumption_lines))
+    if est.breakeven:
+        console.print("[bold]Break-even[/]: " + est.breakeven.get("summary", ""))
+    for w in est.warnings:
+        console.print(f"[yellow]warning[/]: {w}")
+
+
+def _short_type(rtype: str) -> str:
+    return rtype.removeprefix("AWS::")
+
+
+# ----- Markdown ------------------------------------------------------------------------------
+
+
+def _cell(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def mermaid_chart(est: Estimate) -> str:
+    chart = est.chart or {}
+    points = chart.get("requests_per_day") or []
+    if not points:
+        return ""
+    labels = ", ".join(f'"{short_number(r)}"' for r in points)
+    own = ", ".join(f"{v:.2f}" for v in chart["own_daily_usd"])
+    api = ", ".join(f"{v:.2f}" for v in chart["api_daily_usd"])
+    return "\n".join([
+        "```mermaid",
+        "xychart-beta",
+        '    title "Daily cost (USD) by requests/day"',
+        f'    x-axis "requests/day" [{labels}]',
+        '    y-axis "USD/day"',
+        f"    line [{own}]",
+        f"    line [{api}]",
+        "```",
+    ])
+
+
+def markdown(est: Estimate, heading: str = "#") -> str:
+    charged, unpriced, zero = _cost_lines(est)
+    h2 = heading + "#"
+    out = [f"{heading} ownllm cost estimate", "",
+           f"**{headline(est)}** in {_where(est)}.", ""]
+    if est.budget.get("max_daily_usd") is not None:
+        state = "**exceeded**" if est.budget.get("exceeded") else "within"
+        out += [f"Budget guard: max_daily_usd = {usd(est.budget['max_daily_usd'])}: {state}.", ""]
+    if len(est.stacks) > 1:
+        out += [f"{h2} Per stack", "", "| stack | region | $/day | $/month |", "| --- | --- | ---: | ---: |"]
+        out += [f"| {_cell(s['name'])} | {s['region']} | {usd(s['daily_usd'])} | {usd(s['monthly_usd'])} |"
+                for s in est.stacks]
+        out.append("")
+    out += [f"{h2} Per resource", "", "| stack | resource | type | $/day | $/month | basis |",
+            "| --- | --- | --- | ---: | ---: | --- |"]
+    for i in charged:
+        out.append(f"| {_cell(i.stack)} | {_cell(i.logical_id)} | {_cell(i.resource_type)} | {usd(i.daily_usd)} | "
+                   f"{usd(monthly(i.daily_usd or 0))} | {_cell(i.basis)} |")
+    for i in unpriced:
+        out.append(f"| {_cell(i.stack)} | {_cell(i.logical_id)} | {_cell(i.resource_type)} | **unpriced** | | "
+                   f"{_cell(i.basis)} |")
+    out.append("")
+    if zero:
+        out += [f"<details><summary>{len(zero)} resources with no daily charge</summary>", "",
+                "| stack | resource | type | basis |", "| --- | --- | --- | --- |"]
+        out += [f"| {_cell(i.stack)} | {_cell(i.logical_id)} | {_cell(i.resource_type)} | {_cell(i.basis)} |"
+                for i in zero]
+        out += ["", "</details>", ""]
+    out += [f"{h2} Assumptions", ""] + [f"- {line}" for line in est.assumption_lines] + [""]
+    if est.breakeven:
+        b = est.breakeven
+        out += [f"{h2} Owning vs a per-token API", "", b.get("summary", ""), ""]
+        chart = mermaid_chart(est)
+        if chart:
+            api = b.get("api", {})
+            servable = b.get("max_requests_per_day_at_max_capacity")
+            limit = (f" Beyond about {servable:,.0f} requests/day the configured maximum instances cannot keep "
+                     "up; the first line then shows their cost at maximum capacity." if servable else "")
+            out += [chart, "",
+                    f"First line: this deployment (self-hosted); second line: {api.get('label', 'the API')} "
+                    f"at ${api.get('input_usd_per_m', 0):g} / ${api.get('output_usd_per_m', 0):g} per 1M "
+                    f"input / output tokens ({_cell(api.get('source', ''))}).{limit}", "",
+                    "| requests/day | self-hosted $/day | API $/day |", "| ---: | ---: | ---: |"]
+            c = est.chart
+            out += [f"| {r:,.0f} | {usd(o)} | {usd(a)} |"
+                    for r, o, a in zip(c["requests_per_day"], c["own_daily_usd"], c["api_daily_usd"])]
+            out.append("")
+    if est.capacity:
+        out += [f"{h2} Capacity", "",
+                "| endpoint | instance | scaling | needed | min..max | max requests/day | GPU memory | model needs |",
+                "| --- | --- | --- | ---: | --- | ---: | ---: | ---: |"]
+        for c in est.capacity:
+            fits = {True: "fits", False: "**does not fit**", None: "unknown"}[c["model_fits"]]
+            mem = f"{c['gpu_memory_gib']:g} GiB" if c["gpu_memory_gib"] is not None else "unknown"
+            need = f"{c['model_memory_gib']:g} GiB ({fits})" if c["model_memory_gib"] is not None else "unknown"
+            needed = str(c["instances_needed"]) + ("" if c["serves_assumed_load"] else " (**over max**)")
+            maxr = f"{c['max_requests_per_day']:,}" if c["max_requests_per_day"] is not None else "?"
+            out.append(f"| {_cell(c['stack'] + '/' + c['endpoint'])} | {c['instance_type']} | {c['scaling']} | "
+                       f"{needed} | {c['min_instances']}..{c['max_instances']} | {maxr} | {mem} | {need} |")
+        out.append("")
+    if est.warnings:
+        out += [f"{h2} Warnings", ""] + [f"- {_cell(w)}" for w in est.warnings] + [""]
+    sources = sorted({s for i in est.items for s in i.sources})
+    if sources:
+        out += ["<details><summary>Price sources</summary>", ""] + [f"- {_cell(s)}" for s in sources] + [
+            "", "</details>", ""]
+    return "\n".join(out)

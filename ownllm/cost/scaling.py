@@ -1,0 +1,206 @@
+"""How many instances an endpoint variant runs, hour by hour over a week.
+
+Application Auto Scaling gives a floor and a ceiling (MinCapacity/MaxCapacity) and
+scheduled actions that move both at cron times. Within those bounds target tracking adds
+instances when load needs them. The expected count for a slice of the week is therefore
+clamp(instances the assumed load needs, floor, ceiling); averaged over the week it gives
+the instance-hours per day that the estimate bills.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+MINUTES_PER_WEEK = 7 * 24 * 60
+DAY_NAMES = ("MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN")
+# AWS cron day-of-week numbers: 1=SUN .. 7=SAT.
+_AWS_DOW = {1: 6, 2: 0, 3: 1, 4: 2, 5: 3, 6: 4, 7: 5}
+
+
+class ScheduleError(ValueError):
+    pass
+
+
+def _expand(field_text: str, lo: int, hi: int, names: dict[str, int] | None = None) -> list[int]:
+    values: set[int] = set()
+    for part in field_text.split(","):
+        part = part.strip().upper()
+        step = 1
+        if "/" in part:
+            part, step_text = part.split("/", 1)
+            step = int(step_text)
+        if part in ("*", "?"):
+            start, end = lo, hi
+        elif "-" in part:
+            a, b = part.split("-", 1)
+            start, end = _value(a, names), _value(b, names)
+        else:
+            start = _value(part, names)
+            end = hi if step != 1 else start
+        if start > end:  # wrap-around ranges such as FRI-MON
+            values.update(range(start, hi + 1, step))
+            values.update(range(lo, end + 1, step))
+        else:
+            values.update(range(start, end + 1, step))
+    if not values or min(values) < lo or max(values) > hi:
+        raise ScheduleError(f"{field_text!r} is out of range {lo}..{hi}")
+    return sorted(values)
+
+
+def _value(text: str, names: dict[str, int] | None) -> int:
+    if names and text in names:
+        return names[text]
+    return int(text)
+
+
+_DOW_NAMES = {"SUN": 1, "MON": 2, "TUE": 3, "WED": 4, "THU": 5, "FRI": 6, "SAT": 7}
+_CRON_RE = re.compile(r"^cron\((.+)\)$")
+
+
+def cron_minutes_of_week(expression: str) -> list[int]:
+    """Minutes since Monday 00:00 at which an AWS cron() expression fires in a week.
+
+    Only weekly-repeating expressions can be averaged over a week: day-of-month, month
+    and year must be '*' or '?'.
+    """
+    m = _CRON_RE.match(expression.strip())
+    if not m:
+        raise ScheduleError(f"{expression!r} is not a cron() expression (at() and rate() are not weekly)")
+    fields = m.group(1).split()
+    if len(fields) != 6:
+        raise ScheduleError(f"{expression!r}: AWS cron needs 6 fields")
+    minute, hour, dom, month, dow, year = fields
+    if dom not in ("*", "?") or month != "*" or year not in ("*", "?"):
+        raise ScheduleError(f"{expression!r} does not repeat weekly")
+    minutes = _expand(minute, 0, 59)
+    hours = _expand(hour, 0, 23)
+    days = [_AWS_DOW[d] for d in _expand(dow, 1, 7, _DOW_NAMES)]
+    return sorted(d * 1440 + h * 60 + mi for d in days for h in hours for mi in minutes)
+
+
+@dataclass(frozen=True)
+class Segment:
+    start: int  # minute of week
+    end: int
+    low: int
+    high: int
+
+    @property
+    def hours(self) -> float:
+        return (self.end - self.start) / 60
+
+
+@dataclass
+class Capacity:
+    """Floor and ceiling of one variant's instance count across a week."""
+
+    segments: list[Segment]
+    scaling: str  # "fixed", "autoscaling", "scheduled"
+    described: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    @classmethod
+    def fixed(cls, count: int) -> "Capacity":
+        return cls([Segment(0, MINUTES_PER_WEEK, count, count)], "fixed", f"{count} instance(s) all week")
+
+    @property
+    def min_count(self) -> int:
+        return min(s.low for s in self.segments)
+
+    @property
+    def max_count(self) -> int:
+        return max(s.high for s in self.segments)
+
+    def instance_hours_per_day(self, needed_at) -> float:
+        """Average instance-hours per day when `needed_at(weekday, hour)` instances are wanted."""
+        total = 0.0
+        for seg in self.segments:
+            for start, end in _split_by_hour(seg.start, seg.end):
+                weekday, hour = divmod(start // 60, 24)
+                count = min(max(needed_at(weekday, hour), seg.low), seg.high)
+                total += count * (end - start) / 60
+        return total / 7
+
+    def bound_hours_per_day(self, high: bool) -> float:
+        return sum((s.high if high else s.low) * s.hours for s in self.segments) / 7
+
+    def summary(self) -> str:
+        """e.g. '2..2 instances 50 h/week, 1..1 instances 118 h/week'."""
+        by_bounds: dict[tuple[int, int], float] = {}
+        for s in self.segments:
+            by_bounds[(s.low, s.high)] = by_bounds.get((s.low, s.high), 0.0) + s.hours
+        parts = []
+        for (low, high), hours in sorted(by_bounds.items(), key=lambda kv: -kv[0][1]):
+            bounds = f"{low}" if low == high else f"{low}..{high}"
+            parts.append(f"{bounds} for {hours:g} h/week")
+        return ", ".join(parts)
+
+
+def _split_by_hour(start: int, end: int):
+    t = start
+    while t < end:
+        nxt = min(end, (t // 60 + 1) * 60)
+        yield t, nxt
+        t = nxt
+
+
+@dataclass(frozen=True)
+class ScheduledAction:
+    schedule: str
+    min_capacity: int | None
+    max_capacity: int | None
+    timezone: str | None = None
+
+
+def capacity_from_target(
+    min_capacity: int, max_capacity: int, actions: list[ScheduledAction]
+) -> Capacity:
+    """The weekly floor/ceiling timeline of a scalable target with scheduled actions."""
+    notes: list[str] = []
+    events: list[tuple[int, int, ScheduledAction]] = []
+    for order, action in enumerate(actions):
+        try:
+            for minute in cron_minutes_of_week(action.schedule):
+                events.append((minute, order, action))
+        except ScheduleError as exc:
+            notes.append(f"scheduled action ignored: {exc}")
+    if not events:
+        cap = Capacity(
+            [Segment(0, MINUTES_PER_WEEK, min_capacity, max(min_capacity, max_capacity))],
+            "autoscaling",
+            f"autoscaling {min_capacity}..{max_capacity}",
+            notes,
+        )
+        return cap
+    events.sort(key=lambda e: (e[0], e[1]))
+    low, high = min_capacity, max_capacity
+
+    def apply(low: int, high: int, action: ScheduledAction) -> tuple[int, int]:
+        if action.min_capacity is not None:
+            low = action.min_capacity
+        if action.max_capacity is not None:
+            high = action.max_capacity
+        return low, max(low, high)
+
+    # The week repeats: the state at Monday 00:00 is what last week's actions left.
+    for _, _, action in events:
+        low, high = apply(low, high, action)
+    segments: list[Segment] = []
+    t = 0
+    for minute, _, action in events:
+        if minute > t:
+            segments.append(Segment(t, minute, low, high))
+        low, high = apply(low, high, action)
+        t = minute
+    if t < MINUTES_PER_WEEK:
+        segments.append(Segment(t, MINUTES_PER_WEEK, low, high))
+    zones = sorted({a.timezone for a in actions if a.timezone})
+    described = "scheduled actions " + "; ".join(
+        f"{a.schedule} -> {a.min_capacity if a.min_capacity is not None else '='}.."
+        f"{a.max_capacity if a.max_capacity is not None else '='}"
+        for a in actions
+    )
+    if zones:
+        described += f" ({', '.join(zones)})"
+    return Capacity(segments, "scheduled", described, notes)

@@ -1,0 +1,68 @@
+"""Called by the CDK app right after `app.synth()`: estimate, print, write, guard the budget.
+
+    assembly = app.synth()
+    report_after_synth(assembly.directory, settings)
+
+Writes cost-estimate.json and cost-estimate.md into the cloud assembly directory and prints
+a short table to stderr. With settings.max_daily_usd set and exceeded, raises
+BudgetExceeded (a SystemExit), so `cdk synth` fails with the estimate, the limit and the
+three largest lines.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import IO, Any
+
+from ownllm.cost.estimate import estimate_cdk_out
+from ownllm.cost.model import Estimate, usd
+
+JSON_NAME = "cost-estimate.json"
+MARKDOWN_NAME = "cost-estimate.md"
+
+
+class BudgetExceeded(SystemExit):
+    """The estimate is above settings.max_daily_usd; the message says by how much and why."""
+
+    def __init__(self, estimate: Estimate, limit: float):
+        self.estimate = estimate
+        self.limit = limit
+        top = "\n".join(
+            f"  {usd(i.daily_usd)}/day  {i.stack}/{i.logical_id} ({i.resource_type}): {i.basis}"
+            for i in estimate.top(3)
+        )
+        super().__init__(
+            f"ownllm: estimated cost {usd(estimate.daily_usd)}/day exceeds max_daily_usd {usd(limit)}/day "
+            f"(by {usd(estimate.daily_usd - limit)}). Largest lines:\n{top}\n"
+            "Lower instance_count/max_instances, pick a smaller instance_type, set active_hours, "
+            "or raise max_daily_usd."
+        )
+
+
+def write_reports(estimate: Estimate, outdir: str | os.PathLike) -> tuple[Path, Path]:
+    from ownllm.cost.report import markdown
+
+    out = Path(outdir)
+    json_path, md_path = out / JSON_NAME, out / MARKDOWN_NAME
+    estimate.write_json(json_path)
+    md_path.write_text(markdown(estimate))
+    return json_path, md_path
+
+
+def report_after_synth(outdir: str | os.PathLike, settings: Any, *, stream: IO[str] | None = None) -> Estimate:
+    """Estimate the templates in `outdir`, print the table to stderr, write the reports.
+
+    Raises BudgetExceeded when settings.max_daily_usd is set and the estimate is above it
+    (after the reports are written, so CI can still show them).
+    """
+    estimate = estimate_cdk_out(outdir, settings)
+    write_reports(estimate, outdir)
+    from ownllm.cost.report import print_terminal
+
+    print_terminal(estimate, file=stream or sys.stderr)
+    limit = getattr(settings, "max_daily_usd", None)
+    if limit is not None and estimate.daily_usd > limit:
+        raise BudgetExceeded(estimate, float(limit))
+    return estimate

@@ -1,0 +1,141 @@
+"""Usage assumptions: the traffic an estimate is priced for, derived once from Settings.
+
+Per-request lines (Lambda, API Gateway, logs, data transfer) cannot be priced from a
+template alone; these figures make them explicit, and every report prints them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+# The Lambda forwarder waits for the model; beyond generation it spends a little on the
+# SageMaker round trip, request validation and JSON (de)serialisation.
+LAMBDA_OVERHEAD_S = 0.2
+# Log ingestion per request. Lambda: START/END/REPORT platform lines (~350 B) plus one
+# structured application log line (~650 B). API Gateway access log: one JSON line with
+# request id, ip, method, path, status, latency and sizes (~450 B).
+# The model container (vLLM/LMI/TGI) logs about one line per request (~300 B).
+LAMBDA_LOG_BYTES_PER_REQUEST = 1_000
+ACCESS_LOG_BYTES_PER_REQUEST = 450
+ENDPOINT_LOG_BYTES_PER_REQUEST = 300
+# Bytes on the wire: ~4 bytes of UTF-8 per token plus ~600 B of JSON envelope and headers.
+BYTES_PER_TOKEN = 4
+ENVELOPE_BYTES = 600
+GB = 1e9  # AWS bills transfer and log ingestion in decimal GB
+
+
+@dataclass(frozen=True)
+class Usage:
+    requests_per_day: float
+    avg_input_tokens: int
+    avg_output_tokens: int
+    generation_tokens_per_s: float
+    instance_tokens_per_s: float
+    instance_tokens_per_s_source: str
+    active_hours_per_week: float = 168.0
+    active_window: str = "24 h a day, 7 days a week"
+    lambda_overhead_s: float = LAMBDA_OVERHEAD_S
+    lambda_log_bytes_per_request: int = LAMBDA_LOG_BYTES_PER_REQUEST
+    access_log_bytes_per_request: int = ACCESS_LOG_BYTES_PER_REQUEST
+    endpoint_log_bytes_per_request: int = ENDPOINT_LOG_BYTES_PER_REQUEST
+    # (weekday index 0=MON, hour) pairs in which requests arrive; None means every hour.
+    active_slots: frozenset[tuple[int, int]] | None = None
+
+    @property
+    def lambda_duration_s(self) -> float:
+        """Per request: generating avg_output_tokens at the per-request speed, plus overhead."""
+        return self.avg_output_tokens / self.generation_tokens_per_s + self.lambda_overhead_s
+
+    @property
+    def request_bytes(self) -> int:
+        return self.avg_input_tokens * BYTES_PER_TOKEN + ENVELOPE_BYTES
+
+    @property
+    def response_bytes(self) -> int:
+        return self.avg_output_tokens * BYTES_PER_TOKEN + ENVELOPE_BYTES
+
+    @property
+    def output_tokens_per_day(self) -> float:
+        return self.requests_per_day * self.avg_output_tokens
+
+    def tokens_per_s_while_active(self) -> float:
+        """Output tokens per second the endpoint must produce while traffic arrives."""
+        active_seconds_per_day = self.active_hours_per_week / 7 * 3600
+        return self.output_tokens_per_day / active_seconds_per_day if active_seconds_per_day else 0.0
+
+    def instances_needed(self) -> int:
+        """Whole instances that keep up with the assumed load while traffic arrives."""
+        return math.ceil(self.tokens_per_s_while_active() / self.instance_tokens_per_s - 1e-9)
+
+    def is_active(self, weekday: int, hour: int) -> bool:
+        return self.active_slots is None or (weekday, hour) in self.active_slots
+
+    def with_requests(self, requests_per_day: float) -> "Usage":
+        return replace(self, requests_per_day=requests_per_day)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.pop("active_slots")
+        d["lambda_duration_s"] = round(self.lambda_duration_s, 6)
+        d["request_bytes"] = self.request_bytes
+        d["response_bytes"] = self.response_bytes
+        d["instances_needed"] = self.instances_needed()
+        return d
+
+    def lines(self) -> list[str]:
+        """The assumptions, one sentence each, for every report."""
+        return [
+            f"{self.requests_per_day:,.0f} requests/day, arriving {self.active_window}",
+            f"{self.avg_input_tokens:,} input + {self.avg_output_tokens:,} output tokens per request (average)",
+            f"{self.generation_tokens_per_s:g} tokens/s per request, so a request takes "
+            f"{self.avg_output_tokens:,} / {self.generation_tokens_per_s:g} + {self.lambda_overhead_s:g} s overhead "
+            f"= {self.lambda_duration_s:.2f} s in the Lambda",
+            f"instance throughput {self.instance_tokens_per_s:g} output tokens/s ({self.instance_tokens_per_s_source})",
+            f"log ingestion {self.lambda_log_bytes_per_request:,} B/request (Lambda) + "
+            f"{self.access_log_bytes_per_request:,} B/request (API access log) + "
+            f"{self.endpoint_log_bytes_per_request:,} B/request (model container)",
+            f"{self.request_bytes:,} B in and {self.response_bytes:,} B out per request "
+            f"({BYTES_PER_TOKEN} B/token + {ENVELOPE_BYTES} B envelope)",
+            "on-demand prices, no free tier, no savings plan",
+        ]
+
+
+def usage_from_settings(settings: Any) -> Usage:
+    """Usage from ownllm.settings.Settings (or anything with the same attributes)."""
+    gen = float(settings.generation_tokens_per_s)
+    if settings.instance_tokens_per_s:
+        tps = float(settings.instance_tokens_per_s)
+        source = "settings.instance_tokens_per_s"
+    else:
+        concurrency = int(getattr(settings, "target_concurrency_per_instance", 8) or 8)
+        tps = gen * concurrency
+        source = (
+            f"default: {gen:g} tokens/s per request x {concurrency} concurrent requests "
+            "(target_concurrency_per_instance), assuming a continuous-batching engine keeps "
+            "per-request speed at that concurrency"
+        )
+    hours_per_week, window, slots = 168.0, "24 h a day, 7 days a week", None
+    schedule = getattr(settings, "schedule", None)
+    if schedule is not None:
+        from ownllm.settings import DAYS
+
+        days = [DAYS.index(d) for d in schedule.days]
+        slots = frozenset((d, h) for d in days for h in range(schedule.start_hour, schedule.end_hour))
+        hours_per_week = float(len(slots))
+        window = (
+            f"evenly over {schedule.start_hour:02d}:00-{schedule.end_hour:02d}:00 "
+            f"{','.join(schedule.days)} ({schedule.timezone}), {hours_per_week:g} h/week (settings.active_hours)"
+        )
+    return Usage(
+        requests_per_day=float(settings.requests_per_day),
+        avg_input_tokens=int(settings.avg_input_tokens),
+        avg_output_tokens=int(settings.avg_output_tokens),
+        generation_tokens_per_s=gen,
+        instance_tokens_per_s=tps,
+        instance_tokens_per_s_source=source,
+        active_hours_per_week=hours_per_week,
+        active_window=window,
+        active_slots=slots,
+    )

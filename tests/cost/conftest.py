@@ -1,0 +1,36 @@
+"""Shared fixtures: settings built like the CDK app builds them, and a tmp cdk.out writer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+from ownllm.settings import Settings
+
+from .builders import write_cdk_out
+
+
+def make_settings(**overrides: Any) -> Settings:
+    """Validated settings; tests name only what they assume (e.g. 192 output tokens = 4.8 s at 40 tokens/s)."""
+    base: dict[str, Any] = {"instance_type": "ml.g5.4xlarge", "requests_per_day": 1000, "avg_input_tokens": 500,
+                            "avg_output_tokens": 192, "generation_tokens_per_s": 40}
+    base.update(overrides)
+    return Settings.from_context(base)
+
+
+@pytest.fixture
+def settings() -> Callable[..., Settings]:
+    return make_settings
+
+
+@pytest.fixture
+def cdk_out(tmp_path: Path) -> Callable[..., Path]:
+    counter = {"n": 0}
+
+    def write(stacks: dict[str, dict[str, Any]], **kw: Any) -> Path:
+        counter["n"] += 1
+        return write_cdk_out(tmp_path / f"cdk.out.{counter['n']}", stacks, **kw)
+
+    return write

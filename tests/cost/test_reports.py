@@ -1,0 +1,90 @@
+"""What synth prints and writes: stderr table, cost-estimate.json, cost-estimate.md."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+
+from ownllm.cost.model import Estimate
+from ownllm.cost.report import markdown, mermaid_chart, print_terminal
+from ownllm.cost.synth_hook import report_after_synth
+
+from .builders import ENDPOINT, monitoring_resources, serving_resources
+
+REQUIRED_TOP = {"daily_usd", "monthly_usd", "region", "assumptions", "unpriced", "catalog_date", "items"}
+REQUIRED_ITEM = {"stack", "logical_id", "resource_type", "daily_usd", "basis"}
+
+
+@pytest.fixture
+def synthesized(cdk_out, settings, capsys):
+    out = cdk_out({"OwnLlm-Serving": serving_resources(autoscaling=(1, 2)), "OwnLlm-Monitoring": monitoring_resources()})
+    est = report_after_synth(out, settings())
+    return out, est, capsys.readouterr()
+
+
+def test_the_hook_prints_its_table_to_stderr_not_stdout(synthesized):
+    _, _, captured = synthesized
+    assert captured.out == ""
+    assert "ownllm cost estimate: $48.84/day" in captured.err
+    assert "Break-even" in captured.err and "Assumptions" in captured.err
+
+
+def test_the_json_report_has_the_documented_fields(synthesized):
+    out, est, _ = synthesized
+    doc = json.loads((out / "cost-estimate.json").read_text())
+    assert REQUIRED_TOP <= set(doc)
+    assert all(REQUIRED_ITEM <= set(i) for i in doc["items"])
+    assert doc["daily_usd"] == pytest.approx(est.daily_usd, abs=1e-4)
+    assert doc["monthly_usd"] == pytest.approx(est.daily_usd * 730 / 24, abs=0.01)
+    assert doc["catalog_date"] == "2026-11"
+    assert doc["assumptions"]["requests_per_day"] == 1000
+    assert doc["assumptions"]["lambda_duration_s"] == pytest.approx(5.0)
+
+
+def test_the_json_report_round_trips(synthesized):
+    out, est, _ = synthesized
+    again = Estimate.read_json(out / "cost-estimate.json")
+    assert again.daily_usd == pytest.approx(est.daily_usd, abs=1e-5)
+    assert [i.key for i in again.items] == [i.key for i in est.items]
+
+
+def test_the_markdown_report_has_per_stack_lines_assumptions_and_a_mermaid_chart(synthesized):
+    out, _, _ = synthesized
+    md = (out / "cost-estimate.md").read_text()
+    assert "| OwnLlm-Serving | us-east-1 |" in md
+    assert f"| OwnLlm-Serving | {ENDPOINT} | AWS::SageMaker::Endpoint | $48.72 |" in md
+    assert "## Assumptions" in md and "- 1,000 requests/day" in md
+    assert "```mermaid\nxychart-beta" in md
+    assert "## Capacity" in md
+
+
+def test_the_mermaid_chart_has_one_label_and_two_values_per_volume(synthesized):
+    _, est, _ = synthesized
+    chart = mermaid_chart(est)
+    labels = chart.split("x-axis")[1].split("[")[1].split("]")[0].split(",")
+    own, api = [line.split("[")[1].rstrip("]").split(",") for line in chart.splitlines() if "line [" in line]
+    assert len(labels) == len(own) == len(api) >= 3
+    assert '"1k"' in chart
+
+
+def test_unpriced_lines_show_in_every_report(cdk_out, settings):
+    r = serving_resources()
+    r["Mystery"] = {"Type": "AWS::Foo::Bar"}
+    out = cdk_out({"S": r})
+    buf = io.StringIO()
+    est = report_after_synth(out, settings(), stream=buf)
+    assert "unpriced" in buf.getvalue() and "Mystery" in buf.getvalue()
+    assert "| S | Mystery | AWS::Foo::Bar | **unpriced** |" in markdown(est)
+
+
+@pytest.mark.parametrize("columns, shows_basis", [(80, False), (200, True)])
+def test_the_basis_column_appears_only_where_the_terminal_is_wide_enough(cdk_out, settings, monkeypatch,
+                                                                        columns, shows_basis):
+    est = report_after_synth(cdk_out({"S": serving_resources()}), settings(), stream=io.StringIO())
+    monkeypatch.setenv("COLUMNS", str(columns))
+    buf = io.StringIO()
+    print_terminal(est, file=buf)
+    header = next(line for line in buf.getvalue().splitlines() if "stack / resource" in line)
+    assert ("basis" in header) is shows_basis
