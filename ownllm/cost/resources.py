@@ -30,6 +30,8 @@ from ownllm.cost.usage import GB, Usage
 
 LAMBDA_DEFAULT_MEMORY_MB = 128
 LAMBDA_DEFAULT_TIMEOUT_S = 3
+# A header-checking authorizer's billed time (Lambda bills per ms; ~1 ms of work plus runtime).
+AUTHORIZER_DURATION_S = 0.01
 SCHEDULED_LAMBDA_DURATION_S = 1.0
 NEVER_EXPIRE_STORAGE_DAYS = 365
 
@@ -57,6 +59,7 @@ class StackContext:
     stack: Stack
     catalog: Catalog
     request_lambdas: set[str] = field(default_factory=set)
+    authorizer_lambdas: set[str] = field(default_factory=set)
     deploy_lambdas: set[str] = field(default_factory=set)
     scheduled_lambdas: dict[str, float] = field(default_factory=dict)  # id -> invocations/day
     lambda_log_group: dict[str, str] = field(default_factory=dict)  # function id -> log group id
@@ -150,6 +153,11 @@ def prepare(stack: Stack, catalog: Catalog) -> StackContext:
             ctx.request_lambdas |= refs(p.get("FunctionName")) & lambdas
     for rid, res in ctx.of_type("AWS::Lambda::Url").items():
         ctx.request_lambdas |= refs((res.get("Properties") or {}).get("TargetFunctionArn")) & lambdas
+    # Authorizers run once per request too (no result caching assumed: an upper bound), but
+    # only check a header: they do not wait for the model.
+    for rid, res in ctx.of_type("AWS::ApiGateway::Authorizer", "AWS::ApiGatewayV2::Authorizer").items():
+        ctx.authorizer_lambdas |= refs((res.get("Properties") or {}).get("AuthorizerUri")) & lambdas
+    ctx.request_lambdas -= ctx.authorizer_lambdas
 
     # Deploy time: handlers of custom resources, and the functions those handlers call.
     frontier = set()
@@ -389,6 +397,9 @@ def _lambda_invocations(ctx: StackContext, lid: str, usage: Usage) -> tuple[floa
         if usage.lambda_duration_s > timeout:
             why += f"; capped at its {timeout:g} s timeout"
         return usage.requests_per_day, duration, why
+    if lid in ctx.authorizer_lambdas:
+        return usage.requests_per_day, min(AUTHORIZER_DURATION_S, timeout), \
+            f"API authorizer, once per request; {AUTHORIZER_DURATION_S * 1000:g} ms per run assumed"
     if lid in ctx.scheduled_lambdas:
         return ctx.scheduled_lambdas[lid], min(SCHEDULED_LAMBDA_DURATION_S, timeout), \
             f"scheduled; {SCHEDULED_LAMBDA_DURATION_S:g} s per run assumed"

@@ -188,3 +188,30 @@ def test_a_budget_breach_fails_synth_with_estimate_limit_and_top_three_lines(cdk
     assert [line.split()[1].split("/")[1] for line in top] == [ENDPOINT, FUNCTION, "ApiRestApi0B1C2D3E"]
     written = json.loads((out / "cost-estimate.json").read_text())
     assert written["budget"] == {"max_daily_usd": 40.0, "exceeded": True}
+
+
+def test_a_key_authorizer_is_billed_per_request_for_milliseconds_not_for_the_generation(cdk_out, settings):
+    """The same API with a request authorizer (128 MB, arm64) invoked on every request:
+    1,000 x 0.01 s x 0.125 GB x $0.0000133334 = 0.0000166668 + 1,000 / 1M x $0.20 = 0.0002
+    = $0.0002166668/day, while the forwarder stays at 5 s per request ($0.0106166875)."""
+    resources = serving_resources("ml.g5.4xlarge", 1)
+    resources["ApiKeyAuthorizerFunction1A2B3C4D"] = {
+        "Type": "AWS::Lambda::Function",
+        "Properties": {"Handler": "app.handler", "Runtime": "python3.14", "MemorySize": 128, "Timeout": 3,
+                       "Architectures": ["arm64"], "Role": {"Fn::GetAtt": ["ServingModelRoleB1C2D3E4", "Arn"]}},
+    }
+    resources["ApiKeyAuthorizer5E6F7A8B"] = {
+        "Type": "AWS::ApiGateway::Authorizer",
+        "Properties": {"Type": "REQUEST", "AuthorizerResultTtlInSeconds": 0, "RestApiId": {"Ref": "ApiRestApi0B1C2D3E"},
+                       "AuthorizerUri": {"Fn::Join": ["", ["arn:aws:apigateway:us-east-1:lambda:path/2015-03-31/functions/",
+                                                           {"Fn::GetAtt": ["ApiKeyAuthorizerFunction1A2B3C4D", "Arn"]},
+                                                           "/invocations"]]}},
+    }
+    resources["ApiKeyAuthorizerPermission9C0D1E2F"] = {
+        "Type": "AWS::Lambda::Permission",
+        "Properties": {"Action": "lambda:InvokeFunction", "Principal": "apigateway.amazonaws.com",
+                       "FunctionName": {"Fn::GetAtt": ["ApiKeyAuthorizerFunction1A2B3C4D", "Arn"]}},
+    }
+    got = lines(estimate_cdk_out(cdk_out({"OwnLlm": resources}), settings()))
+    assert got["ApiKeyAuthorizerFunction1A2B3C4D"] == pytest.approx(0.0002166668)
+    assert got[FUNCTION] == pytest.approx(0.0106166875)
