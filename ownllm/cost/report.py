@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import IO
 
@@ -37,7 +38,10 @@ def print_terminal(est: Estimate, file: IO[str] | None = None) -> None:
     from rich.console import Console  # imported here: synth pays for rich only when it prints
     from rich.table import Table
 
-    console = Console(file=file or sys.stderr, highlight=False)
+    out = file or sys.stderr
+    # Under `cdk synth` stderr is a pipe and rich would assume 80 columns: use a CI-log width.
+    piped = not (hasattr(out, "isatty") and out.isatty()) and "COLUMNS" not in os.environ
+    console = Console(file=out, highlight=False, width=120 if piped else None)
     charged, unpriced, zero = _cost_lines(est)
     # The basis column only where it fits; cost-estimate.md always has it.
     wide = console.width >= 150
