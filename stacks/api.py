@@ -28,46 +28,56 @@ STAGE = "prod"
 METRICS_NAMESPACE = "ownllm"
 
 
-class LoggedRole(Construct):
-    """A Lambda's log group (finite retention) and a role that may write only to it, in
-    place of the AWSLambdaBasicExecutionRole managed policy."""
+class LoggedFunction(Construct):
+    """A Python Lambda (newest runtime, arm64, JSON logs) with its own log group of finite
+    retention and a role that may write only there, in place of the
+    AWSLambdaBasicExecutionRole managed policy."""
 
-    def __init__(self, scope: Construct, id: str, *, retention_days: int) -> None:
+    def __init__(
+        self, scope: Construct, id: str, *, code_path: Path, retention_days: int, iam5_reason: str, **function_props
+    ) -> None:
         super().__init__(scope, id)
         self.log_group = logs.LogGroup(
             self, "Logs", retention=retention(retention_days), removal_policy=RemovalPolicy.DESTROY
         )
         self.role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
         self.log_group.grant_write(self.role)
-
-
-class Forwarder(Construct):
-    """The Lambda that validates OpenAI-shaped requests and forwards them to the endpoint."""
-
-    def __init__(
-        self, scope: Construct, id: str, *, settings: Settings, serving: ServingEndpoint, artifacts: ModelArtifacts,
-        code_path: Path = FORWARDER_CODE,
-    ) -> None:
-        super().__init__(scope, id)
-        s = settings
-        logged = LoggedRole(self, "Execution", retention_days=s.log_retention_days)
-        self.log_group, self.role = logged.log_group, logged.role
         self.function = lambda_.Function(
             self,
             "Function",
             runtime=RUNTIME,
             architecture=ARCHITECTURE,
             handler="app.handler",
-            code=lambda_.Code.from_asset(str(code_path), exclude=["__pycache__", "*.pyc", "tests"]),
-            memory_size=s.lambda_memory_mb,
-            timeout=Duration.seconds(s.lambda_timeout_s),
+            code=lambda_.Code.from_asset(str(code_path), exclude=["__pycache__", "*.pyc"]),
             role=self.role,
             log_group=self.log_group,
             logging_format=lambda_.LoggingFormat.JSON,
+            **function_props,
+        )
+        acknowledge(self.role, "AwsSolutions-IAM5[Resource::*]", iam5_reason)
+
+
+class Forwarder(LoggedFunction):
+    """The Lambda that validates OpenAI-shaped requests and forwards them to the endpoint."""
+
+    def __init__(
+        self, scope: Construct, id: str, *, settings: Settings, serving: ServingEndpoint, artifacts: ModelArtifacts,
+        code_path: Path = FORWARDER_CODE,
+    ) -> None:
+        s = settings
+        super().__init__(
+            scope,
+            id,
+            code_path=code_path,
+            retention_days=s.log_retention_days,
+            iam5_reason="X-Ray's PutTraceSegments/PutTelemetryRecords only accept '*'; log streams of the "
+            "function's own log group are created at run time.",
+            memory_size=s.lambda_memory_mb,
+            timeout=Duration.seconds(s.lambda_timeout_s),
             tracing=lambda_.Tracing.ACTIVE,
             layers=[
                 lambda_.LayerVersion.from_layer_version_arn(
-                    self, "Powertools", POWERTOOLS_LAYER.format(partition=Aws.PARTITION, region=Aws.REGION)
+                    scope, f"{id}Powertools", POWERTOOLS_LAYER.format(partition=Aws.PARTITION, region=Aws.REGION)
                 )
             ],
             environment={
@@ -86,35 +96,23 @@ class Forwarder(Construct):
             description=f"OpenAI-compatible front for SageMaker endpoint {serving.endpoint_name}",
         )
         serving.grant_invoke(self.function)
-        acknowledge(self.role, "AwsSolutions-IAM5[Resource::*]",
-            "X-Ray's PutTraceSegments/PutTelemetryRecords only accept '*'; log streams of the function's own "
-            "log group are created at run time.",
-        )
 
 
-class KeyAuthorizer(Construct):
+class KeyAuthorizer(LoggedFunction):
     """Request authorizer that lets OpenAI clients send the API key as `api_key=` (a Bearer
     token). It only extracts the key; API Gateway validates it against the usage plan."""
 
     def __init__(self, scope: Construct, id: str, *, settings: Settings) -> None:
-        super().__init__(scope, id)
-        logged = LoggedRole(self, "Execution", retention_days=settings.log_retention_days)
-        self.function = lambda_.Function(
-            self,
-            "Function",
-            runtime=RUNTIME,
-            architecture=ARCHITECTURE,
-            handler="app.handler",
-            code=lambda_.Code.from_asset(str(AUTHORIZER_CODE), exclude=["__pycache__", "*.pyc"]),
+        super().__init__(
+            scope,
+            id,
+            code_path=AUTHORIZER_CODE,
+            retention_days=settings.log_retention_days,
+            iam5_reason="Log streams of the authorizer's own log group are created at run time.",
             memory_size=128,
             timeout=Duration.seconds(3),
-            role=logged.role,
-            log_group=logged.log_group,
-            logging_format=lambda_.LoggingFormat.JSON,
             description="Extracts the API key from Authorization: Bearer or x-api-key",
         )
-        acknowledge(logged.role, "AwsSolutions-IAM5[Resource::*]",
-            "Log streams of the authorizer's own log group are created at run time.")
         # No identity source and no caching: a request with only x-api-key must reach the
         # authorizer too (an identity source would turn a missing Authorization into 401).
         self.authorizer = apigw.RequestAuthorizer(
