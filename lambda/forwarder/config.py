@@ -1,0 +1,141 @@
+"""The forwarder's settings, read once from the environment the stack sets.
+
+Pure: `load(environ)` takes a mapping and returns a frozen Config or raises ConfigError
+listing every problem (key, bad value, what is accepted), so a misconfigured function
+answers a logged 500 configuration error instead of failing at import.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
+
+ENGINES = ("vllm", "lmi", "tgi")
+# API Gateway REST integrations give up after 29 s; the Lambda must answer before that.
+API_GATEWAY_TIMEOUT_S = 29.0
+
+
+class ConfigError(ValueError):
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("; ".join(problems))
+
+
+@dataclass(frozen=True)
+class Config:
+    endpoint_name: str
+    engine: str
+    model_name: str
+    adapters: tuple[str, ...] = ()
+    max_request_bytes: int = 262_144
+    max_input_tokens: int = 4096
+    max_total_tokens: int = 8192
+    default_max_tokens: int = 512
+    log_prompts: bool = False
+    # Upstream call budget (optional env overrides; the defaults fit a 28 s Lambda).
+    connect_timeout_s: float = 2.0
+    read_timeout_s: float = 25.0  # ceiling; each attempt gets less when less time is left
+    max_attempts: int = 3  # botocore standard mode: 1 call + at most 2 retries
+    response_margin_s: float = 1.0  # kept back to build and log the answer
+
+    @property
+    def max_tokens_cap(self) -> int:
+        """Largest max_tokens a request may ask for: whatever the context leaves after the longest prompt."""
+        return self.max_total_tokens - self.max_input_tokens
+
+    def resolve_model(self, name: str | None) -> tuple[str, str | None] | None:
+        """(model name to report, adapter or None) for a requested name; None if unknown."""
+        if name is None or name == "" or name == self.model_name:
+            return self.model_name, None
+        if name in self.adapters:
+            return name, name
+        return None
+
+    @property
+    def model_names(self) -> tuple[str, ...]:
+        return (self.model_name, *self.adapters)
+
+
+def _int(env: Mapping[str, str], key: str, default: int, problems: list[str], minimum: int = 1) -> int:
+    raw = env.get(key, "")
+    if raw.strip() == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        problems.append(f"{key}={raw!r} is not an integer (expected a whole number >= {minimum})")
+        return default
+    if value < minimum:
+        problems.append(f"{key}={value} is below {minimum}")
+    return value
+
+
+def _float(env: Mapping[str, str], key: str, default: float, problems: list[str]) -> float:
+    raw = env.get(key, "")
+    if raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        problems.append(f"{key}={raw!r} is not a number of seconds")
+        return default
+    if not 0 < value < API_GATEWAY_TIMEOUT_S:
+        problems.append(f"{key}={value} must be between 0 and {API_GATEWAY_TIMEOUT_S:g} seconds")
+    return value
+
+
+def _bool(env: Mapping[str, str], key: str, problems: list[str]) -> bool:
+    raw = env.get(key, "").strip().lower()
+    if raw in ("", "0", "false", "no", "off"):
+        return False
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    problems.append(f"{key}={raw!r} is not a boolean (expected true or false)")
+    return False
+
+
+def load(env: Mapping[str, str]) -> Config:
+    problems: list[str] = []
+    endpoint_name = env.get("ENDPOINT_NAME", "").strip()
+    if not endpoint_name:
+        problems.append("ENDPOINT_NAME is not set (expected the SageMaker endpoint's name)")
+    engine = env.get("ENGINE", "").strip().lower()
+    if engine not in ENGINES:
+        problems.append(f"ENGINE={engine!r} is not one of {', '.join(ENGINES)}")
+    model_name = env.get("MODEL_NAME", "").strip()
+    if not model_name:
+        problems.append("MODEL_NAME is not set (expected the served model name clients pass as `model`)")
+    adapters = tuple(dict.fromkeys(a.strip() for a in env.get("ADAPTERS", "").split(",") if a.strip()))
+    adapters = tuple(a for a in adapters if a != model_name)
+    max_request_bytes = _int(env, "MAX_REQUEST_BYTES", 262_144, problems)
+    max_input_tokens = _int(env, "MAX_INPUT_TOKENS", 4096, problems)
+    max_total_tokens = _int(env, "MAX_TOTAL_TOKENS", 8192, problems)
+    default_max_tokens = _int(env, "DEFAULT_MAX_TOKENS", 512, problems)
+    cap = max_total_tokens - max_input_tokens
+    if cap < 1:
+        problems.append(
+            f"MAX_TOTAL_TOKENS={max_total_tokens} leaves no room to generate after MAX_INPUT_TOKENS={max_input_tokens}"
+            " (expected MAX_TOTAL_TOKENS > MAX_INPUT_TOKENS)"
+        )
+    elif default_max_tokens > cap:
+        problems.append(
+            f"DEFAULT_MAX_TOKENS={default_max_tokens} is above the max_tokens cap {cap}"
+            " (MAX_TOTAL_TOKENS - MAX_INPUT_TOKENS)"
+        )
+    config = Config(
+        endpoint_name=endpoint_name,
+        engine=engine,
+        model_name=model_name,
+        adapters=adapters,
+        max_request_bytes=max_request_bytes,
+        max_input_tokens=max_input_tokens,
+        max_total_tokens=max_total_tokens,
+        default_max_tokens=default_max_tokens,
+        log_prompts=_bool(env, "LOG_PROMPTS", problems),
+        connect_timeout_s=_float(env, "UPSTREAM_CONNECT_TIMEOUT_S", 2.0, problems),
+        read_timeout_s=_float(env, "UPSTREAM_READ_TIMEOUT_S", 25.0, problems),
+        max_attempts=_int(env, "UPSTREAM_MAX_ATTEMPTS", 3, problems),
+    )
+    if problems:
+        raise ConfigError(problems)
+    return config

@@ -1,0 +1,186 @@
+"""The one call this function makes: InvokeEndpoint, bounded by the time API Gateway allows.
+
+The client is created once, at import, from botocore alone (boto3's resource layer is
+not needed for one low-level call and costs cold-start time). Its endpoint comes from the
+environment (AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME), so tests point it at a local server.
+
+Time budget: API Gateway gives up at 29 s and botocore's defaults (60 s reads, legacy
+retries) would outlive it. Standard-mode retries (throttling, 5xx, dropped connections)
+are kept, but two hooks bound them by the caller's deadline:
+- before each attempt, the read timeout is set to the time left (botocore reads
+  `read_timeout` from the request context; older botocore falls back to the client's);
+- a retry that could not finish in the time left is never started (checked before the
+  backoff sleep and again before sending): the previous attempt's failure is what the
+  client is told about.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import platform
+import time
+from dataclasses import dataclass
+
+import botocore
+import botocore.session
+from botocore.config import Config as BotoConfig
+from botocore.exceptions import (
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+)
+from botocore.httpsession import URLLib3Session
+
+from errors import UpstreamFailure
+
+OPERATION = "sagemaker-runtime.InvokeEndpoint"
+# Below this, an attempt (connect, send, queue, generate a few tokens) is not worth starting.
+MIN_ATTEMPT_S = 2.0
+# Recent botocore (1.44.5 here) reads a per-request read timeout from the request context.
+# Without it, the client's fixed read timeout applies, and a retry is only started when
+# that whole timeout still fits before the deadline.
+PER_REQUEST_READ_TIMEOUT = hasattr(URLLib3Session, "_get_request_timeout")
+
+
+class _RetryBudgetSpent(Exception):
+    """Raised from needs-retry or before-send: another attempt could not finish in time."""
+
+
+@dataclass
+class _Call:
+    deadline: float  # time.monotonic() by which the answer must be back
+    connect_timeout_s: float
+    read_timeout_s: float
+    attempts: int = 0
+    last_failure: UpstreamFailure | None = None
+
+
+_CURRENT: contextvars.ContextVar[_Call | None] = contextvars.ContextVar("ownllm_upstream_call", default=None)
+
+
+@dataclass(frozen=True)
+class Invocation:
+    body: bytes
+    latency_ms: float
+    attempts: int
+
+
+# A fixed User-Agent: botocore otherwise rebuilds and sanitises its many-part one, character
+# by character, twice per request (about a quarter of botocore's own CPU time per call).
+USER_AGENT = f"ownllm-forwarder botocore/{botocore.__version__} Python/{platform.python_version()}"
+
+
+def create_client(connect_timeout_s: float, read_timeout_s: float, max_attempts: int):
+    client = botocore.session.get_session().create_client(
+        "sagemaker-runtime",
+        config=BotoConfig(
+            connect_timeout=connect_timeout_s,
+            read_timeout=read_timeout_s,
+            retries={"mode": "standard", "total_max_attempts": max_attempts},
+            tcp_keepalive=True,
+            user_agent=USER_AGENT,
+            parameter_validation=False,  # the parameters are built here, never by a client
+        ),
+    )
+    client.meta.events.register(f"before-send.{OPERATION}", _before_send)
+    client.meta.events.register(f"response-received.{OPERATION}", _response_received)
+    # First, so a retry that cannot finish is given up before botocore sleeps its backoff.
+    client.meta.events.register_first(f"needs-retry.{OPERATION}", _needs_retry)
+    return client
+
+
+def _time_needed() -> float:
+    """The least time worth starting an attempt with (or, without per-request timeouts, its worst case)."""
+    if PER_REQUEST_READ_TIMEOUT:
+        return MIN_ATTEMPT_S
+    call = _CURRENT.get()
+    return call.connect_timeout_s + call.read_timeout_s
+
+
+def _before_send(request, **_kwargs) -> None:
+    call = _CURRENT.get()
+    if call is None:
+        return
+    left = call.deadline - time.monotonic()
+    if call.attempts >= 1 and left < _time_needed():
+        raise _RetryBudgetSpent()
+    call.attempts += 1
+    if PER_REQUEST_READ_TIMEOUT:
+        # This attempt gets whatever is left after connecting: it cannot outlive the deadline.
+        request.context["read_timeout"] = max(min(call.read_timeout_s, left - call.connect_timeout_s), 0.1)
+
+
+def _needs_retry(response=None, caught_exception=None, **_kwargs) -> None:
+    call = _CURRENT.get()
+    if call is None:
+        return None
+    failed = caught_exception is not None or (response is not None and response[0].status_code >= 300)
+    if failed and call.deadline - time.monotonic() < _time_needed():
+        raise _RetryBudgetSpent()
+    return None  # botocore's standard retry handler decides the rest
+
+
+def _response_received(parsed_response=None, exception=None, response_dict=None, **_kwargs) -> None:
+    """Remember each failed attempt, so a retry cut short reports what actually failed."""
+    call = _CURRENT.get()
+    if call is None:
+        return
+    if isinstance(exception, _RetryBudgetSpent):
+        return  # not a failure of the endpoint: keep the attempt that did fail
+    if exception is not None:
+        call.last_failure = failure_from_exception(exception, call.attempts)
+    elif isinstance(parsed_response, dict) and "Error" in parsed_response:
+        status = (response_dict or {}).get("status_code")
+        call.last_failure = _failure_from_parsed(parsed_response, status, call.attempts)
+
+
+def invoke(
+    client, endpoint_name: str, body: bytes, *, deadline: float, connect_timeout_s: float, read_timeout_s: float
+) -> Invocation:
+    """POST the body to the endpoint; raise UpstreamFailure for anything but an answer."""
+    call = _Call(deadline, connect_timeout_s, read_timeout_s)
+    token = _CURRENT.set(call)
+    started = time.perf_counter()
+    try:
+        response = client.invoke_endpoint(
+            EndpointName=endpoint_name, Body=body, ContentType="application/json", Accept="application/json"
+        )
+        payload = response["Body"].read()
+    except _RetryBudgetSpent:
+        failure = call.last_failure or UpstreamFailure("read_timeout", message="no time left for another attempt")
+        failure.attempts = call.attempts
+        raise failure from None
+    except ClientError as exc:
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        raise _failure_from_parsed(exc.response, status, call.attempts) from None
+    except Exception as exc:  # botocore's connection and timeout errors, and anything else on the wire
+        raise failure_from_exception(exc, call.attempts) from None
+    finally:
+        _CURRENT.reset(token)
+    return Invocation(payload, (time.perf_counter() - started) * 1000, call.attempts)
+
+
+def _failure_from_parsed(parsed: dict, status: int | None, attempts: int) -> UpstreamFailure:
+    error = parsed.get("Error") or {}
+    original = parsed.get("OriginalStatusCode")
+    return UpstreamFailure(
+        "service",
+        code=error.get("Code"),
+        http_status=status,
+        message=str(error.get("Message") or ""),
+        original_status=original if isinstance(original, int) else None,
+        original_message=parsed.get("OriginalMessage"),
+        attempts=attempts,
+    )
+
+
+def failure_from_exception(exc: BaseException, attempts: int) -> UpstreamFailure:
+    if isinstance(exc, ReadTimeoutError):
+        kind = "read_timeout"
+    elif isinstance(exc, (ConnectTimeoutError, EndpointConnectionError, ConnectionClosedError)):
+        kind = "connect"
+    else:
+        kind = "other"
+    return UpstreamFailure(kind, code=type(exc).__name__, message=str(exc)[:500], attempts=attempts)

@@ -1,0 +1,284 @@
+"""A stand-in for an inference container: each engine's wire shapes, no model behind them.
+
+The text it generates is deterministic and says it is a stand-in. What it copies
+faithfully is the contract, as the engines document it:
+
+- vllm (SageMaker vLLM container, vLLM's OpenAI server): a body with `messages` is a chat
+  completion, one with `prompt` a text completion; both answer in OpenAI shape with
+  `usage`. `model` must be the served model name or a LoRA adapter name, else 404.
+- lmi (DJL Serving LMI, rolling batch): `{inputs, parameters}` answers an object
+  `{"generated_text", "details"?}` (details only when `parameters.details` is true, with
+  `prefill` when `decoder_input_details` is true); `messages` answers an OpenAI chat
+  completion whose finish_reason may be LMI's own `eos_token`. Adapters: `"adapters"`.
+- tgi (Text Generation Inference): `{inputs, parameters}` answers a JSON array
+  `[{"generated_text", "details"?}]`, adapter in `parameters.adapter_id`; `messages`
+  answers an OpenAI chat completion, adapter in `model` (any value but "tgi").
+
+Token counts are whitespace words, which is all a stand-in needs to be consistent.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import zlib
+from typing import Any
+
+ENGINES = ("vllm", "lmi", "tgi")
+_JSON = {"Content-Type": "application/json"}
+_ANSWER = (
+    "This is a deterministic stand-in answer from the ownllm local runtime. No model "
+    "produced it, so it means nothing beyond showing that the request went all the way "
+    "through and back."
+).split()
+# What each engine generates when the request does not say (TGI's and LMI's documented
+# defaults; vLLM generates up to the context length, here: the whole stand-in answer).
+_DEFAULT_MAX_NEW_TOKENS = {"vllm": None, "lmi": 30, "tgi": 100}
+_TGI_VERSION = "3.3.6-stand-in"
+
+
+class _Reject(Exception):
+    def __init__(self, status: int, message: str, kind: str = "BadRequestError"):
+        super().__init__(message)
+        self.status, self.message, self.kind = status, message, kind
+
+
+def _words(text: str) -> int:
+    return len(text.split())
+
+
+def _content_text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return " ".join(p.get("text", "") for p in content if isinstance(p, dict))
+    return ""
+
+
+class StandIn:
+    """A backend for RuntimeServer: `backend(endpoint_name, body, headers) -> (status, headers, body)`.
+
+    latency_s is added to every answer (queueing, prefill); tokens_per_s paces the
+    generated tokens (0 answers at once). max_total_tokens, when set, makes the stand-in
+    refuse prompt + max new tokens above it, the way the engines do.
+    """
+
+    def __init__(
+        self,
+        engine: str = "vllm",
+        model_name: str = "stand-in",
+        latency_s: float = 0.0,
+        tokens_per_s: float = 0.0,
+        adapters: tuple[str, ...] | list[str] = (),
+        max_total_tokens: int | None = None,
+    ):
+        if engine not in ENGINES:
+            raise ValueError(f"engine must be one of {ENGINES}, not {engine!r}")
+        self.engine = engine
+        self.model_name = model_name
+        self.latency_s = latency_s
+        self.tokens_per_s = tokens_per_s
+        self.adapters = tuple(adapters)
+        self.max_total_tokens = max_total_tokens
+
+    def __call__(self, endpoint_name: str, body: bytes, headers: dict) -> tuple[int, dict, bytes]:
+        try:
+            payload = json.loads(body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            return self._error(_Reject(400, f"JSON decode error: {exc}"))
+        if not isinstance(payload, dict):
+            return self._error(_Reject(400, "request body must be a JSON object"))
+        try:
+            answer, generated = self._answer(payload)
+        except _Reject as exc:
+            return self._error(exc)
+        pause = self.latency_s + (generated / self.tokens_per_s if self.tokens_per_s > 0 else 0.0)
+        if pause > 0:
+            time.sleep(pause)
+        return 200, dict(_JSON), json.dumps(answer).encode()
+
+    # -- dispatch, as each engine routes /invocations -------------------------------------
+
+    def _answer(self, p: dict) -> tuple[Any, int]:
+        if "messages" in p:
+            return self._chat(p)
+        if self.engine == "vllm" and "prompt" in p:
+            return self._openai_completion(p)
+        if self.engine in ("lmi", "tgi") and "inputs" in p:
+            return self._native(p)
+        wanted = "messages or prompt" if self.engine == "vllm" else "inputs or messages"
+        raise _Reject(self._validation_status(), f"request needs {wanted}")
+
+    def _validation_status(self) -> int:
+        return 422 if self.engine == "tgi" else 400
+
+    def _model_for(self, requested: Any) -> str:
+        """The model or adapter that answers, refusing names the engine would not know."""
+        if self.engine == "tgi":
+            if requested in (None, "tgi"):
+                return self.model_name
+        elif self.engine == "lmi":
+            return self.model_name  # LMI ignores `model`; adapters come in "adapters"
+        elif requested in (None, self.model_name):
+            return self.model_name
+        if requested in self.adapters:
+            return str(requested)
+        if self.engine == "tgi":
+            raise _Reject(422, f"adapter {requested!r} is not loaded", "validation")
+        raise _Reject(404, f"The model `{requested}` does not exist.", "NotFoundError")
+
+    def _generate(self, model: str, prompt_tokens: int, max_new: Any, stop: Any) -> tuple[str, int, bool, bool]:
+        """(text, tokens, hit_length_limit, hit_stop_sequence), deterministic per model."""
+        if max_new is not None and (not isinstance(max_new, int) or isinstance(max_new, bool) or max_new < 1):
+            raise _Reject(self._validation_status(), "max tokens must be a positive integer")
+        if self.max_total_tokens is not None and prompt_tokens + (max_new or 0) > self.max_total_tokens:
+            raise _Reject(
+                self._validation_status(),
+                f"This model's maximum context length is {self.max_total_tokens} tokens; "
+                f"the request asked for {prompt_tokens} prompt + {max_new or 0} new tokens.",
+            )
+        tokens = [f"[stand-in for {model}]"] + _ANSWER
+        n = len(tokens) if max_new is None else min(max_new, len(tokens))
+        text = " ".join(tokens[:n])
+        stops = [stop] if isinstance(stop, str) else [s for s in stop or [] if isinstance(s, str)]
+        for s in stops:
+            at = text.find(s) if s else -1
+            if at >= 0:
+                text = text[:at]
+                return text, max(_words(text), 1), False, True
+        return text, n, n < len(tokens), False
+
+    # -- OpenAI shapes (vLLM, LMI and TGI all answer `messages` this way) -------------------
+
+    def _chat(self, p: dict) -> tuple[dict, int]:
+        messages = p.get("messages")
+        if not isinstance(messages, list) or not messages:
+            raise _Reject(self._validation_status(), "messages must be a non-empty list")
+        model = self._lmi_adapter(p) if self.engine == "lmi" else self._model_for(p.get("model"))
+        prompt_tokens = sum(_words(_content_text(m.get("content"))) + 4 for m in messages if isinstance(m, dict)) + 2
+        max_new = p.get("max_completion_tokens", p.get("max_tokens"))
+        text, n, length, stopped = self._generate(model, prompt_tokens, max_new, p.get("stop"))
+        finish = "length" if length else "stop"
+        if self.engine == "lmi" and not length:
+            finish = "stop_sequence" if stopped else "eos_token"
+        message: dict[str, Any] = {"role": "assistant", "content": text}
+        answer: dict[str, Any] = {
+            "id": self._id("chatcmpl", p),
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": model,
+            "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish}],
+            "usage": _usage(prompt_tokens, n),
+        }
+        if self.engine == "vllm":
+            message.update({"tool_calls": [], "reasoning_content": None})
+            answer["choices"][0]["stop_reason"] = None
+            answer["prompt_logprobs"] = None
+        elif self.engine == "tgi":
+            answer["id"] = ""
+            answer["system_fingerprint"] = _TGI_VERSION
+        else:  # LMI's chat answer carries no model field
+            del answer["model"]
+        return answer, n
+
+    def _openai_completion(self, p: dict) -> tuple[dict, int]:
+        prompt = p.get("prompt")
+        if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], str):
+            prompt = prompt[0]
+        if not isinstance(prompt, str):
+            raise _Reject(400, "prompt must be a string")
+        model = self._model_for(p.get("model"))
+        prompt_tokens = _words(prompt)
+        text, n, length, _ = self._generate(model, prompt_tokens, p.get("max_tokens", 16), p.get("stop"))
+        return {
+            "id": self._id("cmpl", p),
+            "object": "text_completion",
+            "created": int(time.time()),
+            "model": model,
+            "choices": [
+                {
+                    "index": 0,
+                    "text": text,
+                    "logprobs": None,
+                    "finish_reason": "length" if length else "stop",
+                    "stop_reason": None,
+                    "prompt_logprobs": None,
+                }
+            ],
+            "usage": _usage(prompt_tokens, n),
+        }, n
+
+    # -- native {inputs, parameters}: LMI object, TGI array ---------------------------------
+
+    def _native(self, p: dict) -> tuple[Any, int]:
+        inputs = p.get("inputs")
+        if not isinstance(inputs, str):
+            raise _Reject(self._validation_status(), "inputs must be a string")
+        params = p.get("parameters") or {}
+        if not isinstance(params, dict):
+            raise _Reject(self._validation_status(), "parameters must be an object")
+        if self.engine == "tgi":
+            model = self._model_for(params.get("adapter_id") or None)
+            stop = params.get("stop")
+        else:
+            model = self._lmi_adapter(p)
+            stop = params.get("stop_sequences")
+        prompt_tokens = _words(inputs)
+        max_new = params.get("max_new_tokens", _DEFAULT_MAX_NEW_TOKENS[self.engine])
+        text, n, length, stopped = self._generate(model, prompt_tokens, max_new, stop)
+        answer: dict[str, Any] = {"generated_text": text}
+        if params.get("details"):
+            finish = "length" if length else ("stop_sequence" if stopped else "eos_token")
+            tokens = [
+                {"id": 1000 + i, "text": w if i == 0 else f" {w}", "logprob": -0.5, "special": False}
+                for i, w in enumerate(text.split()[:n])
+            ]
+            details: dict[str, Any] = {"finish_reason": finish, "generated_tokens": n}
+            if self.engine == "lmi":
+                details["inputs"] = inputs
+                for t in tokens:  # LMI names it log_prob and has no `special`
+                    t["log_prob"] = t.pop("logprob")
+                    t.pop("special")
+            else:
+                details["seed"] = params.get("seed")
+            details["tokens"] = tokens
+            if params.get("decoder_input_details"):
+                details["prefill"] = [{"id": 10 + i, "text": w, "logprob": None} for i, w in enumerate(inputs.split())]
+            answer["details"] = details
+        return ([answer] if self.engine == "tgi" else answer), n
+
+    def _lmi_adapter(self, p: dict) -> str:
+        adapter = p.get("adapters")
+        if adapter in (None, ""):
+            return self.model_name
+        if adapter in self.adapters:
+            return str(adapter)
+        raise _Reject(400, f"Adapter {adapter!r} is not registered")
+
+    # -- plumbing ----------------------------------------------------------------------------
+
+    def _id(self, prefix: str, p: dict) -> str:
+        return f"{prefix}-{zlib.crc32(json.dumps(p, sort_keys=True).encode()):08x}"
+
+    def _error(self, exc: _Reject) -> tuple[int, dict, bytes]:
+        if self.engine == "vllm":
+            body: dict[str, Any] = {
+                "object": "error",
+                "message": exc.message,
+                "type": exc.kind,
+                "param": None,
+                "code": exc.status,
+            }
+        elif self.engine == "tgi":
+            body = {"error": exc.message, "error_type": "validation"}
+        else:
+            body = {"error": exc.message, "code": exc.status}
+        return exc.status, dict(_JSON), json.dumps(body).encode()
+
+
+def _usage(prompt_tokens: int, completion_tokens: int) -> dict:
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }

@@ -1,0 +1,199 @@
+"""Shared helpers for the forwarder tests: API Gateway REST events, a Lambda context, a harness.
+
+Imported by conftest.py and the tests (conftest puts this folder on sys.path).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+FORWARDER = ROOT / "lambda" / "forwarder"
+SIBLINGS = ("config", "errors", "tokens", "validate", "translate", "upstream")
+MODEL = "Qwen/Qwen2.5-7B-Instruct"
+ADAPTERS = ("sql-expert", "support")
+ENDPOINT = "ownllm-endpoint"
+
+if str(FORWARDER) not in sys.path:
+    sys.path.insert(0, str(FORWARDER))
+for _name in SIBLINGS:
+    _loaded = sys.modules.get(_name)
+    if _loaded is not None and Path(getattr(_loaded, "__file__", "") or "").parent != FORWARDER:
+        raise RuntimeError(f"module name {_name!r} is already taken by {_loaded!r}; the forwarder tests need it")
+
+from ownllm.local.runtime import RuntimeServer  # noqa: E402
+
+FAKE_AWS = {
+    "AWS_ACCESS_KEY_ID": "test",
+    "AWS_SECRET_ACCESS_KEY": "test",
+    "AWS_SESSION_TOKEN": "test",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
+    "AWS_EC2_METADATA_DISABLED": "true",
+}
+BASE_ENV = {
+    "ENDPOINT_NAME": ENDPOINT,
+    "ENGINE": "vllm",
+    "MODEL_NAME": MODEL,
+    "ADAPTERS": ",".join(ADAPTERS),
+    "MAX_REQUEST_BYTES": "262144",
+    "MAX_INPUT_TOKENS": "4096",
+    "MAX_TOTAL_TOKENS": "8192",
+    "DEFAULT_MAX_TOKENS": "512",
+    "LOG_PROMPTS": "false",
+    "POWERTOOLS_SERVICE_NAME": "ownllm-forwarder",
+    "POWERTOOLS_METRICS_NAMESPACE": "ownllm",
+    # Tests run against localhost: a short connect timeout keeps the deadline tests quick.
+    "UPSTREAM_CONNECT_TIMEOUT_S": "0.5",
+}
+
+
+def rest_event(
+    method: str = "POST",
+    path: str = "/v1/chat/completions",
+    body: str | bytes | None = None,
+    *,
+    headers: dict | None = None,
+    base64_body: bool = False,
+    request_id: str | None = None,
+) -> dict:
+    """An API Gateway REST API (v1) proxy event for resource /{proxy+}, stage prod, API key auth."""
+    request_id = request_id or str(uuid.uuid4())
+    headers = {
+        "Accept": "application/json",
+        "Content-Type": "application/json",
+        "Host": "abc123.execute-api.us-east-1.amazonaws.com",
+        "User-Agent": "OpenAI/Python 3.52.0",
+        "X-Amzn-Trace-Id": "Root=1-5e66d96f-7491f09xmpl79d18acf3d050",
+        "X-Forwarded-For": "203.0.113.7",
+        "X-Forwarded-Port": "443",
+        "X-Forwarded-Proto": "https",
+        "x-api-key": "k3yk3yk3y",
+        **(headers or {}),
+    }
+    if isinstance(body, bytes):
+        body = base64.b64encode(body).decode() if base64_body else body.decode("utf-8", "surrogateescape")
+    elif body is not None and base64_body:
+        body = base64.b64encode(body.encode()).decode()
+    now = time.time()
+    return {
+        "resource": "/{proxy+}",
+        "path": path,
+        "httpMethod": method,
+        "headers": headers,
+        "multiValueHeaders": {k: [v] for k, v in headers.items()},
+        "queryStringParameters": None,
+        "multiValueQueryStringParameters": None,
+        "pathParameters": {"proxy": path.lstrip("/")},
+        "stageVariables": None,
+        "requestContext": {
+            "resourceId": "k1b2c3",
+            "resourcePath": "/{proxy+}",
+            "httpMethod": method,
+            "extendedRequestId": "JkTm7Fq8oAMFl2A=",
+            "requestTime": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
+            "path": f"/prod{path}",
+            "accountId": "123456789012",
+            "protocol": "HTTP/1.1",
+            "stage": "prod",
+            "domainPrefix": "abc123",
+            "requestTimeEpoch": int(now * 1000),
+            "requestId": request_id,
+            "identity": {
+                "cognitoIdentityPoolId": None,
+                "accountId": None,
+                "cognitoIdentityId": None,
+                "caller": None,
+                "sourceIp": "203.0.113.7",
+                "principalOrgId": None,
+                "accessKey": None,
+                "cognitoAuthenticationType": None,
+                "cognitoAuthenticationProvider": None,
+                "userArn": None,
+                "userAgent": headers["User-Agent"],
+                "user": None,
+                "apiKey": "k3yk3yk3y",
+                "apiKeyId": "a1b2c3d4e5",
+            },
+            "domainName": "abc123.execute-api.us-east-1.amazonaws.com",
+            "deploymentId": "d1e2f3",
+            "apiId": "abc123",
+        },
+        "body": body,
+        "isBase64Encoded": base64_body,
+    }
+
+
+class FakeContext:
+    """LambdaContext with a real clock: get_remaining_time_in_millis counts down."""
+
+    function_name = "ownllm-forwarder"
+    function_version = "$LATEST"
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:ownllm-forwarder"
+    memory_limit_in_mb = 128
+    log_group_name = "/aws/lambda/ownllm-forwarder"
+    log_stream_name = "2026/01/01/[$LATEST]0123456789abcdef"
+
+    def __init__(self, remaining_ms: int = 28_000):
+        self.aws_request_id = str(uuid.uuid4())
+        self._deadline = time.monotonic() + remaining_ms / 1000
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+@dataclass
+class Answer:
+    status: int
+    headers: dict  # lower-cased names, single values
+    text: str
+    elapsed_s: float
+
+    def json(self):
+        return json.loads(self.text)
+
+    @property
+    def error(self) -> dict:
+        return self.json()["error"]
+
+
+class Harness:
+    """The forwarder configured for one engine, wired to a local SageMaker runtime."""
+
+    def __init__(self, app, server: RuntimeServer, standin):
+        self.app = app
+        self.server = server
+        self.standin = standin
+
+    def call(self, method="POST", path="/v1/chat/completions", body=None, *, remaining_ms=28_000, **event_kwargs) -> Answer:
+        if isinstance(body, (dict, list)):
+            body = json.dumps(body)
+        event = rest_event(method, path, body, **event_kwargs)
+        started = time.monotonic()
+        response = self.app.handler(event, FakeContext(remaining_ms))
+        elapsed = time.monotonic() - started
+        raw = response.get("multiValueHeaders") or {}
+        headers = {k.lower(): (v[-1] if isinstance(v, list) else v) for k, v in raw.items()}
+        headers.update({k.lower(): v for k, v in (response.get("headers") or {}).items()})
+        return Answer(response["statusCode"], headers, response["body"], elapsed)
+
+    def chat(self, content="What is deep learning?", *, request_id=None, remaining_ms=28_000, **fields) -> Answer:
+        body = {"model": MODEL, "messages": [{"role": "user", "content": content}], **fields}
+        return self.call(body=body, request_id=request_id, remaining_ms=remaining_ms)
+
+    def complete(self, prompt="Deep learning is", *, request_id=None, remaining_ms=28_000, **fields) -> Answer:
+        body = {"model": MODEL, "prompt": prompt, **fields}
+        return self.call(path="/v1/completions", body=body, request_id=request_id, remaining_ms=remaining_ms)
+
+    @property
+    def sent(self) -> dict:
+        """The body the engine received last."""
+        return self.server.requests[-1].json()
+
+
