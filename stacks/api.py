@@ -26,6 +26,14 @@ ARCHITECTURE = lambda_.Architecture.ARM_64  # 20% cheaper per GB-s than x86_64
 POWERTOOLS_LAYER = "arn:{partition}:lambda:{region}:017000801446:layer:AWSLambdaPowertoolsPythonV3-python314-arm64:27"
 STAGE = "prod"
 METRICS_NAMESPACE = "ownllm"
+# What the forwarder emits as EMF metrics (lambda/forwarder/app.py), declared on the function
+# so the cost estimate prices them ($0.30/metric-month each). Errors carry an ErrorClass
+# dimension: each class seen is one more metric.
+FORWARDER_METRICS = ("Requests", "ModelLatency", "PromptTokens", "CompletionTokens", "ColdStart")
+FORWARDER_ERROR_CLASSES = (
+    "invalid_request", "model_not_found", "unknown_route", "method_not_allowed", "configuration", "internal",
+    "upstream_error", "upstream_client_error", "timeout", "throttled", "not_ready", "unavailable",
+)
 
 
 class LoggedFunction(Construct):
@@ -96,6 +104,10 @@ class Forwarder(LoggedFunction):
             description=f"OpenAI-compatible front for SageMaker endpoint {serving.endpoint_name}",
         )
         serving.grant_invoke(self.function)
+        self.function.node.default_child.add_metadata(
+            "ownllm:custom-metrics",
+            {"always": len(FORWARDER_METRICS), "at_most": len(FORWARDER_METRICS) + len(FORWARDER_ERROR_CLASSES)},
+        )
 
 
 class KeyAuthorizer(LoggedFunction):

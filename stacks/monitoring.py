@@ -14,7 +14,7 @@ from aws_cdk import aws_sns_subscriptions as subs
 from constructs import Construct
 
 from ownllm.settings import Settings
-from stacks.api import STAGE, Api
+from stacks.api import METRICS_NAMESPACE, STAGE, Api
 from stacks.serving import VARIANT, ServingEndpoint
 
 PERIOD = Duration.minutes(5)
@@ -155,6 +155,23 @@ class LlmMonitoring(Construct):
             ),
             cw.GraphWidget(title="GPU utilisation (%)", left=[gpu_util, gpu_memory], width=8),
             cw.GraphWidget(title="Instances", left=[instances], width=8),
+        )
+        # The forwarder's own EMF metrics (Powertools adds the `service` dimension).
+        service = {"service": "ownllm-forwarder"}
+        self.dashboard.add_widgets(
+            cw.GraphWidget(
+                title="Tokens",
+                left=[cw.Metric(namespace=METRICS_NAMESPACE, metric_name=m, dimensions_map=service, statistic="Sum",
+                                period=PERIOD) for m in ("PromptTokens", "CompletionTokens")],
+                width=12,
+            ),
+            cw.GraphWidget(
+                title="Forwarder errors by class",
+                left=[cw.MathExpression(
+                    expression=f"SEARCH('{{{METRICS_NAMESPACE},ErrorClass,service}} MetricName=\"Errors\"', 'Sum', 300)",
+                    label="", period=PERIOD)],
+                width=12,
+            ),
         )
         self.dashboard_url = (
             f"https://console.aws.amazon.com/cloudwatch/home?region={Aws.REGION}#dashboards:name={s.stack_prefix}-llm"

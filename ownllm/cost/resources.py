@@ -32,6 +32,8 @@ LAMBDA_DEFAULT_MEMORY_MB = 128
 LAMBDA_DEFAULT_TIMEOUT_S = 3
 # A header-checking authorizer's billed time (Lambda bills per ms; ~1 ms of work plus runtime).
 AUTHORIZER_DURATION_S = 0.01
+# Function metadata key under which a stack declares the custom metrics the function emits.
+CUSTOM_METRICS_METADATA = "ownllm:custom-metrics"
 SCHEDULED_LAMBDA_DURATION_S = 1.0
 NEVER_EXPIRE_STORAGE_DAYS = 365
 
@@ -430,7 +432,23 @@ def price_lambda(ctx: StackContext, lid: str, res: dict, usage: Usage) -> list[I
         f"x {price_text(duration_price.usd)}/GB-s + {invocations:,.0f} x {price_text(request_price.usd)}/1M requests"
         f" ({why})" + (n1 or n2)
     )
-    return [_item(ctx, lid, rtype, daily, basis, PER_REQUEST, [duration_price, request_price])]
+    items = [_item(ctx, lid, rtype, daily, basis, PER_REQUEST, [duration_price, request_price])]
+    declared = (res.get("Metadata") or {}).get(CUSTOM_METRICS_METADATA)
+    if isinstance(declared, dict) and isinstance(declared.get("always"), int):
+        items.append(_custom_metrics_item(ctx, lid, declared))
+    return items
+
+
+def _custom_metrics_item(ctx: StackContext, lid: str, declared: dict) -> Item:
+    """Metrics the function emits at run time (EMF), declared by the stack in the function's
+    metadata: `always` are sent on every request; up to `at_most` once every error class occurs."""
+    price, note = ctx.price("cloudwatch.custom-metric")
+    always, at_most = declared["always"], max(declared.get("at_most", declared["always"]), declared["always"])
+    return _item(
+        ctx, f"{lid}/CustomMetrics", "CloudWatch custom metrics (EMF)", per_month_to_daily(always * price.usd),
+        f"{always} metric(s) emitted on every request x {price_text(price.usd)}/metric-month "
+        f"(up to {at_most} when every error class occurs)" + note,
+        FIXED, [price], max_daily_usd=per_month_to_daily(at_most * price.usd))
 
 
 # ----- API Gateway ------------------------------------------------------------------------

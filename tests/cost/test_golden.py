@@ -215,3 +215,15 @@ def test_a_key_authorizer_is_billed_per_request_for_milliseconds_not_for_the_gen
     got = lines(estimate_cdk_out(cdk_out({"OwnLlm": resources}), settings()))
     assert got["ApiKeyAuthorizerFunction1A2B3C4D"] == pytest.approx(0.0002166668)
     assert got[FUNCTION] == pytest.approx(0.0106166875)
+
+
+def test_custom_metrics_a_function_declares_are_priced_per_metric_month(cdk_out, settings):
+    """5 metrics on every request x $0.30/metric-month = $1.50/month = 1.5 / 30.41667 = $0.049315/day;
+    at most 19 metrics x $0.30 = $5.70/month = $0.187397/day."""
+    resources = serving_resources("ml.g5.4xlarge", 1)
+    resources[FUNCTION]["Metadata"] = {"ownllm:custom-metrics": {"always": 5, "at_most": 19}}
+    est = estimate_cdk_out(cdk_out({"OwnLlm": resources}), settings())
+    [item] = [i for i in est.items if i.logical_id == f"{FUNCTION}/CustomMetrics"]
+    assert item.daily_usd == pytest.approx(1.5 / DAYS_PER_MONTH)
+    assert item.max_daily_usd == pytest.approx(5.7 / DAYS_PER_MONTH)
+    assert "5 metric(s) emitted on every request" in item.basis

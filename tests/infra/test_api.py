@@ -111,3 +111,22 @@ def test_lambda_roles_use_no_managed_policies(default):
     lambda_roles = [r for r in roles.values() if "lambda.amazonaws.com" in json.dumps(r["Properties"]["AssumeRolePolicyDocument"])]
     assert len(lambda_roles) == 2
     assert all("ManagedPolicyArns" not in r["Properties"] for r in lambda_roles)
+
+
+def test_the_forwarder_declares_the_custom_metrics_its_code_emits(default):
+    """The declaration prices the EMF metrics; it must match what lambda/forwarder emits."""
+    import re
+    from pathlib import Path
+
+    from stacks.api import FORWARDER_ERROR_CLASSES, FORWARDER_METRICS
+
+    code = Path(__file__).resolve().parents[2] / "lambda" / "forwarder"
+    app = (code / "app.py").read_text()
+    emitted = set(re.findall(r'add_metric\(name="(\w+)"', app)) | {"ColdStart"}  # cold start: Powertools' own
+    assert emitted == set(FORWARDER_METRICS)
+    errors = (code / "errors.py").read_text()
+    classes = set(re.findall(r'error_class(?:: str)?\s*=\s*"(\w+)"', errors)) | set(
+        re.findall(r'"\w+", "(\w+)", detail', errors)) | set(re.findall(r'"(\w+)", detail', errors))
+    assert classes <= set(FORWARDER_ERROR_CLASSES)
+    [fn] = [f for lid, f in default.api.find_resources("AWS::Lambda::Function").items() if lid.startswith("ForwarderFunction")]
+    assert fn["Metadata"]["ownllm:custom-metrics"] == {"always": 5, "at_most": 17}

@@ -91,3 +91,10 @@ def test_one_dashboard_shows_requests_latency_errors_model_gpu_and_instances(def
         assert title in body
     for metric in ("ModelLatency", "GPUUtilization", "InvocationsPerInstance", "p99"):
         assert metric in body
+
+
+def test_the_dashboard_graphs_the_forwarders_token_and_error_metrics(default):
+    [dash] = default.monitoring.find_resources("AWS::CloudWatch::Dashboard").values()
+    body = json.dumps(dash["Properties"]["DashboardBody"])
+    assert "PromptTokens" in body and "CompletionTokens" in body
+    assert "ErrorClass" in body
