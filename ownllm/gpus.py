@@ -65,10 +65,11 @@ def family_of(instance_type: str) -> str:
     return m.group(1) if m else ""
 
 
-def _sdk_table_path() -> Path | None:
+def sdk_data_file(name: str) -> Path | None:
+    """A file of the SageMaker SDK's image_uri_config, found without importing the SDK."""
     spec = importlib.util.find_spec("sagemaker")  # finds the namespace without importing it
     for root in (spec.submodule_search_locations or []) if spec else []:
-        candidate = Path(root) / "core" / "image_uri_config" / "instance_gpu_info.json"
+        candidate = Path(root) / "core" / "image_uri_config" / name
         if candidate.is_file():
             return candidate
     return None
@@ -78,7 +79,7 @@ def _sdk_table_path() -> Path | None:
 def gpu_table() -> dict[str, GpuInfo]:
     """Every supported GPU instance type, from the SDK's table plus the supplement."""
     table: dict[str, GpuInfo] = {}
-    path = _sdk_table_path()
+    path = sdk_data_file("instance_gpu_info.json")
     if path is not None:
         for region_types in json.loads(path.read_text()).values():
             for itype, info in region_types.items():
