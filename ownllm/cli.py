@@ -22,9 +22,9 @@ def build_parser() -> argparse.ArgumentParser:
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            continue
+            if not (exc.name and name.startswith(exc.name)):
+                raise  # a missing dependency inside the tool is a real error
+            continue  # that tool is not part of this installation
         module.register(sub)
     return parser
 
