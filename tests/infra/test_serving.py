@@ -163,3 +163,9 @@ def test_lora_adapters_are_uploaded_and_enabled_in_the_container(tmp_path, synth
     s.api.has_resource_properties(
         "AWS::Lambda::Function", {"Environment": {"Variables": Match.object_like({"ADAPTERS": "support-bot"})}}
     )
+
+
+def test_a_gated_models_hub_token_is_a_deploy_time_secret_reference(synth_app):
+    s = synth_app((("hf_token_secret_name", "hf/token"),))
+    assert container(s.serving)["Environment"]["HF_TOKEN"] == "{{resolve:secretsmanager:hf/token:SecretString}}"
+    assert "HF_TOKEN" not in container(synth_app().serving)["Environment"]
