@@ -66,6 +66,12 @@ class _Fault:
     remaining: int | None  # None: until cleared
 
 
+class _Server(ThreadingHTTPServer):
+    # The default backlog of 5 refuses connections when many clients connect at once.
+    request_queue_size = 128
+    daemon_threads = True
+
+
 class RuntimeServer:
     """SageMaker runtime's InvokeEndpoint on a local port, in a daemon thread.
 
@@ -93,7 +99,7 @@ class RuntimeServer:
         self.requests: deque[RecordedRequest] = deque(maxlen=keep_requests)
         self._fault: _Fault | None = None
         self._lock = threading.Lock()
-        self._httpd: ThreadingHTTPServer | None = None
+        self._httpd: _Server | None = None
         self._thread: threading.Thread | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -102,8 +108,7 @@ class RuntimeServer:
         if self._httpd is not None:
             return self
         handler = type("_BoundHandler", (_Handler,), {"runtime": self})
-        httpd = ThreadingHTTPServer((self.host, self._requested_port), handler)
-        httpd.daemon_threads = True
+        httpd = _Server((self.host, self._requested_port), handler)
         self._httpd = httpd
         self.port = httpd.server_address[1]
         # A short poll interval: stop() returns in ~50 ms instead of serve_forever's default 0.5 s.
