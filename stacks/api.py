@@ -12,6 +12,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from ownllm.artifacts import ModelArtifacts
+from ownllm.forwarder import METRICS_NAMESPACE, forwarder_environment
 from ownllm.settings import RETENTION_DAYS, Settings
 from stacks.nag import acknowledge
 from stacks.serving import ServingEndpoint
@@ -25,7 +26,6 @@ RUNTIME = lambda_.Runtime.PYTHON_3_14
 ARCHITECTURE = lambda_.Architecture.ARM_64  # 20% cheaper per GB-s than x86_64
 POWERTOOLS_LAYER = "arn:{partition}:lambda:{region}:017000801446:layer:AWSLambdaPowertoolsPythonV3-python314-arm64:27"
 STAGE = "prod"
-METRICS_NAMESPACE = "ownllm"
 # What the forwarder emits as EMF metrics (lambda/forwarder/app.py), declared on the function
 # so the cost estimate prices them ($0.30/metric-month each). Errors carry an ErrorClass
 # dimension: each class seen is one more metric.
@@ -88,19 +88,9 @@ class Forwarder(LoggedFunction):
                     scope, f"{id}Powertools", POWERTOOLS_LAYER.format(partition=Aws.PARTITION, region=Aws.REGION)
                 )
             ],
-            environment={
-                "ENDPOINT_NAME": serving.endpoint_name,
-                "ENGINE": s.engine,
-                "MODEL_NAME": s.served_model_name,
-                "ADAPTERS": ",".join(artifacts.adapters),
-                "MAX_REQUEST_BYTES": str(s.max_request_bytes),
-                "MAX_INPUT_TOKENS": str(s.max_input_tokens),
-                "MAX_TOTAL_TOKENS": str(s.max_total_tokens),
-                "DEFAULT_MAX_TOKENS": str(s.default_max_tokens),
-                "LOG_PROMPTS": "false",
-                "POWERTOOLS_SERVICE_NAME": "ownllm-forwarder",
-                "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
-            },
+            environment=forwarder_environment(
+                s, endpoint_name=serving.endpoint_name, adapters=artifacts.adapters
+            ),
             description=f"OpenAI-compatible front for SageMaker endpoint {serving.endpoint_name}",
         )
         serving.grant_invoke(self.function)

@@ -14,7 +14,8 @@ from aws_cdk import aws_sns_subscriptions as subs
 from constructs import Construct
 
 from ownllm.settings import Settings
-from stacks.api import METRICS_NAMESPACE, STAGE, Api
+from ownllm.forwarder import METRICS_NAMESPACE, SERVICE_NAME
+from stacks.api import STAGE, Api
 from stacks.serving import VARIANT, ServingEndpoint
 
 PERIOD = Duration.minutes(5)
@@ -157,7 +158,7 @@ class LlmMonitoring(Construct):
             cw.GraphWidget(title="Instances", left=[instances], width=8),
         )
         # The forwarder's own EMF metrics (Powertools adds the `service` dimension).
-        service = {"service": "ownllm-forwarder"}
+        service = {"service": SERVICE_NAME}
         self.dashboard.add_widgets(
             cw.GraphWidget(
                 title="Tokens",

@@ -1,7 +1,10 @@
-"""Local stand-ins for the AWS side of ownllm: no model, no GPU, no credentials.
+"""The deployed request path on 127.0.0.1, without AWS: no model, no GPU, no credentials.
 
-`ownllm.local.runtime.RuntimeServer` speaks SageMaker runtime's InvokeEndpoint over HTTP
-(boto3 reaches it through AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME) and `StandIn` answers in
-each engine's exact wire shape. Standard library only, so tests, the CLI and the load
-bench can import it without the CDK.
+- `stack.LocalStack` (what `ownllm local` runs) ties the parts together;
+- `gateway.Gateway` plays API Gateway: API key, 10 MB, 29 s, REST proxy events;
+- `lambda_pool.LambdaPool` runs the real `lambda/forwarder` handler in Lambda-like
+  execution environments (one request at a time each);
+- `runtime.RuntimeServer` speaks SageMaker runtime's InvokeEndpoint (boto3 reaches it through
+  AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME), answered by `standin.StandIn` (each engine's exact wire
+  shape; a stand-in, not a model) or `upstream.OpenAIUpstream` (a server you run).
 """

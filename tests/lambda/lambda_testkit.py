@@ -27,6 +27,7 @@ for _name in SIBLINGS:
     if _loaded is not None and Path(getattr(_loaded, "__file__", "") or "").parent != FORWARDER:
         raise RuntimeError(f"module name {_name!r} is already taken by {_loaded!r}; the forwarder tests need it")
 
+from ownllm.local.gateway import rest_event as gateway_rest_event  # noqa: E402
 from ownllm.local.runtime import RuntimeServer  # noqa: E402
 
 FAKE_AWS = {
@@ -63,12 +64,11 @@ def rest_event(
     base64_body: bool = False,
     request_id: str | None = None,
 ) -> dict:
-    """An API Gateway REST API (v1) proxy event for resource /{proxy+}, stage prod, API key auth."""
-    request_id = request_id or str(uuid.uuid4())
+    """An API Gateway REST API (v1) proxy event, stage prod, API key auth: the one the local
+    gateway builds (ownllm.local.gateway.rest_event), with a deployed-looking client."""
     headers = {
         "Accept": "application/json",
         "Content-Type": "application/json",
-        "Host": "abc123.execute-api.us-east-1.amazonaws.com",
         "User-Agent": "OpenAI/Python 3.52.0",
         "X-Amzn-Trace-Id": "Root=1-5e66d96f-7491f09xmpl79d18acf3d050",
         "X-Forwarded-For": "203.0.113.7",
@@ -77,57 +77,16 @@ def rest_event(
         "x-api-key": "k3yk3yk3y",
         **(headers or {}),
     }
-    if isinstance(body, bytes):
-        body = base64.b64encode(body).decode() if base64_body else body.decode("utf-8", "surrogateescape")
-    elif body is not None and base64_body:
-        body = base64.b64encode(body.encode()).decode()
-    now = time.time()
-    return {
-        "resource": "/{proxy+}",
-        "path": path,
-        "httpMethod": method,
-        "headers": headers,
-        "multiValueHeaders": {k: [v] for k, v in headers.items()},
-        "queryStringParameters": None,
-        "multiValueQueryStringParameters": None,
-        "pathParameters": {"proxy": path.lstrip("/")},
-        "stageVariables": None,
-        "requestContext": {
-            "resourceId": "k1b2c3",
-            "resourcePath": "/{proxy+}",
-            "httpMethod": method,
-            "extendedRequestId": "JkTm7Fq8oAMFl2A=",
-            "requestTime": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
-            "path": f"/prod{path}",
-            "accountId": "123456789012",
-            "protocol": "HTTP/1.1",
-            "stage": "prod",
-            "domainPrefix": "abc123",
-            "requestTimeEpoch": int(now * 1000),
-            "requestId": request_id,
-            "identity": {
-                "cognitoIdentityPoolId": None,
-                "accountId": None,
-                "cognitoIdentityId": None,
-                "caller": None,
-                "sourceIp": "203.0.113.7",
-                "principalOrgId": None,
-                "accessKey": None,
-                "cognitoAuthenticationType": None,
-                "cognitoAuthenticationProvider": None,
-                "userArn": None,
-                "userAgent": headers["User-Agent"],
-                "user": None,
-                "apiKey": "k3yk3yk3y",
-                "apiKeyId": "a1b2c3d4e5",
-            },
-            "domainName": "abc123.execute-api.us-east-1.amazonaws.com",
-            "deploymentId": "d1e2f3",
-            "apiId": "abc123",
-        },
-        "body": body,
-        "isBase64Encoded": base64_body,
-    }
+    raw = body.encode("utf-8", "surrogateescape") if isinstance(body, str) else (body or b"")
+    event = gateway_rest_event(
+        method, path, list(headers.items()), raw, request_id=request_id or str(uuid.uuid4()),
+        source_ip="203.0.113.7", api_key="k3yk3yk3y", host="abc123.execute-api.us-east-1.amazonaws.com",
+    )  # fmt: skip
+    if body is None:
+        event["body"] = None
+    elif base64_body and not event["isBase64Encoded"]:  # binary media types: API Gateway sends base64
+        event["body"], event["isBase64Encoded"] = base64.b64encode(raw).decode(), True
+    return event
 
 
 class FakeContext:

@@ -1,0 +1,121 @@
+"""Feed measured speeds back into cdk.json, where the cost estimator reads them.
+
+Two Settings fields come from a sweep:
+- `generation_tokens_per_s`: what one client sees, the median over requests of output
+  tokens / latency at the lowest healthy concurrency (the sweep's closest thing to an idle
+  endpoint). It includes network, Lambda and prefill time, which is what a caller waits for.
+- `instance_tokens_per_s`: the best aggregate output tokens/s over healthy levels, divided
+  by the number of instances that served the sweep.
+
+A level is healthy when at most 1% of its requests failed: throughput bought with errors
+is not capacity.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ownllm.bench.report import BenchReport, LevelSummary
+from ownllm.settings import Settings, SettingsError
+
+MAX_ERROR_RATE = 0.01
+STAND_IN_MARK = "stand-in"
+
+
+class CalibrationError(Exception):
+    """Why a sweep cannot calibrate the estimate, in one line for the user."""
+
+
+@dataclass(frozen=True)
+class Calibration:
+    generation_tokens_per_s: float
+    instance_tokens_per_s: float
+    generation_from_concurrency: int
+    throughput_from_concurrency: int
+    instances: int
+
+    def settings(self) -> dict[str, float]:
+        return {
+            "generation_tokens_per_s": self.generation_tokens_per_s,
+            "instance_tokens_per_s": self.instance_tokens_per_s,
+        }
+
+
+def _healthy(level: LevelSummary) -> bool:
+    return level.ok > 0 and level.error_rate <= MAX_ERROR_RATE and level.output_tokens_per_s > 0
+
+
+def calibration_from(report: BenchReport, instances: int = 1) -> Calibration:
+    if instances < 1:
+        raise CalibrationError(f"instances {instances} must be at least 1")
+    if report.backend == STAND_IN_MARK or STAND_IN_MARK in report.model.lower():
+        raise CalibrationError(
+            f"the model {report.model!r} is ownllm's stand-in: its speed is whatever it was told to fake, "
+            "not a model's. Calibrate against the deployed API, or `ownllm local --upstream` with a real model"
+        )
+    healthy = [lv for lv in report.levels if _healthy(lv)]
+    if not healthy:
+        summary = "; ".join(f"c={lv.concurrency}: {lv.ok}/{lv.requests} ok" for lv in report.levels) or "no levels"
+        raise CalibrationError(
+            f"no concurrency level had output tokens with at most {MAX_ERROR_RATE:.0%} failed requests ({summary}); "
+            "nothing trustworthy to calibrate from"
+        )
+    lowest = min((lv for lv in healthy if lv.request_tokens_per_s), key=lambda lv: lv.concurrency, default=None)
+    if lowest is None:
+        raise CalibrationError("no successful request reported usage.completion_tokens; cannot measure tokens/s")
+    best = max(healthy, key=lambda lv: lv.output_tokens_per_s)
+    calibration = Calibration(
+        generation_tokens_per_s=round(lowest.request_tokens_per_s, 1),
+        instance_tokens_per_s=round(best.output_tokens_per_s / instances, 1),
+        generation_from_concurrency=lowest.concurrency,
+        throughput_from_concurrency=best.concurrency,
+        instances=instances,
+    )
+    try:  # the same validation synth applies, so cdk.json never receives a value synth rejects
+        Settings.from_context(calibration.settings())
+    except SettingsError as exc:
+        raise CalibrationError(str(exc)) from None
+    return calibration
+
+
+def write_calibration(cdk_json: Path, calibration: Calibration) -> dict[str, tuple[Any, float]]:
+    """Set the two fields in cdk.json's context.ownllm; returns {key: (old, new)}.
+
+    Everything else in the file is kept, key order included, and the file is written back
+    with its own indentation, so for a file in JSON's usual layout (what `cdk init` writes)
+    the diff is just the two values.
+    """
+    if not cdk_json.is_file():
+        raise CalibrationError(f"{cdk_json} does not exist; run from the project folder or pass --cdk-json")
+    text = cdk_json.read_text()
+    try:
+        doc = json.loads(text)
+    except ValueError as exc:
+        raise CalibrationError(f"{cdk_json} is not valid JSON ({exc})") from None
+    if not isinstance(doc, dict):
+        raise CalibrationError(f"{cdk_json} does not hold a JSON object")
+    context = doc.setdefault("context", {})
+    if not isinstance(context, dict):
+        raise CalibrationError(f"{cdk_json}: context is not an object")
+    ownllm = context.setdefault("ownllm", {})
+    if not isinstance(ownllm, dict):
+        raise CalibrationError(f"{cdk_json}: context.ownllm is not an object")
+    changes = {}
+    for key, value in calibration.settings().items():
+        changes[key] = (ownllm.get(key), value)
+        ownllm[key] = value
+    cdk_json.write_text(json.dumps(doc, indent=_indent(text), ensure_ascii=False) + "\n")
+    return changes
+
+
+def _indent(text: str) -> int | str:
+    """The indentation of the first indented line (tabs kept as a tab), 2 if none."""
+    for line in text.splitlines()[1:]:
+        stripped = line.lstrip(" \t")
+        if stripped and len(stripped) < len(line):
+            lead = line[: len(line) - len(stripped)]
+            return "\t" if lead.startswith("\t") else len(lead)
+    return 2

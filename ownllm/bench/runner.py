@@ -1,0 +1,267 @@
+"""Drive concurrent chat-completion requests at one base URL and record every answer.
+
+One thread per concurrent client, each with its own persistent `http.client` connection
+(no client library, no connection set-up per request): about 0.1-0.2 ms of CPU per request
+including the kernel's share (benchmarks/bench_overhead.py), so one core drives thousands of
+requests/s and the figures describe the server, not the bench. Every loop is bounded: a
+level stops after a request count or a duration, each request has a timeout, and a stop
+event (Ctrl-C) ends it early.
+"""
+
+from __future__ import annotations
+
+import http.client
+import itertools
+import json
+import ssl
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable, NamedTuple
+from urllib.parse import urlsplit
+
+DEFAULT_PROMPT = "Write a short story about a lighthouse keeper who finds a message in a bottle."
+# `ownllm local` marks every answer with where it came from ("stand-in" or "upstream"), so a
+# sweep of the stand-in's canned speed is never taken for a model's (ownllm.local.stack).
+BACKEND_HEADER = "x-ownllm-local-backend"
+# After a connection error a worker pauses this long, so a server that is down costs the
+# bench (and the machine) nothing while the level runs out its count or duration.
+_CONNECTION_ERROR_PAUSE_S = 0.05
+
+
+class BenchError(Exception):
+    """A problem with the target or the options, said in one line for the user."""
+
+
+class Sample(NamedTuple):
+    """One request: HTTP status (or 'timeout' / 'connection' / 'bad_response'), seconds, output tokens."""
+
+    status: int | str
+    latency_s: float
+    output_tokens: int
+    started_s: float
+
+
+@dataclass(frozen=True)
+class Target:
+    """What to send where. `base_url` is what an OpenAI client takes as base_url (ends in /v1)."""
+
+    base_url: str
+    api_key: str | None = None
+    model: str = ""
+    max_tokens: int = 128
+    prompt: str = DEFAULT_PROMPT
+    timeout_s: float = 60.0
+
+    def __post_init__(self) -> None:
+        parts = urlsplit(self.base_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise BenchError(f"URL {self.base_url!r} is not an http:// or https:// URL")
+        if self.max_tokens < 1:
+            raise BenchError(f"max tokens {self.max_tokens} must be at least 1")
+        if self.timeout_s <= 0:
+            raise BenchError(f"timeout {self.timeout_s} must be greater than 0")
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.base_url).hostname or ""
+
+    @property
+    def is_loopback(self) -> bool:
+        return self.host in ("localhost", "::1") or self.host.startswith("127.")
+
+    def path(self, endpoint: str) -> str:
+        return urlsplit(self.base_url).path.rstrip("/") + endpoint
+
+    def headers(self) -> dict[str, str]:
+        headers = {"Content-Type": "application/json", "Accept": "application/json", "User-Agent": "ownllm-bench"}
+        if self.api_key:
+            # The deployed API takes either; a plain OpenAI-compatible server takes the Bearer one.
+            headers["x-api-key"] = self.api_key
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        return headers
+
+    def chat_body(self) -> bytes:
+        return json.dumps(
+            {
+                "model": self.model,
+                "messages": [{"role": "user", "content": self.prompt}],
+                "max_tokens": self.max_tokens,
+                "stream": False,
+            }
+        ).encode()
+
+    def connect(self) -> http.client.HTTPConnection:
+        parts = urlsplit(self.base_url)
+        if parts.scheme == "https":
+            return http.client.HTTPSConnection(
+                parts.hostname, parts.port or 443, timeout=self.timeout_s, context=ssl.create_default_context()
+            )
+        return http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=self.timeout_s)
+
+
+@dataclass
+class LevelRun:
+    """Everything one concurrency level produced, before any summarising."""
+
+    concurrency: int
+    samples: list[Sample] = field(default_factory=list)
+    elapsed_s: float = 0.0
+    interrupted: bool = False
+    backends: set[str] = field(default_factory=set)  # BACKEND_HEADER values seen
+
+
+def output_tokens(body: bytes) -> int | None:
+    """`usage.completion_tokens` of an OpenAI response; None when the body is not one."""
+    try:
+        usage = json.loads(body).get("usage") or {}
+        return int(usage.get("completion_tokens") or 0)
+    except (ValueError, AttributeError, TypeError):
+        return None
+
+
+def _worker(
+    target: Target,
+    tickets: Callable[[], bool],
+    stop: threading.Event,
+    run: "LevelRun",
+) -> None:
+    path, body, headers = target.path("/chat/completions"), target.chat_body(), target.headers()
+    conn: http.client.HTTPConnection | None = None
+    reused = False  # whether conn has already carried a request (keep-alive)
+    clock = time.perf_counter
+    try:
+        while not stop.is_set() and tickets():
+            tokens = 0
+            for attempt in (1, 2):
+                if conn is None:
+                    conn, reused = target.connect(), False
+                started = clock()
+                try:
+                    conn.request("POST", path, body, headers)
+                    response = conn.getresponse()
+                    data = response.read()
+                    status: int | str = response.status
+                    backend = response.getheader(BACKEND_HEADER)
+                    if backend and backend not in run.backends:
+                        run.backends.add(backend)
+                    reused = True
+                    if response.will_close:
+                        conn.close()
+                        conn = None
+                    break
+                except TimeoutError:
+                    status = "timeout"
+                except (ConnectionResetError, BrokenPipeError, http.client.RemoteDisconnected):
+                    # On a reused keep-alive connection this is almost always the server having
+                    # closed it while idle, before the request arrived: sent again, once, fresh.
+                    status = "connection"
+                    if reused and attempt == 1:
+                        conn.close()
+                        conn = None
+                        continue
+                except (OSError, http.client.HTTPException):
+                    status = "connection"
+                conn.close()
+                conn = None
+                break
+            latency = clock() - started
+            if status == "connection":
+                stop.wait(_CONNECTION_ERROR_PAUSE_S)
+            elif isinstance(status, int) and 200 <= status < 300:
+                parsed = output_tokens(data)
+                if parsed is None:
+                    status = "bad_response"
+                else:
+                    tokens = parsed
+            run.samples.append(Sample(status, latency, tokens, started))
+    finally:
+        if conn is not None:
+            conn.close()
+
+
+def run_level(
+    target: Target,
+    concurrency: int,
+    *,
+    requests: int | None = None,
+    duration_s: float | None = None,
+    stop: threading.Event | None = None,
+    progress: Callable[[int], None] | None = None,
+    poll_s: float = 0.1,
+) -> LevelRun:
+    """Run one level: `concurrency` clients until `requests` are sent or `duration_s` has passed.
+
+    In duration mode no request starts after the deadline; those in flight finish (each is
+    bounded by the target's timeout). `progress` is called from this thread with the number
+    of finished requests, so the workers never pay for the display.
+    """
+    if concurrency < 1:
+        raise BenchError(f"concurrency {concurrency} must be at least 1")
+    if (requests is None) == (duration_s is None):
+        raise BenchError("give either a request count or a duration per level")
+    if requests is not None and requests < 1:
+        raise BenchError(f"request count {requests} must be at least 1")
+    if duration_s is not None and duration_s <= 0:
+        raise BenchError(f"duration {duration_s} must be greater than 0")
+    stop = stop or threading.Event()
+    run = LevelRun(concurrency)
+    started = time.perf_counter()
+    if requests is not None:
+        counter = itertools.count()  # next() on it is atomic under the GIL
+        limit = requests
+
+        def tickets() -> bool:
+            return next(counter) < limit
+
+    else:
+        deadline = started + duration_s
+
+        def tickets() -> bool:
+            return time.perf_counter() < deadline
+
+    threads = [
+        threading.Thread(target=_worker, args=(target, tickets, stop, run), name=f"bench-{i}", daemon=True)
+        for i in range(concurrency)
+    ]
+    for t in threads:
+        t.start()
+    try:
+        while alive := [t for t in threads if t.is_alive()]:
+            alive[0].join(poll_s)
+            if progress:
+                progress(len(run.samples))
+    except KeyboardInterrupt:
+        run.interrupted = True
+        stop.set()
+        grace = time.perf_counter() + min(target.timeout_s, 2.0)
+        for t in threads:
+            t.join(max(0.0, grace - time.perf_counter()))
+    run.elapsed_s = time.perf_counter() - started
+    if stop.is_set():
+        run.interrupted = True
+    if progress:
+        progress(len(run.samples))
+    return run
+
+
+def discover_model(target: Target) -> str:
+    """The first model id from GET {base_url}/models, as an OpenAI client would list it."""
+    conn = target.connect()
+    try:
+        conn.request("GET", target.path("/models"), headers=target.headers())
+        response = conn.getresponse()
+        data = response.read()
+    except OSError as exc:
+        raise BenchError(f"cannot reach {target.base_url}: {exc}") from None
+    finally:
+        conn.close()
+    if response.status != 200:
+        raise BenchError(
+            f"GET {target.base_url.rstrip('/')}/models answered {response.status}: {data[:200].decode(errors='replace')}"
+            + (" (check the API key)" if response.status in (401, 403) else "")
+        )
+    try:
+        return json.loads(data)["data"][0]["id"]
+    except (ValueError, KeyError, IndexError, TypeError):
+        raise BenchError(f"GET {target.base_url.rstrip('/')}/models did not list any model; pass --model") from None

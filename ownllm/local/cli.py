@@ -1,0 +1,173 @@
+"""`ownllm local`: the deployed API's request path on 127.0.0.1, without AWS."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import signal
+import sys
+import threading
+
+DEFAULT_PORT = 8765
+KEY_ENV = "OWNLLM_API_KEY"
+UPSTREAM_KEY_ENV = "OWNLLM_UPSTREAM_KEY"
+# import name -> what to install; the forwarder Lambda needs both (Lambda's runtime and layer bring them).
+REQUIRED = {"botocore": "botocore", "aws_lambda_powertools": "aws-lambda-powertools"}
+
+
+def _ownllm_context(path: str) -> dict:
+    """context.ownllm of a cdk.json, or {} when there is no such file."""
+    if not os.path.exists(path):
+        return {}
+    with open(path) as fh:
+        data = json.load(fh)
+    context = data.get("context", {}) if isinstance(data, dict) else {}
+    ownllm = context.get("ownllm", {}) if isinstance(context, dict) else {}
+    if not isinstance(ownllm, dict):
+        raise ValueError("context.ownllm is not an object")
+    return ownllm
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "local",
+        help="run the API locally: gateway -> the real forwarder Lambda -> a local SageMaker runtime",
+        description=(
+            "Serve the deployed API's request path on 127.0.0.1 without AWS: API Gateway's rules (API key, "
+            "10 MB, 29 s), the real forwarder Lambda from lambda/forwarder, and a local SageMaker runtime. "
+            "The model is a stand-in (canned text in the engine's wire shape: it exercises the path, it is "
+            "not a model) unless --upstream names an OpenAI-compatible server you run."
+        ),
+    )
+    p.add_argument("--engine", choices=("vllm", "lmi", "tgi"), default=None,
+                   help="container wire shapes the forwarder speaks (default: cdk.json's engine, else vllm)")
+    p.add_argument("--cdk-json", default="cdk.json",
+                   help="where the deployed settings are (limits, engine); missing file: the defaults")
+    p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port for the API (default {DEFAULT_PORT}; 0: any free)")
+    p.add_argument("--key", default=os.environ.get(KEY_ENV),
+                   help=f"API key clients must send (default: ${KEY_ENV}, else a generated one)")
+    p.add_argument("--upstream", metavar="URL",
+                   help="an OpenAI-compatible base URL you run, e.g. http://127.0.0.1:8000/v1 (vLLM), "
+                        "http://127.0.0.1:11434/v1 (Ollama); default: the built-in stand-in")
+    p.add_argument("--upstream-model", help="model name to send upstream (default: the first GET /models lists)")
+    p.add_argument("--upstream-key", default=os.environ.get(UPSTREAM_KEY_ENV),
+                   help=f"Bearer key for the upstream, if it wants one (default: ${UPSTREAM_KEY_ENV})")
+    p.add_argument("--model-name",
+                   help="model name clients pass as `model` (default: the upstream's, or 'ownllm-stand-in')")
+    p.add_argument("--adapters", default="", help="comma-separated LoRA adapter names, also valid as `model`")
+    p.add_argument("--latency", type=float, default=0.0, help="stand-in: seconds added to every answer (default 0)")
+    p.add_argument("--tokens-per-s", type=float, default=0.0,
+                   help="stand-in: pace generated tokens at this speed (default 0: answer at once)")
+    p.add_argument("--instances", type=int, default=64,
+                   help="most Lambda execution environments at once; more requests wait (default 64)")
+    p.add_argument("--timeout", type=float, default=None,
+                   help="API Gateway's integration timeout in seconds (default 29)")
+    p.add_argument("--lambda-log", metavar="FILE", help="append the Lambda's own log lines (JSON, EMF) to FILE")
+    p.add_argument("--quiet", action="store_true", help="no line per request")
+    p.set_defaults(func=run)
+
+
+def missing_dependencies() -> list[str]:
+    return [package for module, package in REQUIRED.items() if importlib.util.find_spec(module) is None]
+
+
+def banner(stack) -> str:
+    model = stack.model_name
+    base = stack.base_url
+    key = stack.api_key
+    if stack.is_stand_in:
+        what = f"{model}  (STAND-IN: canned text in {stack.engine}'s wire shape, not a model; --upstream URL for one)"
+    else:
+        what = f"{model}  (upstream {stack.upstream}, model {stack.runtime.backend.model!r} there)"
+    body = json.dumps({"model": model, "messages": [{"role": "user", "content": "Hello!"}], "max_tokens": 64})
+    return "\n".join([
+        "ownllm local: the deployed API's request path on 127.0.0.1, no AWS",
+        f"  URL      {base}",
+        f"  key      {key}",
+        f"  model    {what}",
+        f"  path     API Gateway rules (key, 10 MB, {stack.gateway_timeout_s:g} s) -> lambda/forwarder "
+        f"(engine {stack.engine}, up to {stack.max_instances} environments) -> SageMaker runtime {stack.runtime.url}",
+        "",
+        "curl:",
+        f"  curl -s {base}/chat/completions -H 'x-api-key: {key}' -H 'content-type: application/json' \\",
+        f"    -d '{body}'",
+        "",
+        "python (pip install openai):",
+        "  from openai import OpenAI",
+        f"  client = OpenAI(base_url=\"{base}\", api_key=\"{key}\")",
+        f"  reply = client.chat.completions.create(model=\"{model}\","
+        " messages=[{\"role\": \"user\", \"content\": \"Hello!\"}])",
+        "  print(reply.choices[0].message.content)",
+        "",
+        "Ctrl-C stops everything.",
+    ])
+
+
+def run(args: argparse.Namespace) -> int:
+    def fail(message: str) -> int:
+        print(f"ownllm local: {message}", file=sys.stderr)
+        return 2
+
+    missing = missing_dependencies()
+    if missing:
+        return fail(f"missing dependency {', '.join(missing)} (the forwarder Lambda needs it): "
+                    f"pip install {' '.join(missing)}, or pip install -e '.[dev]'")
+    from ownllm.local.gateway import INTEGRATION_TIMEOUT_S
+    from ownllm.local.stack import LocalStack, LocalStackError
+
+    if not 0 <= args.port <= 65535:
+        return fail(f"--port {args.port} is not a port number (0-65535)")
+    if args.instances < 1:
+        return fail(f"--instances {args.instances} must be at least 1")
+    if args.latency < 0 or args.tokens_per_s < 0:
+        return fail("--latency and --tokens-per-s must not be negative")
+    if args.lambda_log:
+        try:
+            open(args.lambda_log, "a").close()
+        except OSError as exc:
+            return fail(f"--lambda-log {args.lambda_log}: {exc.strerror or exc}")
+    from ownllm.settings import SettingsError, Settings
+
+    try:
+        settings = Settings.from_context(_ownllm_context(args.cdk_json))
+    except SettingsError as exc:
+        return fail(f"{args.cdk_json}: {'; '.join(exc.problems)}")
+    except (OSError, ValueError) as exc:
+        return fail(f"{args.cdk_json}: cannot read its context.ownllm settings ({exc})")
+    engine = args.engine or settings.engine
+    timeout = INTEGRATION_TIMEOUT_S if args.timeout is None else args.timeout
+    if not 0 < timeout <= INTEGRATION_TIMEOUT_S:
+        return fail(f"--timeout {timeout:g} must be above 0 and at most {INTEGRATION_TIMEOUT_S:g} (API Gateway's limit)")
+
+    def log(record) -> None:
+        note = f"  {record.note}" if record.note else ""
+        print(f"{record.method} {record.path} {record.status} {record.latency_ms:.0f} ms{note}", flush=True)
+
+    stack = LocalStack(
+        engine=engine, settings=settings, model_name=args.model_name, adapters=[a.strip() for a in args.adapters.split(",")],
+        api_key=args.key, port=args.port, upstream=args.upstream, upstream_model=args.upstream_model,
+        upstream_key=args.upstream_key, latency_s=args.latency, tokens_per_s=args.tokens_per_s,
+        gateway_timeout_s=timeout, max_instances=args.instances, lambda_log=args.lambda_log,
+        on_request=None if args.quiet else log,
+    )  # fmt: skip
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        try:
+            stack.start()
+        except LocalStackError as exc:
+            return fail(str(exc))
+        print(banner(stack), flush=True)
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        interrupt = signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up short
+        signal.signal(signal.SIGTERM, previous)
+        stack.stop()
+        signal.signal(signal.SIGINT, interrupt)
+    print("ownllm local: stopped", flush=True)
+    return 0

@@ -1,0 +1,445 @@
+"""A local API Gateway (REST API, Lambda proxy integration) in front of the real forwarder.
+
+`Gateway` turns each HTTP request into the proxy event API Gateway sends for the deployed
+resource `/v1/{proxy+}` (stage `prod`), runs the function on a `LambdaPool` and answers
+with what it returns, after applying the gateway's own rules, with API Gateway's answers:
+
+- a path outside `/v1/...` -> 403 {"message": "Missing Authentication Token"}
+- no key (`x-api-key` or `Authorization: Bearer`, read by the deployed authorizer's own
+  `api_key_from_headers`) -> 401 {"message": "Unauthorized"}; a wrong key -> 403
+  {"message": "Forbidden"}
+- a body over 10 MB -> 413 {"message": "Request Too Long"}
+- no answer from the function within the integration timeout (29 s) -> 504
+  {"message": "Endpoint request timed out"}; a function that fails, times out or returns
+  something that is not a proxy response -> 502 {"message": "Internal server error"}.
+
+Not emulated: the usage plan's throttling and quota, Lambda's 6 MB invocation payload
+limit (the function's own MAX_REQUEST_BYTES check answers first), response streaming.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import errno
+import hmac
+import importlib.util
+import json
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, Callable
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from ownllm.local.lambda_pool import ACCOUNT_ID, LambdaPool, LocalStackError
+from ownllm.settings import API_GATEWAY_TIMEOUT_S
+
+ROOT = Path(__file__).resolve().parents[2]
+AUTHORIZER_FILE = ROOT / "lambda" / "authorizer" / "app.py"
+
+STAGE = "prod"
+RESOURCE = "/v1/{proxy+}"
+PREFIX = "/v1/"
+API_ID = "local"
+# API Gateway REST: payloads up to 10 MB; the integration gives up after 29 s.
+PAYLOAD_LIMIT_BYTES = 10 * 1024 * 1024
+INTEGRATION_TIMEOUT_S = float(API_GATEWAY_TIMEOUT_S)
+# An oversized body without `Expect: 100-continue` is read and discarded up to this much,
+# so the client gets its 413 instead of a reset; beyond it the connection is just closed.
+DRAIN_LIMIT_BYTES = 4 * PAYLOAD_LIMIT_BYTES
+
+__all__ = ["Gateway", "AccessRecord", "LocalStackError", "rest_event", "proxy_response", "api_key_from_headers"]
+
+
+# -- the authorizer's key rule, reused --------------------------------------------------------
+
+_authorizer = None
+
+
+def api_key_from_headers(headers: dict) -> str | None:
+    """The deployed authorizer's own function (lambda/authorizer/app.py), loaded by file path."""
+    global _authorizer
+    if _authorizer is None:
+        spec = importlib.util.spec_from_file_location("ownllm_local_authorizer", AUTHORIZER_FILE)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        _authorizer = module
+    return _authorizer.api_key_from_headers(headers)
+
+
+# -- the proxy event ---------------------------------------------------------------------------
+
+
+def rest_event(
+    method: str,
+    raw_path: str,
+    headers: list[tuple[str, str]],
+    body: bytes,
+    *,
+    request_id: str,
+    source_ip: str = "127.0.0.1",
+    api_key: str | None = None,
+    host: str = "127.0.0.1",
+) -> dict:
+    """The REST API (payload v1) proxy event for resource /v1/{proxy+}, as API Gateway builds it.
+
+    `path` excludes the stage (`requestContext.path` includes it); single-value maps keep
+    the last value; a body that is not UTF-8 travels base64-encoded.
+    """
+    split = urlsplit(raw_path)
+    path = unquote(split.path)
+    single: dict[str, str] = {}
+    multi: dict[str, list[str]] = {}
+    for name, value in headers:
+        single[name] = value
+        multi.setdefault(name, []).append(value)
+    query = parse_qsl(split.query, keep_blank_values=True)
+    query_multi: dict[str, list[str]] = {}
+    for k, v in query:
+        query_multi.setdefault(k, []).append(v)
+    try:
+        text, encoded = body.decode("utf-8"), False
+    except UnicodeDecodeError:
+        text, encoded = base64.b64encode(body).decode("ascii"), True
+    now = time.time()
+    user_agent = next((v for k, v in headers if k.lower() == "user-agent"), None)
+    return {
+        "resource": RESOURCE,
+        "path": path,
+        "httpMethod": method,
+        "headers": single or None,
+        "multiValueHeaders": multi or None,
+        "queryStringParameters": dict(query) or None,
+        "multiValueQueryStringParameters": query_multi or None,
+        "pathParameters": {"proxy": path[len(PREFIX):]},
+        "stageVariables": None,
+        "requestContext": {
+            "resourceId": "local1",
+            "resourcePath": RESOURCE,
+            "httpMethod": method,
+            "extendedRequestId": request_id[:16],
+            "requestTime": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
+            "path": f"/{STAGE}{path}",
+            "accountId": ACCOUNT_ID,
+            "protocol": "HTTP/1.1",
+            "stage": STAGE,
+            "domainPrefix": API_ID,
+            "requestTimeEpoch": int(now * 1000),
+            "requestId": request_id,
+            "identity": {
+                "cognitoIdentityPoolId": None,
+                "accountId": None,
+                "cognitoIdentityId": None,
+                "caller": None,
+                "sourceIp": source_ip,
+                "principalOrgId": None,
+                "accessKey": None,
+                "cognitoAuthenticationType": None,
+                "cognitoAuthenticationProvider": None,
+                "userArn": None,
+                "userAgent": user_agent,
+                "user": None,
+                "apiKey": api_key,
+                "apiKeyId": "localkey" if api_key else None,
+            },
+            "authorizer": {"principalId": "api-key", "integrationLatency": 0},
+            "domainName": host,
+            "deploymentId": "local",
+            "apiId": API_ID,
+        },
+        "body": text if body else None,
+        "isBase64Encoded": encoded,
+    }
+
+
+_HOP_BY_HOP = {"connection", "content-length", "transfer-encoding", "keep-alive", "date"}
+
+
+def proxy_response(result: Any) -> tuple[int, list[tuple[str, str]], bytes] | None:
+    """(status, headers, body) from the function's return value; None if it is not a proxy response."""
+    if not isinstance(result, dict):
+        return None
+    status = result.get("statusCode")
+    if isinstance(status, str) and status.isdigit():
+        status = int(status)
+    if not isinstance(status, int) or isinstance(status, bool) or not 100 <= status <= 599:
+        return None
+    body = result.get("body")
+    if body is None:
+        data = b""
+    elif not isinstance(body, str):
+        return None
+    elif result.get("isBase64Encoded"):
+        try:
+            data = base64.b64decode(body, validate=True)
+        except (binascii.Error, ValueError):
+            return None
+    else:
+        data = body.encode("utf-8", "surrogatepass")
+    merged: dict[str, list[tuple[str, str]]] = {}
+    for name, value in (result.get("headers") or {}).items():
+        merged[str(name).lower()] = [(str(name), str(value))]
+    for name, values in (result.get("multiValueHeaders") or {}).items():  # API Gateway: these win
+        if isinstance(values, list):
+            merged[str(name).lower()] = [(str(name), str(v)) for v in values]
+    headers = [pair for lowered, pairs in merged.items() if lowered not in _HOP_BY_HOP for pair in pairs]
+    return status, headers, data
+
+
+# -- the HTTP side --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AccessRecord:
+    """One request, for the access log: what API Gateway's access log line would hold, and why."""
+
+    request_id: str
+    method: str
+    path: str
+    status: int
+    latency_ms: float
+    note: str = ""  # e.g. the error code, "cold start", the gateway's reason
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 256  # the default backlog of 5 drops SYNs when 64 clients connect at once
+
+    def handle_error(self, request, client_address) -> None:
+        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):  # a client that left is not news
+            super().handle_error(request, client_address)
+
+
+class Gateway:
+    """The API's HTTP front door on 127.0.0.1, run in a daemon thread."""
+
+    def __init__(
+        self,
+        pool: LambdaPool | None,
+        api_key: str,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        timeout_s: float = INTEGRATION_TIMEOUT_S,
+        payload_limit: int = PAYLOAD_LIMIT_BYTES,
+        on_request: Callable[[AccessRecord], None] | None = None,
+        extra_headers: dict[str, str] | None = None,
+    ):
+        if not api_key:
+            raise ValueError("the gateway needs an API key")
+        self.pool = pool
+        self.api_key = api_key
+        self.host = host
+        self.timeout_s = timeout_s
+        self.payload_limit = payload_limit
+        self.on_request = on_request
+        self.extra_headers = dict(extra_headers or {})
+        handler = type("_BoundGatewayHandler", (_GatewayHandler,), {"gateway": self})
+        try:
+            self._httpd = _Server((host, port), handler)
+        except OSError as exc:
+            hint = " (the port is in use; pick another with --port)" if exc.errno == errno.EADDRINUSE else ""
+            raise LocalStackError(f"cannot listen on {host}:{port}: {exc.strerror or exc}{hint}") from None
+        self.port = self._httpd.server_address[1]
+        self._thread: threading.Thread | None = None
+        self._stats_lock = threading.Lock()
+        self.statuses: dict[int, int] = {}
+
+    def start(self) -> "Gateway":
+        if self.pool is None:
+            raise RuntimeError("the gateway needs its LambdaPool before it starts")
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name=f"gateway:{self.port}", daemon=True
+            )
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._httpd.shutdown()
+            self._thread.join(5)
+            self._thread = None
+        self._httpd.server_close()
+
+    def __enter__(self) -> "Gateway":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def _record(self, record: AccessRecord) -> None:
+        with self._stats_lock:
+            self.statuses[record.status] = self.statuses.get(record.status, 0) + 1
+        if self.on_request is not None:
+            try:
+                self.on_request(record)
+            except Exception:  # a broken logger must not break the API
+                pass
+
+
+def _message(text: str) -> bytes:
+    return json.dumps({"message": text}).encode()
+
+
+# API Gateway's own answers: status, body message, x-amzn-ErrorType.
+_UNAUTHORIZED = (401, "Unauthorized", "UnauthorizedException")
+_FORBIDDEN = (403, "Forbidden", "ForbiddenException")
+_NO_ROUTE = (403, "Missing Authentication Token", "MissingAuthenticationTokenException")
+_TOO_LARGE = (413, "Request Too Long", None)
+_LAMBDA_FAILED = (502, "Internal server error", None)
+_TIMED_OUT = (504, "Endpoint request timed out", None)
+
+
+class _GatewayHandler(BaseHTTPRequestHandler):
+    gateway: Gateway  # bound per server in Gateway.__init__
+    protocol_version = "HTTP/1.1"  # keep-alive, as API Gateway and every client expects
+    disable_nagle_algorithm = True  # headers and body are separate writes: no 40 ms delayed-ACK stall
+
+    def version_string(self) -> str:
+        return "ownllm-local"
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        self._handle()
+
+    do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = do_GET  # noqa: N815 - the ANY method
+
+    def handle_expect_100(self) -> bool:
+        # A client that asks first (curl does for large bodies) is refused before it sends them.
+        if self._declared_length() > self.gateway.payload_limit:
+            self._started = time.monotonic()
+            self._request_id = str(uuid.uuid4())
+            self._gateway_answer(_TOO_LARGE, close=True)
+            return False
+        return super().handle_expect_100()
+
+    def _declared_length(self) -> int:
+        try:
+            return int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            return 0
+
+    def _read_body(self) -> bytes | None:
+        """The request body, or None when it is over the payload limit (then drained or abandoned)."""
+        limit = self.gateway.payload_limit
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            return self._read_chunked(limit)
+        length = self._declared_length()
+        if length > limit:
+            if length <= DRAIN_LIMIT_BYTES:
+                left = length
+                while left > 0:
+                    chunk = self.rfile.read(min(left, 1 << 20))
+                    if not chunk:
+                        break
+                    left -= len(chunk)
+            self.close_connection = True
+            return None
+        return self.rfile.read(length) if length > 0 else b""
+
+    def _read_chunked(self, limit: int) -> bytes | None:
+        parts: list[bytes] = []
+        size = 0
+        while True:
+            line = self.rfile.readline(1024)
+            try:
+                chunk = int(line.split(b";", 1)[0].strip(), 16)
+            except ValueError:  # not chunked after all, or cut short: answer what came, then hang up
+                self.close_connection = True
+                return b"".join(parts)
+            if chunk == 0:
+                while self.rfile.readline(1024).strip():  # trailers
+                    pass
+                return b"".join(parts)
+            size += chunk
+            if size > limit:
+                self.close_connection = True
+                return None
+            parts.append(self.rfile.read(chunk))
+            self.rfile.readline(8)  # CRLF after each chunk
+
+    def _handle(self) -> None:
+        gw = self.gateway
+        self._started = time.monotonic()
+        self._request_id = str(uuid.uuid4())
+        body = self._read_body()
+        if body is None:
+            return self._gateway_answer(_TOO_LARGE, close=True)
+        path = urlsplit(self.path).path
+        if not path.startswith(PREFIX) or path == PREFIX:
+            return self._gateway_answer(_NO_ROUTE)
+        headers = list(self.headers.items())
+        key = api_key_from_headers(dict(headers))
+        if not key:
+            return self._gateway_answer(_UNAUTHORIZED)
+        if not hmac.compare_digest(key.encode(), gw.api_key.encode()):
+            return self._gateway_answer(_FORBIDDEN)
+        event = rest_event(
+            self.command, self.path, headers, body, request_id=self._request_id,
+            source_ip=self.client_address[0], api_key=key, host=self.headers.get("Host") or gw.host,
+        )  # fmt: skip
+        outcome = gw.pool.invoke(event, self._started + gw.timeout_s)
+        note = f"cold start, init {outcome.init_ms:.0f} ms" if outcome.init_ms is not None else ""
+        if outcome.kind == "gateway_timeout":
+            return self._gateway_answer(_TIMED_OUT, note=outcome.detail)
+        if outcome.kind != "ok":
+            return self._gateway_answer(_LAMBDA_FAILED, note=outcome.detail)
+        response = proxy_response(outcome.result)
+        if response is None:
+            return self._gateway_answer(_LAMBDA_FAILED, note="malformed Lambda proxy response")
+        status, out_headers, data = response
+        if status >= 400:
+            note = _error_code(data) or note
+        self._send(status, out_headers, data, note=note)
+
+    def _gateway_answer(self, answer: tuple, *, close: bool = False, note: str = "") -> None:
+        status, message, error_type = answer
+        headers = [("Content-Type", "application/json")]
+        if error_type:
+            headers.append(("x-amzn-ErrorType", error_type))
+        if close:
+            self.close_connection = True
+        self._send(status, headers, _message(message), note=note or message)
+
+    def _send(self, status: int, headers: list[tuple[str, str]], data: bytes, note: str = "") -> None:
+        gw = self.gateway
+        # Recorded before the answer leaves, so whoever reads the record after the answer finds it.
+        latency_ms = (time.monotonic() - self._started) * 1000
+        path = urlsplit(self.path).path
+        gw._record(AccessRecord(self._request_id, self.command, path, status, round(latency_ms, 1), note))
+        try:
+            self.send_response(status)
+            for name, value in headers:
+                self.send_header(name, value)
+            self.send_header("x-amzn-RequestId", self._request_id)
+            self.send_header("x-amz-apigw-id", self._request_id[:16])
+            for name, value in gw.extra_headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(data)))
+            if self.close_connection:
+                self.send_header("Connection", "close")
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):  # the client gave up first
+            self.close_connection = True
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet: access records go to on_request
+        pass
+
+
+def _error_code(data: bytes) -> str:
+    """The OpenAI error code of a function's error answer, for the access log."""
+    try:
+        error = json.loads(data).get("error") or {}
+        return str(error.get("code") or error.get("type") or "")
+    except (ValueError, AttributeError):
+        return ""

@@ -1,0 +1,233 @@
+"""A RuntimeServer backend that asks a model you already run: any OpenAI-compatible server.
+
+vLLM (`vllm serve`), the llama.cpp server and Ollama all speak OpenAI's HTTP API. This
+backend makes such a server look like the inference container the stack would deploy, so
+the real forwarder Lambda talks to it in the configured engine's wire shape:
+
+- a body with `messages` (every engine's chat) -> upstream POST /chat/completions, and its
+  OpenAI answer back unchanged (vLLM, LMI and TGI all answer chat in OpenAI shape);
+- a vllm body with `prompt` -> upstream POST /completions, answer unchanged;
+- a TGI or LMI native body `{inputs, parameters}` -> upstream POST /completions, and the
+  answer rebuilt in the engine's shape: TGI `[{"generated_text", "details"}]`, LMI
+  `{"generated_text", "details"}`, with the upstream's token counts in `details`.
+
+`model` is rewritten to the upstream's model name (the forwarder sends the served model
+name, or "tgi" for TGI's chat route), except for an adapter name, which is passed on as
+vLLM serves LoRA adapters under their names. Upstream errors come back with their status
+and the message in the engine's error shape, so the forwarder maps them as on SageMaker.
+
+Standard library only; one HTTP request per call (urllib), bounded by `timeout_s`.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from typing import Any
+
+ENGINES = ("vllm", "lmi", "tgi")
+# What TGI and LMI generate when a native request does not say (their documented defaults).
+_DEFAULT_MAX_NEW_TOKENS = {"lmi": 30, "tgi": 100}
+_JSON = {"Content-Type": "application/json"}
+# SageMaker gives a container 60 s to answer an invocation.
+CONTAINER_TIMEOUT_S = 60.0
+
+
+class UpstreamError(Exception):
+    """The upstream server cannot be used, said in one line for the user."""
+
+
+class OpenAIUpstream:
+    """`backend(endpoint_name, body, headers) -> (status, headers, body)` over an OpenAI-compatible server."""
+
+    def __init__(
+        self,
+        base_url: str,
+        engine: str = "vllm",
+        *,
+        model: str | None = None,
+        adapters: tuple[str, ...] | list[str] = (),
+        api_key: str | None = None,
+        timeout_s: float = CONTAINER_TIMEOUT_S,
+    ):
+        if engine not in ENGINES:
+            raise ValueError(f"engine must be one of {ENGINES}, not {engine!r}")
+        if not base_url.startswith(("http://", "https://")):
+            raise UpstreamError(f"upstream URL {base_url!r} is not an http:// or https:// URL")
+        self.base_url = base_url.rstrip("/")
+        self.engine = engine
+        self.model = model
+        self.adapters = tuple(adapters)
+        self.api_key = api_key
+        self.timeout_s = timeout_s
+
+    # -- set-up ----------------------------------------------------------------------------------
+
+    def discover_model(self) -> str:
+        """The first model GET {base_url}/models lists (what the upstream serves)."""
+        status, data = self._call("GET", "/models", None, timeout_s=5.0)
+        if status is None:
+            raise UpstreamError(f"cannot reach the upstream at {self.base_url}: {data.decode(errors='replace')}")
+        if status != 200:
+            raise UpstreamError(f"GET {self.base_url}/models answered {status}: {data[:200].decode(errors='replace')}")
+        try:
+            return str(json.loads(data)["data"][0]["id"])
+        except (ValueError, KeyError, IndexError, TypeError):
+            raise UpstreamError(f"GET {self.base_url}/models lists no model; pass the name with --upstream-model") from None
+
+    def resolved(self) -> "OpenAIUpstream":
+        """This backend with its upstream model name filled in (asked of the server if not given)."""
+        if self.model is None:
+            self.model = self.discover_model()
+        return self
+
+    # -- one invocation ----------------------------------------------------------------------------
+
+    def __call__(self, endpoint_name: str, body: bytes, headers: dict) -> tuple[int, dict, bytes]:
+        try:
+            payload = json.loads(body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            return self._error(400, f"JSON decode error: {exc}")
+        if not isinstance(payload, dict):
+            return self._error(400, "request body must be a JSON object")
+        if "messages" in payload:
+            return self._openai("/chat/completions", payload)
+        if self.engine == "vllm" and "prompt" in payload:
+            return self._openai("/completions", payload)
+        if self.engine != "vllm" and "inputs" in payload:
+            return self._native(payload)
+        wanted = "messages or prompt" if self.engine == "vllm" else "inputs or messages"
+        return self._error(422 if self.engine == "tgi" else 400, f"request needs {wanted}")
+
+    def _upstream_model(self, requested: Any) -> str:
+        if isinstance(requested, str) and requested in self.adapters:
+            return requested
+        return self.model or (requested if isinstance(requested, str) else "")
+
+    def _openai(self, route: str, payload: dict) -> tuple[int, dict, bytes]:
+        body = dict(payload)
+        requested = body.pop("adapters", None) if self.engine == "lmi" else body.get("model")
+        body["model"] = self._upstream_model(requested)
+        body["stream"] = False  # InvokeEndpoint answers once; the forwarder re-streams if asked
+        body.pop("stream_options", None)
+        status, data = self._call("POST", route, body)
+        if status is None or not 200 <= status < 300:
+            return self._failed(status, data)
+        return status, dict(_JSON), data
+
+    def _native(self, payload: dict) -> tuple[int, dict, bytes]:
+        inputs = payload.get("inputs")
+        params = payload.get("parameters") or {}
+        if not isinstance(inputs, str) or not isinstance(params, dict):
+            return self._error(422 if self.engine == "tgi" else 400, "inputs must be a string and parameters an object")
+        adapter = params.get("adapter_id") if self.engine == "tgi" else payload.get("adapters")
+        body: dict[str, Any] = {
+            "model": self._upstream_model(adapter),
+            "prompt": inputs,
+            "max_tokens": params.get("max_new_tokens", _DEFAULT_MAX_NEW_TOKENS[self.engine]),
+            "stream": False,
+        }
+        if params.get("do_sample") is False:
+            body["temperature"] = 0.0
+        elif params.get("temperature") is not None:
+            body["temperature"] = params["temperature"]
+        for key in ("top_p", "seed", "frequency_penalty", "presence_penalty"):
+            if params.get(key) is not None:
+                body[key] = params[key]
+        stop = params.get("stop" if self.engine == "tgi" else "stop_sequences")
+        if stop:
+            body["stop"] = stop
+        status, data = self._call("POST", "/completions", body)
+        if status is None or not 200 <= status < 300:
+            return self._failed(status, data)
+        try:
+            answer = json.loads(data)
+            choice = answer["choices"][0]
+            text = choice.get("text") or ""
+            usage = answer.get("usage") or {}
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+            return 200, dict(_JSON), data  # not OpenAI's shape: pass it on for the forwarder to refuse
+        item: dict[str, Any] = {"generated_text": text}
+        if params.get("details"):
+            item["details"] = _details(choice, usage, bool(params.get("decoder_input_details")), self.engine)
+        return 200, dict(_JSON), json.dumps([item] if self.engine == "tgi" else item).encode()
+
+    # -- plumbing ----------------------------------------------------------------------------------
+
+    def _call(self, method: str, route: str, body: dict | None, timeout_s: float | None = None) -> tuple[int | None, bytes]:
+        """(status, body); status None when no HTTP answer came (the body then says why)."""
+        headers = {"Accept": "application/json"}
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
+        if self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        request = urllib.request.Request(self.base_url + route, data=data, headers=headers, method=method)
+        try:
+            with urllib.request.urlopen(request, timeout=timeout_s or self.timeout_s) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as exc:
+            with exc:
+                return exc.code, exc.read()
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            return None, f"{type(reason).__name__}: {reason}".encode()
+
+    def _failed(self, status: int | None, data: bytes) -> tuple[int, dict, bytes]:
+        if status is None:  # no answer: what a container that cannot reach its model server would say
+            return self._error(502, f"upstream {self.base_url} did not answer ({data.decode(errors='replace')})")
+        return self._error(status, _message(data) or f"upstream answered {status}")
+
+    def _error(self, status: int, message: str) -> tuple[int, dict, bytes]:
+        """An error in the engine's own shape (the forwarder reads `message` or `error`)."""
+        if self.engine == "vllm":
+            body: dict[str, Any] = {"object": "error", "message": message, "type": "BadRequestError", "param": None,
+                                    "code": status}  # fmt: skip
+        elif self.engine == "tgi":
+            body = {"error": message, "error_type": "validation" if status < 500 else "generation"}
+        else:
+            body = {"error": message, "code": status}
+        return status, dict(_JSON), json.dumps(body).encode()
+
+
+def _message(data: bytes) -> str:
+    """The human part of an OpenAI-style error body (`error.message`, `message`, `error`, `detail`)."""
+    try:
+        parsed = json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        return data[:500].decode(errors="replace").strip()
+    if isinstance(parsed, dict):
+        for key in ("error", "message", "detail"):
+            value = parsed.get(key)
+            if isinstance(value, dict):
+                value = value.get("message")
+            if isinstance(value, str) and value:
+                return value[:1000]
+    return ""
+
+
+def _details(choice: dict, usage: dict, prefill: bool, engine: str) -> dict:
+    """TGI's/LMI's `details` from an OpenAI completion: finish reason and the upstream's token counts.
+
+    An OpenAI server does not return prompt tokens, so `prefill` holds one placeholder per
+    prompt token it counted: the forwarder reads only how many there are.
+    """
+    finish = choice.get("finish_reason")
+    if finish == "length":
+        reason = "length"
+    elif isinstance(choice.get("stop_reason"), str):  # vLLM names the stop string that ended it
+        reason = "stop_sequence"
+    else:
+        reason = "eos_token"
+    details: dict[str, Any] = {"finish_reason": reason}
+    completion_tokens = usage.get("completion_tokens")
+    if isinstance(completion_tokens, int):
+        details["generated_tokens"] = completion_tokens
+    prompt_tokens = usage.get("prompt_tokens")
+    if prefill and isinstance(prompt_tokens, int) and prompt_tokens > 0:
+        details["prefill"] = [{"id": 0, "text": "", "logprob": None} for _ in range(prompt_tokens)]
+    if engine == "tgi":
+        details["seed"] = None
+    return details

@@ -1,0 +1,100 @@
+"""`ownllm bench` as a user runs it: a sweep, its JSON and PNG, --calibrate, and clear failures."""
+
+from __future__ import annotations
+
+import json
+import socket
+
+import pytest
+
+from ownllm.cli import main
+
+KEY = "bench-test-key"
+
+
+def _report(out_dir) -> dict:
+    [path] = out_dir.glob("bench-*.json")
+    return json.loads(path.read_text())
+
+
+def test_a_sweep_reports_every_level_and_writes_json_and_png(trivial, tmp_path, capsys):
+    server = trivial(tokens=12)
+    code = main(["bench", server.url, "--concurrency", "4,1", "--requests", "30", "--out", str(tmp_path), "--no-progress"])
+    assert code == 0
+    report = _report(tmp_path)
+    assert [level["concurrency"] for level in report["levels"]] == [1, 4]
+    assert [level["requests"] for level in report["levels"]] == [30, 30]
+    assert all(level["output_tokens_per_s"] == pytest.approx(12 * level["requests_per_s"], rel=1e-3)
+               for level in report["levels"])  # fmt: skip
+    assert report["model"] == "trivial"  # discovered from GET /models
+    [png] = tmp_path.glob("bench-*.png")
+    assert png.read_bytes().startswith(b"\x89PNG")
+    out = capsys.readouterr().out
+    assert "req/s" in out and "p95 ms" in out
+
+
+def test_a_duration_sweep_stops_by_itself(trivial, tmp_path):
+    code = main(["bench", trivial().url, "--concurrency", "2", "--duration", "0.3", "--out", str(tmp_path),
+                 "--no-progress", "--no-plot"])  # fmt: skip
+    assert code == 0
+    [level] = _report(tmp_path)["levels"]
+    assert 0.3 <= level["elapsed_s"] < 1.5
+    assert level["requests"] > 2
+
+
+def test_errors_by_status_are_in_the_report(trivial, tmp_path):
+    server = trivial(status_for=lambda n: 503 if n % 2 else 200)
+    main(["bench", server.url, "--concurrency", "1", "--requests", "20", "--warmup", "0", "--out", str(tmp_path),
+          "--no-progress", "--no-plot"])  # fmt: skip
+    [level] = _report(tmp_path)["levels"]
+    assert (level["ok"], level["errors"]) == (10, {"503": 10})
+
+
+def test_calibrate_writes_the_measured_speeds_into_cdk_json(trivial, tmp_path, cdk_json, capsys):
+    server = trivial(tokens=20)
+    code = main(["bench", server.url, "--concurrency", "1,4", "--requests", "40", "--out", str(tmp_path), "--no-progress",
+                 "--no-plot", "--calibrate", "--cdk-json", str(cdk_json)])  # fmt: skip
+    assert code == 0
+    levels = _report(tmp_path)["levels"]
+    written = json.loads(cdk_json.read_text())["context"]["ownllm"]
+    assert written["generation_tokens_per_s"] == round(levels[0]["request_tokens_per_s"], 1)
+    assert written["instance_tokens_per_s"] == round(max(lv["output_tokens_per_s"] for lv in levels), 1)
+    assert written["model_id"] == "Qwen/Qwen2.5-7B-Instruct"  # the rest is kept
+    assert "context.ownllm.instance_tokens_per_s: None ->" in capsys.readouterr().out
+
+
+def test_a_sweep_of_the_local_stand_in_runs_but_refuses_to_calibrate(local_stack, tmp_path, cdk_json, capsys):
+    before = cdk_json.read_text()
+    code = main(["bench", local_stack.base_url, "--key", KEY, "--model", "ownllm-stand-in", "--concurrency", "1,2",
+                 "--requests", "10", "--out", str(tmp_path), "--no-progress", "--no-plot", "--calibrate",
+                 "--cdk-json", str(cdk_json)])  # fmt: skip
+    assert code == 1
+    assert _report(tmp_path)["backend"] == "stand-in"
+    assert [level["ok"] for level in _report(tmp_path)["levels"]] == [10, 10]
+    assert "not calibrated" in capsys.readouterr().err
+    assert cdk_json.read_text() == before
+
+
+def test_a_sweep_where_nothing_succeeds_exits_1(trivial, tmp_path):
+    server = trivial(status_for=lambda n: 500)
+    code = main(["bench", server.url, "--model", "m", "--concurrency", "1", "--requests", "3", "--out", str(tmp_path),
+                 "--no-progress", "--no-plot"])  # fmt: skip
+    assert code == 1
+
+
+def test_an_unreachable_url_is_one_clear_line_and_exit_code_2(tmp_path, capsys):
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    code = main(["bench", f"http://127.0.0.1:{port}/v1", "--requests", "1", "--out", str(tmp_path), "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("ownllm bench: cannot reach") and err.count("\n") == 1
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("levels", ["0,4", "a,b", "", "2000"])
+def test_bad_concurrency_levels_are_refused_by_the_parser(levels, capsys):
+    with pytest.raises(SystemExit) as caught:
+        main(["bench", "http://127.0.0.1:1/v1", "--concurrency", levels])
+    assert caught.value.code == 2
