@@ -605,22 +605,28 @@ def price_alarm(ctx: StackContext, lid: str, res: dict, usage: Usage) -> list[It
                   FIXED, [price])]
 
 
-@pricer("AWS::CloudWatch::CompositeAlarm")
-def price_composite_alarm(ctx: StackContext, lid: str, res: dict, usage: Usage) -> list[Item]:
-    price, note = ctx.price("cloudwatch.alarm.composite")
-    return [_item(ctx, lid, res["Type"], per_month_to_daily(price.usd),
-                  f"1 composite alarm x {price_text(price.usd)}/month" + note, FIXED, [price])]
-
-
-@pricer("AWS::CloudWatch::Dashboard")
-def price_dashboard(ctx: StackContext, lid: str, res: dict, usage: Usage) -> list[Item]:
-    price, note = ctx.price("cloudwatch.dashboard")
-    return [_item(ctx, lid, res["Type"], per_month_to_daily(price.usd),
-                  f"1 dashboard x {price_text(price.usd)}/month (the 3 free dashboards are not applied)" + note,
-                  FIXED, [price])]
-
-
 # ----- everything else with a price ------------------------------------------------------
+
+# Flat monthly fees: resource type -> (catalog item, what is billed, what the fee leaves out).
+MONTHLY_FEES = {
+    "AWS::CloudWatch::CompositeAlarm": ("cloudwatch.alarm.composite", "1 composite alarm", ""),
+    "AWS::CloudWatch::Dashboard": ("cloudwatch.dashboard", "1 dashboard", " (the 3 free dashboards are not applied)"),
+    "AWS::KMS::Key": ("kms.key", "1 key", " (requests not estimated)"),
+    "AWS::SecretsManager::Secret": ("secretsmanager.secret", "1 secret", " (API calls not estimated)"),
+}
+
+
+def _monthly_fee(catalog_item: str, what: str, remark: str):
+    def price_monthly(ctx: StackContext, lid: str, res: dict, usage: Usage) -> list[Item]:
+        price, note = ctx.price(catalog_item)
+        return [_item(ctx, lid, res["Type"], per_month_to_daily(price.usd),
+                      f"{what} x {price_text(price.usd)}/month{remark}" + note, FIXED, [price])]
+
+    return price_monthly
+
+
+for _rtype, _fee in MONTHLY_FEES.items():
+    pricer(_rtype)(_monthly_fee(*_fee))
 
 
 @pricer("AWS::Scheduler::Schedule")
@@ -636,18 +642,6 @@ def price_schedule(ctx: StackContext, lid: str, res: dict, usage: Usage) -> list
                   "(the 14M/month free tier is not applied)" + note, PER_REQUEST, [price])]
 
 
-@pricer("AWS::KMS::Key")
-def price_kms_key(ctx: StackContext, lid: str, res: dict, usage: Usage) -> list[Item]:
-    price, note = ctx.price("kms.key")
-    return [_item(ctx, lid, res["Type"], per_month_to_daily(price.usd),
-                  f"1 key x {price_text(price.usd)}/month (requests not estimated)" + note, FIXED, [price])]
-
-
-@pricer("AWS::SecretsManager::Secret")
-def price_secret(ctx: StackContext, lid: str, res: dict, usage: Usage) -> list[Item]:
-    price, note = ctx.price("secretsmanager.secret")
-    return [_item(ctx, lid, res["Type"], per_month_to_daily(price.usd),
-                  f"1 secret x {price_text(price.usd)}/month (API calls not estimated)" + note, FIXED, [price])]
 
 
 @pricer("AWS::CloudFormation::Stack")
