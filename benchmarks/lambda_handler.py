@@ -41,7 +41,7 @@ ASSET = ROOT / "lambda" / "forwarder"
 MODEL = "Qwen/Qwen2.5-7B-Instruct"
 TARGETS = {"cold": 1.3, "warm": 1.25, "rss_mb": 100}
 
-BARE = '''
+BARE = """
 import os
 import boto3
 
@@ -52,9 +52,9 @@ ENDPOINT = os.environ["ENDPOINT_NAME"]
 def handler(event, context):
     response = CLIENT.invoke_endpoint(EndpointName=ENDPOINT, Body=event["body"], ContentType="application/json")
     return {"statusCode": 200, "body": response["Body"].read().decode()}
-'''
+"""
 
-BARE_TUNED = '''
+BARE_TUNED = """
 import gc
 gc.disable()
 import os
@@ -80,22 +80,22 @@ def handler(event, context):
 
 gc.freeze()
 gc.enable()
-'''
+"""
 
 # Runs in a fresh interpreter: time `import app` (module code, client creation included).
-COLD = '''
+COLD = """
 import sys, time
 sys.dont_write_bytecode = True
 sys.path.insert(0, {asset!r})
 started = time.perf_counter()
 import app
 print((time.perf_counter() - started) * 1000)
-'''
+"""
 
 # A long-lived interpreter per handler, driven over stdin: "N" runs N timed requests and
 # answers their times; "rss" answers the peak RSS. The parent alternates batches between
 # the two handlers so that load from elsewhere on the machine hits both alike.
-WARM = '''
+WARM = """
 import json, resource, sys, time
 sys.dont_write_bytecode = True
 sys.path.insert(0, {asset!r})
@@ -122,7 +122,7 @@ for line in sys.stdin:
             assert response["statusCode"] == 200, response
     real_stdout.write(json.dumps(answer) + "\\n")
     real_stdout.flush()
-'''
+"""
 
 
 class Worker:
@@ -130,7 +130,9 @@ class Worker:
 
     def __init__(self, asset: Path, event: str, env: dict):
         code = WARM.format(asset=str(asset), event=event)
-        self.proc = subprocess.Popen([sys.executable, "-c", code], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", code], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
 
     def ask(self, command: str):
         self.proc.stdin.write(command + "\n")
@@ -148,19 +150,40 @@ class Worker:
 def chat_event(size: int = 4096) -> dict:
     """An API Gateway REST event carrying a chat request of about `size` bytes."""
     filler = "Summarise the following notes for a busy reader. " * 200
-    body = {"model": MODEL, "messages": [{"role": "system", "content": "You are concise."},
-                                          {"role": "user", "content": ""}], "max_tokens": 64, "temperature": 0.2}  # fmt: skip
+    body = {
+        "model": MODEL,
+        "messages": [{"role": "system", "content": "You are concise."}, {"role": "user", "content": ""}],
+        "max_tokens": 64,
+        "temperature": 0.2,
+    }
     body["messages"][1]["content"] = filler[: size - len(json.dumps(body))]
     raw = json.dumps(body)
     return {
-        "resource": "/{proxy+}", "path": "/v1/chat/completions", "httpMethod": "POST",
-        "headers": {"Content-Type": "application/json", "x-api-key": "k"}, "multiValueHeaders": {"Content-Type": ["application/json"]},
-        "queryStringParameters": None, "multiValueQueryStringParameters": None, "pathParameters": {"proxy": "v1/chat/completions"},
-        "stageVariables": None, "isBase64Encoded": False, "body": raw,
-        "requestContext": {"requestId": "bench-request", "stage": "prod", "path": "/prod/v1/chat/completions", "httpMethod": "POST",
-                           "resourcePath": "/{proxy+}", "identity": {"sourceIp": "203.0.113.7", "apiKey": "k"}, "accountId": "123456789012",
-                           "apiId": "abc123", "protocol": "HTTP/1.1", "requestTimeEpoch": 0, "domainName": "abc123.execute-api.us-east-1.amazonaws.com"},
-    }  # fmt: skip
+        "resource": "/{proxy+}",
+        "path": "/v1/chat/completions",
+        "httpMethod": "POST",
+        "headers": {"Content-Type": "application/json", "x-api-key": "k"},
+        "multiValueHeaders": {"Content-Type": ["application/json"]},
+        "queryStringParameters": None,
+        "multiValueQueryStringParameters": None,
+        "pathParameters": {"proxy": "v1/chat/completions"},
+        "stageVariables": None,
+        "isBase64Encoded": False,
+        "body": raw,
+        "requestContext": {
+            "requestId": "bench-request",
+            "stage": "prod",
+            "path": "/prod/v1/chat/completions",
+            "httpMethod": "POST",
+            "resourcePath": "/{proxy+}",
+            "identity": {"sourceIp": "203.0.113.7", "apiKey": "k"},
+            "accountId": "123456789012",
+            "apiId": "abc123",
+            "protocol": "HTTP/1.1",
+            "requestTimeEpoch": 0,
+            "domainName": "abc123.execute-api.us-east-1.amazonaws.com",
+        },
+    }
 
 
 def serve() -> None:
@@ -200,7 +223,9 @@ def main() -> None:
         serve()
         return
 
-    server = subprocess.Popen([sys.executable, __file__, "--serve"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    server = subprocess.Popen(
+        [sys.executable, __file__, "--serve"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
     try:
         url = server.stdout.readline().strip()
         with tempfile.TemporaryDirectory(prefix="ownllm-bench-") as tmp:
@@ -211,12 +236,20 @@ def main() -> None:
             shutil.copytree(ASSET, handlers["forwarder"], ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
             env = {
                 **{k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "POWERTOOLS_"))},
-                "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1",
-                "AWS_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true", "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": url,
-                "ENDPOINT_NAME": "bench-endpoint", "ENGINE": "vllm", "MODEL_NAME": MODEL, "ADAPTERS": "",
-                "POWERTOOLS_SERVICE_NAME": "ownllm-forwarder", "POWERTOOLS_METRICS_NAMESPACE": "ownllm",
+                "AWS_ACCESS_KEY_ID": "bench",
+                "AWS_SECRET_ACCESS_KEY": "bench",
+                "AWS_DEFAULT_REGION": "us-east-1",
+                "AWS_REGION": "us-east-1",
+                "AWS_EC2_METADATA_DISABLED": "true",
+                "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": url,
+                "ENDPOINT_NAME": "bench-endpoint",
+                "ENGINE": "vllm",
+                "MODEL_NAME": MODEL,
+                "ADAPTERS": "",
+                "POWERTOOLS_SERVICE_NAME": "ownllm-forwarder",
+                "POWERTOOLS_METRICS_NAMESPACE": "ownllm",
                 "PYTHONDONTWRITEBYTECODE": "1",
-            }  # fmt: skip
+            }
 
             cold: dict[str, list[float]] = {name: [] for name in handlers}
             for _ in range(args.repeats):  # interleaved, so drift on a shared machine hits all alike
@@ -247,7 +280,9 @@ def main() -> None:
 
     times = {name: warm[name]["times"] for name in handlers}
     rss = warm["forwarder"]["rss_mb"]
-    print(f"Python {sys.version.split()[0]}, request body {len(chat_event()['body'])} bytes, local vLLM stand-in at {url}")
+    print(
+        f"Python {sys.version.split()[0]}, request body {len(chat_event()['body'])} bytes, local vLLM stand-in at {url}"
+    )
     print(f"cold start ({args.repeats} fresh interpreters each, import + client creation)")
     for name in handlers:
         print(f"  {name:<11} {summary(cold[name])}")
@@ -261,7 +296,9 @@ def main() -> None:
     print("ratios, forwarder / bare (the targets)")
     print(f"  cold start  {cold_ratio:5.2f}x  target <= {TARGETS['cold']}x   {verdict(cold_ratio, TARGETS['cold'])}")
     print(f"  warm        {warm_ratio:5.2f}x  target <= {TARGETS['warm']}x  {verdict(warm_ratio, TARGETS['warm'])}")
-    print(f"  peak RSS    {rss:5.1f} MB target <  {TARGETS['rss_mb']} MB  {'ok' if rss < TARGETS['rss_mb'] else 'OVER TARGET'}")
+    print(
+        f"  peak RSS    {rss:5.1f} MB target <  {TARGETS['rss_mb']} MB  {'ok' if rss < TARGETS['rss_mb'] else 'OVER TARGET'}"
+    )
     print("for information, forwarder / bare-tuned (Powertools and the forwarder's own work alone)")
     print(f"  cold start  {ratio(cold, 'bare-tuned'):5.2f}x")
     print(f"  warm        {ratio(times, 'bare-tuned'):5.2f}x")

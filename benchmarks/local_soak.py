@@ -34,9 +34,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ownllm.bench import runner  # noqa: E402
-from ownllm.bench.report import summarise  # noqa: E402
-from ownllm.local.procs import descendants  # noqa: E402
+from ownllm.bench import runner
+from ownllm.bench.report import summarise
+from ownllm.local.procs import descendants
 
 KEY = "soak-key"
 GROWTH_BOUND_MB = 20.0
@@ -108,11 +108,26 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--duration", type=float, default=30.0)
-    parser.add_argument("--warmup", type=float, default=5.0, help="seconds of load before the first memory sample counts")
+    parser.add_argument(
+        "--warmup", type=float, default=5.0, help="seconds of load before the first memory sample counts"
+    )
     args = parser.parse_args()
 
-    process, url = start_server([sys.executable, "-m", "ownllm.cli", "local", "--port", "0", "--key", KEY, "--quiet",
-                                 "--instances", str(args.concurrency)])  # fmt: skip
+    process, url = start_server(
+        [
+            sys.executable,
+            "-m",
+            "ownllm.cli",
+            "local",
+            "--port",
+            "0",
+            "--key",
+            KEY,
+            "--quiet",
+            "--instances",
+            str(args.concurrency),
+        ]
+    )
     try:
         target = runner.Target(url, KEY, "ownllm-stand-in", max_tokens=32, timeout_s=30)
         warm = runner.run_level(target, args.concurrency, duration_s=args.warmup)
@@ -123,7 +138,9 @@ def main() -> int:
             started = time.monotonic()
             while not done.is_set():
                 envs = [p for p in sorted(descendants(process.pid)) if rss_mb(p) > 0]
-                samples.append((time.monotonic() - started, rss_mb(process.pid), sum(pss_mb(p) for p in envs), len(envs)))
+                samples.append(
+                    (time.monotonic() - started, rss_mb(process.pid), sum(pss_mb(p) for p in envs), len(envs))
+                )
                 done.wait(1.0)
 
         sampler = threading.Thread(target=sample, daemon=True)
@@ -135,10 +152,14 @@ def main() -> int:
         stop_server(process)
 
     s = summarise(run)
-    print(f"ownllm local, stand-in with no latency; {args.concurrency} clients; warm-up {args.warmup:g} s "
-          f"({len(warm.samples)} requests, {sum(1 for x in warm.samples if x.status != 200)} failed)")  # fmt: skip
-    print(f"soak {s.elapsed_s:.1f} s: {s.requests} requests, {s.requests_per_s:.0f} req/s, "
-          f"p50 {s.latency_p50_ms:.1f} ms, p99 {s.latency_p99_ms:.1f} ms, errors {s.errors or 'none'}")
+    print(
+        f"ownllm local, stand-in with no latency; {args.concurrency} clients; warm-up {args.warmup:g} s "
+        f"({len(warm.samples)} requests, {sum(1 for x in warm.samples if x.status != 200)} failed)"
+    )
+    print(
+        f"soak {s.elapsed_s:.1f} s: {s.requests} requests, {s.requests_per_s:.0f} req/s, "
+        f"p50 {s.latency_p50_ms:.1f} ms, p99 {s.latency_p99_ms:.1f} ms, errors {s.errors or 'none'}"
+    )
     print(" t (s)   gateway RSS (MB)   Lambda side PSS (MB)   processes (environments, fork server, tracker)")
     step = max(1, -(-len(samples) // 10))  # about ten rows, and always the last sample
     for t, gateway, envs, count in samples[::step] + ([samples[-1]] if (len(samples) - 1) % step else []):
@@ -147,9 +168,13 @@ def main() -> int:
     gateway_growth = last[1] - first[1]
     env_growth = last[2] - first[2]
     peak_gateway = max(x[1] for x in samples)
-    print(f"gateway RSS: {first[1]:.1f} -> {last[1]:.1f} MB (growth {gateway_growth:+.1f} MB, peak {peak_gateway:.1f} MB)")
-    print(f"Lambda side PSS: {first[2]:.1f} -> {last[2]:.1f} MB over {last[3]} processes "
-          f"(growth {env_growth:+.1f} MB, {last[2] / max(last[3], 1):.1f} MB each)")
+    print(
+        f"gateway RSS: {first[1]:.1f} -> {last[1]:.1f} MB (growth {gateway_growth:+.1f} MB, peak {peak_gateway:.1f} MB)"
+    )
+    print(
+        f"Lambda side PSS: {first[2]:.1f} -> {last[2]:.1f} MB over {last[3]} processes "
+        f"(growth {env_growth:+.1f} MB, {last[2] / max(last[3], 1):.1f} MB each)"
+    )
     ok = not s.errors and gateway_growth < GROWTH_BOUND_MB and env_growth < GROWTH_BOUND_MB
     print(f"bounds: no errors, growth < {GROWTH_BOUND_MB:g} MB after warm-up: {'ok' if ok else 'BROKEN'}")
     return 0 if ok else 1

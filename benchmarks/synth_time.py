@@ -27,8 +27,12 @@ def synth_seconds(app_command: str | None) -> float:
     cmd = ["npx", "cdk", "synth", "--quiet", "--output", out]
     if app_command:
         cmd += ["--app", app_command]
-    env = {**os.environ, "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
-           "JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1", "CDK_DISABLE_VERSION_CHECK": "1"}
+    env = {
+        **os.environ,
+        "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
+        "JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1",
+        "CDK_DISABLE_VERSION_CHECK": "1",
+    }
     start = time.perf_counter()
     subprocess.run(cmd, cwd=ROOT, env=env, check=True, capture_output=True)
     return time.perf_counter() - start
@@ -48,7 +52,9 @@ def main() -> int:
     ratio = o / e
     print(f"empty CDK app synth : median {e:6.2f} s  (runs: {', '.join(f'{x:.2f}' for x in empty)})")
     print(f"ownllm synth        : median {o:6.2f} s  (runs: {', '.join(f'{x:.2f}' for x in ours)})")
-    print(f"ratio               : {ratio:.2f}x  (target <= {TARGET_RATIO}x: {'met' if ratio <= TARGET_RATIO else 'NOT met'})")
+    print(
+        f"ratio               : {ratio:.2f}x  (target <= {TARGET_RATIO}x: {'met' if ratio <= TARGET_RATIO else 'NOT met'})"
+    )
     return 0
 
 

@@ -49,9 +49,13 @@ def load_artifacts(root: Path) -> ModelArtifacts:
                 if engine.startswith("_"):
                     continue  # comments
                 if engine not in ENGINES:
-                    problems.append(f"model_artifacts/serving.json: {engine!r} is not an engine; accepted: {', '.join(ENGINES)}")
+                    problems.append(
+                        f"model_artifacts/serving.json: {engine!r} is not an engine; accepted: {', '.join(ENGINES)}"
+                    )
                 elif not isinstance(env, dict) or not all(isinstance(v, (str, int, float, bool)) for v in env.values()):
-                    problems.append(f"model_artifacts/serving.json: {engine!r} must map environment names to scalar values")
+                    problems.append(
+                        f"model_artifacts/serving.json: {engine!r} must map environment names to scalar values"
+                    )
                 else:
                     overrides[engine] = {str(k): _env_value(v) for k, v in env.items()}
     adapters: list[str] = []
@@ -61,9 +65,13 @@ def load_artifacts(root: Path) -> ModelArtifacts:
             if not child.is_dir():
                 continue
             if not _ADAPTER_NAME.match(child.name):
-                problems.append(f"model_artifacts/adapters/{child.name}: adapter names use letters, digits, '.', '_' and '-' (max 63)")
+                problems.append(
+                    f"model_artifacts/adapters/{child.name}: adapter names use letters, digits, '.', '_' and '-' (max 63)"
+                )
             elif not (child / "adapter_config.json").is_file():
-                problems.append(f"model_artifacts/adapters/{child.name}: no adapter_config.json (expected a PEFT LoRA adapter folder)")
+                problems.append(
+                    f"model_artifacts/adapters/{child.name}: no adapter_config.json (expected a PEFT LoRA adapter folder)"
+                )
             else:
                 adapters.append(child.name)
     if problems:
@@ -80,8 +88,10 @@ def _env_value(value: object) -> str:
 def check_compatible(settings, artifacts: ModelArtifacts) -> None:
     """Adapters are mounted as the model data, so they cannot share it with s3:// weights."""
     if settings.model_from_s3 and artifacts.adapters:
-        raise SettingsError([
-            f"model_artifacts/adapters: {len(artifacts.adapters)} adapter(s) found, but model_id "
-            f"{settings.model_id!r} is an s3:// prefix; adapters are packaged only with Hub weights. "
-            "Move them under that prefix's adapters/ folder, or use a Hugging Face model id."
-        ])
+        raise SettingsError(
+            [
+                f"model_artifacts/adapters: {len(artifacts.adapters)} adapter(s) found, but model_id "
+                f"{settings.model_id!r} is an s3:// prefix; adapters are packaged only with Hub weights. "
+                "Move them under that prefix's adapters/ folder, or use a Hugging Face model id."
+            ]
+        )

@@ -17,7 +17,9 @@ from pathlib import Path
 
 from ownllm.engines import ENGINE_IMAGES
 
-_URI_RE = re.compile(r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/(?P<repo>[^:]+):(?P<tag>.+)$")
+_URI_RE = re.compile(
+    r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/(?P<repo>[^:]+):(?P<tag>.+)$"
+)
 
 
 _COMMERCIAL_REGION = re.compile(r"^(?!cn-|us-gov-)[a-z]{2}-[a-z]+-\d$")
@@ -30,7 +32,7 @@ class ImageRef:
     repository: str
 
     @classmethod
-    def parse(cls, uri: str) -> "ImageRef":
+    def parse(cls, uri: str) -> ImageRef:
         m = _URI_RE.match(uri)
         if not m:
             raise ValueError(f"not an ECR image URI: {uri!r}")

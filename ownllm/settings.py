@@ -160,7 +160,7 @@ class Settings:
 
     # ----- construction --------------------------------------------------------------
     @classmethod
-    def from_context(cls, raw: dict[str, Any] | None) -> "Settings":
+    def from_context(cls, raw: dict[str, Any] | None) -> Settings:
         """Build from the 'ownllm' context dict plus flat `-c key=value` overrides.
 
         Values from `-c` arrive as strings; they are coerced to each field's type.
@@ -184,7 +184,7 @@ class Settings:
         settings = cls(**values)
         return settings._validated()
 
-    def _validated(self) -> "Settings":
+    def _validated(self) -> Settings:
         p: list[str] = []
         if self.engine not in ENGINES:
             p.append(f"engine: {self.engine!r} is not supported; accepted: {', '.join(ENGINES)}")
@@ -224,7 +224,9 @@ class Settings:
                 )
         for key in ("instance_count", "min_instances", "max_instances"):
             if getattr(self, key) < 1:
-                p.append(f"{key}: {getattr(self, key)} must be at least 1 (an instance-backed endpoint cannot run on 0)")
+                p.append(
+                    f"{key}: {getattr(self, key)} must be at least 1 (an instance-backed endpoint cannot run on 0)"
+                )
         if self.min_instances > self.max_instances:
             p.append(f"min_instances: {self.min_instances} is greater than max_instances {self.max_instances}")
         elif not self.min_instances <= self.instance_count <= self.max_instances:
@@ -234,8 +236,11 @@ class Settings:
             )
         if self.active_hours:
             m = _HOURS_RE.match(self.active_hours.strip())
-            if not m or m.group(2) not in (None, "00") or m.group(4) not in (None, "00") or not (
-                0 <= int(m.group(1)) < int(m.group(3)) <= 24
+            if (
+                not m
+                or m.group(2) not in (None, "00")
+                or m.group(4) not in (None, "00")
+                or not (0 <= int(m.group(1)) < int(m.group(3)) <= 24)
             ):
                 p.append(
                     f"active_hours: {self.active_hours!r} is not a whole-hour range like '08:00-20:00' (start < end, 0-24)"
@@ -254,7 +259,9 @@ class Settings:
                 f"max_total_tokens - max_input_tokens ({self.max_total_tokens - self.max_input_tokens})"
             )
         if not 1024 <= self.max_request_bytes <= 6 * 1024 * 1024:
-            p.append(f"max_request_bytes: {self.max_request_bytes} must be between 1024 and 6291456 (Lambda's 6 MB payload limit)")
+            p.append(
+                f"max_request_bytes: {self.max_request_bytes} must be between 1024 and 6291456 (Lambda's 6 MB payload limit)"
+            )
         if not 128 <= self.lambda_memory_mb <= 10240:
             p.append(f"lambda_memory_mb: {self.lambda_memory_mb} must be between 128 and 10240")
         if not 3 <= self.lambda_timeout_s < API_GATEWAY_TIMEOUT_S:
@@ -267,22 +274,36 @@ class Settings:
                 f"log_retention_days: {self.log_retention_days} is not a CloudWatch retention; "
                 f"accepted: {', '.join(map(str, RETENTION_DAYS))}"
             )
-        for key in ("latency_p95_ms", "max_batch_size", "target_concurrency_per_instance", "api_burst_limit",
-                    "api_quota_per_day", "avg_output_tokens"):
+        for key in (
+            "latency_p95_ms",
+            "max_batch_size",
+            "target_concurrency_per_instance",
+            "api_burst_limit",
+            "api_quota_per_day",
+            "avg_output_tokens",
+        ):
             if getattr(self, key) <= 0:
                 p.append(f"{key}: {getattr(self, key)} must be greater than 0")
         for key in ("requests_per_day", "avg_input_tokens"):
             if getattr(self, key) < 0:
                 p.append(f"{key}: {getattr(self, key)} must not be negative")
-        for key in ("api_rate_limit_rps", "generation_tokens_per_s", "instance_tokens_per_s", "max_daily_usd",
-                    "api_input_usd_per_m", "api_output_usd_per_m"):
+        for key in (
+            "api_rate_limit_rps",
+            "generation_tokens_per_s",
+            "instance_tokens_per_s",
+            "max_daily_usd",
+            "api_input_usd_per_m",
+            "api_output_usd_per_m",
+        ):
             v = getattr(self, key)
             if v is not None and v <= 0:
                 p.append(f"{key}: {v} must be greater than 0")
         if not 0 < self.gpu_memory_alarm_percent <= 100:
             p.append(f"gpu_memory_alarm_percent: {self.gpu_memory_alarm_percent} must be in (0, 100]")
         if not re.match(r"^[A-Za-z][A-Za-z0-9-]{0,30}$", self.stack_prefix):
-            p.append(f"stack_prefix: {self.stack_prefix!r} must start with a letter and use letters, digits and '-' (max 31)")
+            p.append(
+                f"stack_prefix: {self.stack_prefix!r} must start with a letter and use letters, digits and '-' (max 31)"
+            )
         if self.region is not None and not re.match(r"^[a-z]{2}(-gov)?-[a-z]+-\d$", self.region):
             p.append(f"region: {self.region!r} is not an AWS region name like 'us-east-1'")
         if p:
@@ -291,7 +312,30 @@ class Settings:
         return self
 
 
-RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)
+RETENTION_DAYS = (
+    1,
+    3,
+    5,
+    7,
+    14,
+    30,
+    60,
+    90,
+    120,
+    150,
+    180,
+    365,
+    400,
+    545,
+    731,
+    1096,
+    1827,
+    2192,
+    2557,
+    2922,
+    3288,
+    3653,
+)
 
 
 def _expand_days(spec: str) -> tuple[str, ...] | None:

@@ -12,7 +12,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from ownllm.artifacts import ModelArtifacts
-from ownllm.forwarder import METRICS_NAMESPACE, forwarder_environment
+from ownllm.forwarder import forwarder_environment
 from ownllm.settings import RETENTION_DAYS, Settings
 from stacks.nag import acknowledge
 from stacks.serving import ServingEndpoint
@@ -31,8 +31,18 @@ STAGE = "prod"
 # dimension: each class seen is one more metric.
 FORWARDER_METRICS = ("Requests", "ModelLatency", "PromptTokens", "CompletionTokens", "ColdStart")
 FORWARDER_ERROR_CLASSES = (
-    "invalid_request", "model_not_found", "unknown_route", "method_not_allowed", "configuration", "internal",
-    "upstream_error", "upstream_client_error", "timeout", "throttled", "not_ready", "unavailable",
+    "invalid_request",
+    "model_not_found",
+    "unknown_route",
+    "method_not_allowed",
+    "configuration",
+    "internal",
+    "upstream_error",
+    "upstream_client_error",
+    "timeout",
+    "throttled",
+    "not_ready",
+    "unavailable",
 )
 
 
@@ -69,7 +79,13 @@ class Forwarder(LoggedFunction):
     """The Lambda that validates OpenAI-shaped requests and forwards them to the endpoint."""
 
     def __init__(
-        self, scope: Construct, id: str, *, settings: Settings, serving: ServingEndpoint, artifacts: ModelArtifacts,
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        settings: Settings,
+        serving: ServingEndpoint,
+        artifacts: ModelArtifacts,
         code_path: Path = FORWARDER_CODE,
     ) -> None:
         s = settings
@@ -88,9 +104,7 @@ class Forwarder(LoggedFunction):
                     scope, f"{id}Powertools", POWERTOOLS_LAYER.format(partition=Aws.PARTITION, region=Aws.REGION)
                 )
             ],
-            environment=forwarder_environment(
-                s, endpoint_name=serving.endpoint_name, adapters=artifacts.adapters
-            ),
+            environment=forwarder_environment(s, endpoint_name=serving.endpoint_name, adapters=artifacts.adapters),
             description=f"OpenAI-compatible front for SageMaker endpoint {serving.endpoint_name}",
         )
         serving.grant_invoke(self.function)
@@ -154,8 +168,15 @@ class Api(Construct):
                 throttling_burst_limit=s.api_burst_limit,
                 access_log_destination=apigw.LogGroupLogDestination(self.access_logs),
                 access_log_format=apigw.AccessLogFormat.json_with_standard_fields(
-                    caller=False, http_method=True, ip=True, protocol=True, request_time=True,
-                    resource_path=True, response_length=True, status=True, user=False,
+                    caller=False,
+                    http_method=True,
+                    ip=True,
+                    protocol=True,
+                    request_time=True,
+                    resource_path=True,
+                    response_length=True,
+                    status=True,
+                    user=False,
                 ),
             ),
         )
@@ -168,7 +189,10 @@ class Api(Construct):
         )
         v1 = self.rest_api.root.add_resource("v1")
         v1.add_resource("{proxy+}").add_method(
-            "ANY", integration, api_key_required=True, authorizer=self.authorizer.authorizer,
+            "ANY",
+            integration,
+            api_key_required=True,
+            authorizer=self.authorizer.authorizer,
             authorization_type=apigw.AuthorizationType.CUSTOM,
         )
 
@@ -180,19 +204,27 @@ class Api(Construct):
             api_stages=[apigw.UsagePlanPerApiStage(api=self.rest_api, stage=self.rest_api.deployment_stage)],
         )
         self.usage_plan.add_api_key(self.api_key)
-        acknowledge(self.rest_api, "AwsSolutions-APIG2",
+        acknowledge(
+            self.rest_api,
+            "AwsSolutions-APIG2",
             "The Lambda validates every request and answers OpenAI-shaped errors naming the field; an API "
             "Gateway model would answer a less useful, non-OpenAI error first.",
         )
-        acknowledge(self.rest_api, "AwsSolutions-APIG3",
+        acknowledge(
+            self.rest_api,
+            "AwsSolutions-APIG3",
             "WAF is optional ($5+/month per web ACL): access is already limited by API key, usage-plan "
             "throttling and a daily quota. Attach a web ACL to the stage if the API faces untrusted traffic.",
         )
-        acknowledge(self.rest_api, "AwsSolutions-COG4",
+        acknowledge(
+            self.rest_api,
+            "AwsSolutions-COG4",
             "API-key auth is the design (OpenAI clients send a key, not a Cognito token).",
         )
         if s.apigw_cloudwatch_role:
-            acknowledge(self.rest_api, "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs]",
+            acknowledge(
+                self.rest_api,
+                "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs]",
                 "API Gateway's account-level logging role uses the AWS managed "
                 "AmazonAPIGatewayPushToCloudWatchLogs policy, the documented policy for that role.",
             )
@@ -204,7 +236,14 @@ class Api(Construct):
 
 class ApiStack(Stack):
     def __init__(
-        self, scope: Construct, id: str, *, settings: Settings, serving: ServingEndpoint, artifacts: ModelArtifacts, **kwargs
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        settings: Settings,
+        serving: ServingEndpoint,
+        artifacts: ModelArtifacts,
+        **kwargs,
     ) -> None:
         super().__init__(scope, id, **kwargs)
         self.forwarder = Forwarder(self, "Forwarder", settings=settings, serving=serving, artifacts=artifacts)
@@ -223,4 +262,6 @@ class ApiStack(Stack):
 def retention(days: int) -> logs.RetentionDays:
     """The RetentionDays member for a day count (settings accept only CloudWatch's values,
     which RetentionDays lists in the same ascending order)."""
-    return dict(zip(RETENTION_DAYS, (m for m in logs.RetentionDays if m is not logs.RetentionDays.INFINITE)))[days]
+    return dict(
+        zip(RETENTION_DAYS, (m for m in logs.RetentionDays if m is not logs.RetentionDays.INFINITE), strict=True)
+    )[days]

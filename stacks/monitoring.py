@@ -13,8 +13,8 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subs
 from constructs import Construct
 
-from ownllm.settings import Settings
 from ownllm.forwarder import METRICS_NAMESPACE, SERVICE_NAME
+from ownllm.settings import Settings
 from stacks.api import STAGE, Api
 from stacks.serving import VARIANT, ServingEndpoint
 
@@ -46,8 +46,15 @@ class AlarmTopic(Construct):
 
 class LlmMonitoring(Construct):
     def __init__(
-        self, scope: Construct, id: str, *, settings: Settings, serving: ServingEndpoint, api: Api,
-        function: lambda_.IFunction, daily_budget_usd: float,
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        settings: Settings,
+        serving: ServingEndpoint,
+        api: Api,
+        function: lambda_.IFunction,
+        daily_budget_usd: float,
     ) -> None:
         super().__init__(scope, id)
         s = settings
@@ -57,10 +64,14 @@ class LlmMonitoring(Construct):
         sm_dims = {"EndpointName": serving.endpoint_name, "VariantName": VARIANT}
 
         def api_metric(name: str, stat: str) -> cw.Metric:
-            return cw.Metric(namespace="AWS/ApiGateway", metric_name=name, dimensions_map=api_dims, statistic=stat, period=PERIOD)
+            return cw.Metric(
+                namespace="AWS/ApiGateway", metric_name=name, dimensions_map=api_dims, statistic=stat, period=PERIOD
+            )
 
         def sm_metric(name: str, stat: str, namespace: str = "AWS/SageMaker") -> cw.Metric:
-            return cw.Metric(namespace=namespace, metric_name=name, dimensions_map=sm_dims, statistic=stat, period=PERIOD)
+            return cw.Metric(
+                namespace=namespace, metric_name=name, dimensions_map=sm_dims, statistic=stat, period=PERIOD
+            )
 
         api_latency_p95 = api_metric("Latency", "p95")
         api_5xx_rate = api_metric("5XXError", "Average")  # 0/1 per request, so the average is the rate
@@ -71,21 +82,45 @@ class LlmMonitoring(Construct):
         timeout_ms = s.lambda_timeout_s * 1000
 
         specs = [
-            ("ApiLatencyP95", api_latency_p95, s.latency_p95_ms, 3,
-             f"API p95 latency above {s.latency_p95_ms} ms"),
+            ("ApiLatencyP95", api_latency_p95, s.latency_p95_ms, 3, f"API p95 latency above {s.latency_p95_ms} ms"),
             ("Api5xxRate", api_5xx_rate, 0.05, 2, "More than 5% of API requests fail with 5XX"),
-            ("LambdaErrors", function.metric_errors(period=PERIOD, statistic="Sum"), 5, 1,
-             "Forwarder Lambda errors (unhandled exceptions) in 5 minutes"),
-            ("LambdaThrottles", function.metric_throttles(period=PERIOD, statistic="Sum"), 1, 1,
-             "Forwarder Lambda throttled"),
-            ("LambdaDurationNearTimeout", function.metric_duration(period=PERIOD, statistic="p99"), 0.9 * timeout_ms, 2,
-             f"Forwarder p99 duration above 90% of its {s.lambda_timeout_s} s timeout"),
-            ("ModelLatencyP95", model_latency_p95, s.latency_p95_ms * 1000, 3,
-             f"SageMaker ModelLatency p95 above {s.latency_p95_ms} ms"),
+            (
+                "LambdaErrors",
+                function.metric_errors(period=PERIOD, statistic="Sum"),
+                5,
+                1,
+                "Forwarder Lambda errors (unhandled exceptions) in 5 minutes",
+            ),
+            (
+                "LambdaThrottles",
+                function.metric_throttles(period=PERIOD, statistic="Sum"),
+                1,
+                1,
+                "Forwarder Lambda throttled",
+            ),
+            (
+                "LambdaDurationNearTimeout",
+                function.metric_duration(period=PERIOD, statistic="p99"),
+                0.9 * timeout_ms,
+                2,
+                f"Forwarder p99 duration above 90% of its {s.lambda_timeout_s} s timeout",
+            ),
+            (
+                "ModelLatencyP95",
+                model_latency_p95,
+                s.latency_p95_ms * 1000,
+                3,
+                f"SageMaker ModelLatency p95 above {s.latency_p95_ms} ms",
+            ),
             ("Invocation5xxErrors", invocation_5xx, 5, 1, "SageMaker endpoint returned 5XX errors"),
             # GPUMemoryUtilization is per GPU summed: 0..100 x GPU count.
-            ("GpuMemoryHigh", gpu_memory, s.gpu_memory_alarm_percent * s.gpu_count, 3,
-             f"GPU memory above {s.gpu_memory_alarm_percent:g}% on every GPU"),
+            (
+                "GpuMemoryHigh",
+                gpu_memory,
+                s.gpu_memory_alarm_percent * s.gpu_count,
+                3,
+                f"GPU memory above {s.gpu_memory_alarm_percent:g}% on every GPU",
+            ),
         ]
         self.alarms: dict[str, cw.Alarm] = {}
         for name, metric, threshold, periods, description in specs:
@@ -117,9 +152,14 @@ class LlmMonitoring(Construct):
             notifications_with_subscribers=[
                 budgets.CfnBudget.NotificationWithSubscribersProperty(
                     notification=budgets.CfnBudget.NotificationProperty(
-                        notification_type=kind, comparison_operator="GREATER_THAN", threshold=100, threshold_type="PERCENTAGE"
+                        notification_type=kind,
+                        comparison_operator="GREATER_THAN",
+                        threshold=100,
+                        threshold_type="PERCENTAGE",
                     ),
-                    subscribers=[budgets.CfnBudget.SubscriberProperty(subscription_type="SNS", address=self.topic.topic_arn)],
+                    subscribers=[
+                        budgets.CfnBudget.SubscriberProperty(subscription_type="SNS", address=self.topic.topic_arn)
+                    ],
                 )
                 for kind in ("ACTUAL", "FORECASTED")
             ],
@@ -145,8 +185,12 @@ class LlmMonitoring(Construct):
             ),
             cw.GraphWidget(
                 title="Errors",
-                left=[api_metric("4XXError", "Sum"), api_metric("5XXError", "Sum"),
-                      function.metric_errors(period=PERIOD), invocation_5xx],
+                left=[
+                    api_metric("4XXError", "Sum"),
+                    api_metric("5XXError", "Sum"),
+                    function.metric_errors(period=PERIOD),
+                    invocation_5xx,
+                ],
                 width=8,
             ),
         )
@@ -162,15 +206,27 @@ class LlmMonitoring(Construct):
         self.dashboard.add_widgets(
             cw.GraphWidget(
                 title="Tokens",
-                left=[cw.Metric(namespace=METRICS_NAMESPACE, metric_name=m, dimensions_map=service, statistic="Sum",
-                                period=PERIOD) for m in ("PromptTokens", "CompletionTokens")],
+                left=[
+                    cw.Metric(
+                        namespace=METRICS_NAMESPACE,
+                        metric_name=m,
+                        dimensions_map=service,
+                        statistic="Sum",
+                        period=PERIOD,
+                    )
+                    for m in ("PromptTokens", "CompletionTokens")
+                ],
                 width=12,
             ),
             cw.GraphWidget(
                 title="Forwarder errors by class",
-                left=[cw.MathExpression(
-                    expression=f"SEARCH('{{{METRICS_NAMESPACE},ErrorClass,service}} MetricName=\"Errors\"', 'Sum', 300)",
-                    label="", period=PERIOD)],
+                left=[
+                    cw.MathExpression(
+                        expression=f"SEARCH('{{{METRICS_NAMESPACE},ErrorClass,service}} MetricName=\"Errors\"', 'Sum', 300)",
+                        label="",
+                        period=PERIOD,
+                    )
+                ],
                 width=12,
             ),
         )
@@ -181,12 +237,25 @@ class LlmMonitoring(Construct):
 
 class MonitoringStack(Stack):
     def __init__(
-        self, scope: Construct, id: str, *, settings: Settings, serving: ServingEndpoint, api: Api,
-        function: lambda_.IFunction, daily_budget_usd: float, **kwargs,
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        settings: Settings,
+        serving: ServingEndpoint,
+        api: Api,
+        function: lambda_.IFunction,
+        daily_budget_usd: float,
+        **kwargs,
     ) -> None:
         super().__init__(scope, id, **kwargs)
         self.monitoring = LlmMonitoring(
-            self, "Monitoring", settings=settings, serving=serving, api=api, function=function,
+            self,
+            "Monitoring",
+            settings=settings,
+            serving=serving,
+            api=api,
+            function=function,
             daily_budget_usd=daily_budget_usd,
         )
         CfnOutput(self, "DashboardUrl", value=self.monitoring.dashboard_url)

@@ -39,16 +39,31 @@ def build_stacks(app: App, settings: Settings, artifacts: ModelArtifacts, *, nag
     env = Environment(region=settings.region) if settings.region else None
     prefix = settings.stack_prefix
     serving = ServingStack(
-        app, f"{prefix}-Serving", settings=settings, artifacts=artifacts, env=env,
+        app,
+        f"{prefix}-Serving",
+        settings=settings,
+        artifacts=artifacts,
+        env=env,
         description=f"ownllm: SageMaker endpoint serving {settings.model_id} on {settings.instance_type}",
     )
     api = ApiStack(
-        app, f"{prefix}-Api", settings=settings, serving=serving.serving, artifacts=artifacts, env=env,
+        app,
+        f"{prefix}-Api",
+        settings=settings,
+        serving=serving.serving,
+        artifacts=artifacts,
+        env=env,
         description="ownllm: OpenAI-compatible REST API (API Gateway + Lambda) in front of the endpoint",
     )
     monitoring = MonitoringStack(
-        app, f"{prefix}-Monitoring", settings=settings, serving=serving.serving, api=api.api,
-        function=api.forwarder.function, daily_budget_usd=daily_budget_usd(settings), env=env,
+        app,
+        f"{prefix}-Monitoring",
+        settings=settings,
+        serving=serving.serving,
+        api=api.api,
+        function=api.forwarder.function,
+        daily_budget_usd=daily_budget_usd(settings),
+        env=env,
         description="ownllm: alarms, daily cost budget and dashboard",
     )
     for stack in (serving, api, monitoring):

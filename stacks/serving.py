@@ -120,7 +120,11 @@ class ServingEndpoint(Construct):
             ),
         )
         self.model = sagemaker.CfnModel(
-            self, "Model", execution_role_arn=self.role.role_arn, primary_container=container, enable_network_isolation=False
+            self,
+            "Model",
+            execution_role_arn=self.role.role_arn,
+            primary_container=container,
+            enable_network_isolation=False,
         )
         self.model.node.add_dependency(self.role)
         if deployment is not None:
@@ -165,7 +169,9 @@ class ServingEndpoint(Construct):
             removal_policy=RemovalPolicy.DESTROY,
             auto_delete_objects=True,
         )
-        acknowledge(bucket, "AwsSolutions-S1",
+        acknowledge(
+            bucket,
+            "AwsSolutions-S1",
             "Holds only the LoRA adapters this stack uploads from model_artifacts/; writes come from CloudFormation, so server access logs add cost without audit value.",
         )
         deployment = s3deploy.BucketDeployment(
@@ -187,14 +193,24 @@ class ServingEndpoint(Construct):
         stack = Stack.of(self)
         provider = next(c for c in stack.node.children if c.node.id.startswith("Custom::CDKBucketDeployment"))
         partition, _ = partition_and_region(self)
-        acknowledge(provider, [f"AwsSolutions-IAM5[Action::{a}]" for a in
-                               ("s3:Abort*", "s3:DeleteObject*", "s3:GetBucket*", "s3:GetObject*", "s3:List*")] + [
-            f"AwsSolutions-IAM5[Resource::{arn_placeholder(bucket.node.default_child)}/*]",
-            f"AwsSolutions-IAM5[Resource::arn:{partition}:s3:::cdk-hnb659fds-assets-<AWS::AccountId>-<AWS::Region>/*]",
-        ], "CDK's BucketDeployment copies the adapter asset into the artifacts bucket; its role is scoped by "
-           "s3deploy to the CDK asset bucket and this bucket.")
-        acknowledge(provider, "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
-                    "CDK's BucketDeployment provider Lambda writes its logs with the basic execution policy.")
+        acknowledge(
+            provider,
+            [
+                f"AwsSolutions-IAM5[Action::{a}]"
+                for a in ("s3:Abort*", "s3:DeleteObject*", "s3:GetBucket*", "s3:GetObject*", "s3:List*")
+            ]
+            + [
+                f"AwsSolutions-IAM5[Resource::{arn_placeholder(bucket.node.default_child)}/*]",
+                f"AwsSolutions-IAM5[Resource::arn:{partition}:s3:::cdk-hnb659fds-assets-<AWS::AccountId>-<AWS::Region>/*]",
+            ],
+            "CDK's BucketDeployment copies the adapter asset into the artifacts bucket; its role is scoped by "
+            "s3deploy to the CDK asset bucket and this bucket.",
+        )
+        acknowledge(
+            provider,
+            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
+            "CDK's BucketDeployment provider Lambda writes its logs with the basic execution policy.",
+        )
         acknowledge(provider, "AwsSolutions-L1", "CDK's BucketDeployment provider pins its own runtime.")
 
     def _grant_read_prefix(self, bucket: s3.IBucket, prefix: str) -> None:
@@ -213,8 +229,11 @@ class ServingEndpoint(Construct):
             shown = f"{arn_placeholder(bucket.node.default_child)}/{prefix}/*"
         else:
             shown = f"arn:{partition_and_region(self)[0]}:s3:::{bucket.bucket_name}/{prefix + '/' if prefix else ''}*"
-        acknowledge(self.role, f"AwsSolutions-IAM5[Resource::{shown}]",
-            "SageMaker copies every object under the one model-data prefix; object names are not known in advance.")
+        acknowledge(
+            self.role,
+            f"AwsSolutions-IAM5[Resource::{shown}]",
+            "SageMaker copies every object under the one model-data prefix; object names are not known in advance.",
+        )
 
     def grant_invoke(self, grantee: iam.IGrantable) -> iam.Grant:
         """Allow exactly sagemaker:InvokeEndpoint on this endpoint."""
@@ -289,12 +308,15 @@ class ServingStack(Stack):
         self.serving = ServingEndpoint(self, "Llm", settings=settings, artifacts=artifacts)
         self.autoscaling = EndpointAutoscaling(self, "Autoscaling", endpoint=self.serving, settings=settings)
         role = self.serving.role
-        acknowledge(role, "AwsSolutions-IAM5[Resource::*]",
+        acknowledge(
+            role,
+            "AwsSolutions-IAM5[Resource::*]",
             "ecr:GetAuthorizationToken only exists on '*'; cloudwatch:PutMetricData has no resource ARNs and is "
             "limited to SageMaker's namespaces by a condition.",
         )
         partition, region = partition_and_region(self)
-        acknowledge(role,
+        acknowledge(
+            role,
             f"AwsSolutions-IAM5[Resource::arn:{partition}:logs:{region}:<AWS::AccountId>:log-group:"
             f"/aws/sagemaker/Endpoints/{self.serving.endpoint_name}:*]",
             "The container writes log streams, named at run time, in its one endpoint log group only.",

@@ -39,7 +39,9 @@ def handler(event, context):
         "principalId": "api-key",
         "policyDocument": {
             "Version": "2012-10-17",
-            "Statement": [{"Action": "execute-api:Invoke", "Effect": "Allow", "Resource": stage_wildcard(event["methodArn"])}],
+            "Statement": [
+                {"Action": "execute-api:Invoke", "Effect": "Allow", "Resource": stage_wildcard(event["methodArn"])}
+            ],
         },
         "usageIdentifierKey": key,
     }

@@ -19,21 +19,20 @@ import gc
 # objects frozen out of future collections, at the end of this module.
 gc.disable()
 
-import base64  # noqa: E402
-import binascii  # noqa: E402
-import json  # noqa: E402
-import os  # noqa: E402
-import time  # noqa: E402
+import base64
+import binascii
+import json
+import os
+import time
 
-from aws_lambda_powertools import Logger, Metrics, single_metric  # noqa: E402
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response  # noqa: E402
-from aws_lambda_powertools.metrics import MetricUnit  # noqa: E402
-
-import config as settings  # noqa: E402
-import errors  # noqa: E402
-import translate  # noqa: E402
-import upstream  # noqa: E402
-import validate  # noqa: E402
+import config as settings
+import errors
+import translate
+import upstream
+import validate
+from aws_lambda_powertools import Logger, Metrics, single_metric
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.metrics import MetricUnit
 
 JSON = "application/json"
 EVENT_STREAM = "text/event-stream; charset=utf-8"
@@ -91,7 +90,9 @@ def _raw_body() -> bytes | str:
         try:
             return base64.b64decode(body)
         except (binascii.Error, ValueError):
-            raise errors.invalid("The request body is marked base64 but does not decode.", None, "invalid_body") from None
+            raise errors.invalid(
+                "The request body is marked base64 but does not decode.", None, "invalid_body"
+            ) from None
     return body
 
 
@@ -156,7 +157,9 @@ def _complete(kind: str) -> Response:
     metrics.add_metric(name="ModelLatency", unit=MetricUnit.Milliseconds, value=answer.latency_ms)
     done = translate.from_engine(req, cfg, answer.body, _current.request_id)
     usage = done.body["usage"]
-    log.update(prompt_tokens=usage["prompt_tokens"], completion_tokens=usage["completion_tokens"], usage=done.usage_source)
+    log.update(
+        prompt_tokens=usage["prompt_tokens"], completion_tokens=usage["completion_tokens"], usage=done.usage_source
+    )
     if cfg.log_prompts:  # opt-in: prompts may hold personal data
         prompt = req.messages if req.messages is not None else req.prompt
         logger.info("prompt", extra={"request_id": _current.request_id, "prompt": prompt, "completion": done.text})
@@ -176,7 +179,9 @@ def _error_response(err: errors.ApiError) -> Response:
     _current.log.update(error_class=err.error_class, error_code=err.code)
     if err.log_detail:
         _current.log["error_detail"] = err.log_detail
-    with single_metric(name="Errors", unit=MetricUnit.Count, value=1, default_dimensions=metrics.default_dimensions) as m:
+    with single_metric(
+        name="Errors", unit=MetricUnit.Count, value=1, default_dimensions=metrics.default_dimensions
+    ) as m:
         m.add_dimension(name="ErrorClass", value=err.error_class)
     return Response(err.status, JSON, err.body(_current.request_id), _headers(err.headers))
 

@@ -7,8 +7,8 @@ answers a logged 500 configuration error instead of failing at import.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 ENGINES = ("vllm", "lmi", "tgi")
 # API Gateway REST integrations give up after 29 s; the Lambda must answer before that.

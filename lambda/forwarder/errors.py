@@ -42,10 +42,19 @@ def invalid(message: str, param: str | None = None, code: str = "invalid_value")
 
 
 def missing(param: str) -> ApiError:
-    return ApiError(400, f"Missing required parameter: '{param}'.", INVALID_REQUEST, param, "missing_required_parameter")
+    return ApiError(
+        400, f"Missing required parameter: '{param}'.", INVALID_REQUEST, param, "missing_required_parameter"
+    )
 
 
-_JSON_TYPES = {dict: "an object", list: "an array", str: "a string", int: "a number", float: "a number", bool: "a boolean"}
+_JSON_TYPES = {
+    dict: "an object",
+    list: "an array",
+    str: "a string",
+    int: "a number",
+    float: "a number",
+    bool: "a boolean",
+}
 
 
 def wrong_type(param: str, expected: str, value: object) -> ApiError:
@@ -200,32 +209,76 @@ def map_upstream(f: UpstreamFailure) -> ApiError:
     if f.code != "ModelError":  # an engine's own text may quote the prompt: it stays in the engine's log group
         detail += f": {f.message}"
     if f.kind == "read_timeout":
-        return _upstream(504, "The model did not answer in time. Ask for fewer tokens (max_tokens) or try again.",
-                         SERVER, "timeout", "timeout", detail)  # fmt: skip
+        return _upstream(
+            504,
+            "The model did not answer in time. Ask for fewer tokens (max_tokens) or try again.",
+            SERVER,
+            "timeout",
+            "timeout",
+            detail,
+        )
     if f.kind == "connect":
-        return _upstream(502, "Could not reach the model endpoint.", SERVER, "upstream_unreachable", "upstream_error", detail)
+        return _upstream(
+            502, "Could not reach the model endpoint.", SERVER, "upstream_unreachable", "upstream_error", detail
+        )
     code = f.code or ""
     if code == "ModelError":  # the container answered an error; SageMaker passes on its status
         original = f.original_status
         if original is not None and 400 <= original < 500:
             why = engine_message(f.original_message) or "the model server rejected the request"
             if original == 429:
-                return _upstream(429, f"The model server is busy: {why}", RATE_LIMIT, "rate_limit_exceeded", "throttled",
-                                 detail, RETRY_AFTER_THROTTLED_S)  # fmt: skip
+                return _upstream(
+                    429,
+                    f"The model server is busy: {why}",
+                    RATE_LIMIT,
+                    "rate_limit_exceeded",
+                    "throttled",
+                    detail,
+                    RETRY_AFTER_THROTTLED_S,
+                )
             status = original if original in (400, 404, 413, 422) else 400
-            return _upstream(status, f"The model rejected the request: {why}", INVALID_REQUEST, "model_rejected_request",
-                             "upstream_client_error", detail)  # fmt: skip
+            return _upstream(
+                status,
+                f"The model rejected the request: {why}",
+                INVALID_REQUEST,
+                "model_rejected_request",
+                "upstream_client_error",
+                detail,
+            )
         shown = original if original is not None else "unknown"
-        return _upstream(502, f"The model server failed (status {shown}).", SERVER, "upstream_error", "upstream_error", detail)
+        return _upstream(
+            502, f"The model server failed (status {shown}).", SERVER, "upstream_error", "upstream_error", detail
+        )
     if code in ("ThrottlingException", "Throttling", "TooManyRequestsException"):
-        return _upstream(429, "Too many requests for the model endpoint; slow down and retry.", RATE_LIMIT,
-                         "rate_limit_exceeded", "throttled", detail, RETRY_AFTER_THROTTLED_S)  # fmt: skip
+        return _upstream(
+            429,
+            "Too many requests for the model endpoint; slow down and retry.",
+            RATE_LIMIT,
+            "rate_limit_exceeded",
+            "throttled",
+            detail,
+            RETRY_AFTER_THROTTLED_S,
+        )
     if code == "ModelNotReadyException":
-        return _upstream(503, "The model is not ready yet (starting or scaling). Retry shortly.", SERVER,
-                         "model_not_ready", "not_ready", detail, RETRY_AFTER_NOT_READY_S)  # fmt: skip
+        return _upstream(
+            503,
+            "The model is not ready yet (starting or scaling). Retry shortly.",
+            SERVER,
+            "model_not_ready",
+            "not_ready",
+            detail,
+            RETRY_AFTER_NOT_READY_S,
+        )
     if code in ("ServiceUnavailable", "ServiceUnavailableException") or f.http_status == 503:
-        return _upstream(503, "The model endpoint is temporarily unavailable. Retry shortly.", SERVER,
-                         "service_unavailable", "unavailable", detail, RETRY_AFTER_UNAVAILABLE_S)  # fmt: skip
+        return _upstream(
+            503,
+            "The model endpoint is temporarily unavailable. Retry shortly.",
+            SERVER,
+            "service_unavailable",
+            "unavailable",
+            detail,
+            RETRY_AFTER_UNAVAILABLE_S,
+        )
     if code == "ValidationError" and "endpoint" in f.message.lower() and "not found" in f.message.lower():
         return configuration(f"endpoint missing: {detail}")
     if code in _CONFIG_CODES:

@@ -22,6 +22,4 @@ def estimate(text: str) -> int:
 
 
 def estimate_chat(messages: list[dict]) -> int:
-    return TOKENS_TO_PRIME_ANSWER + sum(
-        TOKENS_PER_MESSAGE + estimate(m.get("content") or "") for m in messages
-    )
+    return TOKENS_TO_PRIME_ANSWER + sum(TOKENS_PER_MESSAGE + estimate(m.get("content") or "") for m in messages)

@@ -264,7 +264,9 @@ def to_sse(completion: dict, include_usage: bool) -> str:
     pieces: list[dict] = []
     if chat:
         message = choice["message"]
-        pieces.append({"index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": None, "finish_reason": None})
+        pieces.append(
+            {"index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": None, "finish_reason": None}
+        )
         delta: dict[str, Any] = {}
         if message.get("content"):
             delta["content"] = message["content"]

@@ -32,7 +32,6 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 from botocore.httpsession import URLLib3Session
-
 from errors import UpstreamFailure
 
 OPERATION = "sagemaker-runtime.InvokeEndpoint"
@@ -155,7 +154,7 @@ def invoke(
     except ClientError as exc:
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
         raise _failure_from_parsed(exc.response, status, call.attempts) from None
-    except Exception as exc:  # botocore's connection and timeout errors, and anything else on the wire
+    except Exception as exc:  # noqa: BLE001 - botocore's connection and timeout errors, and anything else on the wire
         raise failure_from_exception(exc, call.attempts) from None
     finally:
         _CURRENT.reset(token)

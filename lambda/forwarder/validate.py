@@ -58,7 +58,9 @@ def parse_json(raw: bytes | str, limit: int) -> dict:
         text = raw if isinstance(raw, str) else raw.decode("utf-8")  # JSON on the wire is UTF-8 (RFC 8259)
         body = _DECODER.decode(text)
     except (ValueError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
-        raise errors.invalid(f"The request body is not valid JSON ({type(exc).__name__}).", None, "invalid_json") from None
+        raise errors.invalid(
+            f"The request body is not valid JSON ({type(exc).__name__}).", None, "invalid_json"
+        ) from None
     if not isinstance(body, dict):
         raise errors.invalid("The request body must be a JSON object.", None, "invalid_json")
     return body
@@ -160,7 +162,12 @@ def _max_tokens(body: dict, config: Config) -> int:
 
 def _sampling(body: dict) -> dict:
     out: dict[str, Any] = {}
-    for key, lo, hi in (("temperature", 0, 2), ("top_p", 0, 1), ("presence_penalty", -2, 2), ("frequency_penalty", -2, 2)):
+    for key, lo, hi in (
+        ("temperature", 0, 2),
+        ("top_p", 0, 1),
+        ("presence_penalty", -2, 2),
+        ("frequency_penalty", -2, 2),
+    ):
         value = _number(body, key, lo, hi)
         if value is not None:
             out[key] = value
@@ -173,7 +180,9 @@ def _sampling(body: dict) -> dict:
         if not isinstance(stops, list) or not all(isinstance(s, str) for s in stops):
             raise errors.wrong_type("stop", "a string or a list of strings", stop)
         if len(stops) > MAX_STOP_SEQUENCES:
-            raise errors.invalid(f"'stop' has {len(stops)} sequences; at most {MAX_STOP_SEQUENCES} are allowed.", "stop")
+            raise errors.invalid(
+                f"'stop' has {len(stops)} sequences; at most {MAX_STOP_SEQUENCES} are allowed.", "stop"
+            )
         stops = [s for s in stops if s]
         if stops:
             out["stop"] = stops
@@ -238,13 +247,17 @@ def _messages(body: dict) -> list[dict]:
             raise errors.missing(f"{param}.content")
         text = "" if content is None else _text(content, f"{param}.content")
         if (not text or text.isspace()) and not normal.get("tool_calls"):
-            raise errors.invalid(f"'{param}.content' is empty; every message needs text.", f"{param}.content", "empty_content")
+            raise errors.invalid(
+                f"'{param}.content' is empty; every message needs text.", f"{param}.content", "empty_content"
+            )
         normal["content"] = text if content is not None else None
         if role == "tool":
             call_id = message.get("tool_call_id")
             if not isinstance(call_id, str) or not call_id:
-                raise errors.missing(f"{param}.tool_call_id") if call_id is None else errors.wrong_type(
-                    f"{param}.tool_call_id", "a non-empty string", call_id
+                raise (
+                    errors.missing(f"{param}.tool_call_id")
+                    if call_id is None
+                    else errors.wrong_type(f"{param}.tool_call_id", "a non-empty string", call_id)
                 )
             normal["tool_call_id"] = call_id
         name = message.get("name")

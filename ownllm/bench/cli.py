@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
+import importlib.util
 import os
 import sys
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
 
 DEFAULT_LEVELS = "1,4,16,64"
 KEY_ENV = "OWNLLM_API_KEY"
@@ -26,30 +32,56 @@ def register(subparsers) -> None:
             "is contacted. --calibrate writes the measured speeds into cdk.json for the cost estimate."
         ),
     )
-    p.add_argument("url", help="base URL an OpenAI client would use, e.g. http://127.0.0.1:8765/v1 (ownllm local) "
-                               "or https://ID.execute-api.REGION.amazonaws.com/prod/v1")
+    p.add_argument(
+        "url",
+        help="base URL an OpenAI client would use, e.g. http://127.0.0.1:8765/v1 (ownllm local) "
+        "or https://ID.execute-api.REGION.amazonaws.com/prod/v1",
+    )
     p.add_argument("--key", default=os.environ.get(KEY_ENV), help=f"API key (default: ${KEY_ENV})")
     p.add_argument("--model", help="model name to send (default: the first one GET /models lists)")
-    p.add_argument("--concurrency", default=DEFAULT_LEVELS, type=_levels,
-                   help=f"comma-separated concurrency levels (default {DEFAULT_LEVELS})")
+    p.add_argument(
+        "--concurrency",
+        default=DEFAULT_LEVELS,
+        type=_levels,
+        help=f"comma-separated concurrency levels (default {DEFAULT_LEVELS})",
+    )
     per = p.add_mutually_exclusive_group()
     per.add_argument("--requests", type=int, help="requests per level")
     per.add_argument("--duration", type=float, help="seconds per level (default 20 when --requests is not given)")
     p.add_argument("--max-tokens", type=int, default=128, help="max_tokens per request (default 128)")
     p.add_argument("--prompt", help="user message to send (default: a short story request)")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds before one request counts as timed out")
-    p.add_argument("--warmup", type=int, default=None,
-                   help="requests sent at the highest level before the sweep, not counted: connections and "
-                        "Lambda cold starts are not what a level should measure (default: one per client; 0: none)")
+    p.add_argument(
+        "--warmup",
+        type=int,
+        default=None,
+        help="requests sent at the highest level before the sweep, not counted: connections and "
+        "Lambda cold starts are not what a level should measure (default: one per client; 0: none)",
+    )
     p.add_argument("--out", type=Path, default=Path("bench-results"), help="folder for the JSON and PNG")
     p.add_argument("--no-plot", action="store_true", help="skip the PNG")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (logs, CI)")
-    p.add_argument("--calibrate", action="store_true",
-                   help="write generation_tokens_per_s and instance_tokens_per_s into cdk.json's context.ownllm")
+    p.add_argument(
+        "--calibrate",
+        action="store_true",
+        help="write generation_tokens_per_s and instance_tokens_per_s into cdk.json's context.ownllm",
+    )
     p.add_argument("--cdk-json", type=Path, default=Path("cdk.json"), help="cdk.json to calibrate (default ./cdk.json)")
-    p.add_argument("--instances", type=int, default=1,
-                   help="instances that served the sweep, to turn throughput into per-instance figures (default 1)")
+    p.add_argument(
+        "--instances",
+        type=int,
+        default=1,
+        help="instances that served the sweep, to turn throughput into per-instance figures (default 1)",
+    )
     p.set_defaults(func=run)
+
+
+def _show_requests_done(progress: Progress, task: TaskID, done: int) -> None:
+    progress.update(task, completed=done)
+
+
+def _show_time_spent(progress: Progress, task: TaskID, started: float, duration: float, _done: int) -> None:
+    progress.update(task, completed=min(duration, time.monotonic() - started))
 
 
 def _levels(text: str) -> list[int]:
@@ -95,10 +127,12 @@ def run(args: argparse.Namespace) -> int:
         err.print(f"[yellow]no API key given (--key or ${KEY_ENV}); the deployed API will answer 401[/]")
 
     report = BenchReport(
-        args.url, target.model, target.max_tokens,
+        args.url,
+        target.model,
+        target.max_tokens,
         mode="requests" if args.requests is not None else "duration",
         per_level=args.requests if args.requests is not None else duration,
-    )  # fmt: skip
+    )
     stop = threading.Event()
     interrupted = False
     backends: set[str] = set()
@@ -109,21 +143,24 @@ def run(args: argparse.Namespace) -> int:
             warm = runner.run_level(target, min(warmup, top), requests=warmup, stop=stop)
             backends |= warm.backends
         with Progress(
-            TextColumn("c={task.fields[concurrency]:>4}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.fields[unit]}"), TimeElapsedColumn(),
-            console=err, disable=args.no_progress, transient=False,
-        ) as progress:  # fmt: skip
+            TextColumn("c={task.fields[concurrency]:>4}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[unit]}"),
+            TimeElapsedColumn(),
+            console=err,
+            disable=args.no_progress,
+            transient=False,
+        ) as progress:
             for level in args.concurrency:
                 if args.requests is not None:
                     task = progress.add_task("", total=args.requests, concurrency=level, unit="requests")
-                    update = lambda done, task=task: progress.update(task, completed=done)  # noqa: E731
+                    update = functools.partial(_show_requests_done, progress, task)
                     run_ = runner.run_level(target, level, requests=args.requests, stop=stop, progress=update)
                 else:
                     task = progress.add_task("", total=duration, concurrency=level, unit="seconds")
                     started = time.monotonic()
-                    update = lambda _done, task=task, started=started: progress.update(  # noqa: E731
-                        task, completed=min(duration, time.monotonic() - started)
-                    )
+                    update = functools.partial(_show_time_spent, progress, task, started, duration)
                     run_ = runner.run_level(target, level, duration_s=duration, stop=stop, progress=update)
                 backends |= run_.backends
                 report.levels.append(summarise(run_))
@@ -136,13 +173,11 @@ def run(args: argparse.Namespace) -> int:
     report.backend = ",".join(sorted(backends)) or None
 
     console.print(table(report))
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     json_path = report.write_json(args.out / f"bench-{stamp}.json")
     console.print(f"report: {json_path}", markup=False)
     if not args.no_plot and report.levels:
-        try:
-            import matplotlib  # noqa: F401 - a dev extra
-        except ImportError:
+        if importlib.util.find_spec("matplotlib") is None:  # a dev extra
             err.print("[yellow]matplotlib is not installed; no plot (pip install matplotlib)[/]")
         else:
             from ownllm.bench.plot import write_plot

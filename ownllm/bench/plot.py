@@ -18,9 +18,9 @@ def write_plot(report: BenchReport, path: Path) -> Path:
     fig, (lat, thr) = plt.subplots(1, 2, figsize=(11, 4.2), constrained_layout=True)
     percentiles = (("p50", "latency_p50_ms", "o-"), ("p95", "latency_p95_ms", "s--"), ("p99", "latency_p99_ms", "^:"))
     for name, attr, style in percentiles:
-        points = [(c, getattr(lv, attr)) for c, lv in zip(x, levels) if getattr(lv, attr) is not None]
+        points = [(c, getattr(lv, attr)) for c, lv in zip(x, levels, strict=True) if getattr(lv, attr) is not None]
         if points:
-            lat.plot(*zip(*points), style, label=name)
+            lat.plot(*zip(*points, strict=True), style, label=name)
     lat.set(title="Latency of successful requests", xlabel="concurrent requests", ylabel="latency (ms)")
     thr.plot(x, [lv.requests_per_s for lv in levels], "o-", color="tab:blue", label="requests/s")
     thr.set(title="Throughput", xlabel="concurrent requests")
@@ -39,8 +39,10 @@ def write_plot(report: BenchReport, path: Path) -> Path:
     thr.legend(handles=thr.get_lines() + tokens.get_lines(), loc="upper left")
     failed = [f"c={lv.concurrency}: {lv.requests - lv.ok} failed" for lv in levels if lv.ok < lv.requests]
     stand_in = "  [stand-in: canned text, not a model]" if report.backend == "stand-in" else ""
-    fig.suptitle(f"{report.base_url}  model {report.model}{stand_in}" + (f"  ({'; '.join(failed)})" if failed else ""),
-                 fontsize=9)  # fmt: skip
+    fig.suptitle(
+        f"{report.base_url}  model {report.model}{stand_in}" + (f"  ({'; '.join(failed)})" if failed else ""),
+        fontsize=9,
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)

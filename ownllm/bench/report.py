@@ -6,10 +6,11 @@ import json
 import math
 import statistics
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from ownllm import __version__
 from ownllm.bench.runner import LevelRun
@@ -97,14 +98,14 @@ class BenchReport:
     levels: list[LevelSummary] = field(default_factory=list)
     # What answered, when the target says (`ownllm local` does: "stand-in" or "upstream").
     backend: str | None = None
-    started_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    started_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     tool: str = f"ownllm-bench {__version__}"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> "BenchReport":
+    def from_dict(cls, raw: dict[str, Any]) -> BenchReport:
         levels = [LevelSummary(**level) for level in raw.get("levels", [])]
         return cls(**{**raw, "levels": levels})
 
@@ -114,7 +115,7 @@ class BenchReport:
         return path
 
     @classmethod
-    def read_json(cls, path: Path) -> "BenchReport":
+    def read_json(cls, path: Path) -> BenchReport:
         return cls.from_dict(json.loads(path.read_text()))
 
 

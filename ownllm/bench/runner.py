@@ -16,8 +16,9 @@ import json
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 DEFAULT_PROMPT = "Write a short story about a lighthouse keeper who finds a message in a bottle."
@@ -124,7 +125,7 @@ def _worker(
     target: Target,
     tickets: Callable[[], bool],
     stop: threading.Event,
-    run: "LevelRun",
+    run: LevelRun,
 ) -> None:
     path, body, headers = target.path("/chat/completions"), target.chat_body(), target.headers()
     conn: http.client.HTTPConnection | None = None

@@ -11,8 +11,8 @@ import json
 import sys
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable
 
 MODEL = "trivial"
 
@@ -52,7 +52,9 @@ class TrivialServer:
         status_for: Callable[[int], int] | None = None,
     ):
         body = completion(tokens)
-        models = json.dumps({"object": "list", "data": [{"id": MODEL, "object": "model", "owned_by": "ownllm"}]}).encode()
+        models = json.dumps(
+            {"object": "list", "data": [{"id": MODEL, "object": "model", "owned_by": "ownllm"}]}
+        ).encode()
         self.posts = 0  # POSTs received so far
         lock = threading.Lock()
         server_self = self
@@ -96,7 +98,7 @@ class TrivialServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
 
-    def start(self) -> "TrivialServer":
+    def start(self) -> TrivialServer:
         if not self._thread.is_alive():
             self._thread.start()
         return self
@@ -107,7 +109,7 @@ class TrivialServer:
             self._thread.join(5)
         self._httpd.server_close()
 
-    def __enter__(self) -> "TrivialServer":
+    def __enter__(self) -> TrivialServer:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -9,8 +9,9 @@ and api_output_usd_per_m override it with the API you would actually use.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from ownllm.cost.catalog import Catalog
 from ownllm.cost.usage import Usage
@@ -65,11 +66,16 @@ def api_price(settings: Any, catalog: Catalog) -> ApiPrice:
     in_usd = settings.api_input_usd_per_m
     out_usd = settings.api_output_usd_per_m
     if in_usd is not None and out_usd is not None:
-        return ApiPrice(float(in_usd), float(out_usd), "per-token API (settings)",
-                        "settings api_input_usd_per_m / api_output_usd_per_m")
+        return ApiPrice(
+            float(in_usd),
+            float(out_usd),
+            "per-token API (settings)",
+            "settings api_input_usd_per_m / api_output_usd_per_m",
+        )
     if p_in is None or p_out is None:
-        raise ValueError(f"the price catalog lacks api.{key}:input/output; set api_input_usd_per_m and "
-                         "api_output_usd_per_m")
+        raise ValueError(
+            f"the price catalog lacks api.{key}:input/output; set api_input_usd_per_m and api_output_usd_per_m"
+        )
     source = f"{p_in.source}, {p_in.date}; chosen as the same class of open model as a {size:g}B model"
     if in_usd is not None or out_usd is not None:
         source = "settings, the other side from " + source
@@ -111,7 +117,7 @@ def find_breakeven(own_daily: Callable[[float], float], api: ApiPrice, usage: Us
                     break
             return high
         low = r
-        r *= 10 ** 0.125
+        r *= 10**0.125
     return None
 
 

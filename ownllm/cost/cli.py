@@ -17,19 +17,25 @@ def register(subparsers: Any) -> None:
     est.add_argument("--cdk-out", default="cdk.out", help="cloud assembly directory (default: cdk.out)")
     _settings_args(est)
     est.add_argument("--write", action="store_true", help="also write cost-estimate.json/.md into the cdk.out")
-    est.add_argument("--format", choices=("table", "json", "markdown"), default="table",
-                     help="table (stderr, default), json or markdown (stdout)")
+    est.add_argument(
+        "--format",
+        choices=("table", "json", "markdown"),
+        default="table",
+        help="table (stderr, default), json or markdown (stdout)",
+    )
     est.set_defaults(func=cmd_estimate)
 
     diff = cost_sub.add_parser("diff", help="compare two estimates (JSON files or cdk.out folders) as Markdown")
     diff.add_argument("base", help="base estimate: cost-estimate.json or a cdk.out (may be missing)")
     diff.add_argument("head", help="head estimate: cost-estimate.json or a cdk.out")
-    diff.add_argument("--comment", action="store_true",
-                      help="write a pull-request comment body, led by the hidden marker")
+    diff.add_argument(
+        "--comment", action="store_true", help="write a pull-request comment body, led by the hidden marker"
+    )
     diff.add_argument("--output", "-o", help="write the Markdown here instead of stdout")
     _settings_args(diff)
-    diff.add_argument("--base-settings", help="cdk.json for a base cdk.out that has no written estimate "
-                                              "(default: --settings)")
+    diff.add_argument(
+        "--base-settings", help="cdk.json for a base cdk.out that has no written estimate (default: --settings)"
+    )
     diff.set_defaults(func=cmd_diff)
 
     prices = subparsers.add_parser("prices", help="the bundled price catalog")
@@ -42,10 +48,19 @@ def register(subparsers: Any) -> None:
 
 
 def _settings_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--settings", default="cdk.json",
-                   help="cdk.json whose 'ownllm' context gives the settings (default: ./cdk.json if present)")
-    p.add_argument("-c", "--context", action="append", default=[], metavar="KEY=VALUE",
-                   help="override one setting, as with `cdk synth -c`")
+    p.add_argument(
+        "--settings",
+        default="cdk.json",
+        help="cdk.json whose 'ownllm' context gives the settings (default: ./cdk.json if present)",
+    )
+    p.add_argument(
+        "-c",
+        "--context",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one setting, as with `cdk synth -c`",
+    )
 
 
 def load_settings(path: str | None, overrides: list[str]):
@@ -90,8 +105,10 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     else:
         print_terminal(est)
     if est.budget.get("exceeded"):
-        print(f"ownllm: estimate {est.daily_usd:,.2f} USD/day exceeds max_daily_usd "
-              f"{est.budget['max_daily_usd']:,.2f}", file=sys.stderr)
+        print(
+            f"ownllm: estimate {est.daily_usd:,.2f} USD/day exceeds max_daily_usd {est.budget['max_daily_usd']:,.2f}",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from ownllm.cost.model import Estimate, Item, monthly, usd
 
@@ -79,7 +79,10 @@ def _change(kind: str, old: Item | None, new: Item | None) -> Change:
     ref = new or old
     assert ref is not None
     return Change(
-        kind, ref.stack, ref.logical_id, ref.resource_type,
+        kind,
+        ref.stack,
+        ref.logical_id,
+        ref.resource_type,
         None if old is None else old.daily_usd,
         None if new is None else new.daily_usd,
         ref.basis,
@@ -120,27 +123,43 @@ def markdown_diff(d: CostDiff, *, comment: bool = False, base_note: str = "") ->
     out += [total_line(d), ""]
     if base_note:
         out += [f"_{base_note}_", ""]
-    out += [f"Region {head.region} ({head.region_source}); price catalog of {head.catalog_date}. "
-            + (f"Range {usd(head.min_daily_usd)}..{usd(head.max_daily_usd)}/day."
-               if abs(head.max_daily_usd - head.min_daily_usd) > 0.005 else ""), ""]
+    out += [
+        f"Region {head.region} ({head.region_source}); price catalog of {head.catalog_date}. "
+        + (
+            f"Range {usd(head.min_daily_usd)}..{usd(head.max_daily_usd)}/day."
+            if abs(head.max_daily_usd - head.min_daily_usd) > 0.005
+            else ""
+        ),
+        "",
+    ]
     if head.budget.get("exceeded"):
-        out += [f"> [!WARNING]\n> The estimate is above max_daily_usd ({usd(head.budget['max_daily_usd'])}/day): "
-                "`cdk synth` fails on this branch.", ""]
+        out += [
+            f"> [!WARNING]\n> The estimate is above max_daily_usd ({usd(head.budget['max_daily_usd'])}/day): "
+            "`cdk synth` fails on this branch.",
+            "",
+        ]
     if d.changes:
-        out += ["| change | stack | resource | type | before $/day | after $/day | Δ $/day | basis |",
-                "| --- | --- | --- | --- | ---: | ---: | ---: | --- |"]
+        out += [
+            "| change | stack | resource | type | before $/day | after $/day | Δ $/day | basis |",
+            "| --- | --- | --- | --- | ---: | ---: | ---: | --- |",
+        ]
         for c in d.changes:
             before = usd(c.before) if c.kind != "added" else ""
             after = usd(c.after) if c.kind != "removed" else ""
             delta = _signed(c.delta) if c.priced_before and c.priced_after else "?"
-            out.append(f"| {c.kind} | {_cell(c.stack)} | {_cell(c.logical_id)} | {_cell(c.resource_type)} | "
-                       f"{before} | {after} | {delta} | {_cell(c.basis)} |")
+            out.append(
+                f"| {c.kind} | {_cell(c.stack)} | {_cell(c.logical_id)} | {_cell(c.resource_type)} | "
+                f"{before} | {after} | {delta} | {_cell(c.basis)} |"
+            )
         out.append("")
     else:
         out += ["No resource changes its cost.", ""]
     if head.unpriced:
-        out += [f"Unpriced on this branch ({len(head.unpriced)}): "
-                + ", ".join(f"`{i.stack}/{i.logical_id}` ({i.resource_type})" for i in head.unpriced), ""]
+        out += [
+            f"Unpriced on this branch ({len(head.unpriced)}): "
+            + ", ".join(f"`{i.stack}/{i.logical_id}` ({i.resource_type})" for i in head.unpriced),
+            "",
+        ]
     if head.breakeven.get("summary"):
         out += [head.breakeven["summary"], ""]
     out += ["Assumptions: " + "; ".join(head.assumption_lines), ""]

@@ -57,32 +57,33 @@ class Estimator:
                     per_instance_per_day = usage.instance_tokens_per_s * usage.active_hours_per_week / 7 * 3600
                     servable = (
                         cap.max_count * per_instance_per_day / usage.avg_output_tokens / (plan.weight_share or 1)
-                        if usage.avg_output_tokens else None
+                        if usage.avg_output_tokens
+                        else None
                     )
-                    rows.append({
-                        "stack": ctx.stack.name,
-                        "endpoint": eid,
-                        "variant": plan.variant,
-                        "instance_type": plan.instance_type,
-                        "scaling": cap.scaling,
-                        "scaling_detail": cap.described,
-                        "min_instances": cap.min_count,
-                        "max_instances": cap.max_count,
-                        "instances_needed": needed,
-                        "instance_tokens_per_s": usage.instance_tokens_per_s,
-                        "serves_assumed_load": needed <= cap.max_count,
-                        "max_requests_per_day": None if servable is None else round(servable),
-                        "gpu_memory_gib": None if info is None else round(info.gpu_memory_gib, 1),
-                        "model_size_b": size,
-                        "model_memory_gib": None if need_gib is None else round(need_gib, 1),
-                        "model_fits": None if info is None or need_gib is None else need_gib <= info.gpu_memory_gib,
-                    })
+                    rows.append(
+                        {
+                            "stack": ctx.stack.name,
+                            "endpoint": eid,
+                            "variant": plan.variant,
+                            "instance_type": plan.instance_type,
+                            "scaling": cap.scaling,
+                            "scaling_detail": cap.described,
+                            "min_instances": cap.min_count,
+                            "max_instances": cap.max_count,
+                            "instances_needed": needed,
+                            "instance_tokens_per_s": usage.instance_tokens_per_s,
+                            "serves_assumed_load": needed <= cap.max_count,
+                            "max_requests_per_day": None if servable is None else round(servable),
+                            "gpu_memory_gib": None if info is None else round(info.gpu_memory_gib, 1),
+                            "model_size_b": size,
+                            "model_memory_gib": None if need_gib is None else round(need_gib, 1),
+                            "model_fits": None if info is None or need_gib is None else need_gib <= info.gpu_memory_gib,
+                        }
+                    )
         return rows
 
 
-def estimate_cdk_out(
-    outdir: str | os.PathLike, settings: Any, catalog: Catalog | None = None
-) -> Estimate:
+def estimate_cdk_out(outdir: str | os.PathLike, settings: Any, catalog: Catalog | None = None) -> Estimate:
     catalog = catalog or load_catalog()
     assembly = load_assembly(outdir, getattr(settings, "region", None))
     return estimate_assembly(assembly, settings, catalog, source=str(outdir))
@@ -104,12 +105,22 @@ def estimate_assembly(assembly: Assembly, settings: Any, catalog: Catalog, sourc
     stacks = []
     for s in assembly.stacks:
         daily = sum(i.daily_usd for i in items if i.stack == s.name and i.daily_usd is not None)
-        stacks.append({"name": s.name, "region": s.region, "region_source": s.region_source,
-                       "daily_usd": round(daily, 4), "monthly_usd": round(monthly(daily), 2),
-                       "resources": sum(1 for i in items if i.stack == s.name)})
+        stacks.append(
+            {
+                "name": s.name,
+                "region": s.region,
+                "region_source": s.region_source,
+                "daily_usd": round(daily, 4),
+                "monthly_usd": round(monthly(daily), 2),
+                "resources": sum(1 for i in items if i.stack == s.name),
+            }
+        )
 
     api = be.api_price(settings, catalog)
-    own_at = lambda r: estimator.daily_usd(usage.with_requests(r))  # noqa: E731
+
+    def own_at(requests_per_day: float) -> float:
+        return estimator.daily_usd(usage.with_requests(requests_per_day))
+
     breakeven = be.find_breakeven(own_at, api, usage)
     capacity = estimator.capacity(usage, settings)
     own_today = sum(i.daily_usd for i in items if i.daily_usd is not None)
@@ -139,15 +150,19 @@ def estimate_assembly(assembly: Assembly, settings: Any, catalog: Catalog, sourc
         if not row["serves_assumed_load"]:
             warnings.append(
                 f"{where}: the assumed load needs {row['instances_needed']} instances but at most "
-                f"{row['max_instances']} can run; raise max_instances or instance_tokens_per_s if measured")
+                f"{row['max_instances']} can run; raise max_instances or instance_tokens_per_s if measured"
+            )
         if row["model_fits"] is False:
             warnings.append(
                 f"{where}: a {row['model_size_b']:g}B model needs about {row['model_memory_gib']:g} GiB of GPU "
-                f"memory; the instance has {row['gpu_memory_gib']:g} GiB")
+                f"memory; the instance has {row['gpu_memory_gib']:g} GiB"
+            )
     for ctx in estimator.contexts:
         if ctx.fallbacks:
-            warnings.append(f"{ctx.stack.name}: {', '.join(sorted(ctx.fallbacks))} priced at us-east-1 rates "
-                            f"(the catalog has none for {ctx.region})")
+            warnings.append(
+                f"{ctx.stack.name}: {', '.join(sorted(ctx.fallbacks))} priced at us-east-1 rates "
+                f"(the catalog has none for {ctx.region})"
+            )
     if any(i.uses_estimated_price for i in items if i.daily_usd):
         warnings.append("some lines use catalog figures marked 'estimate'; run `ownllm prices refresh` to confirm")
 
@@ -172,9 +187,11 @@ def estimate_assembly(assembly: Assembly, settings: Any, catalog: Catalog, sourc
 def _breakeven_sentence(info: dict[str, Any], usage: Usage) -> str:
     api = info["api"]
     r = info["breakeven_requests_per_day"]
-    head = (f"At {usage.requests_per_day:,.0f} requests/day owning costs ${info['own_daily_usd']:,.2f}/day; "
-            f"{api['label']} (${api['input_usd_per_m']:g} in / ${api['output_usd_per_m']:g} out per 1M tokens) "
-            f"would cost ${info['api_daily_usd']:,.2f}/day.")
+    head = (
+        f"At {usage.requests_per_day:,.0f} requests/day owning costs ${info['own_daily_usd']:,.2f}/day; "
+        f"{api['label']} (${api['input_usd_per_m']:g} in / ${api['output_usd_per_m']:g} out per 1M tokens) "
+        f"would cost ${info['api_daily_usd']:,.2f}/day."
+    )
     if r is None:
         return head + " Owning never breaks even: per request it costs at least as much as the API."
     tail = f" Owning breaks even at about {r:,.0f} requests/day."

@@ -65,7 +65,7 @@ class Item:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Item":
+    def from_dict(cls, d: dict[str, Any]) -> Item:
         return cls(
             stack=d["stack"],
             logical_id=d["logical_id"],
@@ -151,7 +151,7 @@ class Estimate:
             fh.write("\n")
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Estimate":
+    def from_dict(cls, d: dict[str, Any]) -> Estimate:
         if "items" not in d or "daily_usd" not in d:
             raise ValueError("not an ownllm cost estimate (no 'items' / 'daily_usd')")
         return cls(
@@ -171,7 +171,7 @@ class Estimate:
         )
 
     @classmethod
-    def read_json(cls, path: str | os.PathLike) -> "Estimate":
+    def read_json(cls, path: str | os.PathLike) -> Estimate:
         with open(path) as fh:
             return cls.from_dict(json.load(fh))
 

@@ -10,9 +10,10 @@ source, so a refresh never loses a price.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from ownllm.cost.catalog import Catalog, Price, hosting_item
 
@@ -49,28 +50,66 @@ def _usagetype(product: dict[str, Any]) -> str:
 def queries_for(region: str, instance_types: Iterable[str]) -> list[Query]:
     out = []
     for itype in instance_types:
-        out.append(Query(
-            hosting_item(itype), region, "AmazonSageMaker",
-            (("regionCode", region), ("instanceName", itype), ("productFamily", "ML Instance"),
-             ("component", "Hosting")),
-            # 'USE1-Host:ml.g5.2xlarge'; asynchronous inference is 'USE1-AsyncInf:...'
-            lambda p, t=itype: _usagetype(p).split(":")[0].endswith("Host") and _usagetype(p).endswith(t),
-            "hour",
-        ))
+        out.append(
+            Query(
+                hosting_item(itype),
+                region,
+                "AmazonSageMaker",
+                (
+                    ("regionCode", region),
+                    ("instanceName", itype),
+                    ("productFamily", "ML Instance"),
+                    ("component", "Hosting"),
+                ),
+                # 'USE1-Host:ml.g5.2xlarge'; asynchronous inference is 'USE1-AsyncInf:...'
+                lambda p, t=itype: _usagetype(p).split(":")[0].endswith("Host") and _usagetype(p).endswith(t),
+                "hour",
+            )
+        )
     for arch, suffix in (("x86_64", ""), ("arm64", "-ARM")):
-        out.append(Query(f"lambda.duration:{arch}", region, "AWSLambda",
-                         (("regionCode", region), ("productFamily", "Serverless"),
-                          ("group", f"AWS-Lambda-Duration{suffix}")),
-                         lambda p: True, "GB-second"))
-    out.append(Query("lambda.requests", region, "AWSLambda",
-                     (("regionCode", region), ("productFamily", "Serverless"), ("group", "AWS-Lambda-Requests")),
-                     lambda p: True, "1M requests", 1e6))
-    out.append(Query("apigateway.rest.requests", region, "AmazonApiGateway",
-                     (("regionCode", region), ("productFamily", "API Calls")),
-                     lambda p: _usagetype(p).endswith("ApiGatewayRequest"), "1M requests", 1e6))
-    out.append(Query("apigateway.http.requests", region, "AmazonApiGateway",
-                     (("regionCode", region), ("productFamily", "API Calls")),
-                     lambda p: _usagetype(p).endswith("ApiGatewayHttpRequest"), "1M requests", 1e6))
+        out.append(
+            Query(
+                f"lambda.duration:{arch}",
+                region,
+                "AWSLambda",
+                (("regionCode", region), ("productFamily", "Serverless"), ("group", f"AWS-Lambda-Duration{suffix}")),
+                lambda p: True,
+                "GB-second",
+            )
+        )
+    out.append(
+        Query(
+            "lambda.requests",
+            region,
+            "AWSLambda",
+            (("regionCode", region), ("productFamily", "Serverless"), ("group", "AWS-Lambda-Requests")),
+            lambda p: True,
+            "1M requests",
+            1e6,
+        )
+    )
+    out.append(
+        Query(
+            "apigateway.rest.requests",
+            region,
+            "AmazonApiGateway",
+            (("regionCode", region), ("productFamily", "API Calls")),
+            lambda p: _usagetype(p).endswith("ApiGatewayRequest"),
+            "1M requests",
+            1e6,
+        )
+    )
+    out.append(
+        Query(
+            "apigateway.http.requests",
+            region,
+            "AmazonApiGateway",
+            (("regionCode", region), ("productFamily", "API Calls")),
+            lambda p: _usagetype(p).endswith("ApiGatewayHttpRequest"),
+            "1M requests",
+            1e6,
+        )
+    )
     return out
 
 
@@ -128,8 +167,13 @@ def refresh_catalog(
             if found:
                 usd, sku = found
                 fetched[(q.region, q.item)] = Price(
-                    q.region, q.item, round(usd * q.scale, 10), q.unit,
-                    f"AWS Price List API get_products {q.service_code} (sku {sku})", today)
+                    q.region,
+                    q.item,
+                    round(usd * q.scale, 10),
+                    q.unit,
+                    f"AWS Price List API get_products {q.service_code} (sku {sku})",
+                    today,
+                )
             else:
                 missing.append(f"{q.region} {q.item}")
             advance()

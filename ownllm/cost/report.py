@@ -24,8 +24,10 @@ def _where(est: Estimate) -> str:
 
 
 def _cost_lines(est: Estimate) -> tuple[list[Item], list[Item], list[Item]]:
-    charged = sorted((i for i in est.items if i.priced and i.category != FREE and (i.daily_usd or 0) > 0),
-                     key=lambda i: -(i.daily_usd or 0))
+    charged = sorted(
+        (i for i in est.items if i.priced and i.category != FREE and (i.daily_usd or 0) > 0),
+        key=lambda i: -(i.daily_usd or 0),
+    )
     zero = [i for i in est.items if i.priced and i not in charged]
     return charged, est.unpriced, zero
 
@@ -45,8 +47,12 @@ def print_terminal(est: Estimate, file: IO[str] | None = None) -> None:
     charged, unpriced, zero = _cost_lines(est)
     # The basis column only where it fits; cost-estimate.md always has it.
     wide = console.width >= 150
-    table = Table(title=f"ownllm cost estimate: {headline(est)}", caption=_where(est), title_justify="left",
-                  caption_justify="left")
+    table = Table(
+        title=f"ownllm cost estimate: {headline(est)}",
+        caption=_where(est),
+        title_justify="left",
+        caption_justify="left",
+    )
     table.add_column("stack / resource", overflow="fold")
     table.add_column("type", overflow="fold")
     table.add_column("$/day", justify="right", no_wrap=True)
@@ -59,12 +65,22 @@ def print_terminal(est: Estimate, file: IO[str] | None = None) -> None:
 
     if len(est.stacks) > 1:
         for s in est.stacks:
-            row(f"[bold]{s['name']}[/]", f"stack in {s['region']}", usd(s["daily_usd"]), usd(s["monthly_usd"]),
-                f"{s['resources']} resources")
+            row(
+                f"[bold]{s['name']}[/]",
+                f"stack in {s['region']}",
+                usd(s["daily_usd"]),
+                usd(s["monthly_usd"]),
+                f"{s['resources']} resources",
+            )
         table.add_section()
     for item in charged[:TERMINAL_LINES]:
-        row(f"{item.stack}/{item.logical_id}", _short_type(item.resource_type), usd(item.daily_usd),
-            usd(monthly(item.daily_usd or 0)), item.basis)
+        row(
+            f"{item.stack}/{item.logical_id}",
+            _short_type(item.resource_type),
+            usd(item.daily_usd),
+            usd(monthly(item.daily_usd or 0)),
+            item.basis,
+        )
     if len(charged) > TERMINAL_LINES:
         rest = sum(i.daily_usd or 0 for i in charged[TERMINAL_LINES:])
         row(f"+ {len(charged) - TERMINAL_LINES} more lines", "", usd(rest), usd(monthly(rest)), "")
@@ -105,45 +121,61 @@ def mermaid_chart(est: Estimate) -> str:
     labels = ", ".join(f'"{short_number(r)}"' for r in points)
     own = ", ".join(f"{v:.2f}" for v in chart["own_daily_usd"])
     api = ", ".join(f"{v:.2f}" for v in chart["api_daily_usd"])
-    return "\n".join([
-        "```mermaid",
-        "xychart-beta",
-        '    title "Daily cost (USD) by requests/day"',
-        f'    x-axis "requests/day" [{labels}]',
-        '    y-axis "USD/day"',
-        f"    line [{own}]",
-        f"    line [{api}]",
-        "```",
-    ])
+    return "\n".join(
+        [
+            "```mermaid",
+            "xychart-beta",
+            '    title "Daily cost (USD) by requests/day"',
+            f'    x-axis "requests/day" [{labels}]',
+            '    y-axis "USD/day"',
+            f"    line [{own}]",
+            f"    line [{api}]",
+            "```",
+        ]
+    )
 
 
 def markdown(est: Estimate, heading: str = "#") -> str:
     charged, unpriced, zero = _cost_lines(est)
     h2 = heading + "#"
-    out = [f"{heading} ownllm cost estimate", "",
-           f"**{headline(est)}** in {_where(est)}.", ""]
+    out = [f"{heading} ownllm cost estimate", "", f"**{headline(est)}** in {_where(est)}.", ""]
     if est.budget.get("max_daily_usd") is not None:
         state = "**exceeded**" if est.budget.get("exceeded") else "within"
         out += [f"Budget guard: max_daily_usd = {usd(est.budget['max_daily_usd'])}: {state}.", ""]
     if len(est.stacks) > 1:
         out += [f"{h2} Per stack", "", "| stack | region | $/day | $/month |", "| --- | --- | ---: | ---: |"]
-        out += [f"| {_cell(s['name'])} | {s['region']} | {usd(s['daily_usd'])} | {usd(s['monthly_usd'])} |"
-                for s in est.stacks]
+        out += [
+            f"| {_cell(s['name'])} | {s['region']} | {usd(s['daily_usd'])} | {usd(s['monthly_usd'])} |"
+            for s in est.stacks
+        ]
         out.append("")
-    out += [f"{h2} Per resource", "", "| stack | resource | type | $/day | $/month | basis |",
-            "| --- | --- | --- | ---: | ---: | --- |"]
+    out += [
+        f"{h2} Per resource",
+        "",
+        "| stack | resource | type | $/day | $/month | basis |",
+        "| --- | --- | --- | ---: | ---: | --- |",
+    ]
     for i in charged:
-        out.append(f"| {_cell(i.stack)} | {_cell(i.logical_id)} | {_cell(i.resource_type)} | {usd(i.daily_usd)} | "
-                   f"{usd(monthly(i.daily_usd or 0))} | {_cell(i.basis)} |")
+        out.append(
+            f"| {_cell(i.stack)} | {_cell(i.logical_id)} | {_cell(i.resource_type)} | {usd(i.daily_usd)} | "
+            f"{usd(monthly(i.daily_usd or 0))} | {_cell(i.basis)} |"
+        )
     for i in unpriced:
-        out.append(f"| {_cell(i.stack)} | {_cell(i.logical_id)} | {_cell(i.resource_type)} | **unpriced** | | "
-                   f"{_cell(i.basis)} |")
+        out.append(
+            f"| {_cell(i.stack)} | {_cell(i.logical_id)} | {_cell(i.resource_type)} | **unpriced** | | "
+            f"{_cell(i.basis)} |"
+        )
     out.append("")
     if zero:
-        out += [f"<details><summary>{len(zero)} resources with no daily charge</summary>", "",
-                "| stack | resource | type | basis |", "| --- | --- | --- | --- |"]
-        out += [f"| {_cell(i.stack)} | {_cell(i.logical_id)} | {_cell(i.resource_type)} | {_cell(i.basis)} |"
-                for i in zero]
+        out += [
+            f"<details><summary>{len(zero)} resources with no daily charge</summary>",
+            "",
+            "| stack | resource | type | basis |",
+            "| --- | --- | --- | --- |",
+        ]
+        out += [
+            f"| {_cell(i.stack)} | {_cell(i.logical_id)} | {_cell(i.resource_type)} | {_cell(i.basis)} |" for i in zero
+        ]
         out += ["", "</details>", ""]
     out += [f"{h2} Assumptions", ""] + [f"- {line}" for line in est.assumption_lines] + [""]
     if est.breakeven:
@@ -153,34 +185,53 @@ def markdown(est: Estimate, heading: str = "#") -> str:
         if chart:
             api = b.get("api", {})
             servable = b.get("max_requests_per_day_at_max_capacity")
-            limit = (f" Beyond about {servable:,.0f} requests/day the configured maximum instances cannot keep "
-                     "up; the first line then shows their cost at maximum capacity." if servable else "")
-            out += [chart, "",
-                    f"First line: this deployment (self-hosted); second line: {api.get('label', 'the API')} "
-                    f"at ${api.get('input_usd_per_m', 0):g} / ${api.get('output_usd_per_m', 0):g} per 1M "
-                    f"input / output tokens ({_cell(api.get('source', ''))}).{limit}", "",
-                    "| requests/day | self-hosted $/day | API $/day |", "| ---: | ---: | ---: |"]
+            limit = (
+                f" Beyond about {servable:,.0f} requests/day the configured maximum instances cannot keep "
+                "up; the first line then shows their cost at maximum capacity."
+                if servable
+                else ""
+            )
+            out += [
+                chart,
+                "",
+                f"First line: this deployment (self-hosted); second line: {api.get('label', 'the API')} "
+                f"at ${api.get('input_usd_per_m', 0):g} / ${api.get('output_usd_per_m', 0):g} per 1M "
+                f"input / output tokens ({_cell(api.get('source', ''))}).{limit}",
+                "",
+                "| requests/day | self-hosted $/day | API $/day |",
+                "| ---: | ---: | ---: |",
+            ]
             c = est.chart
-            out += [f"| {r:,.0f} | {usd(o)} | {usd(a)} |"
-                    for r, o, a in zip(c["requests_per_day"], c["own_daily_usd"], c["api_daily_usd"])]
+            out += [
+                f"| {r:,.0f} | {usd(o)} | {usd(a)} |"
+                for r, o, a in zip(c["requests_per_day"], c["own_daily_usd"], c["api_daily_usd"], strict=True)
+            ]
             out.append("")
     if est.capacity:
-        out += [f"{h2} Capacity", "",
-                "| endpoint | instance | scaling | needed | min..max | max requests/day | GPU memory | model needs |",
-                "| --- | --- | --- | ---: | --- | ---: | ---: | ---: |"]
+        out += [
+            f"{h2} Capacity",
+            "",
+            "| endpoint | instance | scaling | needed | min..max | max requests/day | GPU memory | model needs |",
+            "| --- | --- | --- | ---: | --- | ---: | ---: | ---: |",
+        ]
         for c in est.capacity:
             fits = {True: "fits", False: "**does not fit**", None: "unknown"}[c["model_fits"]]
             mem = f"{c['gpu_memory_gib']:g} GiB" if c["gpu_memory_gib"] is not None else "unknown"
             need = f"{c['model_memory_gib']:g} GiB ({fits})" if c["model_memory_gib"] is not None else "unknown"
             needed = str(c["instances_needed"]) + ("" if c["serves_assumed_load"] else " (**over max**)")
             maxr = f"{c['max_requests_per_day']:,}" if c["max_requests_per_day"] is not None else "?"
-            out.append(f"| {_cell(c['stack'] + '/' + c['endpoint'])} | {c['instance_type']} | {c['scaling']} | "
-                       f"{needed} | {c['min_instances']}..{c['max_instances']} | {maxr} | {mem} | {need} |")
+            out.append(
+                f"| {_cell(c['stack'] + '/' + c['endpoint'])} | {c['instance_type']} | {c['scaling']} | "
+                f"{needed} | {c['min_instances']}..{c['max_instances']} | {maxr} | {mem} | {need} |"
+            )
         out.append("")
     if est.warnings:
         out += [f"{h2} Warnings", ""] + [f"- {_cell(w)}" for w in est.warnings] + [""]
     sources = sorted({s for i in est.items for s in i.sources})
     if sources:
-        out += ["<details><summary>Price sources</summary>", ""] + [f"- {_cell(s)}" for s in sources] + [
-            "", "</details>", ""]
+        out += (
+            ["<details><summary>Price sources</summary>", ""]
+            + [f"- {_cell(s)}" for s in sources]
+            + ["", "</details>", ""]
+        )
     return "\n".join(out)

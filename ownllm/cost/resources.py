@@ -8,8 +8,9 @@ reported as unpriced, never as $0.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from ownllm.cost import scaling
 from ownllm.cost.assembly import Stack
@@ -119,8 +120,16 @@ def pricer(*types: str):
     return register
 
 
-def _item(ctx: StackContext, logical_id: str, rtype: str, daily: float | None, basis: str, category: str,
-          prices: list[Price] = (), **kw) -> Item:
+def _item(
+    ctx: StackContext,
+    logical_id: str,
+    rtype: str,
+    daily: float | None,
+    basis: str,
+    category: str,
+    prices: list[Price] = (),
+    **kw,
+) -> Item:
     return Item(
         ctx.stack.name,
         logical_id,
@@ -143,21 +152,21 @@ def prepare(stack: Stack, catalog: Catalog) -> StackContext:
     custom = {k for k, v in ctx.resources.items() if _is_custom(v.get("Type", ""))}
 
     # Request path: API Gateway integrations and invoke permissions for API Gateway.
-    for rid, res in ctx.of_type("AWS::ApiGateway::Method").items():
+    for res in ctx.of_type("AWS::ApiGateway::Method").values():
         integration = (res.get("Properties") or {}).get("Integration") or {}
         ctx.request_lambdas |= refs(integration.get("Uri")) & lambdas
-    for rid, res in ctx.of_type("AWS::ApiGatewayV2::Integration").items():
+    for res in ctx.of_type("AWS::ApiGatewayV2::Integration").values():
         ctx.request_lambdas |= refs((res.get("Properties") or {}).get("IntegrationUri")) & lambdas
-    for rid, res in ctx.of_type("AWS::Lambda::Permission").items():
+    for res in ctx.of_type("AWS::Lambda::Permission").values():
         p = res.get("Properties") or {}
         principal = ctx.literal(p.get("Principal")) or ""
         if isinstance(principal, str) and principal.startswith("apigateway."):
             ctx.request_lambdas |= refs(p.get("FunctionName")) & lambdas
-    for rid, res in ctx.of_type("AWS::Lambda::Url").items():
+    for res in ctx.of_type("AWS::Lambda::Url").values():
         ctx.request_lambdas |= refs((res.get("Properties") or {}).get("TargetFunctionArn")) & lambdas
     # Authorizers run once per request too (no result caching assumed: an upper bound), but
     # only check a header: they do not wait for the model.
-    for rid, res in ctx.of_type("AWS::ApiGateway::Authorizer", "AWS::ApiGatewayV2::Authorizer").items():
+    for res in ctx.of_type("AWS::ApiGateway::Authorizer", "AWS::ApiGatewayV2::Authorizer").values():
         ctx.authorizer_lambdas |= refs((res.get("Properties") or {}).get("AuthorizerUri")) & lambdas
     ctx.request_lambdas -= ctx.authorizer_lambdas
 
@@ -173,7 +182,7 @@ def prepare(stack: Stack, catalog: Catalog) -> StackContext:
         env = (ctx.props(fid).get("Environment") or {}).get("Variables")
         frontier |= (refs(env) & lambdas) - ctx.deploy_lambdas
     # Scheduled: EventBridge rules and Scheduler schedules targeting a function.
-    for rid, res in ctx.of_type("AWS::Events::Rule", "AWS::Scheduler::Schedule").items():
+    for res in ctx.of_type("AWS::Events::Rule", "AWS::Scheduler::Schedule").values():
         p = res.get("Properties") or {}
         expression = p.get("ScheduleExpression")
         targets = p.get("Targets") if res["Type"] == "AWS::Events::Rule" else [p.get("Target")]
@@ -205,7 +214,7 @@ def prepare(stack: Stack, catalog: Catalog) -> StackContext:
                 literal_name = ctx.literal((res.get("Properties") or {}).get("EndpointName"))
                 if eid in refs(name) or (literal_name and join_text(name).endswith(f"/{literal_name}")):
                     ctx.endpoint_log_group.setdefault(eid, gid)
-    for rid, res in ctx.of_type("AWS::ApiGateway::Stage", "AWS::ApiGatewayV2::Stage").items():
+    for res in ctx.of_type("AWS::ApiGateway::Stage", "AWS::ApiGatewayV2::Stage").values():
         p = res.get("Properties") or {}
         setting = p.get("AccessLogSetting") or p.get("AccessLogSettings") or {}
         ctx.access_log_groups |= refs(setting.get("DestinationArn")) & groups
@@ -227,11 +236,27 @@ def _prepare_endpoints(ctx: StackContext) -> None:
         cfg_ref = p.get("EndpointConfigName")
         cfg_id = next(iter(sorted(refs(cfg_ref) & set(configs))), None)
         if cfg_id is None and isinstance(cfg_ref, str):
-            cfg_id = next((c for c, r in configs.items()
-                           if ctx.literal((r.get("Properties") or {}).get("EndpointConfigName")) == cfg_ref), None)
+            cfg_id = next(
+                (
+                    c
+                    for c, r in configs.items()
+                    if ctx.literal((r.get("Properties") or {}).get("EndpointConfigName")) == cfg_ref
+                ),
+                None,
+            )
         if cfg_id is None:
-            ctx.endpoint_plans[eid] = [VariantPlan(eid, None, "?", None, 0, scaling.Capacity.fixed(0), 1.0,
-                                                   "its endpoint config is not in this template")]
+            ctx.endpoint_plans[eid] = [
+                VariantPlan(
+                    eid,
+                    None,
+                    "?",
+                    None,
+                    0,
+                    scaling.Capacity.fixed(0),
+                    1.0,
+                    "its endpoint config is not in this template",
+                )
+            ]
             continue
         ctx.used_configs.add(cfg_id)
         variants = (configs[cfg_id].get("Properties") or {}).get("ProductionVariants") or []
@@ -239,7 +264,7 @@ def _prepare_endpoints(ctx: StackContext) -> None:
         total_weight = sum(weights) or 1.0
         endpoint_name = ctx.literal(p.get("EndpointName"))
         plans = []
-        for variant, weight in zip(variants, weights):
+        for variant, weight in zip(variants, weights, strict=True):
             name = ctx.literal(variant.get("VariantName")) or "AllTraffic"
             itype = ctx.literal(variant.get("InstanceType"))
             count = int(ctx.number(variant.get("InitialInstanceCount"), 1) or 0)
@@ -249,8 +274,18 @@ def _prepare_endpoints(ctx: StackContext) -> None:
             elif not isinstance(itype, str):
                 problem = "InstanceType is not a literal in the template"
             capacity = _variant_capacity(ctx, eid, endpoint_name, name, count, variant, targets)
-            plans.append(VariantPlan(eid, cfg_id, name, itype if isinstance(itype, str) else None, count,
-                                     capacity, weight / total_weight, problem))
+            plans.append(
+                VariantPlan(
+                    eid,
+                    cfg_id,
+                    name,
+                    itype if isinstance(itype, str) else None,
+                    count,
+                    capacity,
+                    weight / total_weight,
+                    problem,
+                )
+            )
         ctx.endpoint_plans[eid] = plans
 
 
@@ -272,12 +307,14 @@ def _variant_capacity(ctx, eid, endpoint_name, variant_name, count, variant, tar
         for a in p.get("ScheduledActions") or []:
             target_action = a.get("ScalableTargetAction") or {}
             mn, mx = ctx.number(target_action.get("MinCapacity")), ctx.number(target_action.get("MaxCapacity"))
-            actions.append(scaling.ScheduledAction(
-                str(ctx.literal(a.get("Schedule")) or ""),
-                None if mn is None else int(mn),
-                None if mx is None else int(mx),
-                ctx.literal(a.get("Timezone")),
-            ))
+            actions.append(
+                scaling.ScheduledAction(
+                    str(ctx.literal(a.get("Schedule")) or ""),
+                    None if mn is None else int(mn),
+                    None if mx is None else int(mx),
+                    ctx.literal(a.get("Timezone")),
+                )
+            )
         cap = scaling.capacity_from_target(lo, hi, actions)
         cap.described = f"ScalableTarget {tid}: " + cap.described
         ctx.warnings.extend(f"{ctx.stack.name}/{tid}: {n}" for n in cap.notes)
@@ -332,8 +369,16 @@ def price_endpoint(ctx: StackContext, lid: str, res: dict, usage: Usage) -> list
         try:
             price, note = ctx.price(hosting_item(plan.instance_type))
         except Unpriceable:
-            items.append(_item(ctx, item_id, rtype, None,
-                               f"{plan.instance_type} is not in the price catalog for {ctx.region}", UNPRICED))
+            items.append(
+                _item(
+                    ctx,
+                    item_id,
+                    rtype,
+                    None,
+                    f"{plan.instance_type} is not in the price catalog for {ctx.region}",
+                    UNPRICED,
+                )
+            )
             continue
         hours, needed = variant_instance_hours(plan, usage)
         daily = hours * price.usd
@@ -348,8 +393,11 @@ def price_endpoint(ctx: StackContext, lid: str, res: dict, usage: Usage) -> list
             extra = max(0, min(needed, cap.max_count) - cap.min_count)
             basis = (
                 f"expected {expected:g} x {rate} x 24 h ({cap.described}: min {cap.min_count} all day"
-                + (f" + {extra} more for the assumed load ({needed} needed)" if extra else
-                   f"; the assumed load needs {needed}")
+                + (
+                    f" + {extra} more for the assumed load ({needed} needed)"
+                    if extra
+                    else f"; the assumed load needs {needed}"
+                )
                 + f"); range {cap.min_count}..{cap.max_count} instances = {usd(low)}..{usd(high)}/day"
             )
         else:
@@ -360,20 +408,31 @@ def price_endpoint(ctx: StackContext, lid: str, res: dict, usage: Usage) -> list
             )
         if needed > cap.max_count:
             basis += f"; CAPACITY: the load needs {needed} instances, at most {cap.max_count} can run"
-        items.append(_item(ctx, item_id, rtype, daily, basis + note, INSTANCES, [price],
-                           min_daily_usd=low, max_daily_usd=high))
+        items.append(
+            _item(ctx, item_id, rtype, daily, basis + note, INSTANCES, [price], min_daily_usd=low, max_daily_usd=high)
+        )
     if plans and any(p.instance_type and not p.problem for p in plans):
         try:
             price, note = ctx.price("sagemaker.data-processed")
             gb = usage.requests_per_day * (usage.request_bytes + usage.response_bytes) / GB
-            items.append(_item(
-                ctx, f"{lid}/DataProcessed", "AWS::SageMaker::Endpoint (data processed)", gb * price.usd,
-                f"{usage.requests_per_day:,.0f} requests x {usage.request_bytes + usage.response_bytes:,} B "
-                f"= {gb:.4g} GB in+out x {price_text(price.usd)}/GB" + note,
-                PER_REQUEST, [price]))
+            items.append(
+                _item(
+                    ctx,
+                    f"{lid}/DataProcessed",
+                    "AWS::SageMaker::Endpoint (data processed)",
+                    gb * price.usd,
+                    f"{usage.requests_per_day:,.0f} requests x {usage.request_bytes + usage.response_bytes:,} B "
+                    f"= {gb:.4g} GB in+out x {price_text(price.usd)}/GB" + note,
+                    PER_REQUEST,
+                    [price],
+                )
+            )
         except Unpriceable as exc:
-            items.append(_item(ctx, f"{lid}/DataProcessed", "AWS::SageMaker::Endpoint (data processed)",
-                               None, str(exc), UNPRICED))
+            items.append(
+                _item(
+                    ctx, f"{lid}/DataProcessed", "AWS::SageMaker::Endpoint (data processed)", None, str(exc), UNPRICED
+                )
+            )
     return items
 
 
@@ -400,11 +459,17 @@ def _lambda_invocations(ctx: StackContext, lid: str, usage: Usage) -> tuple[floa
             why += f"; capped at its {timeout:g} s timeout"
         return usage.requests_per_day, duration, why
     if lid in ctx.authorizer_lambdas:
-        return usage.requests_per_day, min(AUTHORIZER_DURATION_S, timeout), \
-            f"API authorizer, once per request; {AUTHORIZER_DURATION_S * 1000:g} ms per run assumed"
+        return (
+            usage.requests_per_day,
+            min(AUTHORIZER_DURATION_S, timeout),
+            f"API authorizer, once per request; {AUTHORIZER_DURATION_S * 1000:g} ms per run assumed",
+        )
     if lid in ctx.scheduled_lambdas:
-        return ctx.scheduled_lambdas[lid], min(SCHEDULED_LAMBDA_DURATION_S, timeout), \
-            f"scheduled; {SCHEDULED_LAMBDA_DURATION_S:g} s per run assumed"
+        return (
+            ctx.scheduled_lambdas[lid],
+            min(SCHEDULED_LAMBDA_DURATION_S, timeout),
+            f"scheduled; {SCHEDULED_LAMBDA_DURATION_S:g} s per run assumed",
+        )
     return None
 
 
@@ -413,16 +478,27 @@ def price_lambda(ctx: StackContext, lid: str, res: dict, usage: Usage) -> list[I
     props = res.get("Properties") or {}
     rtype = res["Type"]
     if lid in ctx.deploy_lambdas and lid not in ctx.request_lambdas:
-        return [_item(ctx, lid, rtype, 0.0,
-                      "no daily charge: a custom-resource handler, invoked only while deploying", FREE)]
+        return [
+            _item(
+                ctx, lid, rtype, 0.0, "no daily charge: a custom-resource handler, invoked only while deploying", FREE
+            )
+        ]
     calls = _lambda_invocations(ctx, lid, usage)
     if calls is None:
-        return [_item(ctx, lid, rtype, None,
-                      "no trigger found in the templates (API integration, permission for API Gateway, "
-                      "schedule or custom resource): invocations per day unknown", UNPRICED)]
+        return [
+            _item(
+                ctx,
+                lid,
+                rtype,
+                None,
+                "no trigger found in the templates (API integration, permission for API Gateway, "
+                "schedule or custom resource): invocations per day unknown",
+                UNPRICED,
+            )
+        ]
     invocations, seconds, why = calls
     memory_mb = ctx.number(props.get("MemorySize"), LAMBDA_DEFAULT_MEMORY_MB) or LAMBDA_DEFAULT_MEMORY_MB
-    arch = (ctx.literal((props.get("Architectures") or ["x86_64"])[0]) or "x86_64")
+    arch = ctx.literal((props.get("Architectures") or ["x86_64"])[0]) or "x86_64"
     gb = memory_mb / 1024
     duration_price, n1 = ctx.price(f"lambda.duration:{arch}")
     request_price, n2 = ctx.price("lambda.requests")
@@ -445,10 +521,16 @@ def _custom_metrics_item(ctx: StackContext, lid: str, declared: dict) -> Item:
     price, note = ctx.price("cloudwatch.custom-metric")
     always, at_most = declared["always"], max(declared.get("at_most", declared["always"]), declared["always"])
     return _item(
-        ctx, f"{lid}/CustomMetrics", "CloudWatch custom metrics (EMF)", per_month_to_daily(always * price.usd),
+        ctx,
+        f"{lid}/CustomMetrics",
+        "CloudWatch custom metrics (EMF)",
+        per_month_to_daily(always * price.usd),
         f"{always} metric(s) emitted on every request x {price_text(price.usd)}/metric-month "
         f"(up to {at_most} when every error class occurs)" + note,
-        FIXED, [price], max_daily_usd=per_month_to_daily(at_most * price.usd))
+        FIXED,
+        [price],
+        max_daily_usd=per_month_to_daily(at_most * price.usd),
+    )
 
 
 # ----- API Gateway ------------------------------------------------------------------------
@@ -458,10 +540,15 @@ def _data_transfer_item(ctx: StackContext, lid: str, usage: Usage) -> Item:
     price, note = ctx.price("datatransfer.out.internet")
     gb = usage.requests_per_day * usage.response_bytes / GB
     return _item(
-        ctx, f"{lid}/DataTransferOut", "data transfer out (internet)", gb * price.usd,
+        ctx,
+        f"{lid}/DataTransferOut",
+        "data transfer out (internet)",
+        gb * price.usd,
         f"{usage.requests_per_day:,.0f} responses x {usage.response_bytes:,} B = {gb:.4g} GB "
         f"x {price_text(price.usd)}/GB" + note,
-        PER_REQUEST, [price])
+        PER_REQUEST,
+        [price],
+    )
 
 
 @pricer("AWS::ApiGateway::RestApi")
@@ -476,12 +563,22 @@ def price_rest_api(ctx: StackContext, lid: str, res: dict, usage: Usage) -> list
 def price_http_api(ctx: StackContext, lid: str, res: dict, usage: Usage) -> list[Item]:
     protocol = ctx.literal((res.get("Properties") or {}).get("ProtocolType")) or "HTTP"
     if protocol != "HTTP":
-        return [_item(ctx, lid, res["Type"], None,
-                      f"{protocol} API: billed per message and connection-minute, not in the catalog", UNPRICED)]
+        return [
+            _item(
+                ctx,
+                lid,
+                res["Type"],
+                None,
+                f"{protocol} API: billed per message and connection-minute, not in the catalog",
+                UNPRICED,
+            )
+        ]
     price, note = ctx.price("apigateway.http.requests")
     daily = usage.requests_per_day / 1e6 * price.usd
-    basis = (f"{usage.requests_per_day:,.0f} requests x {price_text(price.usd)}/1M "
-             f"(HTTP API; each request under 512 KB counts once)" + note)
+    basis = (
+        f"{usage.requests_per_day:,.0f} requests x {price_text(price.usd)}/1M "
+        f"(HTTP API; each request under 512 KB counts once)" + note
+    )
     return [_item(ctx, lid, res["Type"], daily, basis, PER_REQUEST, [price]), _data_transfer_item(ctx, lid, usage)]
 
 
@@ -489,17 +586,31 @@ def price_http_api(ctx: StackContext, lid: str, res: dict, usage: Usage) -> list
 def price_rest_stage(ctx: StackContext, lid: str, res: dict, usage: Usage) -> list[Item]:
     props = res.get("Properties") or {}
     if ctx.literal(props.get("CacheClusterEnabled")) is True:
-        return [_item(ctx, lid, res["Type"], None,
-                      f"stage cache ({props.get('CacheClusterSize', '0.5')} GB) is billed per hour; "
-                      "not in the catalog", UNPRICED)]
+        return [
+            _item(
+                ctx,
+                lid,
+                res["Type"],
+                None,
+                f"stage cache ({props.get('CacheClusterSize', '0.5')} GB) is billed per hour; not in the catalog",
+                UNPRICED,
+            )
+        ]
     return [_item(ctx, lid, res["Type"], 0.0, "no charge: requests are billed on the API line", FREE)]
 
 
 # ----- Logs -------------------------------------------------------------------------------
 
 
-def _log_item(ctx: StackContext, lid: str, rtype: str, writers: list[tuple[str, float]],
-              retention_days: float | None, usage: Usage, prefix: str = "") -> Item:
+def _log_item(
+    ctx: StackContext,
+    lid: str,
+    rtype: str,
+    writers: list[tuple[str, float]],
+    retention_days: float | None,
+    usage: Usage,
+    prefix: str = "",
+) -> Item:
     bytes_per_day = sum(b for _, b in writers)
     ingest, n1 = ctx.price("logs.ingestion")
     storage, n2 = ctx.price("logs.storage")
@@ -508,12 +619,14 @@ def _log_item(ctx: StackContext, lid: str, rtype: str, writers: list[tuple[str, 
     stored_gb = gb * kept
     daily = gb * ingest.usd + per_month_to_daily(stored_gb * storage.usd)
     who = " + ".join(w for w, _ in writers)
-    retention = f"{kept:g} days retention" if retention_days else (
-        f"never expires: priced at {NEVER_EXPIRE_STORAGE_DAYS} days kept")
+    retention = (
+        f"{kept:g} days retention"
+        if retention_days
+        else (f"never expires: priced at {NEVER_EXPIRE_STORAGE_DAYS} days kept")
+    )
     basis = (
         f"{prefix}{who}: {gb:.4g} GB/day x {price_text(ingest.usd)}/GB ingestion + "
-        f"{stored_gb:.4g} GB stored ({retention}, uncompressed) x {price_text(storage.usd)}/GB-month"
-        + (n1 or n2)
+        f"{stored_gb:.4g} GB stored ({retention}, uncompressed) x {price_text(storage.usd)}/GB-month" + (n1 or n2)
     )
     return _item(ctx, lid, rtype, daily, basis, PER_REQUEST, [ingest, storage])
 
@@ -523,8 +636,10 @@ def _lambda_log_writer(ctx: StackContext, fid: str, usage: Usage) -> tuple[str, 
     if calls is None or fid in ctx.deploy_lambdas and fid not in ctx.request_lambdas:
         return None
     per_day = calls[0]
-    return (f"{per_day:,.0f} x {usage.lambda_log_bytes_per_request:,} B from {fid}",
-            per_day * usage.lambda_log_bytes_per_request)
+    return (
+        f"{per_day:,.0f} x {usage.lambda_log_bytes_per_request:,} B from {fid}",
+        per_day * usage.lambda_log_bytes_per_request,
+    )
 
 
 @pricer("AWS::Logs::LogGroup")
@@ -539,19 +654,33 @@ def price_log_group(ctx: StackContext, lid: str, res: dict, usage: Usage) -> lis
         if gid == lid:
             writers.append(_endpoint_log_writer(eid, usage))
     if lid in ctx.access_log_groups:
-        writers.append((f"{usage.requests_per_day:,.0f} x {usage.access_log_bytes_per_request:,} B of API access log",
-                        usage.requests_per_day * usage.access_log_bytes_per_request))
+        writers.append(
+            (
+                f"{usage.requests_per_day:,.0f} x {usage.access_log_bytes_per_request:,} B of API access log",
+                usage.requests_per_day * usage.access_log_bytes_per_request,
+            )
+        )
     if not writers:
-        return [_item(ctx, lid, res["Type"], 0.0,
-                      "no charge for the group; no per-request writer found in the templates "
-                      "(deploy-time logs not estimated)", FREE)]
+        return [
+            _item(
+                ctx,
+                lid,
+                res["Type"],
+                0.0,
+                "no charge for the group; no per-request writer found in the templates "
+                "(deploy-time logs not estimated)",
+                FREE,
+            )
+        ]
     retention = ctx.number((res.get("Properties") or {}).get("RetentionInDays"))
     return [_log_item(ctx, lid, res["Type"], writers, retention, usage)]
 
 
 def _endpoint_log_writer(eid: str, usage: Usage) -> tuple[str, float]:
-    return (f"{usage.requests_per_day:,.0f} x {usage.endpoint_log_bytes_per_request:,} B from {eid}'s container",
-            usage.requests_per_day * usage.endpoint_log_bytes_per_request)
+    return (
+        f"{usage.requests_per_day:,.0f} x {usage.endpoint_log_bytes_per_request:,} B from {eid}'s container",
+        usage.requests_per_day * usage.endpoint_log_bytes_per_request,
+    )
 
 
 def implicit_log_items(ctx: StackContext, usage: Usage) -> list[Item]:
@@ -561,16 +690,33 @@ def implicit_log_items(ctx: StackContext, usage: Usage) -> list[Item]:
     for eid, plans in sorted(ctx.endpoint_plans.items()):
         if eid in ctx.endpoint_log_group or not any(p.instance_type and not p.problem for p in plans):
             continue
-        items.append(_log_item(ctx, f"{eid}/LogGroup", "AWS::Logs::LogGroup (implicit)",
-                               [_endpoint_log_writer(eid, usage)], None, usage,
-                               prefix="/aws/sagemaker/Endpoints group created by SageMaker, not in the template; "))
+        items.append(
+            _log_item(
+                ctx,
+                f"{eid}/LogGroup",
+                "AWS::Logs::LogGroup (implicit)",
+                [_endpoint_log_writer(eid, usage)],
+                None,
+                usage,
+                prefix="/aws/sagemaker/Endpoints group created by SageMaker, not in the template; ",
+            )
+        )
     for fid in sorted(ctx.of_type("AWS::Lambda::Function")):
         if fid in ctx.lambda_log_group:
             continue
         w = _lambda_log_writer(ctx, fid, usage)
         if w:
-            items.append(_log_item(ctx, f"{fid}/LogGroup", "AWS::Logs::LogGroup (implicit)", [w], None, usage,
-                                   prefix="/aws/lambda group created by Lambda, not in the template; "))
+            items.append(
+                _log_item(
+                    ctx,
+                    f"{fid}/LogGroup",
+                    "AWS::Logs::LogGroup (implicit)",
+                    [w],
+                    None,
+                    usage,
+                    prefix="/aws/lambda group created by Lambda, not in the template; ",
+                )
+            )
     return items
 
 
@@ -578,8 +724,17 @@ def implicit_log_items(ctx: StackContext, usage: Usage) -> list[Item]:
 def price_metric_filter(ctx: StackContext, lid: str, res: dict, usage: Usage) -> list[Item]:
     n = len((res.get("Properties") or {}).get("MetricTransformations") or []) or 1
     price, note = ctx.price("cloudwatch.custom-metric")
-    return [_item(ctx, lid, res["Type"], per_month_to_daily(n * price.usd),
-                  f"{n} custom metric(s) x {price_text(price.usd)}/metric-month" + note, FIXED, [price])]
+    return [
+        _item(
+            ctx,
+            lid,
+            res["Type"],
+            per_month_to_daily(n * price.usd),
+            f"{n} custom metric(s) x {price_text(price.usd)}/metric-month" + note,
+            FIXED,
+            [price],
+        )
+    ]
 
 
 # ----- CloudWatch ----------------------------------------------------------------------------
@@ -600,9 +755,17 @@ def price_alarm(ctx: StackContext, lid: str, res: dict, usage: Usage) -> list[It
         n = max(n, 3)  # an anomaly-detection band is billed as three metrics
     kind = "high-resolution" if period < 60 else "standard"
     price, note = ctx.price(f"cloudwatch.alarm.{kind}")
-    return [_item(ctx, lid, res["Type"], per_month_to_daily(n * price.usd),
-                  f"{n} metric(s) x {price_text(price.usd)}/alarm-metric-month ({kind}, {period:g} s period)" + note,
-                  FIXED, [price])]
+    return [
+        _item(
+            ctx,
+            lid,
+            res["Type"],
+            per_month_to_daily(n * price.usd),
+            f"{n} metric(s) x {price_text(price.usd)}/alarm-metric-month ({kind}, {period:g} s period)" + note,
+            FIXED,
+            [price],
+        )
+    ]
 
 
 # ----- everything else with a price ------------------------------------------------------
@@ -619,8 +782,17 @@ MONTHLY_FEES = {
 def _monthly_fee(catalog_item: str, what: str, remark: str):
     def price_monthly(ctx: StackContext, lid: str, res: dict, usage: Usage) -> list[Item]:
         price, note = ctx.price(catalog_item)
-        return [_item(ctx, lid, res["Type"], per_month_to_daily(price.usd),
-                      f"{what} x {price_text(price.usd)}/month{remark}" + note, FIXED, [price])]
+        return [
+            _item(
+                ctx,
+                lid,
+                res["Type"],
+                per_month_to_daily(price.usd),
+                f"{what} x {price_text(price.usd)}/month{remark}" + note,
+                FIXED,
+                [price],
+            )
+        ]
 
     return price_monthly
 
@@ -634,22 +806,36 @@ def price_schedule(ctx: StackContext, lid: str, res: dict, usage: Usage) -> list
     expression = ctx.literal((res.get("Properties") or {}).get("ScheduleExpression"))
     per_day = invocations_per_day(expression) if isinstance(expression, str) else None
     if per_day is None:
-        return [_item(ctx, lid, res["Type"], None,
-                      f"schedule {expression!r}: invocations per day unknown", UNPRICED)]
+        return [_item(ctx, lid, res["Type"], None, f"schedule {expression!r}: invocations per day unknown", UNPRICED)]
     price, note = ctx.price("scheduler.invocations")
-    return [_item(ctx, lid, res["Type"], per_day / 1e6 * price.usd,
-                  f"{per_day:g} invocations/day ({expression}) x {price_text(price.usd)}/1M "
-                  "(the 14M/month free tier is not applied)" + note, PER_REQUEST, [price])]
-
-
+    return [
+        _item(
+            ctx,
+            lid,
+            res["Type"],
+            per_day / 1e6 * price.usd,
+            f"{per_day:g} invocations/day ({expression}) x {price_text(price.usd)}/1M "
+            "(the 14M/month free tier is not applied)" + note,
+            PER_REQUEST,
+            [price],
+        )
+    ]
 
 
 @pricer("AWS::CloudFormation::Stack")
 def price_nested_stack(ctx: StackContext, lid: str, res: dict, usage: Usage) -> list[Item]:
     asset = (res.get("Metadata") or {}).get("aws:asset:path")
     if asset:
-        return [_item(ctx, lid, res["Type"], 0.0,
-                      f"no charge: a nested stack; its resources are priced under {ctx.stack.name}/{lid}", FREE)]
+        return [
+            _item(
+                ctx,
+                lid,
+                res["Type"],
+                0.0,
+                f"no charge: a nested stack; its resources are priced under {ctx.stack.name}/{lid}",
+                FREE,
+            )
+        ]
     return [_item(ctx, lid, res["Type"], None, "nested stack whose template is not in cdk.out", UNPRICED)]
 
 
@@ -728,6 +914,7 @@ def price_resource(ctx: StackContext, lid: str, res: dict, usage: Usage) -> list
     if rtype in USAGE_UNKNOWN:
         return [_item(ctx, lid, rtype, None, USAGE_UNKNOWN[rtype], UNPRICED)]
     if _is_custom(rtype):
-        return [_item(ctx, lid, rtype, None,
-                      "custom resource: what it creates or calls is not in the template", UNPRICED)]
+        return [
+            _item(ctx, lid, rtype, None, "custom resource: what it creates or calls is not in the template", UNPRICED)
+        ]
     return [_item(ctx, lid, rtype, None, f"no pricer for {rtype}", UNPRICED)]

@@ -101,7 +101,7 @@ class Capacity:
     notes: list[str] = field(default_factory=list)
 
     @classmethod
-    def fixed(cls, count: int) -> "Capacity":
+    def fixed(cls, count: int) -> Capacity:
         return cls([Segment(0, MINUTES_PER_WEEK, count, count)], "fixed", f"{count} instance(s) all week")
 
     @property
@@ -153,9 +153,7 @@ class ScheduledAction:
     timezone: str | None = None
 
 
-def capacity_from_target(
-    min_capacity: int, max_capacity: int, actions: list[ScheduledAction]
-) -> Capacity:
+def capacity_from_target(min_capacity: int, max_capacity: int, actions: list[ScheduledAction]) -> Capacity:
     """The weekly floor/ceiling timeline of a scalable target with scheduled actions."""
     notes: list[str] = []
     events: list[tuple[int, int, ScheduledAction]] = []

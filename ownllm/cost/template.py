@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+
 def refs(value: Any) -> set[str]:
     """Logical ids a value refers to through Ref, Fn::GetAtt or Fn::Sub."""
     found: set[str] = set()

@@ -72,7 +72,7 @@ class Usage:
     def is_active(self, weekday: int, hour: int) -> bool:
         return self.active_slots is None or (weekday, hour) in self.active_slots
 
-    def with_requests(self, requests_per_day: float) -> "Usage":
+    def with_requests(self, requests_per_day: float) -> Usage:
         return replace(self, requests_per_day=requests_per_day)
 
     def to_dict(self) -> dict[str, Any]:

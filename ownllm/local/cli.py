@@ -41,29 +41,57 @@ def register(subparsers) -> None:
             "not a model) unless --upstream names an OpenAI-compatible server you run."
         ),
     )
-    p.add_argument("--engine", choices=("vllm", "lmi", "tgi"), default=None,
-                   help="container wire shapes the forwarder speaks (default: cdk.json's engine, else vllm)")
-    p.add_argument("--cdk-json", default="cdk.json",
-                   help="where the deployed settings are (limits, engine); missing file: the defaults")
-    p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port for the API (default {DEFAULT_PORT}; 0: any free)")
-    p.add_argument("--key", default=os.environ.get(KEY_ENV),
-                   help=f"API key clients must send (default: ${KEY_ENV}, else a generated one)")
-    p.add_argument("--upstream", metavar="URL",
-                   help="an OpenAI-compatible base URL you run, e.g. http://127.0.0.1:8000/v1 (vLLM), "
-                        "http://127.0.0.1:11434/v1 (Ollama); default: the built-in stand-in")
+    p.add_argument(
+        "--engine",
+        choices=("vllm", "lmi", "tgi"),
+        default=None,
+        help="container wire shapes the forwarder speaks (default: cdk.json's engine, else vllm)",
+    )
+    p.add_argument(
+        "--cdk-json",
+        default="cdk.json",
+        help="where the deployed settings are (limits, engine); missing file: the defaults",
+    )
+    p.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, help=f"port for the API (default {DEFAULT_PORT}; 0: any free)"
+    )
+    p.add_argument(
+        "--key",
+        default=os.environ.get(KEY_ENV),
+        help=f"API key clients must send (default: ${KEY_ENV}, else a generated one)",
+    )
+    p.add_argument(
+        "--upstream",
+        metavar="URL",
+        help="an OpenAI-compatible base URL you run, e.g. http://127.0.0.1:8000/v1 (vLLM), "
+        "http://127.0.0.1:11434/v1 (Ollama); default: the built-in stand-in",
+    )
     p.add_argument("--upstream-model", help="model name to send upstream (default: the first GET /models lists)")
-    p.add_argument("--upstream-key", default=os.environ.get(UPSTREAM_KEY_ENV),
-                   help=f"Bearer key for the upstream, if it wants one (default: ${UPSTREAM_KEY_ENV})")
-    p.add_argument("--model-name",
-                   help="model name clients pass as `model` (default: the upstream's, or 'ownllm-stand-in')")
+    p.add_argument(
+        "--upstream-key",
+        default=os.environ.get(UPSTREAM_KEY_ENV),
+        help=f"Bearer key for the upstream, if it wants one (default: ${UPSTREAM_KEY_ENV})",
+    )
+    p.add_argument(
+        "--model-name", help="model name clients pass as `model` (default: the upstream's, or 'ownllm-stand-in')"
+    )
     p.add_argument("--adapters", default="", help="comma-separated LoRA adapter names, also valid as `model`")
     p.add_argument("--latency", type=float, default=0.0, help="stand-in: seconds added to every answer (default 0)")
-    p.add_argument("--tokens-per-s", type=float, default=0.0,
-                   help="stand-in: pace generated tokens at this speed (default 0: answer at once)")
-    p.add_argument("--instances", type=int, default=64,
-                   help="most Lambda execution environments at once; more requests wait (default 64)")
-    p.add_argument("--timeout", type=float, default=None,
-                   help="API Gateway's integration timeout in seconds (default 29)")
+    p.add_argument(
+        "--tokens-per-s",
+        type=float,
+        default=0.0,
+        help="stand-in: pace generated tokens at this speed (default 0: answer at once)",
+    )
+    p.add_argument(
+        "--instances",
+        type=int,
+        default=64,
+        help="most Lambda execution environments at once; more requests wait (default 64)",
+    )
+    p.add_argument(
+        "--timeout", type=float, default=None, help="API Gateway's integration timeout in seconds (default 29)"
+    )
     p.add_argument("--lambda-log", metavar="FILE", help="append the Lambda's own log lines (JSON, EMF) to FILE")
     p.add_argument("--quiet", action="store_true", help="no line per request")
     p.set_defaults(func=run)
@@ -82,27 +110,29 @@ def banner(stack) -> str:
     else:
         what = f"{model}  (upstream {stack.upstream}, model {stack.runtime.backend.model!r} there)"
     body = json.dumps({"model": model, "messages": [{"role": "user", "content": "Hello!"}], "max_tokens": 64})
-    return "\n".join([
-        "ownllm local: the deployed API's request path on 127.0.0.1, no AWS",
-        f"  URL      {base}",
-        f"  key      {key}",
-        f"  model    {what}",
-        f"  path     API Gateway rules (key, 10 MB, {stack.gateway_timeout_s:g} s) -> lambda/forwarder "
-        f"(engine {stack.engine}, up to {stack.max_instances} environments) -> SageMaker runtime {stack.runtime.url}",
-        "",
-        "curl:",
-        f"  curl -s {base}/chat/completions -H 'x-api-key: {key}' -H 'content-type: application/json' \\",
-        f"    -d '{body}'",
-        "",
-        "python (pip install openai):",
-        "  from openai import OpenAI",
-        f"  client = OpenAI(base_url=\"{base}\", api_key=\"{key}\")",
-        f"  reply = client.chat.completions.create(model=\"{model}\","
-        " messages=[{\"role\": \"user\", \"content\": \"Hello!\"}])",
-        "  print(reply.choices[0].message.content)",
-        "",
-        "Ctrl-C stops everything.",
-    ])
+    return "\n".join(
+        [
+            "ownllm local: the deployed API's request path on 127.0.0.1, no AWS",
+            f"  URL      {base}",
+            f"  key      {key}",
+            f"  model    {what}",
+            f"  path     API Gateway rules (key, 10 MB, {stack.gateway_timeout_s:g} s) -> lambda/forwarder "
+            f"(engine {stack.engine}, up to {stack.max_instances} environments) -> SageMaker runtime {stack.runtime.url}",
+            "",
+            "curl:",
+            f"  curl -s {base}/chat/completions -H 'x-api-key: {key}' -H 'content-type: application/json' \\",
+            f"    -d '{body}'",
+            "",
+            "python (pip install openai):",
+            "  from openai import OpenAI",
+            f'  client = OpenAI(base_url="{base}", api_key="{key}")',
+            f'  reply = client.chat.completions.create(model="{model}",'
+            ' messages=[{"role": "user", "content": "Hello!"}])',
+            "  print(reply.choices[0].message.content)",
+            "",
+            "Ctrl-C stops everything.",
+        ]
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -112,8 +142,10 @@ def run(args: argparse.Namespace) -> int:
 
     missing = missing_dependencies()
     if missing:
-        return fail(f"missing dependency {', '.join(missing)} (the forwarder Lambda needs it): "
-                    f"pip install {' '.join(missing)}, or pip install -e '.[dev]'")
+        return fail(
+            f"missing dependency {', '.join(missing)} (the forwarder Lambda needs it): "
+            f"pip install {' '.join(missing)}, or pip install -e '.[dev]'"
+        )
     from ownllm.local.gateway import INTEGRATION_TIMEOUT_S
     from ownllm.local.stack import LocalStack, LocalStackError
 
@@ -128,7 +160,7 @@ def run(args: argparse.Namespace) -> int:
             open(args.lambda_log, "a").close()
         except OSError as exc:
             return fail(f"--lambda-log {args.lambda_log}: {exc.strerror or exc}")
-    from ownllm.settings import SettingsError, Settings
+    from ownllm.settings import Settings, SettingsError
 
     try:
         settings = Settings.from_context(_ownllm_context(args.cdk_json))
@@ -139,19 +171,31 @@ def run(args: argparse.Namespace) -> int:
     engine = args.engine or settings.engine
     timeout = INTEGRATION_TIMEOUT_S if args.timeout is None else args.timeout
     if not 0 < timeout <= INTEGRATION_TIMEOUT_S:
-        return fail(f"--timeout {timeout:g} must be above 0 and at most {INTEGRATION_TIMEOUT_S:g} (API Gateway's limit)")
+        return fail(
+            f"--timeout {timeout:g} must be above 0 and at most {INTEGRATION_TIMEOUT_S:g} (API Gateway's limit)"
+        )
 
     def log(record) -> None:
         note = f"  {record.note}" if record.note else ""
         print(f"{record.method} {record.path} {record.status} {record.latency_ms:.0f} ms{note}", flush=True)
 
     stack = LocalStack(
-        engine=engine, settings=settings, model_name=args.model_name, adapters=[a.strip() for a in args.adapters.split(",")],
-        api_key=args.key, port=args.port, upstream=args.upstream, upstream_model=args.upstream_model,
-        upstream_key=args.upstream_key, latency_s=args.latency, tokens_per_s=args.tokens_per_s,
-        gateway_timeout_s=timeout, max_instances=args.instances, lambda_log=args.lambda_log,
+        engine=engine,
+        settings=settings,
+        model_name=args.model_name,
+        adapters=[a.strip() for a in args.adapters.split(",")],
+        api_key=args.key,
+        port=args.port,
+        upstream=args.upstream,
+        upstream_model=args.upstream_model,
+        upstream_key=args.upstream_key,
+        latency_s=args.latency,
+        tokens_per_s=args.tokens_per_s,
+        gateway_timeout_s=timeout,
+        max_instances=args.instances,
+        lambda_log=args.lambda_log,
         on_request=None if args.quiet else log,
-    )  # fmt: skip
+    )
     stop = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:

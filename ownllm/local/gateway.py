@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import errno
 import hmac
 import importlib.util
@@ -29,10 +30,11 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from ownllm.local.lambda_pool import ACCOUNT_ID, LambdaPool, LocalStackError
@@ -115,7 +117,7 @@ def rest_event(
         "multiValueHeaders": multi or None,
         "queryStringParameters": dict(query) or None,
         "multiValueQueryStringParameters": query_multi or None,
-        "pathParameters": {"proxy": path[len(PREFIX):]},
+        "pathParameters": {"proxy": path[len(PREFIX) :]},
         "stageVariables": None,
         "requestContext": {
             "resourceId": "local1",
@@ -249,12 +251,15 @@ class Gateway:
         self._stats_lock = threading.Lock()
         self.statuses: dict[int, int] = {}
 
-    def start(self) -> "Gateway":
+    def start(self) -> Gateway:
         if self.pool is None:
             raise RuntimeError("the gateway needs its LambdaPool before it starts")
         if self._thread is None:
             self._thread = threading.Thread(
-                target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name=f"gateway:{self.port}", daemon=True
+                target=self._httpd.serve_forever,
+                kwargs={"poll_interval": 0.05},
+                name=f"gateway:{self.port}",
+                daemon=True,
             )
             self._thread.start()
         return self
@@ -266,7 +271,7 @@ class Gateway:
             self._thread = None
         self._httpd.server_close()
 
-    def __enter__(self) -> "Gateway":
+    def __enter__(self) -> Gateway:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -280,10 +285,8 @@ class Gateway:
         with self._stats_lock:
             self.statuses[record.status] = self.statuses.get(record.status, 0) + 1
         if self.on_request is not None:
-            try:
+            with contextlib.suppress(Exception):  # a broken logger must not break the API
                 self.on_request(record)
-            except Exception:  # a broken logger must not break the API
-                pass
 
 
 def _message(text: str) -> bytes:
@@ -307,7 +310,7 @@ class _GatewayHandler(BaseHTTPRequestHandler):
     def version_string(self) -> str:
         return "ownllm-local"
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+    def do_GET(self) -> None:
         self._handle()
 
     do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = do_GET  # noqa: N815 - the ANY method
@@ -383,9 +386,15 @@ class _GatewayHandler(BaseHTTPRequestHandler):
         if not hmac.compare_digest(key.encode(), gw.api_key.encode()):
             return self._gateway_answer(_FORBIDDEN)
         event = rest_event(
-            self.command, self.path, headers, body, request_id=self._request_id,
-            source_ip=self.client_address[0], api_key=key, host=self.headers.get("Host") or gw.host,
-        )  # fmt: skip
+            self.command,
+            self.path,
+            headers,
+            body,
+            request_id=self._request_id,
+            source_ip=self.client_address[0],
+            api_key=key,
+            host=self.headers.get("Host") or gw.host,
+        )
         outcome = gw.pool.invoke(event, self._started + gw.timeout_s)
         note = f"cold start, init {outcome.init_ms:.0f} ms" if outcome.init_ms is not None else ""
         if outcome.kind == "gateway_timeout":

@@ -19,6 +19,7 @@ Scripts that start a pool (or a LocalStack) need the usual multiprocessing guard
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import multiprocessing
 import os
@@ -58,13 +59,26 @@ FAKE_AWS_ENV = {
     "AWS_CONFIG_FILE": os.devnull,
     "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
 }
-_UNSET_ENV = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "AWS_ENDPOINT_URL",
-              "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-              "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN")  # fmt: skip
+_UNSET_ENV = (
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS",
+    "AWS_ENDPOINT_URL",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_ROLE_ARN",
+)
 # Imported once by the fork server and shared by every environment it forks.
-_PRELOAD = ["ownllm.local.lambda_pool", "botocore.session", "botocore.client", "aws_lambda_powertools",
-            "aws_lambda_powertools.event_handler", "aws_lambda_powertools.metrics",
-            "aws_lambda_powertools.logging"]  # fmt: skip
+_PRELOAD = [
+    "ownllm.local.lambda_pool",
+    "botocore.session",
+    "botocore.client",
+    "aws_lambda_powertools",
+    "aws_lambda_powertools.event_handler",
+    "aws_lambda_powertools.metrics",
+    "aws_lambda_powertools.logging",
+]
 
 
 class LocalStackError(Exception):
@@ -132,13 +146,13 @@ def _environment_main(conn, env: dict, code_dir: str, function_name: str, memory
         event, aws_request_id, deadline = message
         try:
             result = ("ok", handler(event, LambdaContext(aws_request_id, deadline, function_name, memory_mb)))
-        except Exception as exc:  # Lambda reports an unhandled error as errorType/errorMessage
+        except Exception as exc:  # noqa: BLE001 - Lambda reports an unhandled error as errorType/errorMessage
             result = ("error", f"{type(exc).__name__}: {exc}")
         try:
             conn.send(result)
         except (BrokenPipeError, EOFError):
             return
-        except Exception as exc:  # an unpicklable return value is not a proxy response either
+        except Exception as exc:  # noqa: BLE001 - an unpicklable return value is not a proxy response either
             conn.send(("error", f"{type(exc).__name__}: {exc}"))
 
 
@@ -194,7 +208,7 @@ class LambdaPool:
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
-    def start(self, warm: int = 1) -> "LambdaPool":
+    def start(self, warm: int = 1) -> LambdaPool:
         """Start `warm` environments now, so a broken function fails here, not on the first request."""
         if not (Path(self.code_dir) / "app.py").is_file():
             raise LocalStackError(f"the function's code is not at {self.code_dir}/app.py; run from an ownllm checkout")
@@ -227,10 +241,8 @@ class LambdaPool:
                 self._idle.remove(environment)
                 self._envs.pop(environment.process.pid, None)
         for environment in stale:
-            try:
+            with contextlib.suppress(OSError):
                 environment.conn.send(None)
-            except OSError:
-                pass
             environment.process.join(1.0)
             self._kill(environment)
         return len(stale)
@@ -245,16 +257,14 @@ class LambdaPool:
             everything = list(self._envs.values())
             self._cond.notify_all()
         for environment in idle:
-            try:
+            with contextlib.suppress(OSError):
                 environment.conn.send(None)
-            except OSError:
-                pass
         deadline = time.monotonic() + 2.0
         for environment in everything:
             environment.process.join(max(0.0, deadline - time.monotonic()))
             self._kill(environment)
 
-    def __enter__(self) -> "LambdaPool":
+    def __enter__(self) -> LambdaPool:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -298,7 +308,9 @@ class LambdaPool:
             self._discard(environment)
             if time.monotonic() >= deadline:
                 return Invocation("gateway_timeout", detail="no answer within the integration timeout", cold_start=cold)
-            return Invocation("lambda_timeout", detail=f"Task timed out after {self.timeout_s:.2f} seconds", cold_start=cold)
+            return Invocation(
+                "lambda_timeout", detail=f"Task timed out after {self.timeout_s:.2f} seconds", cold_start=cold
+            )
         environment.invocations += 1
         self._release(environment)
         if kind == "ok":

@@ -22,9 +22,10 @@ import threading
 import time
 import uuid
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import unquote
 
 from ownllm.local.standin import StandIn
@@ -104,7 +105,7 @@ class RuntimeServer:
 
     # -- lifecycle ---------------------------------------------------------------------------
 
-    def start(self) -> "RuntimeServer":
+    def start(self) -> RuntimeServer:
         if self._httpd is not None:
             return self
         handler = type("_BoundHandler", (_Handler,), {"runtime": self})
@@ -113,7 +114,10 @@ class RuntimeServer:
         self.port = httpd.server_address[1]
         # A short poll interval: stop() returns in ~50 ms instead of serve_forever's default 0.5 s.
         self._thread = threading.Thread(
-            target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, name=f"sagemaker-runtime:{self.port}", daemon=True
+            target=httpd.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"sagemaker-runtime:{self.port}",
+            daemon=True,
         )
         self._thread.start()
         return self
@@ -127,7 +131,7 @@ class RuntimeServer:
             self._thread.join(timeout=5)
             self._thread = None
 
-    def __enter__(self) -> "RuntimeServer":
+    def __enter__(self) -> RuntimeServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -248,7 +252,7 @@ class _Handler(BaseHTTPRequestHandler):
         # client's delayed ACK add ~40 ms to every keep-alive answer.
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+    def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         parts = self.path.split("?", 1)[0].strip("/").split("/")
@@ -258,14 +262,14 @@ class _Handler(BaseHTTPRequestHandler):
         endpoint = unquote(parts[1])
         try:
             result = self.runtime._invoke(endpoint, body, {k.lower(): v for k, v in self.headers.items()})
-        except Exception as exc:  # a broken backend is an internal failure, not a hung client
+        except Exception as exc:  # noqa: BLE001 - a broken backend is an internal failure, not a hung client
             result = _aws_error(500, "InternalFailure", f"backend raised {type(exc).__name__}: {exc}")
         if result is None:
             self.close_connection = True
             return
         self._send(*result)
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         self._send(*_aws_error(404, "UnknownOperationException", f"No operation at GET {self.path}"))
 
     def _send(self, status: int, headers: dict, body: bytes) -> None:

@@ -12,9 +12,10 @@ names an OpenAI-compatible server you run (vLLM, llama.cpp, Ollama).
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
+from ownllm.forwarder import forwarder_environment
 from ownllm.local.gateway import INTEGRATION_TIMEOUT_S, AccessRecord, Gateway
 from ownllm.local.lambda_pool import (
     FAKE_AWS_ENV,
@@ -28,7 +29,6 @@ from ownllm.local.lambda_pool import (
 from ownllm.local.runtime import RuntimeServer
 from ownllm.local.standin import StandIn
 from ownllm.local.upstream import OpenAIUpstream, UpstreamError
-from ownllm.forwarder import forwarder_environment
 from ownllm.settings import Settings
 
 __all__ = ["LocalStack", "LocalStackError", "STAND_IN_MODEL", "BACKEND_HEADER"]
@@ -99,7 +99,7 @@ class LocalStack:
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
-    def start(self) -> "LocalStack":
+    def start(self) -> LocalStack:
         """Bind the port first (a busy port fails before anything starts), then runtime, Lambda, gateway."""
         if self.gateway is not None:
             return self
@@ -107,9 +107,13 @@ class LocalStack:
             backend = self._backend()
             self.gateway = Gateway(
                 None,  # the Lambda comes next, once the runtime's URL is known
-                self.api_key, self.host, self.port, timeout_s=self.gateway_timeout_s,
-                on_request=self.on_request, extra_headers={BACKEND_HEADER: self.backend_kind},
-            )  # fmt: skip
+                self.api_key,
+                self.host,
+                self.port,
+                timeout_s=self.gateway_timeout_s,
+                on_request=self.on_request,
+                extra_headers={BACKEND_HEADER: self.backend_kind},
+            )
             self.runtime = RuntimeServer(backend=backend, endpoint_names=[ENDPOINT_NAME]).start()
             self.pool = LambdaPool(
                 env=self.function_env(),
@@ -138,7 +142,7 @@ class LocalStack:
         if runtime is not None:
             runtime.stop()
 
-    def __enter__(self) -> "LocalStack":
+    def __enter__(self) -> LocalStack:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -150,7 +154,11 @@ class LocalStack:
         if self.upstream:
             try:
                 backend = OpenAIUpstream(
-                    self.upstream, self.engine, model=self.upstream_model, adapters=self.adapters, api_key=self.upstream_key
+                    self.upstream,
+                    self.engine,
+                    model=self.upstream_model,
+                    adapters=self.adapters,
+                    api_key=self.upstream_key,
                 ).resolved()
             except UpstreamError as exc:
                 raise LocalStackError(str(exc)) from None

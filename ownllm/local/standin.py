@@ -26,11 +26,39 @@ from typing import Any
 
 ENGINES = ("vllm", "lmi", "tgi")
 _JSON = {"Content-Type": "application/json"}
-_ANSWER = (
-    "This is a deterministic stand-in answer from the ownllm local runtime. No model "
-    "produced it, so it means nothing beyond showing that the request went all the way "
-    "through and back."
-).split()
+_ANSWER = [
+    "This",
+    "is",
+    "a",
+    "deterministic",
+    "stand-in",
+    "answer",
+    "from",
+    "the",
+    "ownllm",
+    "local",
+    "runtime.",
+    "No",
+    "model",
+    "produced",
+    "it,",
+    "so",
+    "it",
+    "means",
+    "nothing",
+    "beyond",
+    "showing",
+    "that",
+    "the",
+    "request",
+    "went",
+    "all",
+    "the",
+    "way",
+    "through",
+    "and",
+    "back.",
+]
 # What each engine generates when the request does not say (TGI's and LMI's documented
 # defaults; vLLM generates up to the context length, here: the whole stand-in answer).
 _DEFAULT_MAX_NEW_TOKENS = {"vllm": None, "lmi": 30, "tgi": 100}

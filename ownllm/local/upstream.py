@@ -74,9 +74,11 @@ class OpenAIUpstream:
         try:
             return str(json.loads(data)["data"][0]["id"])
         except (ValueError, KeyError, IndexError, TypeError):
-            raise UpstreamError(f"GET {self.base_url}/models lists no model; pass the name with --upstream-model") from None
+            raise UpstreamError(
+                f"GET {self.base_url}/models lists no model; pass the name with --upstream-model"
+            ) from None
 
-    def resolved(self) -> "OpenAIUpstream":
+    def resolved(self) -> OpenAIUpstream:
         """This backend with its upstream model name filled in (asked of the server if not given)."""
         if self.model is None:
             self.model = self.discover_model()
@@ -155,7 +157,9 @@ class OpenAIUpstream:
 
     # -- plumbing ----------------------------------------------------------------------------------
 
-    def _call(self, method: str, route: str, body: dict | None, timeout_s: float | None = None) -> tuple[int | None, bytes]:
+    def _call(
+        self, method: str, route: str, body: dict | None, timeout_s: float | None = None
+    ) -> tuple[int | None, bytes]:
         """(status, body); status None when no HTTP answer came (the body then says why)."""
         headers = {"Accept": "application/json"}
         data = None
@@ -183,8 +187,13 @@ class OpenAIUpstream:
     def _error(self, status: int, message: str) -> tuple[int, dict, bytes]:
         """An error in the engine's own shape (the forwarder reads `message` or `error`)."""
         if self.engine == "vllm":
-            body: dict[str, Any] = {"object": "error", "message": message, "type": "BadRequestError", "param": None,
-                                    "code": status}  # fmt: skip
+            body: dict[str, Any] = {
+                "object": "error",
+                "message": message,
+                "type": "BadRequestError",
+                "param": None,
+                "code": status,
+            }
         elif self.engine == "tgi":
             body = {"error": message, "error_type": "validation" if status < 500 else "generation"}
         else:

@@ -52,15 +52,29 @@ def cdk_json(tmp_path) -> Path:
 def level():
     """level(concurrency, ok=..., requests=..., tokens_s=..., per_request=...) -> a LevelSummary."""
 
-    def make(concurrency: int, *, ok: int = 100, requests: int | None = None, tokens_s: float = 100.0,
-             per_request: float | None = 20.0) -> LevelSummary:  # fmt: skip
+    def make(
+        concurrency: int,
+        *,
+        ok: int = 100,
+        requests: int | None = None,
+        tokens_s: float = 100.0,
+        per_request: float | None = 20.0,
+    ) -> LevelSummary:
         requests = ok if requests is None else requests
         return LevelSummary(
-            concurrency=concurrency, requests=requests, ok=ok,
-            errors={"500": requests - ok} if requests > ok else {}, elapsed_s=10.0,
-            requests_per_s=ok / 10, output_tokens_per_s=tokens_s, latency_p50_ms=100.0, latency_p95_ms=150.0,
-            latency_p99_ms=200.0, latency_mean_ms=110.0, request_tokens_per_s=per_request,
-        )  # fmt: skip
+            concurrency=concurrency,
+            requests=requests,
+            ok=ok,
+            errors={"500": requests - ok} if requests > ok else {},
+            elapsed_s=10.0,
+            requests_per_s=ok / 10,
+            output_tokens_per_s=tokens_s,
+            latency_p50_ms=100.0,
+            latency_p95_ms=150.0,
+            latency_p99_ms=200.0,
+            latency_mean_ms=110.0,
+            request_tokens_per_s=per_request,
+        )
 
     return make
 
@@ -68,7 +82,14 @@ def level():
 @pytest.fixture
 def report():
     def make(levels, model: str = "Qwen/Qwen2.5-7B-Instruct", backend: str | None = None) -> BenchReport:
-        return BenchReport("https://abc.execute-api.us-east-1.amazonaws.com/prod/v1", model, 128, "requests", 100,
-                           levels=list(levels), backend=backend)  # fmt: skip
+        return BenchReport(
+            "https://abc.execute-api.us-east-1.amazonaws.com/prod/v1",
+            model,
+            128,
+            "requests",
+            100,
+            levels=list(levels),
+            backend=backend,
+        )
 
     return make

@@ -14,8 +14,14 @@ from ownllm.settings import Settings
 
 def test_generation_speed_comes_from_the_lowest_healthy_level_and_throughput_from_the_best(report, level):
     """c=1 sees 30 tok/s per request; the best aggregate is 900 tok/s at c=16; over 2 instances: 450 each."""
-    sweep = report([level(1, per_request=30.0, tokens_s=30.0), level(4, per_request=28.0, tokens_s=110.0),
-                    level(16, per_request=25.0, tokens_s=900.0), level(64, per_request=12.0, tokens_s=700.0)])  # fmt: skip
+    sweep = report(
+        [
+            level(1, per_request=30.0, tokens_s=30.0),
+            level(4, per_request=28.0, tokens_s=110.0),
+            level(16, per_request=25.0, tokens_s=900.0),
+            level(64, per_request=12.0, tokens_s=700.0),
+        ]
+    )
     calibration = calibration_from(sweep, instances=2)
     assert calibration.generation_tokens_per_s == 30.0
     assert calibration.generation_from_concurrency == 1
@@ -24,9 +30,13 @@ def test_generation_speed_comes_from_the_lowest_healthy_level_and_throughput_fro
 
 
 def test_levels_with_more_than_one_percent_errors_are_not_trusted(report, level):
-    sweep = report([level(1, ok=97, requests=100, per_request=99.0, tokens_s=99.0),  # 3% failed: ignored
-                    level(4, ok=995, requests=1000, per_request=20.0, tokens_s=80.0),  # 0.5%: fine
-                    level(16, ok=50, requests=100, tokens_s=5000.0)])  # fmt: skip
+    sweep = report(
+        [
+            level(1, ok=97, requests=100, per_request=99.0, tokens_s=99.0),  # 3% failed: ignored
+            level(4, ok=995, requests=1000, per_request=20.0, tokens_s=80.0),  # 0.5%: fine
+            level(16, ok=50, requests=100, tokens_s=5000.0),
+        ]
+    )
     calibration = calibration_from(sweep)
     assert (calibration.generation_tokens_per_s, calibration.instance_tokens_per_s) == (20.0, 80.0)
 
@@ -47,10 +57,17 @@ def test_writing_changes_only_the_two_values_and_keeps_the_rest_of_cdk_json(cdk_
     changes = write_calibration(cdk_json, calibration_from(report([level(1, per_request=31.5, tokens_s=640.0)])))
     after = cdk_json.read_text()
     assert changes == {"generation_tokens_per_s": (None, 31.5), "instance_tokens_per_s": (None, 640.0)}
-    diff = [line for line in difflib.unified_diff(before.splitlines(), after.splitlines(), lineterm="", n=0)
-            if line[:1] in "+-" and line[:3] not in ("+++", "---")]  # fmt: skip
-    assert diff == ['-      "avg_output_tokens": 250', '+      "avg_output_tokens": 250,',
-                    '+      "generation_tokens_per_s": 31.5,', '+      "instance_tokens_per_s": 640.0']  # fmt: skip
+    diff = [
+        line
+        for line in difflib.unified_diff(before.splitlines(), after.splitlines(), lineterm="", n=0)
+        if line[:1] in "+-" and line[:3] not in ("+++", "---")
+    ]
+    assert diff == [
+        '-      "avg_output_tokens": 250',
+        '+      "avg_output_tokens": 250,',
+        '+      "generation_tokens_per_s": 31.5,',
+        '+      "instance_tokens_per_s": 640.0',
+    ]
     old, new = json.loads(before), json.loads(after)
     del new["context"]["ownllm"]["generation_tokens_per_s"], new["context"]["ownllm"]["instance_tokens_per_s"]
     assert new == old
@@ -79,9 +96,14 @@ def test_a_cdk_json_indented_with_tabs_stays_indented_with_tabs(tmp_path, report
 
 @pytest.mark.parametrize(
     ("content", "message"),
-    [(None, "does not exist"), ("{nope", "not valid JSON"), ("[]", "does not hold a JSON object"),
-     ('{"context": []}', "context is not an object"), ('{"context": {"ownllm": 3}}', "context.ownllm is not an object")],
-)  # fmt: skip
+    [
+        (None, "does not exist"),
+        ("{nope", "not valid JSON"),
+        ("[]", "does not hold a JSON object"),
+        ('{"context": []}', "context is not an object"),
+        ('{"context": {"ownllm": 3}}', "context.ownllm is not an object"),
+    ],
+)
 def test_a_cdk_json_that_cannot_take_the_values_is_refused_and_left_alone(tmp_path, report, level, content, message):
     path = tmp_path / "cdk.json"
     if content is not None:

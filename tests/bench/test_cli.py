@@ -19,13 +19,17 @@ def _report(out_dir) -> dict:
 
 def test_a_sweep_reports_every_level_and_writes_json_and_png(trivial, tmp_path, capsys):
     server = trivial(tokens=12)
-    code = main(["bench", server.url, "--concurrency", "4,1", "--requests", "30", "--out", str(tmp_path), "--no-progress"])
+    code = main(
+        ["bench", server.url, "--concurrency", "4,1", "--requests", "30", "--out", str(tmp_path), "--no-progress"]
+    )
     assert code == 0
     report = _report(tmp_path)
     assert [level["concurrency"] for level in report["levels"]] == [1, 4]
     assert [level["requests"] for level in report["levels"]] == [30, 30]
-    assert all(level["output_tokens_per_s"] == pytest.approx(12 * level["requests_per_s"], rel=1e-3)
-               for level in report["levels"])  # fmt: skip
+    assert all(
+        level["output_tokens_per_s"] == pytest.approx(12 * level["requests_per_s"], rel=1e-3)
+        for level in report["levels"]
+    )
     assert report["model"] == "trivial"  # discovered from GET /models
     [png] = tmp_path.glob("bench-*.png")
     assert png.read_bytes().startswith(b"\x89PNG")
@@ -34,8 +38,20 @@ def test_a_sweep_reports_every_level_and_writes_json_and_png(trivial, tmp_path, 
 
 
 def test_a_duration_sweep_stops_by_itself(trivial, tmp_path):
-    code = main(["bench", trivial().url, "--concurrency", "2", "--duration", "0.3", "--out", str(tmp_path),
-                 "--no-progress", "--no-plot"])  # fmt: skip
+    code = main(
+        [
+            "bench",
+            trivial().url,
+            "--concurrency",
+            "2",
+            "--duration",
+            "0.3",
+            "--out",
+            str(tmp_path),
+            "--no-progress",
+            "--no-plot",
+        ]
+    )
     assert code == 0
     [level] = _report(tmp_path)["levels"]
     assert 0.3 <= level["elapsed_s"] < 1.5
@@ -44,16 +60,45 @@ def test_a_duration_sweep_stops_by_itself(trivial, tmp_path):
 
 def test_errors_by_status_are_in_the_report(trivial, tmp_path):
     server = trivial(status_for=lambda n: 503 if n % 2 else 200)
-    main(["bench", server.url, "--concurrency", "1", "--requests", "20", "--warmup", "0", "--out", str(tmp_path),
-          "--no-progress", "--no-plot"])  # fmt: skip
+    main(
+        [
+            "bench",
+            server.url,
+            "--concurrency",
+            "1",
+            "--requests",
+            "20",
+            "--warmup",
+            "0",
+            "--out",
+            str(tmp_path),
+            "--no-progress",
+            "--no-plot",
+        ]
+    )
     [level] = _report(tmp_path)["levels"]
     assert (level["ok"], level["errors"]) == (10, {"503": 10})
 
 
 def test_calibrate_writes_the_measured_speeds_into_cdk_json(trivial, tmp_path, cdk_json, capsys):
     server = trivial(tokens=20)
-    code = main(["bench", server.url, "--concurrency", "1,4", "--requests", "40", "--out", str(tmp_path), "--no-progress",
-                 "--no-plot", "--calibrate", "--cdk-json", str(cdk_json)])  # fmt: skip
+    code = main(
+        [
+            "bench",
+            server.url,
+            "--concurrency",
+            "1,4",
+            "--requests",
+            "40",
+            "--out",
+            str(tmp_path),
+            "--no-progress",
+            "--no-plot",
+            "--calibrate",
+            "--cdk-json",
+            str(cdk_json),
+        ]
+    )
     assert code == 0
     levels = _report(tmp_path)["levels"]
     written = json.loads(cdk_json.read_text())["context"]["ownllm"]
@@ -65,9 +110,27 @@ def test_calibrate_writes_the_measured_speeds_into_cdk_json(trivial, tmp_path, c
 
 def test_a_sweep_of_the_local_stand_in_runs_but_refuses_to_calibrate(local_stack, tmp_path, cdk_json, capsys):
     before = cdk_json.read_text()
-    code = main(["bench", local_stack.base_url, "--key", KEY, "--model", "ownllm-stand-in", "--concurrency", "1,2",
-                 "--requests", "10", "--out", str(tmp_path), "--no-progress", "--no-plot", "--calibrate",
-                 "--cdk-json", str(cdk_json)])  # fmt: skip
+    code = main(
+        [
+            "bench",
+            local_stack.base_url,
+            "--key",
+            KEY,
+            "--model",
+            "ownllm-stand-in",
+            "--concurrency",
+            "1,2",
+            "--requests",
+            "10",
+            "--out",
+            str(tmp_path),
+            "--no-progress",
+            "--no-plot",
+            "--calibrate",
+            "--cdk-json",
+            str(cdk_json),
+        ]
+    )
     assert code == 1
     assert _report(tmp_path)["backend"] == "stand-in"
     assert [level["ok"] for level in _report(tmp_path)["levels"]] == [10, 10]
@@ -77,8 +140,22 @@ def test_a_sweep_of_the_local_stand_in_runs_but_refuses_to_calibrate(local_stack
 
 def test_a_sweep_where_nothing_succeeds_exits_1(trivial, tmp_path):
     server = trivial(status_for=lambda n: 500)
-    code = main(["bench", server.url, "--model", "m", "--concurrency", "1", "--requests", "3", "--out", str(tmp_path),
-                 "--no-progress", "--no-plot"])  # fmt: skip
+    code = main(
+        [
+            "bench",
+            server.url,
+            "--model",
+            "m",
+            "--concurrency",
+            "1",
+            "--requests",
+            "3",
+            "--out",
+            str(tmp_path),
+            "--no-progress",
+            "--no-plot",
+        ]
+    )
     assert code == 1
 
 

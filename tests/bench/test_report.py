@@ -38,8 +38,15 @@ def test_percentile_of_nothing_or_outside_0_100_is_refused():
 
 def test_a_level_summary_counts_successes_errors_by_status_and_throughput():
     """4 ok answers of 10 tokens in 2 s -> 2 requests/s and 20 tokens/s; latencies from the ok ones only."""
-    samples = [Sample(200, 0.1, 10, 0), Sample(200, 0.2, 10, 0), Sample(200, 0.3, 10, 0), Sample(200, 0.4, 10, 0),
-               Sample(503, 5.0, 0, 0), Sample("timeout", 9.0, 0, 0), Sample(503, 5.0, 0, 0)]  # fmt: skip
+    samples = [
+        Sample(200, 0.1, 10, 0),
+        Sample(200, 0.2, 10, 0),
+        Sample(200, 0.3, 10, 0),
+        Sample(200, 0.4, 10, 0),
+        Sample(503, 5.0, 0, 0),
+        Sample("timeout", 9.0, 0, 0),
+        Sample(503, 5.0, 0, 0),
+    ]
     summary = summarise(LevelRun(concurrency=4, samples=samples, elapsed_s=2.0))
     assert (summary.requests, summary.ok) == (7, 4)
     assert summary.errors == {"503": 2, "timeout": 1}
@@ -69,8 +76,14 @@ def test_the_table_has_one_row_per_level_with_its_errors():
     from rich.console import Console
 
     samples = [Sample(200, 0.1, 5, 0), Sample(429, 0.1, 0, 0)]
-    bench = BenchReport("http://127.0.0.1:1/v1", "m", 16, "requests", 2,
-                        levels=[summarise(LevelRun(1, samples, 1.0)), summarise(LevelRun(8, samples, 1.0))])  # fmt: skip
+    bench = BenchReport(
+        "http://127.0.0.1:1/v1",
+        "m",
+        16,
+        "requests",
+        2,
+        levels=[summarise(LevelRun(1, samples, 1.0)), summarise(LevelRun(8, samples, 1.0))],
+    )
     out = io.StringIO()
     Console(file=out, width=160).print(table(bench))
     text = out.getvalue()
@@ -87,8 +100,10 @@ def test_a_sweep_of_the_stand_in_says_so_in_the_table_title(report, level):
 
 
 def test_the_plot_is_a_png_of_latency_and_throughput_against_concurrency(tmp_path, report, level):
-    path = write_plot(report([level(1), level(4), level(16, ok=50, requests=100), level(64, ok=0, requests=10)]),
-                      tmp_path / "plots" / "bench.png")  # fmt: skip
+    path = write_plot(
+        report([level(1), level(4), level(16, ok=50, requests=100), level(64, ok=0, requests=10)]),
+        tmp_path / "plots" / "bench.png",
+    )
     data = path.read_bytes()
     assert data.startswith(b"\x89PNG\r\n\x1a\n")
     assert len(data) > 10_000

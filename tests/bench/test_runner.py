@@ -67,7 +67,7 @@ def test_a_keep_alive_connection_the_server_closed_is_reopened_not_counted_as_an
     class ClosesAfterEachAnswer(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # claims keep-alive, then hangs up anyway
 
-        def do_POST(self):  # noqa: N802
+        def do_POST(self):
             self.rfile.read(int(self.headers["Content-Length"]))
             seen.append(1)
             body = b'{"usage": {"completion_tokens": 3}}'

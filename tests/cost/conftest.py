@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
@@ -14,8 +15,13 @@ from .builders import write_cdk_out
 
 def make_settings(**overrides: Any) -> Settings:
     """Validated settings; tests name only what they assume (e.g. 192 output tokens = 4.8 s at 40 tokens/s)."""
-    base: dict[str, Any] = {"instance_type": "ml.g5.4xlarge", "requests_per_day": 1000, "avg_input_tokens": 500,
-                            "avg_output_tokens": 192, "generation_tokens_per_s": 40}
+    base: dict[str, Any] = {
+        "instance_type": "ml.g5.4xlarge",
+        "requests_per_day": 1000,
+        "avg_input_tokens": 500,
+        "avg_output_tokens": 192,
+        "generation_tokens_per_s": 40,
+    }
     base.update(overrides)
     return Settings.from_context(base)
 

@@ -32,20 +32,22 @@ def test_without_any_region_the_estimate_says_it_assumed_us_east_1(cdk_out, sett
 
 
 def test_a_region_missing_from_the_catalog_falls_back_to_us_east_1_and_warns(cdk_out, settings):
-    est = estimate_cdk_out(cdk_out({"OwnLlm": serving_resources()}, environment="aws://1/ap-southeast-2"),
-                           settings())
+    est = estimate_cdk_out(cdk_out({"OwnLlm": serving_resources()}, environment="aws://1/ap-southeast-2"), settings())
     endpoint = next(i for i in est.items if i.logical_id == ENDPOINT)
     assert endpoint.daily_usd == pytest.approx(48.72)
     assert "us-east-1 price" in endpoint.basis
     assert any("priced at us-east-1 rates" in w and "ap-southeast-2" in w for w in est.warnings)
 
 
-@pytest.mark.parametrize("environment, expected", [
-    ("aws://unknown-account/unknown-region", None),
-    ("aws://123456789012/unknown-region", None),
-    ("aws://123456789012/eu-west-1", "eu-west-1"),
-    ("", None),
-])
+@pytest.mark.parametrize(
+    "environment, expected",
+    [
+        ("aws://unknown-account/unknown-region", None),
+        ("aws://123456789012/unknown-region", None),
+        ("aws://123456789012/eu-west-1", "eu-west-1"),
+        ("", None),
+    ],
+)
 def test_only_concrete_regions_count(environment, expected):
     region, source = resolve_region(environment, None)
     assert (region == expected) if expected else source.startswith("default")
@@ -56,22 +58,55 @@ def test_stacks_inside_a_stage_assembly_are_priced_under_the_stage_name(tmp_path
     stage = root / "assembly-Prod"
     stage.mkdir(parents=True)
     (stage / "ProdOwnLlm.template.json").write_text(json.dumps({"Resources": serving_resources()}))
-    (stage / "manifest.json").write_text(json.dumps({"version": "55.0.0", "artifacts": {
-        "ProdOwnLlm": {"type": "aws:cloudformation:stack", "environment": "aws://unknown-account/unknown-region",
-                       "properties": {"templateFile": "ProdOwnLlm.template.json"}, "displayName": "Prod/OwnLlm"}}}))
-    (root / "manifest.json").write_text(json.dumps({"version": "55.0.0", "artifacts": {
-        "assembly-Prod": {"type": "cdk:cloud-assembly",
-                          "properties": {"directoryName": "assembly-Prod", "displayName": "Prod"}}}}))
+    (stage / "manifest.json").write_text(
+        json.dumps(
+            {
+                "version": "55.0.0",
+                "artifacts": {
+                    "ProdOwnLlm": {
+                        "type": "aws:cloudformation:stack",
+                        "environment": "aws://unknown-account/unknown-region",
+                        "properties": {"templateFile": "ProdOwnLlm.template.json"},
+                        "displayName": "Prod/OwnLlm",
+                    }
+                },
+            }
+        )
+    )
+    (root / "manifest.json").write_text(
+        json.dumps(
+            {
+                "version": "55.0.0",
+                "artifacts": {
+                    "assembly-Prod": {
+                        "type": "cdk:cloud-assembly",
+                        "properties": {"directoryName": "assembly-Prod", "displayName": "Prod"},
+                    }
+                },
+            }
+        )
+    )
     est = estimate_cdk_out(root, settings())
     assert [s["name"] for s in est.stacks] == ["Prod/OwnLlm"]
     assert est.daily_usd > 48.72
 
 
 def test_nested_stack_resources_are_priced_under_parent_and_logical_id(cdk_out, settings):
-    out = cdk_out({"Parent": {"ServingNestedStack1A2B3C4D": {
-        "Type": "AWS::CloudFormation::Stack",
-        "Properties": {"TemplateURL": {"Fn::Join": ["", ["https://s3.", {"Ref": "AWS::Region"}, ".amazonaws.com/x.json"]]}},
-        "Metadata": {"aws:asset:path": "ParentServingNested.nested.template.json"}}}})
+    out = cdk_out(
+        {
+            "Parent": {
+                "ServingNestedStack1A2B3C4D": {
+                    "Type": "AWS::CloudFormation::Stack",
+                    "Properties": {
+                        "TemplateURL": {
+                            "Fn::Join": ["", ["https://s3.", {"Ref": "AWS::Region"}, ".amazonaws.com/x.json"]]
+                        }
+                    },
+                    "Metadata": {"aws:asset:path": "ParentServingNested.nested.template.json"},
+                }
+            }
+        }
+    )
     (out / "ParentServingNested.nested.template.json").write_text(json.dumps({"Resources": serving_resources()}))
     est = estimate_cdk_out(out, settings())
     endpoint = next(i for i in est.items if i.logical_id == ENDPOINT)

@@ -8,9 +8,17 @@ from ownllm import gpus
 from ownllm.cost.catalog import CATALOG_PATH, hosting_item, load_catalog, read_rows
 
 REGIONS = ("us-east-1", "us-west-2", "eu-west-1")
-SERVICE_ITEMS = ("lambda.duration:x86_64", "lambda.duration:arm64", "lambda.requests", "apigateway.rest.requests",
-                 "apigateway.http.requests", "cloudwatch.alarm.standard", "cloudwatch.dashboard", "logs.ingestion",
-                 "datatransfer.out.internet")
+SERVICE_ITEMS = (
+    "lambda.duration:x86_64",
+    "lambda.duration:arm64",
+    "lambda.requests",
+    "apigateway.rest.requests",
+    "apigateway.http.requests",
+    "cloudwatch.alarm.standard",
+    "cloudwatch.dashboard",
+    "logs.ingestion",
+    "datatransfer.out.internet",
+)
 
 
 @pytest.mark.parametrize("region", REGIONS)

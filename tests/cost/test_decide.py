@@ -18,8 +18,9 @@ def test_breakeven_accounts_for_the_self_hosted_per_request_costs(cdk_out, setti
     + processed 0.000000063488 + Lambda log 0.000000529589 + access log 0.0000002383151
     + model log 0.000000258 = $0.0000148329 + 0.000000496 = $0.0000153290 (logs incl. storage).
     Fixed: 1 x 24 x $2.03 = $48.72. Break-even = 48.72 / (0.00438 - 0.0000153290) = 11,162/day."""
-    est = estimate_cdk_out(cdk_out({"S": serving_resources()}),
-                           settings(api_input_usd_per_m=3, api_output_usd_per_m=15))
+    est = estimate_cdk_out(
+        cdk_out({"S": serving_resources()}), settings(api_input_usd_per_m=3, api_output_usd_per_m=15)
+    )
     b = est.breakeven
     assert b["api_usd_per_request"] == pytest.approx(0.00438)
     assert b["breakeven_requests_per_day"] == pytest.approx(48.72 / (0.00438 - 0.0000153290), abs=2)
@@ -39,15 +40,17 @@ def test_breakeven_on_a_step_function_is_the_first_crossing():
     At 500/day: own 10 vs api 10 -> break-even 500."""
     usage = Usage(1000, 1000, 0, 40.0, 320.0, "test")
     api = ApiPrice(20.0, 0.0, "step", "test")  # 1000 tokens x $20/1M = $0.02/request
-    own = lambda r: 10.0 * max(1, -(-int(r) // 1000))  # noqa: E731
+
+    def own(requests_per_day: float) -> float:
+        return 10.0 * max(1, -(-int(requests_per_day) // 1000))
+
     assert find_breakeven(own, api, usage) == pytest.approx(500, abs=1)
 
 
 def test_the_default_api_is_the_same_class_of_open_model_with_a_dated_source(settings):
     catalog = load_catalog()
     small = api_price(settings(), catalog)  # Qwen2.5-7B
-    large = api_price(settings(model_id="meta-llama/Llama-3.3-70B-Instruct", instance_type="ml.p4d.24xlarge"),
-                      catalog)
+    large = api_price(settings(model_id="meta-llama/Llama-3.3-70B-Instruct", instance_type="ml.p4d.24xlarge"), catalog)
     assert (small.input_usd_per_m, small.output_usd_per_m) == (0.22, 0.22)
     assert (large.input_usd_per_m, large.output_usd_per_m) == (0.72, 0.72)
     assert "2025-01" in small.source and "Bedrock" in small.label
@@ -86,16 +89,18 @@ def test_traffic_confined_to_active_hours_needs_more_instances_while_it_arrives(
 
 def test_a_model_too_large_for_the_deployed_gpu_is_flagged(cdk_out, settings):
     """Llama 3.1 8B: 8e9 x 2 B x 1.2 = 17.9 GiB > 16 GiB on ml.g4dn.xlarge (template edited by hand)."""
-    est = estimate_cdk_out(cdk_out({"S": serving_resources("ml.g4dn.xlarge")}),
-                           settings(model_id="meta-llama/Llama-3.1-8B-Instruct"))
+    est = estimate_cdk_out(
+        cdk_out({"S": serving_resources("ml.g4dn.xlarge")}), settings(model_id="meta-llama/Llama-3.1-8B-Instruct")
+    )
     row = est.capacity[0]
     assert row["model_fits"] is False and row["gpu_memory_gib"] == 16
     assert any("needs about 17.9 GiB" in w for w in est.warnings)
 
 
 def test_the_chart_spans_the_assumed_traffic_and_the_breakeven(cdk_out, settings):
-    est = estimate_cdk_out(cdk_out({"S": serving_resources()}),
-                           settings(api_input_usd_per_m=3, api_output_usd_per_m=15))
+    est = estimate_cdk_out(
+        cdk_out({"S": serving_resources()}), settings(api_input_usd_per_m=3, api_output_usd_per_m=15)
+    )
     points = est.chart["requests_per_day"]
     assert points[0] <= 1000 and points[-1] >= est.breakeven["breakeven_requests_per_day"]
     assert est.chart["api_daily_usd"][points.index(1000.0)] == pytest.approx(4.38)

@@ -68,8 +68,9 @@ def test_a_missing_base_still_previews_the_head(base_and_head, tmp_path, capsys)
 def test_a_cdk_out_without_a_written_estimate_is_estimated_from_its_templates(cdk_out, tmp_path, capsys):
     bare = cdk_out({"OwnLlm": serving_resources("ml.g5.4xlarge", 1)})
     settings_file = tmp_path / "cdk.json"
-    settings_file.write_text(json.dumps({"context": {"ownllm": {"instance_type": "ml.g5.4xlarge",
-                                                                "avg_output_tokens": 192}}}))
+    settings_file.write_text(
+        json.dumps({"context": {"ownllm": {"instance_type": "ml.g5.4xlarge", "avg_output_tokens": 192}}})
+    )
     assert main(["cost", "diff", str(bare), str(bare), "--settings", str(settings_file)]) == 0
     text = capsys.readouterr().out
     assert "$48.74/day → $48.74/day (+$0.00/day, +0.0%)" in text
@@ -78,16 +79,42 @@ def test_a_cdk_out_without_a_written_estimate_is_estimated_from_its_templates(cd
 
 def test_cost_estimate_reprints_an_existing_cdk_out(cdk_out, tmp_path, capsys):
     out = cdk_out({"OwnLlm": serving_resources("ml.g5.4xlarge", 1)})
-    rc = main(["cost", "estimate", "--cdk-out", str(out), "--settings", str(tmp_path / "none.json"),
-               "-c", "instance_type=ml.g5.4xlarge", "-c", "avg_output_tokens=192", "--format", "json"])
+    rc = main(
+        [
+            "cost",
+            "estimate",
+            "--cdk-out",
+            str(out),
+            "--settings",
+            str(tmp_path / "none.json"),
+            "-c",
+            "instance_type=ml.g5.4xlarge",
+            "-c",
+            "avg_output_tokens=192",
+            "--format",
+            "json",
+        ]
+    )
     assert rc == 0
     assert json.loads(capsys.readouterr().out)["daily_usd"] == pytest.approx(48.7353, abs=1e-4)
 
 
 def test_cost_estimate_exits_non_zero_over_budget(cdk_out, tmp_path, capsys):
     out = cdk_out({"OwnLlm": serving_resources("ml.g5.4xlarge", 1)})
-    rc = main(["cost", "estimate", "--cdk-out", str(out), "--settings", str(tmp_path / "none.json"),
-               "-c", "instance_type=ml.g5.4xlarge", "-c", "max_daily_usd=10"])
+    rc = main(
+        [
+            "cost",
+            "estimate",
+            "--cdk-out",
+            str(out),
+            "--settings",
+            str(tmp_path / "none.json"),
+            "-c",
+            "instance_type=ml.g5.4xlarge",
+            "-c",
+            "max_daily_usd=10",
+        ]
+    )
     assert rc == 1
     assert "exceeds max_daily_usd" in capsys.readouterr().err
 

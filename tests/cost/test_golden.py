@@ -84,8 +84,9 @@ def test_at_1_5_million_requests_a_day_the_per_request_lines_grow_but_the_instan
     The instance cannot keep up: 1.5M x 192 tokens / 86,400 s = 3,333 tokens/s,
     / 320 tokens/s per instance = 10.4, so 11 instances are needed.
     """
-    est = estimate_cdk_out(cdk_out({"OwnLlm": serving_resources("ml.g5.4xlarge", 1)}),
-                           settings(requests_per_day=1_500_000))
+    est = estimate_cdk_out(
+        cdk_out({"OwnLlm": serving_resources("ml.g5.4xlarge", 1)}), settings(requests_per_day=1_500_000)
+    )
     got = lines(est)
     assert got[ENDPOINT] == pytest.approx(48.72)
     assert got[FUNCTION] == pytest.approx(15.92503125)
@@ -97,8 +98,9 @@ def test_at_1_5_million_requests_a_day_the_per_request_lines_grow_but_the_instan
 
 def test_two_instances_cost_twice_one(cdk_out, settings):
     """2 x ml.g5.4xlarge x 24 h x $2.03/h = $97.44/day."""
-    est = estimate_cdk_out(cdk_out({"OwnLlm": serving_resources("ml.g5.4xlarge", 2)}),
-                           settings(instance_count=2, max_instances=2))
+    est = estimate_cdk_out(
+        cdk_out({"OwnLlm": serving_resources("ml.g5.4xlarge", 2)}), settings(instance_count=2, max_instances=2)
+    )
     item = next(i for i in est.items if i.logical_id == ENDPOINT)
     assert item.daily_usd == pytest.approx(97.44)
     assert item.basis.startswith("2 x ml.g5.4xlarge x 24 h x $2.03/h")
@@ -107,8 +109,9 @@ def test_two_instances_cost_twice_one(cdk_out, settings):
 def test_autoscaling_1_to_4_at_low_load_bills_the_minimum_and_states_the_range(cdk_out, settings):
     """1,000 x 192 tokens / 86,400 s = 2.2 tokens/s needs 1 instance: 1 x 24 x $2.03 = $48.72;
     the range is min 1 ($48.72) .. max 4 (4 x 48.72 = $194.88)."""
-    est = estimate_cdk_out(cdk_out({"OwnLlm": serving_resources("ml.g5.4xlarge", 1, autoscaling=(1, 4))}),
-                           settings(max_instances=4))
+    est = estimate_cdk_out(
+        cdk_out({"OwnLlm": serving_resources("ml.g5.4xlarge", 1, autoscaling=(1, 4))}), settings(max_instances=4)
+    )
     item = next(i for i in est.items if i.logical_id == ENDPOINT)
     assert item.daily_usd == pytest.approx(48.72)
     assert (item.min_daily_usd, item.max_daily_usd) == (pytest.approx(48.72), pytest.approx(194.88))
@@ -119,8 +122,10 @@ def test_autoscaling_1_to_4_at_low_load_bills_the_minimum_and_states_the_range(c
 def test_autoscaling_adds_the_instances_the_assumed_load_needs(cdk_out, settings):
     """300,000 x 192 tokens / 86,400 s = 666.7 tokens/s; / 320 per instance = 2.08, so 3
     instances all day: 3 x 24 x $2.03 = $146.16/day."""
-    est = estimate_cdk_out(cdk_out({"OwnLlm": serving_resources("ml.g5.4xlarge", 1, autoscaling=(1, 4))}),
-                           settings(max_instances=4, requests_per_day=300_000))
+    est = estimate_cdk_out(
+        cdk_out({"OwnLlm": serving_resources("ml.g5.4xlarge", 1, autoscaling=(1, 4))}),
+        settings(max_instances=4, requests_per_day=300_000),
+    )
     item = next(i for i in est.items if i.logical_id == ENDPOINT)
     assert item.daily_usd == pytest.approx(146.16)
     assert "+ 2 more for the assumed load (3 needed)" in item.basis
@@ -130,14 +135,23 @@ def test_business_hours_scheduling_averages_active_and_off_hours_capacity_over_t
     """2 instances 08:00-18:00 Mon-Fri (10 h x 5 = 50 h/week), 1 otherwise (168 - 50 = 118 h).
     (2 x 50 + 1 x 118) = 218 instance-h/week / 7 = 31.142857 h/day x $2.03 = $63.22/day."""
     actions = [
-        {"ScalableTargetAction": {"MaxCapacity": 2, "MinCapacity": 2}, "Schedule": "cron(0 8 ? * MON-FRI *)",
-         "ScheduledActionName": "StartOfActiveHours", "Timezone": "Europe/Paris"},
-        {"ScalableTargetAction": {"MaxCapacity": 1, "MinCapacity": 1}, "Schedule": "cron(0 18 ? * MON-FRI *)",
-         "ScheduledActionName": "EndOfActiveHours", "Timezone": "Europe/Paris"},
+        {
+            "ScalableTargetAction": {"MaxCapacity": 2, "MinCapacity": 2},
+            "Schedule": "cron(0 8 ? * MON-FRI *)",
+            "ScheduledActionName": "StartOfActiveHours",
+            "Timezone": "Europe/Paris",
+        },
+        {
+            "ScalableTargetAction": {"MaxCapacity": 1, "MinCapacity": 1},
+            "Schedule": "cron(0 18 ? * MON-FRI *)",
+            "ScheduledActionName": "EndOfActiveHours",
+            "Timezone": "Europe/Paris",
+        },
     ]
     est = estimate_cdk_out(
         cdk_out({"OwnLlm": serving_resources("ml.g5.4xlarge", 1, autoscaling=(1, 2), scheduled_actions=actions)}),
-        settings())
+        settings(),
+    )
     item = next(i for i in est.items if i.logical_id == ENDPOINT)
     assert item.daily_usd == pytest.approx(63.22)
     assert "31.14 instance-h/day" in item.basis
@@ -154,7 +168,8 @@ def test_business_hours_only_cuts_the_instance_bill_by_about_two_thirds(cdk_out,
     ]
     est = estimate_cdk_out(
         cdk_out({"OwnLlm": serving_resources("ml.g5.4xlarge", 1, autoscaling=(1, 1), scheduled_actions=actions)}),
-        settings(active_hours="08:00-20:00"))
+        settings(active_hours="08:00-20:00"),
+    )
     item = next(i for i in est.items if i.logical_id == ENDPOINT)
     assert item.daily_usd == pytest.approx(17.40)
     assert 0.60 <= 1 - item.daily_usd / 48.72 <= 0.70
@@ -164,14 +179,20 @@ def test_an_unpriced_resource_is_listed_as_unpriced_never_as_zero(cdk_out, setti
     """A custom resource adds nothing to the total (48.7353295 as in the 1,000-request bill)
     and appears in `unpriced` with its reason."""
     resources = serving_resources()
-    resources["ModelWarmup1A2B3C4D"] = {"Type": "Custom::ModelWarmup",
-                                        "Properties": {"ServiceToken": {"Fn::GetAtt": [FUNCTION, "Arn"]}}}
+    resources["ModelWarmup1A2B3C4D"] = {
+        "Type": "Custom::ModelWarmup",
+        "Properties": {"ServiceToken": {"Fn::GetAtt": [FUNCTION, "Arn"]}},
+    }
     est = estimate_cdk_out(cdk_out({"OwnLlm": resources}), settings())
     warm = next(i for i in est.items if i.logical_id == "ModelWarmup1A2B3C4D")
     assert warm.daily_usd is None and not warm.priced
     doc = est.to_dict()
-    assert {"stack": "OwnLlm", "logical_id": "ModelWarmup1A2B3C4D", "resource_type": "Custom::ModelWarmup",
-            "reason": warm.basis} in doc["unpriced"]
+    assert {
+        "stack": "OwnLlm",
+        "logical_id": "ModelWarmup1A2B3C4D",
+        "resource_type": "Custom::ModelWarmup",
+        "reason": warm.basis,
+    } in doc["unpriced"]
     assert est.daily_usd == pytest.approx(48.7353295, abs=1e-6)
 
 
@@ -197,20 +218,40 @@ def test_a_key_authorizer_is_billed_per_request_for_milliseconds_not_for_the_gen
     resources = serving_resources("ml.g5.4xlarge", 1)
     resources["ApiKeyAuthorizerFunction1A2B3C4D"] = {
         "Type": "AWS::Lambda::Function",
-        "Properties": {"Handler": "app.handler", "Runtime": "python3.14", "MemorySize": 128, "Timeout": 3,
-                       "Architectures": ["arm64"], "Role": {"Fn::GetAtt": ["ServingModelRoleB1C2D3E4", "Arn"]}},
+        "Properties": {
+            "Handler": "app.handler",
+            "Runtime": "python3.14",
+            "MemorySize": 128,
+            "Timeout": 3,
+            "Architectures": ["arm64"],
+            "Role": {"Fn::GetAtt": ["ServingModelRoleB1C2D3E4", "Arn"]},
+        },
     }
     resources["ApiKeyAuthorizer5E6F7A8B"] = {
         "Type": "AWS::ApiGateway::Authorizer",
-        "Properties": {"Type": "REQUEST", "AuthorizerResultTtlInSeconds": 0, "RestApiId": {"Ref": "ApiRestApi0B1C2D3E"},
-                       "AuthorizerUri": {"Fn::Join": ["", ["arn:aws:apigateway:us-east-1:lambda:path/2015-03-31/functions/",
-                                                           {"Fn::GetAtt": ["ApiKeyAuthorizerFunction1A2B3C4D", "Arn"]},
-                                                           "/invocations"]]}},
+        "Properties": {
+            "Type": "REQUEST",
+            "AuthorizerResultTtlInSeconds": 0,
+            "RestApiId": {"Ref": "ApiRestApi0B1C2D3E"},
+            "AuthorizerUri": {
+                "Fn::Join": [
+                    "",
+                    [
+                        "arn:aws:apigateway:us-east-1:lambda:path/2015-03-31/functions/",
+                        {"Fn::GetAtt": ["ApiKeyAuthorizerFunction1A2B3C4D", "Arn"]},
+                        "/invocations",
+                    ],
+                ]
+            },
+        },
     }
     resources["ApiKeyAuthorizerPermission9C0D1E2F"] = {
         "Type": "AWS::Lambda::Permission",
-        "Properties": {"Action": "lambda:InvokeFunction", "Principal": "apigateway.amazonaws.com",
-                       "FunctionName": {"Fn::GetAtt": ["ApiKeyAuthorizerFunction1A2B3C4D", "Arn"]}},
+        "Properties": {
+            "Action": "lambda:InvokeFunction",
+            "Principal": "apigateway.amazonaws.com",
+            "FunctionName": {"Fn::GetAtt": ["ApiKeyAuthorizerFunction1A2B3C4D", "Arn"]},
+        },
     }
     got = lines(estimate_cdk_out(cdk_out({"OwnLlm": resources}), settings()))
     assert got["ApiKeyAuthorizerFunction1A2B3C4D"] == pytest.approx(0.0002166668)

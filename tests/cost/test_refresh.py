@@ -27,26 +27,46 @@ def term(field: str, value: str) -> dict:
 
 @pytest.fixture
 def pricing():
-    client = boto3.client("pricing", region_name="us-east-1", aws_access_key_id="test",
-                          aws_secret_access_key="test")
+    client = boto3.client("pricing", region_name="us-east-1", aws_access_key_id="test", aws_secret_access_key="test")
     with Stubber(client) as stub:
         yield client, stub
 
 
 def stub_us_east_1(stub: Stubber, sagemaker: str = "sagemaker_ml.g5.2xlarge_us-east-1") -> None:
     region = term("regionCode", "us-east-1")
-    stub.add_response("get_products", recorded(sagemaker), {
-        "ServiceCode": "AmazonSageMaker", "FormatVersion": "aws_v1",
-        "Filters": [region, term("instanceName", "ml.g5.2xlarge"), term("productFamily", "ML Instance"),
-                    term("component", "Hosting")]})
-    for group, name in (("AWS-Lambda-Duration", "lambda_duration_x86_64_us-east-1"),
-                        ("AWS-Lambda-Duration-ARM", "lambda_duration_arm64_us-east-1"),
-                        ("AWS-Lambda-Requests", "lambda_requests_us-east-1")):
-        stub.add_response("get_products", recorded(name), {
-            "ServiceCode": "AWSLambda", "FormatVersion": "aws_v1",
-            "Filters": [region, term("productFamily", "Serverless"), term("group", group)]})
-    api = {"ServiceCode": "AmazonApiGateway", "FormatVersion": "aws_v1",
-           "Filters": [region, term("productFamily", "API Calls")]}
+    stub.add_response(
+        "get_products",
+        recorded(sagemaker),
+        {
+            "ServiceCode": "AmazonSageMaker",
+            "FormatVersion": "aws_v1",
+            "Filters": [
+                region,
+                term("instanceName", "ml.g5.2xlarge"),
+                term("productFamily", "ML Instance"),
+                term("component", "Hosting"),
+            ],
+        },
+    )
+    for group, name in (
+        ("AWS-Lambda-Duration", "lambda_duration_x86_64_us-east-1"),
+        ("AWS-Lambda-Duration-ARM", "lambda_duration_arm64_us-east-1"),
+        ("AWS-Lambda-Requests", "lambda_requests_us-east-1"),
+    ):
+        stub.add_response(
+            "get_products",
+            recorded(name),
+            {
+                "ServiceCode": "AWSLambda",
+                "FormatVersion": "aws_v1",
+                "Filters": [region, term("productFamily", "Serverless"), term("group", group)],
+            },
+        )
+    api = {
+        "ServiceCode": "AmazonApiGateway",
+        "FormatVersion": "aws_v1",
+        "Filters": [region, term("productFamily", "API Calls")],
+    }
     # REST: not on the first page (WebSocket, HTTP), found on the second.
     stub.add_response("get_products", recorded("apigateway_page1_us-east-1"), api)
     stub.add_response("get_products", recorded("apigateway_page2_us-east-1"), {**api, "NextToken": "page-2-token"})
@@ -55,15 +75,23 @@ def stub_us_east_1(stub: Stubber, sagemaker: str = "sagemaker_ml.g5.2xlarge_us-e
 
 
 def old_catalog() -> Catalog:
-    return Catalog([
-        Price("us-east-1", "sagemaker.hosting:ml.g5.2xlarge", 9.99, "hour", "old", "2025-01"),
-        Price("us-east-1", "logs.ingestion", 0.50, "GB", "CloudWatch pricing page", "2026-11"),
-    ])
+    return Catalog(
+        [
+            Price("us-east-1", "sagemaker.hosting:ml.g5.2xlarge", 9.99, "hour", "old", "2025-01"),
+            Price("us-east-1", "logs.ingestion", 0.50, "GB", "CloudWatch pricing page", "2026-11"),
+        ]
+    )
 
 
 def refreshed(client) -> dict[str, Price]:
-    rows, missing = refresh_catalog(client, old_catalog(), regions=["us-east-1"], instance_types=["ml.g5.2xlarge"],
-                                    today="2026-11-21", show_progress=False)
+    rows, missing = refresh_catalog(
+        client,
+        old_catalog(),
+        regions=["us-east-1"],
+        instance_types=["ml.g5.2xlarge"],
+        today="2026-11-21",
+        show_progress=False,
+    )
     assert missing == []
     return {p.item: p for p in rows}
 
@@ -99,8 +127,14 @@ def test_rows_the_api_does_not_cover_keep_their_figure_and_source(pricing):
 def test_a_type_the_api_does_not_sell_keeps_its_old_row_and_is_reported(pricing):
     client, stub = pricing
     stub_us_east_1(stub, sagemaker="empty")
-    rows, missing = refresh_catalog(client, old_catalog(), regions=["us-east-1"], instance_types=["ml.g5.2xlarge"],
-                                    today="2026-11-21", show_progress=False)
+    rows, missing = refresh_catalog(
+        client,
+        old_catalog(),
+        regions=["us-east-1"],
+        instance_types=["ml.g5.2xlarge"],
+        today="2026-11-21",
+        show_progress=False,
+    )
     assert missing == ["us-east-1 sagemaker.hosting:ml.g5.2xlarge"]
     assert next(p for p in rows if p.item == "sagemaker.hosting:ml.g5.2xlarge").usd == 9.99
 
@@ -108,8 +142,14 @@ def test_a_type_the_api_does_not_sell_keeps_its_old_row_and_is_reported(pricing)
 def test_refresh_shows_a_progress_bar(pricing, capsys):
     client, stub = pricing
     stub_us_east_1(stub)
-    refresh_catalog(client, old_catalog(), regions=["us-east-1"], instance_types=["ml.g5.2xlarge"],
-                    today="2026-11-21", show_progress=True)
+    refresh_catalog(
+        client,
+        old_catalog(),
+        regions=["us-east-1"],
+        instance_types=["ml.g5.2xlarge"],
+        today="2026-11-21",
+        show_progress=True,
+    )
     captured = capsys.readouterr()
     assert "Price List API" in captured.out + captured.err
 
@@ -117,8 +157,14 @@ def test_refresh_shows_a_progress_bar(pricing, capsys):
 def test_a_refreshed_catalog_is_written_and_read_back_with_its_new_date(pricing, tmp_path):
     client, stub = pricing
     stub_us_east_1(stub)
-    rows, _ = refresh_catalog(client, old_catalog(), regions=["us-east-1"], instance_types=["ml.g5.2xlarge"],
-                              today="2026-11-21", show_progress=False)
+    rows, _ = refresh_catalog(
+        client,
+        old_catalog(),
+        regions=["us-east-1"],
+        instance_types=["ml.g5.2xlarge"],
+        today="2026-11-21",
+        show_progress=False,
+    )
     path = tmp_path / "prices.csv"
     write_rows(path, rows)
     catalog = load_catalog(path)
@@ -128,7 +174,17 @@ def test_a_refreshed_catalog_is_written_and_read_back_with_its_new_date(pricing,
 
 
 def test_first_tier_ignores_zero_priced_dimensions():
-    product = {"terms": {"OnDemand": {"S.T": {"sku": "S", "priceDimensions": {
-        "a": {"beginRange": "0", "pricePerUnit": {"USD": "0.0000000000"}},
-        "b": {"beginRange": "0", "pricePerUnit": {"USD": "0.5000000000"}}}}}}}
+    product = {
+        "terms": {
+            "OnDemand": {
+                "S.T": {
+                    "sku": "S",
+                    "priceDimensions": {
+                        "a": {"beginRange": "0", "pricePerUnit": {"USD": "0.0000000000"}},
+                        "b": {"beginRange": "0", "pricePerUnit": {"USD": "0.5000000000"}},
+                    },
+                }
+            }
+        }
+    }
     assert first_tier_usd(product) == (0.5, "S")

@@ -75,8 +75,10 @@ def test_lambda_duration_is_capped_by_its_timeout(cdk_out, settings):
 def test_a_custom_resource_handler_is_deploy_time_only(cdk_out, settings):
     r = serving_resources()
     r["ProviderHandler1A2B3C4D"] = {"Type": "AWS::Lambda::Function", "Properties": {"MemorySize": 512}}
-    r["Warmup5E6F7A8B"] = {"Type": "Custom::Warmup",
-                           "Properties": {"ServiceToken": {"Fn::GetAtt": ["ProviderHandler1A2B3C4D", "Arn"]}}}
+    r["Warmup5E6F7A8B"] = {
+        "Type": "Custom::Warmup",
+        "Properties": {"ServiceToken": {"Fn::GetAtt": ["ProviderHandler1A2B3C4D", "Arn"]}},
+    }
     est = estimate_cdk_out(cdk_out({"S": r}), settings())
     handler = item(est, "ProviderHandler1A2B3C4D")
     assert (handler.daily_usd, handler.category) == (0.0, FREE)
@@ -94,9 +96,13 @@ def test_a_scheduled_lambda_is_billed_per_run(cdk_out, settings):
     """rate(5 minutes) = 288 runs/day x 1 s x 0.125 GB x $0.0000166667 + 288 x $0.20/1M."""
     r = serving_resources()
     r["Pinger1A2B3C4D"] = {"Type": "AWS::Lambda::Function", "Properties": {"Timeout": 10}}
-    r["PingRule5E6F7A8B"] = {"Type": "AWS::Events::Rule", "Properties": {
-        "ScheduleExpression": "rate(5 minutes)", "Targets": [{"Arn": {"Fn::GetAtt": ["Pinger1A2B3C4D", "Arn"]},
-                                                              "Id": "Target0"}]}}
+    r["PingRule5E6F7A8B"] = {
+        "Type": "AWS::Events::Rule",
+        "Properties": {
+            "ScheduleExpression": "rate(5 minutes)",
+            "Targets": [{"Arn": {"Fn::GetAtt": ["Pinger1A2B3C4D", "Arn"]}, "Id": "Target0"}],
+        },
+    }
     est = estimate_cdk_out(cdk_out({"S": r}), settings())
     assert item(est, "Pinger1A2B3C4D").daily_usd == pytest.approx(288 * 0.125 * 0.0000166667 + 288 * 0.2e-6)
 
@@ -132,12 +138,23 @@ def test_monitoring_lines_are_monthly_fees_spread_over_the_day(cdk_out, settings
     assert item(est, "DailyBudget7F6E5D4C").daily_usd == 0.0
 
 
-@pytest.mark.parametrize("props, per_month", [
-    ({"Period": 10, "MetricName": "X", "Namespace": "N"}, 0.30),
-    ({"Metrics": [{"Id": "a", "MetricStat": {"Period": 60}}, {"Id": "b", "MetricStat": {"Period": 60}},
-                  {"Id": "e", "Expression": "a/b"}]}, 0.20),
-    ({"Metrics": [{"Id": "m", "MetricStat": {"Period": 300}}], "ThresholdMetricId": "ad"}, 0.30),
-])
+@pytest.mark.parametrize(
+    "props, per_month",
+    [
+        ({"Period": 10, "MetricName": "X", "Namespace": "N"}, 0.30),
+        (
+            {
+                "Metrics": [
+                    {"Id": "a", "MetricStat": {"Period": 60}},
+                    {"Id": "b", "MetricStat": {"Period": 60}},
+                    {"Id": "e", "Expression": "a/b"},
+                ]
+            },
+            0.20,
+        ),
+        ({"Metrics": [{"Id": "m", "MetricStat": {"Period": 300}}], "ThresholdMetricId": "ad"}, 0.30),
+    ],
+)
 def test_alarm_price_follows_resolution_and_metric_count(cdk_out, settings, props, per_month):
     est = estimate_cdk_out(cdk_out({"M": {"A1": {"Type": "AWS::CloudWatch::Alarm", "Properties": props}}}), settings())
     assert item(est, "A1").daily_usd == pytest.approx(per_month / DAYS_PER_MONTH)
@@ -156,16 +173,33 @@ def test_every_free_type_says_no_charge():
     assert all(reason.startswith("no charge") for reason in FREE_TYPES.values())
 
 
-@pytest.mark.parametrize("expr, per_day", [("rate(1 hour)", 24), ("rate(5 minutes)", 288),
-                                           ("cron(0 8 ? * MON-FRI *)", 5 / 7), ("at(2027-01-01T00:00:00)", None)])
+@pytest.mark.parametrize(
+    "expr, per_day",
+    [
+        ("rate(1 hour)", 24),
+        ("rate(5 minutes)", 288),
+        ("cron(0 8 ? * MON-FRI *)", 5 / 7),
+        ("at(2027-01-01T00:00:00)", None),
+    ],
+)
 def test_invocations_per_day_of_schedule_expressions(expr, per_day):
     assert invocations_per_day(expr) == (pytest.approx(per_day) if per_day else None)
 
 
 def test_an_eventbridge_scheduler_schedule_is_billed_per_invocation(cdk_out, settings):
     """cron(0 8 ? * MON-FRI *): 5 runs a week = 0.714/day x $1.00/1M."""
-    r = {"Warm1A2B3C4D": {"Type": "AWS::Scheduler::Schedule", "Properties": {
-        "ScheduleExpression": "cron(0 8 ? * MON-FRI *)", "FlexibleTimeWindow": {"Mode": "OFF"},
-        "Target": {"Arn": "arn:aws:scheduler:::aws-sdk:sagemaker:describeEndpoint", "RoleArn": "arn:aws:iam::1:role/r"}}}}
+    r = {
+        "Warm1A2B3C4D": {
+            "Type": "AWS::Scheduler::Schedule",
+            "Properties": {
+                "ScheduleExpression": "cron(0 8 ? * MON-FRI *)",
+                "FlexibleTimeWindow": {"Mode": "OFF"},
+                "Target": {
+                    "Arn": "arn:aws:scheduler:::aws-sdk:sagemaker:describeEndpoint",
+                    "RoleArn": "arn:aws:iam::1:role/r",
+                },
+            },
+        }
+    }
     est = estimate_cdk_out(cdk_out({"S": r}), settings())
     assert item(est, "Warm1A2B3C4D").daily_usd == pytest.approx(5 / 7 * 1.00 / 1e6)

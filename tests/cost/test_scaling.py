@@ -8,8 +8,8 @@ from hypothesis import strategies as st
 
 from ownllm.cost.scaling import (
     MINUTES_PER_WEEK,
-    ScheduleError,
     ScheduledAction,
+    ScheduleError,
     capacity_from_target,
     cron_minutes_of_week,
 )
@@ -42,21 +42,32 @@ def test_an_unparseable_action_is_noted_and_the_plain_bounds_remain():
 
 
 def test_the_state_at_monday_midnight_is_what_friday_evening_left():
-    cap = capacity_from_target(5, 5, [ScheduledAction("cron(0 8 ? * MON-FRI *)", 2, 2),
-                                      ScheduledAction("cron(0 18 ? * MON-FRI *)", 1, 1)])
+    cap = capacity_from_target(
+        5, 5, [ScheduledAction("cron(0 8 ? * MON-FRI *)", 2, 2), ScheduledAction("cron(0 18 ? * MON-FRI *)", 1, 1)]
+    )
     assert (cap.segments[0].start, cap.segments[0].low, cap.segments[0].high) == (0, 1, 1)
     assert sum(s.end - s.start for s in cap.segments) == MINUTES_PER_WEEK
 
 
 @given(
-    lo=st.integers(0, 4), extra=st.integers(0, 4), needed=st.integers(0, 12),
-    hour_on=st.integers(0, 11), hour_off=st.integers(12, 23), active=st.integers(0, 6), idle=st.integers(0, 6),
+    lo=st.integers(0, 4),
+    extra=st.integers(0, 4),
+    needed=st.integers(0, 12),
+    hour_on=st.integers(0, 11),
+    hour_off=st.integers(12, 23),
+    active=st.integers(0, 6),
+    idle=st.integers(0, 6),
 )
 def test_expected_instance_hours_always_lie_between_the_floor_and_the_ceiling(
-        lo, extra, needed, hour_on, hour_off, active, idle):
-    cap = capacity_from_target(lo, lo + extra, [
-        ScheduledAction(f"cron(0 {hour_on} ? * MON-FRI *)", active, active + extra),
-        ScheduledAction(f"cron(0 {hour_off} ? * MON-FRI *)", idle, idle + extra),
-    ])
+    lo, extra, needed, hour_on, hour_off, active, idle
+):
+    cap = capacity_from_target(
+        lo,
+        lo + extra,
+        [
+            ScheduledAction(f"cron(0 {hour_on} ? * MON-FRI *)", active, active + extra),
+            ScheduledAction(f"cron(0 {hour_off} ? * MON-FRI *)", idle, idle + extra),
+        ],
+    )
     hours = cap.instance_hours_per_day(lambda d, h: needed)
     assert cap.bound_hours_per_day(high=False) - 1e-9 <= hours <= cap.bound_hours_per_day(high=True) + 1e-9

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-
-import pytest
 import tempfile
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+import pytest
 from aws_cdk import App
 from aws_cdk.assertions import Template
 

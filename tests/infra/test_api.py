@@ -12,14 +12,28 @@ def function(t, construct: str = "Forwarder") -> dict:
 
 
 def test_lambda_may_only_invoke_its_own_endpoint(default):
-    statements = [s for p in default.api.find_resources("AWS::IAM::Policy").values()
-                  for s in p["Properties"]["PolicyDocument"]["Statement"]]
+    statements = [
+        s
+        for p in default.api.find_resources("AWS::IAM::Policy").values()
+        for s in p["Properties"]["PolicyDocument"]["Statement"]
+    ]
     invoke = [s for s in statements if "sagemaker" in json.dumps(s["Action"])]
     assert len(invoke) == 1
     assert invoke[0]["Action"] == "sagemaker:InvokeEndpoint"
-    assert invoke[0]["Resource"] == {"Fn::Join": ["", [
-        "arn:", {"Ref": "AWS::Partition"}, ":sagemaker:", {"Ref": "AWS::Region"}, ":",
-        {"Ref": "AWS::AccountId"}, ":endpoint/ownllm-llm"]]}
+    assert invoke[0]["Resource"] == {
+        "Fn::Join": [
+            "",
+            [
+                "arn:",
+                {"Ref": "AWS::Partition"},
+                ":sagemaker:",
+                {"Ref": "AWS::Region"},
+                ":",
+                {"Ref": "AWS::AccountId"},
+                ":endpoint/ownllm-llm",
+            ],
+        ]
+    }
 
 
 def test_lambda_runs_the_newest_python_runtime_inside_api_gateways_budget(default):
@@ -53,7 +67,8 @@ def test_log_retention_follows_the_setting(synth_app):
 
 def test_the_api_is_regional_and_needs_an_api_key_on_every_method(default):
     default.api.has_resource_properties(
-        "AWS::ApiGateway::RestApi", {"EndpointConfiguration": {"Types": ["REGIONAL"]}, "ApiKeySourceType": "AUTHORIZER"})
+        "AWS::ApiGateway::RestApi", {"EndpointConfiguration": {"Types": ["REGIONAL"]}, "ApiKeySourceType": "AUTHORIZER"}
+    )
     methods = default.api.find_resources("AWS::ApiGateway::Method")
     assert methods and all(m["Properties"]["ApiKeyRequired"] for m in methods.values())
     assert all(m["Properties"]["AuthorizationType"] == "CUSTOM" for m in methods.values())
@@ -63,11 +78,14 @@ def test_the_api_is_regional_and_needs_an_api_key_on_every_method(default):
 
 
 def test_the_usage_plan_carries_throttle_and_a_daily_quota(default):
-    default.api.has_resource_properties("AWS::ApiGateway::UsagePlan", {
-        "Throttle": {"RateLimit": 10, "BurstLimit": 20},
-        "Quota": {"Limit": 50000, "Period": "DAY"},
-        "ApiStages": [Match.object_like({"Stage": Match.any_value()})],
-    })
+    default.api.has_resource_properties(
+        "AWS::ApiGateway::UsagePlan",
+        {
+            "Throttle": {"RateLimit": 10, "BurstLimit": 20},
+            "Quota": {"Limit": 50000, "Period": "DAY"},
+            "ApiStages": [Match.object_like({"Stage": Match.any_value()})],
+        },
+    )
     default.api.resource_count_is("AWS::ApiGateway::UsagePlanKey", 1)
 
 
@@ -108,7 +126,9 @@ def test_the_key_authorizer_runs_on_every_request_so_x_api_key_alone_also_works(
 
 def test_lambda_roles_use_no_managed_policies(default):
     roles = default.api.find_resources("AWS::IAM::Role")
-    lambda_roles = [r for r in roles.values() if "lambda.amazonaws.com" in json.dumps(r["Properties"]["AssumeRolePolicyDocument"])]
+    lambda_roles = [
+        r for r in roles.values() if "lambda.amazonaws.com" in json.dumps(r["Properties"]["AssumeRolePolicyDocument"])
+    ]
     assert len(lambda_roles) == 2
     assert all("ManagedPolicyArns" not in r["Properties"] for r in lambda_roles)
 
@@ -125,8 +145,15 @@ def test_the_forwarder_declares_the_custom_metrics_its_code_emits(default):
     emitted = set(re.findall(r'add_metric\(name="(\w+)"', app)) | {"ColdStart"}  # cold start: Powertools' own
     assert emitted == set(FORWARDER_METRICS)
     errors = (code / "errors.py").read_text()
-    classes = set(re.findall(r'error_class(?:: str)?\s*=\s*"(\w+)"', errors)) | set(
-        re.findall(r'"\w+", "(\w+)", detail', errors)) | set(re.findall(r'"(\w+)", detail', errors))
+    classes = (
+        set(re.findall(r'error_class(?:: str)?\s*=\s*"(\w+)"', errors))
+        | set(re.findall(r'"\w+", "(\w+)", detail', errors))
+        | set(re.findall(r'"(\w+)", detail', errors))
+    )
     assert classes <= set(FORWARDER_ERROR_CLASSES)
-    [fn] = [f for lid, f in default.api.find_resources("AWS::Lambda::Function").items() if lid.startswith("ForwarderFunction")]
+    [fn] = [
+        f
+        for lid, f in default.api.find_resources("AWS::Lambda::Function").items()
+        if lid.startswith("ForwarderFunction")
+    ]
     assert fn["Metadata"]["ownllm:custom-metrics"] == {"always": 5, "at_most": 17}

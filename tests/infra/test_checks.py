@@ -17,10 +17,18 @@ ACCEPTED_WARNINGS = {"W3005"}
 
 VARIANTS = {
     "default": (),
-    "tgi-multi-gpu-business-hours": (("engine", "tgi"), ("instance_type", "ml.g5.12xlarge"),
-                                     ("active_hours", "08:00-20:00"), ("alarm_email", "ops@example.com")),
-    "lmi-s3-weights-in-a-region": (("engine", "lmi"), ("model_id", "s3://my-weights/llama/"), ("model_size_b", 8),
-                                   ("region", "eu-west-1")),
+    "tgi-multi-gpu-business-hours": (
+        ("engine", "tgi"),
+        ("instance_type", "ml.g5.12xlarge"),
+        ("active_hours", "08:00-20:00"),
+        ("alarm_email", "ops@example.com"),
+    ),
+    "lmi-s3-weights-in-a-region": (
+        ("engine", "lmi"),
+        ("model_id", "s3://my-weights/llama/"),
+        ("model_size_b", 8),
+        ("region", "eu-west-1"),
+    ),
 }
 
 
@@ -58,8 +66,12 @@ def test_a_deliberately_insecure_construct_is_caught(new_app):
     with pytest.raises(RuntimeError, match="ValidationFailed"):
         app.synth()
     report = json.loads((Path(app.outdir) / "validation-report.json").read_text())
-    caught = {(v["ruleName"], c["constructPath"]) for r in report["pluginReports"] for v in r["violations"]
-              for c in v["violatingConstructs"]}
+    caught = {
+        (v["ruleName"], c["constructPath"])
+        for r in report["pluginReports"]
+        for v in r["violations"]
+        for c in v["violatingConstructs"]
+    }
     assert ("AwsSolutions-S10", "OwnLlm-Api/PlainHttpBucket/Resource") in caught
     assert {path for _, path in caught} == {"OwnLlm-Api/PlainHttpBucket/Resource"}  # nothing else is flagged
 

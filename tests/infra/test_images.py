@@ -17,7 +17,11 @@ def test_the_region_map_is_what_the_sdk_resolves_for_every_region(engine):
 
 @pytest.mark.parametrize(
     "engine, repository, tag_start",
-    [("vllm", "vllm", "0.30.0-gpu"), ("lmi", "djl-inference", "0.38.0-lmi"), ("tgi", "huggingface-pytorch-tgi-inference", "2.7.0-tgi3.3.6")],
+    [
+        ("vllm", "vllm", "0.30.0-gpu"),
+        ("lmi", "djl-inference", "0.38.0-lmi"),
+        ("tgi", "huggingface-pytorch-tgi-inference", "2.7.0-tgi3.3.6"),
+    ],
 )
 def test_each_engine_is_pinned_to_one_image_version(engine, repository, tag_start):
     image = engine_image(engine, "us-west-2")

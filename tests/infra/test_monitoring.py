@@ -59,7 +59,9 @@ def test_the_alarm_topic_is_encrypted_and_ssl_only(default):
     assert deny and deny[0]["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
     [allow] = [s for s in statements if s["Effect"] == "Allow"]
     assert (allow["Action"], sorted(allow["Principal"]["Service"])) == (
-        "sns:Publish", ["budgets.amazonaws.com", "cloudwatch.amazonaws.com"])
+        "sns:Publish",
+        ["budgets.amazonaws.com", "cloudwatch.amazonaws.com"],
+    )
 
 
 def test_no_email_subscription_without_an_alarm_email(default):

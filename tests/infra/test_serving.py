@@ -2,7 +2,6 @@
 
 import json
 
-import pytest
 from aws_cdk.assertions import Match
 
 from ownllm.images import engine_image
@@ -21,7 +20,12 @@ def container(t) -> dict:
 
 def role_statements(t, logical_prefix: str) -> list[dict]:
     policies = t.find_resources("AWS::IAM::Policy")
-    return [s for lid, p in policies.items() if lid.startswith(logical_prefix) for s in p["Properties"]["PolicyDocument"]["Statement"]]
+    return [
+        s
+        for lid, p in policies.items()
+        if lid.startswith(logical_prefix)
+        for s in p["Properties"]["PolicyDocument"]["Statement"]
+    ]
 
 
 def test_endpoint_runs_the_configured_instance_type_and_count(default):
@@ -89,7 +93,10 @@ def test_weights_from_s3_are_mounted_and_only_that_prefix_is_readable(synth_app)
     s = synth_app((("model_id", "s3://my-weights/llama/8b/"), ("model_size_b", 8)))
     c = container(s.serving)
     assert c["ModelDataSource"]["S3DataSource"] == {
-        "S3Uri": "s3://my-weights/llama/8b/", "S3DataType": "S3Prefix", "CompressionType": "None"}
+        "S3Uri": "s3://my-weights/llama/8b/",
+        "S3DataType": "S3Prefix",
+        "CompressionType": "None",
+    }
     assert c["Environment"]["SM_VLLM_MODEL"] == "/opt/ml/model"
     statements = role_statements(s.serving, "LlmExecutionRole")
     [read] = [st for st in statements if st["Action"] == "s3:GetObject"]
@@ -104,24 +111,33 @@ def test_execution_role_pulls_only_the_engine_repository_and_writes_only_its_log
     assert "repository/vllm" in json.dumps(pull["Resource"])
     logs = next(st for st in statements if "logs:PutLogEvents" in st["Action"])
     assert "/aws/sagemaker/Endpoints/ownllm-llm:*" in json.dumps(logs["Resource"])
-    default.serving.resource_properties_count_is(
-        "AWS::IAM::Role", {"ManagedPolicyArns": Match.any_value()}, 0
-    )
+    default.serving.resource_properties_count_is("AWS::IAM::Role", {"ManagedPolicyArns": Match.any_value()}, 0)
     assert "AmazonSageMakerFullAccess" not in json.dumps(default.serving.to_json())
 
 
 def test_autoscaling_tracks_high_resolution_concurrency_between_min_and_max(default):
     default.serving.has_resource_properties(
         "AWS::ApplicationAutoScaling::ScalableTarget",
-        {"MinCapacity": 1, "MaxCapacity": 2, "ScalableDimension": "sagemaker:variant:DesiredInstanceCount",
-         "ResourceId": {"Fn::Join": ["", ["endpoint/", Match.any_value(), "/variant/AllTraffic"]]}},
+        {
+            "MinCapacity": 1,
+            "MaxCapacity": 2,
+            "ScalableDimension": "sagemaker:variant:DesiredInstanceCount",
+            "ResourceId": {"Fn::Join": ["", ["endpoint/", Match.any_value(), "/variant/AllTraffic"]]},
+        },
     )
     default.serving.has_resource_properties(
         "AWS::ApplicationAutoScaling::ScalingPolicy",
-        {"PolicyType": "TargetTrackingScaling", "TargetTrackingScalingPolicyConfiguration": Match.object_like({
-            "PredefinedMetricSpecification": {
-                "PredefinedMetricType": "SageMakerVariantConcurrentRequestsPerModelHighResolution"},
-            "TargetValue": 8})},
+        {
+            "PolicyType": "TargetTrackingScaling",
+            "TargetTrackingScalingPolicyConfiguration": Match.object_like(
+                {
+                    "PredefinedMetricSpecification": {
+                        "PredefinedMetricType": "SageMakerVariantConcurrentRequestsPerModelHighResolution"
+                    },
+                    "TargetValue": 8,
+                }
+            ),
+        },
     )
 
 

@@ -76,8 +76,14 @@ def test_lambda_timeout_must_fit_inside_api_gateways_29_seconds():
 
 @pytest.mark.parametrize(
     "model_id, size",
-    [("Qwen/Qwen2.5-7B-Instruct", 7), ("meta-llama/Llama-3.1-8B", 8), ("Qwen/Qwen2.5-0.5B", 0.5),
-     ("mistralai/Mixtral-8x7B-Instruct-v0.1", 56), ("gpt2", None), ("org/b2b-model", None)],
+    [
+        ("Qwen/Qwen2.5-7B-Instruct", 7),
+        ("meta-llama/Llama-3.1-8B", 8),
+        ("Qwen/Qwen2.5-0.5B", 0.5),
+        ("mistralai/Mixtral-8x7B-Instruct-v0.1", 56),
+        ("gpt2", None),
+        ("org/b2b-model", None),
+    ],
 )
 def test_model_size_is_inferred_from_the_id(model_id, size):
     assert infer_model_size_b(model_id) == size

@@ -18,8 +18,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from lambda_testkit import ADAPTERS, BASE_ENV, FAKE_AWS, FORWARDER, MODEL, Harness  # noqa: E402
-from ownllm.local.runtime import RuntimeServer, StandIn  # noqa: E402
+from lambda_testkit import ADAPTERS, BASE_ENV, FAKE_AWS, FORWARDER, MODEL, Harness
+
+from ownllm.local.runtime import RuntimeServer, StandIn
 
 
 @pytest.fixture(scope="session")
@@ -54,7 +55,9 @@ def make_forwarder(forwarder_app, monkeypatch):
             monkeypatch.setenv(key, value)
         cfg = settings.load(full_env)
         monkeypatch.setattr(forwarder_app, "CONFIG", cfg)
-        monkeypatch.setattr(forwarder_app, "CLIENT", upstream.create_client(cfg.connect_timeout_s, cfg.read_timeout_s, cfg.max_attempts))
+        monkeypatch.setattr(
+            forwarder_app, "CLIENT", upstream.create_client(cfg.connect_timeout_s, cfg.read_timeout_s, cfg.max_attempts)
+        )
         return Harness(forwarder_app, server, standin)
 
     yield make

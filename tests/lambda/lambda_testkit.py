@@ -13,6 +13,9 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from ownllm.local.gateway import rest_event as gateway_rest_event
+from ownllm.local.runtime import RuntimeServer
+
 ROOT = Path(__file__).resolve().parents[2]
 FORWARDER = ROOT / "lambda" / "forwarder"
 SIBLINGS = ("config", "errors", "tokens", "validate", "translate", "upstream")
@@ -26,9 +29,6 @@ for _name in SIBLINGS:
     _loaded = sys.modules.get(_name)
     if _loaded is not None and Path(getattr(_loaded, "__file__", "") or "").parent != FORWARDER:
         raise RuntimeError(f"module name {_name!r} is already taken by {_loaded!r}; the forwarder tests need it")
-
-from ownllm.local.gateway import rest_event as gateway_rest_event  # noqa: E402
-from ownllm.local.runtime import RuntimeServer  # noqa: E402
 
 FAKE_AWS = {
     "AWS_ACCESS_KEY_ID": "test",
@@ -79,9 +79,15 @@ def rest_event(
     }
     raw = body.encode("utf-8", "surrogateescape") if isinstance(body, str) else (body or b"")
     event = gateway_rest_event(
-        method, path, list(headers.items()), raw, request_id=request_id or str(uuid.uuid4()),
-        source_ip="203.0.113.7", api_key="k3yk3yk3y", host="abc123.execute-api.us-east-1.amazonaws.com",
-    )  # fmt: skip
+        method,
+        path,
+        list(headers.items()),
+        raw,
+        request_id=request_id or str(uuid.uuid4()),
+        source_ip="203.0.113.7",
+        api_key="k3yk3yk3y",
+        host="abc123.execute-api.us-east-1.amazonaws.com",
+    )
     if body is None:
         event["body"] = None
     elif base64_body and not event["isBase64Encoded"]:  # binary media types: API Gateway sends base64
@@ -130,7 +136,9 @@ class Harness:
         self.server = server
         self.standin = standin
 
-    def call(self, method="POST", path="/v1/chat/completions", body=None, *, remaining_ms=28_000, **event_kwargs) -> Answer:
+    def call(
+        self, method="POST", path="/v1/chat/completions", body=None, *, remaining_ms=28_000, **event_kwargs
+    ) -> Answer:
         if isinstance(body, (dict, list)):
             body = json.dumps(body)
         event = rest_event(method, path, body, **event_kwargs)
@@ -154,5 +162,3 @@ class Harness:
     def sent(self) -> dict:
         """The body the engine received last."""
         return self.server.requests[-1].json()
-
-

@@ -11,12 +11,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-from lambda_testkit import MODEL
-
 import config as settings
+import pytest
 import translate
 import validate
+from lambda_testkit import MODEL
 
 CONTRACTS = sorted((Path(__file__).parent / "contracts").glob("*.json"))
 ROUTES = {"chat": validate.CHAT, "completion": validate.COMPLETION}
@@ -28,7 +27,10 @@ def _load(path: Path) -> dict:
 
 def _config(contract: dict) -> settings.Config:
     return settings.Config(
-        endpoint_name="ownllm-endpoint", engine=contract["engine"], model_name=MODEL, adapters=tuple(contract.get("adapters", ()))
+        endpoint_name="ownllm-endpoint",
+        engine=contract["engine"],
+        model_name=MODEL,
+        adapters=tuple(contract.get("adapters", ())),
     )
 
 
@@ -45,7 +47,7 @@ def _assert_subset(expected, actual, where="answer"):
             _assert_subset(value, actual[key], f"{where}.{key}")
     elif isinstance(expected, list):
         assert isinstance(actual, list) and len(actual) == len(expected), f"{where}: {actual!r}"
-        for i, (e, a) in enumerate(zip(expected, actual)):
+        for i, (e, a) in enumerate(zip(expected, actual, strict=True)):
             _assert_subset(e, a, f"{where}[{i}]")
     else:
         assert actual == expected, f"{where}: expected {expected!r}, got {actual!r}"
@@ -66,7 +68,9 @@ def test_the_openai_request_becomes_exactly_the_body_the_engine_documents(path):
 def test_the_engines_documented_answer_comes_back_in_openai_shape(path):
     contract = _load(path)
     req = _request(contract)
-    done = translate.from_engine(req, _config(contract), json.dumps(contract["engine_response"]).encode(), "rid-1", created=1700000000)
+    done = translate.from_engine(
+        req, _config(contract), json.dumps(contract["engine_response"]).encode(), "rid-1", created=1700000000
+    )
     _assert_subset(contract["openai_response"], done.body)
     assert done.usage_source == contract["usage"]
     body = done.body
@@ -81,8 +85,12 @@ def test_the_engines_documented_answer_comes_back_in_openai_shape(path):
 @pytest.mark.parametrize("path", CONTRACTS, ids=lambda p: p.stem)
 def test_the_same_answer_streams_as_openai_chunks_that_add_up_to_it(path):
     contract = _load(path)
-    done = translate.from_engine(_request(contract), _config(contract), json.dumps(contract["engine_response"]).encode(), "rid-2")
-    events = [block[len("data: "):] for block in translate.to_sse(done.body, include_usage=True).split("\n\n") if block]
+    done = translate.from_engine(
+        _request(contract), _config(contract), json.dumps(contract["engine_response"]).encode(), "rid-2"
+    )
+    events = [
+        block[len("data: ") :] for block in translate.to_sse(done.body, include_usage=True).split("\n\n") if block
+    ]
     assert events[-1] == "[DONE]"
     chunks = [json.loads(e) for e in events[:-1]]
     usage_chunk = chunks.pop()

@@ -52,9 +52,12 @@ def test_chat_completions_create_works_unchanged(client):
 def test_chat_completions_stream_true_is_parsed_by_the_client(client):
     whole = client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "Hi"}], max_tokens=6)
     stream = client.chat.completions.create(
-        model=MODEL, messages=[{"role": "user", "content": "Hi"}], max_tokens=6, stream=True,
+        model=MODEL,
+        messages=[{"role": "user", "content": "Hi"}],
+        max_tokens=6,
+        stream=True,
         stream_options={"include_usage": True},
-    )  # fmt: skip
+    )
     chunks = list(stream)
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == whole.choices[0].message.content
@@ -65,7 +68,10 @@ def test_chat_completions_stream_true_is_parsed_by_the_client(client):
 def test_completions_create_works_with_and_without_stream(client):
     whole = client.completions.create(model=MODEL, prompt="Once upon a time", max_tokens=5)
     assert whole.choices[0].text.startswith("[stand-in for")
-    streamed = "".join(c.choices[0].text for c in client.completions.create(model=MODEL, prompt="Once upon a time", max_tokens=5, stream=True))
+    streamed = "".join(
+        c.choices[0].text
+        for c in client.completions.create(model=MODEL, prompt="Once upon a time", max_tokens=5, stream=True)
+    )
     assert streamed == whole.choices[0].text
 
 
@@ -75,7 +81,9 @@ def test_models_list_and_retrieve_work(client):
 
 
 def test_an_adapter_is_chosen_with_the_model_argument(client):
-    completion = client.chat.completions.create(model="support", messages=[{"role": "user", "content": "Hi"}], max_tokens=4)
+    completion = client.chat.completions.create(
+        model="support", messages=[{"role": "user", "content": "Hi"}], max_tokens=4
+    )
     assert completion.model == "support"
     assert "stand-in for support" in completion.choices[0].message.content
 

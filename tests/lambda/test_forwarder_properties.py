@@ -6,18 +6,21 @@ from __future__ import annotations
 import json
 import os
 
+import config as cfg_module
+import errors
 import pytest
+import translate
+import validate
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lambda_testkit import MODEL, FakeContext, rest_event
 
-import config as cfg_module
-import errors
-import translate
-import validate
-
 # OWNLLM_FUZZ_EXAMPLES=2000 for a longer hunt than the suite's default.
-PROPERTY = settings(max_examples=int(os.environ.get("OWNLLM_FUZZ_EXAMPLES", "120")), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+PROPERTY = settings(
+    max_examples=int(os.environ.get("OWNLLM_FUZZ_EXAMPLES", "120")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 CFG = cfg_module.Config(endpoint_name="e", engine="tgi", model_name=MODEL, adapters=("a",))
 
 # Text includes lone surrogates: JSON can escape them (\\ud800), UTF-8 cannot carry them.
@@ -27,16 +30,26 @@ json_values = st.recursive(
     lambda children: st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=12), children, max_size=5),
     max_leaves=25,
 )
-roles = st.sampled_from(["system", "developer", "user", "assistant", "tool", "wizard", "", "USER"]) | st.text(max_size=8)
-contents = st.text(max_size=60) | json_values | st.lists(
-    st.fixed_dictionaries({"type": st.sampled_from(["text", "image_url", "x"]), "text": st.text(max_size=20) | json_values}),
-    max_size=3,
+roles = st.sampled_from(["system", "developer", "user", "assistant", "tool", "wizard", "", "USER"]) | st.text(
+    max_size=8
+)
+contents = (
+    st.text(max_size=60)
+    | json_values
+    | st.lists(
+        st.fixed_dictionaries(
+            {"type": st.sampled_from(["text", "image_url", "x"]), "text": st.text(max_size=20) | json_values}
+        ),
+        max_size=3,
+    )
 )
 messages = st.lists(
-    st.fixed_dictionaries({"role": roles}, optional={"content": contents, "tool_call_id": json_values, "name": json_values,
-                                                      "tool_calls": json_values}),
+    st.fixed_dictionaries(
+        {"role": roles},
+        optional={"content": contents, "tool_call_id": json_values, "name": json_values, "tool_calls": json_values},
+    ),
     max_size=4,
-)  # fmt: skip
+)
 chat_like = st.fixed_dictionaries(
     {"messages": messages | json_values},
     optional={
@@ -57,9 +70,14 @@ chat_like = st.fixed_dictionaries(
 )
 completion_like = st.fixed_dictionaries(
     {"prompt": st.text(max_size=60) | st.lists(st.text(max_size=10), max_size=3) | json_values},
-    optional={"model": json_values, "max_tokens": st.integers(-5, 10_000) | json_values, "echo": json_values,
-              "suffix": json_values, "stream": json_values},
-)  # fmt: skip
+    optional={
+        "model": json_values,
+        "max_tokens": st.integers(-5, 10_000) | json_values,
+        "echo": json_values,
+        "suffix": json_values,
+        "stream": json_values,
+    },
+)
 
 
 @pytest.fixture(scope="module")
@@ -124,9 +142,11 @@ def test_any_bytes_get_a_4xx(fuzz_target, raw, encoded):
 
 
 @PROPERTY
-@given(method=st.sampled_from(["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]),
-       path=st.sampled_from(["/v1/chat/completions", "/v1/completions", "/v1/models", "/models", "/v1"])
-       | st.text(st.characters(codec="ascii", exclude_characters="?#"), max_size=30).map(lambda p: "/" + p))  # fmt: skip
+@given(
+    method=st.sampled_from(["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]),
+    path=st.sampled_from(["/v1/chat/completions", "/v1/completions", "/v1/models", "/models", "/v1"])
+    | st.text(st.characters(codec="ascii", exclude_characters="?#"), max_size=30).map(lambda p: "/" + p),
+)
 def test_any_method_and_path_gets_an_answer_below_500(fuzz_target, method, path):
     _assert_client_safe(fuzz_target, rest_event(method, path, None))
 
@@ -135,8 +155,12 @@ def test_any_method_and_path_gets_an_answer_below_500(fuzz_target, method, path)
 
 
 @settings(max_examples=400, deadline=None)
-@given(raw=st.binary(max_size=400) | json_values.map(lambda v: json.dumps(v).encode()) | chat_like.map(lambda v: json.dumps(v).encode()),
-       kind=st.sampled_from([validate.CHAT, validate.COMPLETION]))  # fmt: skip
+@given(
+    raw=st.binary(max_size=400)
+    | json_values.map(lambda v: json.dumps(v).encode())
+    | chat_like.map(lambda v: json.dumps(v).encode()),
+    kind=st.sampled_from([validate.CHAT, validate.COMPLETION]),
+)
 def test_the_validator_raises_nothing_but_client_errors(raw, kind):
     try:
         req = validate.parse(kind, raw, CFG)
@@ -150,7 +174,9 @@ def test_the_validator_raises_nothing_but_client_errors(raw, kind):
 @settings(max_examples=300, deadline=None)
 @given(answer=json_values, kind=st.sampled_from([validate.CHAT, validate.COMPLETION]))
 def test_any_engine_answer_is_normalised_or_reported_as_a_502(answer, kind):
-    raw = json.dumps({"messages": [{"role": "user", "content": "hi"}]} if kind == validate.CHAT else {"prompt": "hi"}).encode()
+    raw = json.dumps(
+        {"messages": [{"role": "user", "content": "hi"}]} if kind == validate.CHAT else {"prompt": "hi"}
+    ).encode()
     req = validate.parse(kind, raw, CFG)
     try:
         done = translate.from_engine(req, CFG, json.dumps(answer).encode(), "rid")

@@ -201,15 +201,21 @@ def test_usage_is_estimated_and_says_so_when_the_engine_does_not_count(make_forw
 
 
 def test_paths_without_the_v1_prefix_are_accepted(forwarder):
-    assert forwarder.call(path="/chat/completions", body={"messages": [{"role": "user", "content": "hi"}]}).status == 200
+    assert (
+        forwarder.call(path="/chat/completions", body={"messages": [{"role": "user", "content": "hi"}]}).status == 200
+    )
     assert forwarder.call(path="/completions", body={"prompt": "hi"}).status == 200
     assert forwarder.call("GET", "/models").status == 200
 
 
 @pytest.mark.parametrize(
     ("method", "path", "allowed"),
-    [("GET", "/v1/chat/completions", "POST"), ("PUT", "/v1/completions", "POST"), ("POST", "/v1/models", "GET"),
-     ("DELETE", f"/v1/models/{MODEL}", "GET")],
+    [
+        ("GET", "/v1/chat/completions", "POST"),
+        ("PUT", "/v1/completions", "POST"),
+        ("POST", "/v1/models", "GET"),
+        ("DELETE", f"/v1/models/{MODEL}", "GET"),
+    ],
 )
 def test_a_wrong_method_on_a_known_path_is_a_405_naming_the_allowed_one(forwarder, method, path, allowed):
     answer = forwarder.call(method, path)
@@ -251,7 +257,7 @@ def _events(text: str) -> list:
     events = []
     for block in text.split("\n\n")[:-1]:
         assert block.startswith("data: ")
-        payload = block[len("data: "):]
+        payload = block[len("data: ") :]
         events.append(payload if payload == "[DONE]" else json.loads(payload))
     return events
 
@@ -345,7 +351,9 @@ def test_errors_are_counted_by_class(forwarder, capsys):
 # -- configuration -------------------------------------------------------------------------
 
 
-def test_an_invalid_environment_answers_500_configuration_error_and_logs_why(forwarder, forwarder_app, monkeypatch, logs):
+def test_an_invalid_environment_answers_500_configuration_error_and_logs_why(
+    forwarder, forwarder_app, monkeypatch, logs
+):
     monkeypatch.setattr(forwarder_app, "CONFIG", None)
     monkeypatch.setattr(forwarder_app, "CONFIG_PROBLEM", "ENGINE='gpt' is not one of vllm, lmi, tgi")
     answer = forwarder.chat()

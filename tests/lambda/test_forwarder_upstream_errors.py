@@ -9,18 +9,25 @@ from __future__ import annotations
 
 import json
 
+import errors
 import pytest
 from botocore.stub import Stubber
-
-import errors
 
 
 def test_a_model_error_with_a_4xx_original_status_stays_a_client_error_with_the_engines_reason(forwarder):
     forwarder.server.set_fault(
-        "model_error", original_status=400,
-        original_message=json.dumps({"object": "error", "message": "This model's maximum context length is 8192 tokens.",
-                                     "type": "BadRequestError", "param": None, "code": 400}),
-    )  # fmt: skip
+        "model_error",
+        original_status=400,
+        original_message=json.dumps(
+            {
+                "object": "error",
+                "message": "This model's maximum context length is 8192 tokens.",
+                "type": "BadRequestError",
+                "param": None,
+                "code": 400,
+            }
+        ),
+    )
     answer = forwarder.chat()
     assert answer.status == 400
     assert answer.error["type"] == "invalid_request_error"
@@ -45,8 +52,12 @@ def test_an_adapter_the_engine_does_not_know_is_the_engines_404(make_forwarder):
 
 
 @pytest.mark.parametrize("original", [500, 503, 507])
-def test_a_model_error_with_a_5xx_original_status_is_a_502_that_hides_the_engines_text(forwarder, original, logs, capsys):
-    forwarder.server.set_fault("model_error", original_status=original, original_message="Traceback: CUDA OOM on 'my prompt'")
+def test_a_model_error_with_a_5xx_original_status_is_a_502_that_hides_the_engines_text(
+    forwarder, original, logs, capsys
+):
+    forwarder.server.set_fault(
+        "model_error", original_status=original, original_message="Traceback: CUDA OOM on 'my prompt'"
+    )
     answer = forwarder.chat()
     assert answer.status == 502
     assert answer.error["type"] == "server_error" and answer.error["code"] == "upstream_error"
@@ -78,7 +89,10 @@ def test_a_single_throttle_is_retried_and_the_client_never_sees_it(forwarder):
     assert len(forwarder.server.requests) == 2
 
 
-@pytest.mark.parametrize(("fault", "code", "retry_after"), [("not_ready", "model_not_ready", "30"), ("unavailable", "service_unavailable", "5")])
+@pytest.mark.parametrize(
+    ("fault", "code", "retry_after"),
+    [("not_ready", "model_not_ready", "30"), ("unavailable", "service_unavailable", "5")],
+)
 def test_a_model_that_is_not_ready_or_unavailable_is_a_503_with_retry_after(forwarder, fault, code, retry_after):
     forwarder.server.set_fault(fault)
     answer = forwarder.chat()
@@ -121,7 +135,10 @@ def test_lmi_reporting_an_error_inside_a_200_answer_is_a_502(make_forwarder):
     """LMI's documented shape for a failure during generation (non-streaming)."""
 
     def failing_lmi(endpoint, body, headers):
-        answer = {"generated_text": "", "details": {"finish_reason": "error", "generated_tokens": None, "inputs": None, "tokens": None}}
+        answer = {
+            "generated_text": "",
+            "details": {"finish_reason": "error", "generated_tokens": None, "inputs": None, "tokens": None},
+        }
         return 200, {}, json.dumps(answer).encode()
 
     fw = make_forwarder("lmi", backend=failing_lmi)
@@ -184,9 +201,13 @@ def test_the_client_is_created_with_explicit_timeouts_and_standard_retries(forwa
         ("ValidationError", 400, 500, "internal_error"),
     ],
 )
-def test_other_sagemaker_errors_map_to_a_bounded_set_of_answers(forwarder, forwarder_app, code, http, status, error_code):
+def test_other_sagemaker_errors_map_to_a_bounded_set_of_answers(
+    forwarder, forwarder_app, code, http, status, error_code
+):
     with Stubber(forwarder_app.CLIENT) as stub:
-        stub.add_client_error("invoke_endpoint", service_error_code=code, service_message="from stub", http_status_code=http)
+        stub.add_client_error(
+            "invoke_endpoint", service_error_code=code, service_message="from stub", http_status_code=http
+        )
         answer = forwarder.chat()
     assert answer.status == status
     assert answer.error["code"] == error_code
@@ -195,9 +216,12 @@ def test_other_sagemaker_errors_map_to_a_bounded_set_of_answers(forwarder, forwa
 def test_a_stubbed_model_error_carries_its_original_status_through(forwarder, forwarder_app):
     with Stubber(forwarder_app.CLIENT) as stub:
         stub.add_client_error(
-            "invoke_endpoint", service_error_code="ModelError", service_message="Received client error (413)",
-            http_status_code=424, modeled_fields={"OriginalStatusCode": 413, "OriginalMessage": '{"error": "too long"}'},
-        )  # fmt: skip
+            "invoke_endpoint",
+            service_error_code="ModelError",
+            service_message="Received client error (413)",
+            http_status_code=424,
+            modeled_fields={"OriginalStatusCode": 413, "OriginalMessage": '{"error": "too long"}'},
+        )
         answer = forwarder.chat()
     assert answer.status == 413 and "too long" in answer.error["message"]
 

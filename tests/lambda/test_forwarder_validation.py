@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 
-import pytest
-from lambda_testkit import MODEL, FakeContext, rest_event
-
 import config as settings
 import errors
+import pytest
 import validate
+from lambda_testkit import MODEL, FakeContext, rest_event
 
 CHAT = "/v1/chat/completions"
 COMPLETIONS = "/v1/completions"
@@ -38,8 +37,18 @@ def _user(content="hi"):
             "messages[0].content[0].type",
             "unsupported_content",
         ),
-        (CHAT, {"messages": [{"role": "user", "content": [{"type": "text"}]}]}, "messages[0].content[0].text", "invalid_type"),
-        (CHAT, {"messages": [*_user(), {"role": "tool", "content": "42"}]}, "messages[1].tool_call_id", "missing_required_parameter"),
+        (
+            CHAT,
+            {"messages": [{"role": "user", "content": [{"type": "text"}]}]},
+            "messages[0].content[0].text",
+            "invalid_type",
+        ),
+        (
+            CHAT,
+            {"messages": [*_user(), {"role": "tool", "content": "42"}]},
+            "messages[1].tool_call_id",
+            "missing_required_parameter",
+        ),
         (CHAT, {"messages": _user(), "temperature": "hot"}, "temperature", "invalid_type"),
         (CHAT, {"messages": _user(), "temperature": 3}, "temperature", "invalid_value"),
         (CHAT, {"messages": _user(), "top_p": -0.1}, "top_p", "invalid_value"),
@@ -47,7 +56,12 @@ def _user(content="hi"):
         (CHAT, {"messages": _user(), "max_tokens": True}, "max_tokens", "invalid_type"),
         (CHAT, {"messages": _user(), "max_tokens": 0}, "max_tokens", "invalid_value"),
         (CHAT, {"messages": _user(), "stream": "yes"}, "stream", "invalid_type"),
-        (CHAT, {"messages": _user(), "stream_options": {"include_usage": 1}}, "stream_options.include_usage", "invalid_type"),
+        (
+            CHAT,
+            {"messages": _user(), "stream_options": {"include_usage": 1}},
+            "stream_options.include_usage",
+            "invalid_type",
+        ),
         (CHAT, {"messages": _user(), "stop": 5}, "stop", "invalid_type"),
         (CHAT, {"messages": _user(), "stop": ["a"] * 17}, "stop", "invalid_value"),
         (CHAT, {"messages": _user(), "n": 2}, "n", "unsupported_value"),
@@ -147,7 +161,9 @@ CFG = settings.Config(endpoint_name="e", engine="vllm", model_name=MODEL, adapte
 
 
 def test_developer_messages_reach_the_engine_as_system_messages():
-    req = validate.parse(validate.CHAT, json.dumps({"messages": [{"role": "developer", "content": "be brief"}, *_user()]}).encode(), CFG)
+    req = validate.parse(
+        validate.CHAT, json.dumps({"messages": [{"role": "developer", "content": "be brief"}, *_user()]}).encode(), CFG
+    )
     assert [m["role"] for m in req.messages] == ["system", "user"]
 
 
@@ -158,7 +174,13 @@ def test_text_parts_are_joined_into_one_string():
 
 def test_an_assistant_message_may_carry_tool_calls_without_content():
     calls = [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]
-    body = {"messages": [*_user(), {"role": "assistant", "tool_calls": calls}, {"role": "tool", "tool_call_id": "c1", "content": "1"}]}
+    body = {
+        "messages": [
+            *_user(),
+            {"role": "assistant", "tool_calls": calls},
+            {"role": "tool", "tool_call_id": "c1", "content": "1"},
+        ]
+    }
     req = validate.parse(validate.CHAT, json.dumps(body).encode(), CFG)
     assert req.messages[1] == {"role": "assistant", "tool_calls": calls, "content": None}
 
@@ -181,20 +203,40 @@ def test_configuration_names_every_bad_key_and_what_is_accepted():
     with pytest.raises(settings.ConfigError) as caught:
         settings.load({"ENGINE": "gpt", "MAX_INPUT_TOKENS": "lots", "MAX_TOTAL_TOKENS": "100", "LOG_PROMPTS": "maybe"})
     text = str(caught.value)
-    for expected in ("ENDPOINT_NAME", "ENGINE='gpt'", "vllm, lmi, tgi", "MODEL_NAME", "MAX_INPUT_TOKENS='lots'", "LOG_PROMPTS"):
+    for expected in (
+        "ENDPOINT_NAME",
+        "ENGINE='gpt'",
+        "vllm, lmi, tgi",
+        "MODEL_NAME",
+        "MAX_INPUT_TOKENS='lots'",
+        "LOG_PROMPTS",
+    ):
         assert expected in text
 
 
 def test_configuration_defaults_match_the_stack_contract():
     cfg = settings.load({"ENDPOINT_NAME": "e", "ENGINE": "tgi", "MODEL_NAME": "m"})
-    assert (cfg.max_request_bytes, cfg.max_input_tokens, cfg.max_total_tokens, cfg.default_max_tokens) == (262144, 4096, 8192, 512)
+    assert (cfg.max_request_bytes, cfg.max_input_tokens, cfg.max_total_tokens, cfg.default_max_tokens) == (
+        262144,
+        4096,
+        8192,
+        512,
+    )
     assert cfg.max_tokens_cap == 4096 and cfg.adapters == () and cfg.log_prompts is False
 
 
 def test_default_max_tokens_above_the_cap_is_a_configuration_error():
     with pytest.raises(settings.ConfigError, match="DEFAULT_MAX_TOKENS=600"):
-        settings.load({"ENDPOINT_NAME": "e", "ENGINE": "vllm", "MODEL_NAME": "m", "MAX_INPUT_TOKENS": "1000",
-                       "MAX_TOTAL_TOKENS": "1500", "DEFAULT_MAX_TOKENS": "600"})
+        settings.load(
+            {
+                "ENDPOINT_NAME": "e",
+                "ENGINE": "vllm",
+                "MODEL_NAME": "m",
+                "MAX_INPUT_TOKENS": "1000",
+                "MAX_TOTAL_TOKENS": "1500",
+                "DEFAULT_MAX_TOKENS": "600",
+            }
+        )
 
 
 def test_adapters_are_parsed_from_a_comma_separated_list():

@@ -20,8 +20,12 @@ def runtime(monkeypatch):
     def start(backend=None, **kwargs):
         server = RuntimeServer(backend=backend or StandIn(engine="vllm"), **kwargs).start()
         servers.append(server)
-        for key, value in {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1",
-                           "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": server.url}.items():  # fmt: skip
+        for key, value in {
+            "AWS_ACCESS_KEY_ID": "test",
+            "AWS_SECRET_ACCESS_KEY": "test",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": server.url,
+        }.items():
             monkeypatch.setenv(key, value)
         client = botocore.session.get_session().create_client(
             "sagemaker-runtime", config=Config(retries={"mode": "standard", "total_max_attempts": 1}, read_timeout=1)
@@ -48,7 +52,9 @@ def test_stand_ins_answer_in_each_engines_wire_shape(runtime):
     assert _invoke(vllm, {"model": "m", "messages": [{"role": "user", "content": "hi"}]})["object"] == "chat.completion"
     assert _invoke(vllm, {"model": "m", "prompt": "hi"})["object"] == "text_completion"
     _, tgi = runtime(StandIn(engine="tgi"))
-    answer = _invoke(tgi, {"inputs": "hi there", "parameters": {"max_new_tokens": 3, "details": True, "decoder_input_details": True}})
+    answer = _invoke(
+        tgi, {"inputs": "hi there", "parameters": {"max_new_tokens": 3, "details": True, "decoder_input_details": True}}
+    )
     assert isinstance(answer, list) and answer[0]["details"]["generated_tokens"] == 3
     assert len(answer[0]["details"]["prefill"]) == 2
     _, lmi = runtime(StandIn(engine="lmi"))

@@ -36,8 +36,16 @@ class Reply:
         return self.json()["error"]
 
 
-def call(url: str, method: str = "GET", path: str = "/v1/models", body=None, headers: dict | None = None,
-         *, key: str | None = KEY, timeout: float = 30.0) -> Reply:  # fmt: skip
+def call(
+    url: str,
+    method: str = "GET",
+    path: str = "/v1/models",
+    body=None,
+    headers: dict | None = None,
+    *,
+    key: str | None = KEY,
+    timeout: float = 30.0,
+) -> Reply:
     """One request over a fresh http.client connection (curl-style: the raw HTTP, no client library)."""
     import time
 
@@ -129,8 +137,8 @@ class FakeOpenAI:
     MODEL = "fake-model"
 
     def __init__(self, api_key: str | None = None):
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
         import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
         fake = self
         self.api_key = api_key
@@ -139,10 +147,10 @@ class FakeOpenAI:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def do_GET(self):  # noqa: N802
+            def do_GET(self):
                 self._answer(200, {"object": "list", "data": [{"id": FakeOpenAI.MODEL, "object": "model"}]})
 
-            def do_POST(self):  # noqa: N802
+            def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
                 fake.requests.append((self.path, body, dict(self.headers)))
                 if fake.api_key and self.headers.get("Authorization") != f"Bearer {fake.api_key}":
@@ -155,12 +163,24 @@ class FakeOpenAI:
                 usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
                 if self.path.endswith("/chat/completions"):
                     choice = {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
-                    answer = {"id": "x", "object": "chat.completion", "created": 0, "model": body.get("model"),
-                              "choices": [choice], "usage": usage}
+                    answer = {
+                        "id": "x",
+                        "object": "chat.completion",
+                        "created": 0,
+                        "model": body.get("model"),
+                        "choices": [choice],
+                        "usage": usage,
+                    }
                 else:
                     choice = {"index": 0, "text": text, "finish_reason": "stop", "stop_reason": None}
-                    answer = {"id": "x", "object": "text_completion", "created": 0, "model": body.get("model"),
-                              "choices": [choice], "usage": usage}
+                    answer = {
+                        "id": "x",
+                        "object": "text_completion",
+                        "created": 0,
+                        "model": body.get("model"),
+                        "choices": [choice],
+                        "usage": usage,
+                    }
                 self._answer(200, answer)
 
             def _answer(self, status, payload):

@@ -22,8 +22,10 @@ from ownllm.local.procs import descendants
 
 ROOT = Path(__file__).resolve().parents[2]
 # As a terminal runs it: Ctrl-C raises KeyboardInterrupt (a shell's background job would ignore SIGINT).
-LAUNCH = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
-          "from ownllm.cli import main; sys.exit(main(sys.argv[1:]))")  # fmt: skip
+LAUNCH = (
+    "import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "from ownllm.cli import main; sys.exit(main(sys.argv[1:]))"
+)
 
 
 def _alive(pid: int) -> bool:
@@ -41,8 +43,12 @@ def _alive(pid: int) -> bool:
 def test_local_prints_a_working_url_key_curl_line_and_openai_snippet_and_ctrl_c_stops_everything(tmp_path):
     process = subprocess.Popen(
         [sys.executable, "-c", LAUNCH, "local", "--port", "0", "--key", "cli-test-key"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
-    )  # fmt: skip
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     lines: queue.Queue[str] = queue.Queue()
     reader = threading.Thread(target=lambda: [lines.put(line) for line in process.stdout], daemon=True)
     reader.start()
@@ -58,13 +64,13 @@ def test_local_prints_a_working_url_key_curl_line_and_openai_snippet_and_ctrl_c_
         request = urllib.request.Request(url + "/models", headers={"x-api-key": "cli-test-key"})
         assert json.loads(urllib.request.urlopen(request, timeout=10).read())["data"][0]["id"] == "ownllm-stand-in"
 
-        curl = "".join(banner[banner.index("curl:\n") + 1:]).split("\n\n")[0].replace("\\\n", " ")
+        curl = "".join(banner[banner.index("curl:\n") + 1 :]).split("\n\n")[0].replace("\\\n", " ")
         if shutil.which("curl"):
             answer = subprocess.run(curl, shell=True, capture_output=True, text=True, timeout=30)
             assert "[stand-in for ownllm-stand-in]" in json.loads(answer.stdout)["choices"][0]["message"]["content"]
 
         start = next(i for i, line in enumerate(banner) if line.startswith("python"))
-        snippet = "".join(line[2:] for line in banner[start + 1:] if line.startswith("  "))
+        snippet = "".join(line[2:] for line in banner[start + 1 :] if line.startswith("  "))
         run = subprocess.run([sys.executable, "-c", snippet], capture_output=True, text=True, timeout=60)
         assert run.returncode == 0, run.stderr
         assert "[stand-in for ownllm-stand-in]" in run.stdout
@@ -120,8 +126,17 @@ def test_an_unreachable_upstream_is_one_clear_line_and_exit_code_2(capsys):
     assert "cannot reach the upstream" in err
 
 
-@pytest.mark.parametrize("args", [["--timeout", "30"], ["--timeout", "0"], ["--instances", "0"], ["--port", "70000"],
-                                  ["--latency", "-1"], ["--lambda-log", "/no/such/folder/lambda.log"]])  # fmt: skip
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--timeout", "30"],
+        ["--timeout", "0"],
+        ["--instances", "0"],
+        ["--port", "70000"],
+        ["--latency", "-1"],
+        ["--lambda-log", "/no/such/folder/lambda.log"],
+    ],
+)
 def test_out_of_range_options_are_one_clear_line_and_exit_code_2(capsys, args):
     assert main(["local", *args]) == 2
     assert capsys.readouterr().err.count("\n") == 1

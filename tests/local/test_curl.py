@@ -18,9 +18,10 @@ needs_curl = pytest.mark.skipif(CURL is None, reason="no curl binary on this mac
 def test_urllib_posts_a_chat_completion_for_every_engine(any_engine):
     body = {"model": any_engine.model_name, "messages": [{"role": "user", "content": "Hello"}], "max_tokens": 4}
     request = urllib.request.Request(
-        any_engine.base_url + "/chat/completions", data=json.dumps(body).encode(),
+        any_engine.base_url + "/chat/completions",
+        data=json.dumps(body).encode(),
         headers={"x-api-key": KEY, "Content-Type": "application/json"},
-    )  # fmt: skip
+    )
     with urllib.request.urlopen(request, timeout=30) as response:
         answer = json.loads(response.read())
         assert response.headers["x-ownllm-usage"] == "reported"
@@ -46,8 +47,9 @@ def _curl(*args: str) -> tuple[int, dict]:
 @pytest.mark.parametrize("auth", [f"x-api-key: {KEY}", f"Authorization: Bearer {KEY}"])
 def test_curl_posts_a_chat_completion_with_either_key_header(any_engine, auth):
     body = json.dumps({"model": any_engine.model_name, "messages": [{"role": "user", "content": "Hi"}]})
-    status, answer = _curl(any_engine.base_url + "/chat/completions", "-H", auth, "-H", "content-type: application/json",
-                           "-d", body)  # fmt: skip
+    status, answer = _curl(
+        any_engine.base_url + "/chat/completions", "-H", auth, "-H", "content-type: application/json", "-d", body
+    )
     assert status == 200
     assert answer["object"] == "chat.completion"
 

@@ -41,17 +41,27 @@ def _chat(api, stack, **headers):
     [
         ("slow", {"delay_s": 4.0}, 504, "timeout", None),
         ("model_error", {"original_status": 500}, 502, "upstream_error", None),
-        ("model_error", {"original_status": 429, "original_message": '{"error": "queue full"}'}, 429,
-         "rate_limit_exceeded", "1"),
-        ("model_error", {"original_status": 400, "original_message": '{"error": "bad stop"}'}, 400,
-         "model_rejected_request", None),
+        (
+            "model_error",
+            {"original_status": 429, "original_message": '{"error": "queue full"}'},
+            429,
+            "rate_limit_exceeded",
+            "1",
+        ),
+        (
+            "model_error",
+            {"original_status": 400, "original_message": '{"error": "bad stop"}'},
+            400,
+            "model_rejected_request",
+            None,
+        ),
         ("throttle", {}, 429, "rate_limit_exceeded", "1"),
         ("not_ready", {}, 503, "model_not_ready", "30"),
         ("unavailable", {}, 503, "service_unavailable", "5"),
         ("drop", {}, 502, "upstream_unreachable", None),
         ("garbage", {}, 502, "bad_upstream_response", None),
     ],
-)  # fmt: skip
+)
 def test_a_fault_answers_its_mapped_status_in_time_and_the_api_recovers_when_it_stops(
     faulty, api, fault, params, status, code, retry_after
 ):

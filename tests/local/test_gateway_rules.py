@@ -20,7 +20,9 @@ def test_a_request_with_the_key_in_x_api_key_reaches_the_model(stack, api, chat_
 
 
 def test_an_openai_style_bearer_key_is_accepted_too(stack, api, chat_body):
-    reply = api(stack.url, "POST", "/v1/chat/completions", chat_body(stack), {"Authorization": f"Bearer {KEY}"}, key=None)
+    reply = api(
+        stack.url, "POST", "/v1/chat/completions", chat_body(stack), {"Authorization": f"Bearer {KEY}"}, key=None
+    )
     assert reply.status == 200
 
 
@@ -57,9 +59,10 @@ def test_a_body_over_max_request_bytes_but_under_10_mb_gets_the_functions_own_op
 def test_a_client_that_asks_expect_100_continue_is_refused_before_it_sends_an_oversized_body(stack):
     with socket.create_connection(("127.0.0.1", stack.gateway.port), timeout=5) as sock:
         sock.sendall(
-            b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nx-api-key: " + KEY.encode()
+            b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nx-api-key: "
+            + KEY.encode()
             + f"\r\nContent-Length: {PAYLOAD_LIMIT_BYTES + 1}\r\nExpect: 100-continue\r\n\r\n".encode()
-        )  # fmt: skip
+        )
         answer = b""
         for _ in range(100):  # the gateway closes the connection after answering
             chunk = sock.recv(65536)
@@ -110,8 +113,13 @@ def test_a_chunked_request_body_is_read_whole(stack, chat_body):
     conn = http.client.HTTPConnection("127.0.0.1", stack.gateway.port, timeout=10)
     try:
         body = json.dumps(chat_body(stack, max_tokens=3)).encode()
-        conn.request("POST", "/v1/chat/completions", body=iter([body[:10], body[10:]]),
-                     headers={"x-api-key": KEY, "Content-Type": "application/json"}, encode_chunked=True)  # fmt: skip
+        conn.request(
+            "POST",
+            "/v1/chat/completions",
+            body=iter([body[:10], body[10:]]),
+            headers={"x-api-key": KEY, "Content-Type": "application/json"},
+            encode_chunked=True,
+        )
         response = conn.getresponse()
         answer = json.loads(response.read())
     finally:

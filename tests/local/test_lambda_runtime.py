@@ -17,7 +17,7 @@ import pytest
 
 from ownllm.local.stack import LocalStackError
 
-PROBE = textwrap.dedent('''
+PROBE = textwrap.dedent("""
     import base64, json, os, time
 
     def handler(event, context):
@@ -44,7 +44,7 @@ PROBE = textwrap.dedent('''
         }
         return {"statusCode": 201, "headers": {"x-probe": "1"}, "multiValueHeaders": {"x-multi": ["a", "b"]},
                 "body": json.dumps(seen)}
-''')
+""")
 
 
 @pytest.fixture(scope="module")
@@ -65,8 +65,13 @@ def probe(make_stack, probe_dir):
 def test_the_function_receives_an_api_gateway_rest_proxy_event_for_v1_proxy(probe, api):
     stack = probe()
     before = int(time.time() * 1000)
-    reply = api(stack.url, "POST", "/v1/echo?a=1&b=2&a=3", b'{"hello": "world"}',
-                {"User-Agent": "probe/1.0", "X-Forwarded-For": "198.51.100.1"})  # fmt: skip
+    reply = api(
+        stack.url,
+        "POST",
+        "/v1/echo?a=1&b=2&a=3",
+        b'{"hello": "world"}',
+        {"User-Agent": "probe/1.0", "X-Forwarded-For": "198.51.100.1"},
+    )
     assert reply.status == 201
     event = reply.json()["event"]
     assert event["resource"] == "/v1/{proxy+}"
@@ -175,7 +180,9 @@ def test_concurrent_requests_run_in_separate_environments_at_once(probe, api):
 def test_requests_beyond_max_instances_wait_for_a_free_environment_and_succeed(probe, api):
     stack = probe(max_instances=1)
     replies: list = []
-    threads = [threading.Thread(target=lambda: replies.append(api(stack.url, "GET", "/v1/sleep?s=0.1"))) for _ in range(3)]
+    threads = [
+        threading.Thread(target=lambda: replies.append(api(stack.url, "GET", "/v1/sleep?s=0.1"))) for _ in range(3)
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -232,10 +239,12 @@ def test_the_access_log_gets_one_record_per_request_with_status_and_reason(probe
     api(stack.url, "GET", "/v1/echo")
     api(stack.url, "GET", "/v1/raise")
     api(stack.url, "GET", "/v1/echo", key=None)
-    assert [(r.method, r.path, r.status) for r in records] == [("GET", "/v1/echo", 201), ("GET", "/v1/raise", 502),
-                                                                ("GET", "/v1/echo", 401)]  # fmt: skip
+    assert [(r.method, r.path, r.status) for r in records] == [
+        ("GET", "/v1/echo", 201),
+        ("GET", "/v1/raise", 502),
+        ("GET", "/v1/echo", 401),
+    ]
     assert "ValueError: on purpose" in records[1].note
-
 
 
 def test_the_functions_own_log_lines_go_to_the_lambda_log_file(make_stack, api, tmp_path):

@@ -35,12 +35,18 @@ def test_completions_create_answers_through_every_engine_shape(client):
 
 
 def test_chat_stream_true_is_parsed_by_the_client_into_the_same_text(client):
-    whole = client.chat.completions.create(model="ownllm-stand-in", messages=[{"role": "user", "content": "Hi"}],
-                                           max_tokens=6)  # fmt: skip
-    chunks = list(client.chat.completions.create(
-        model="ownllm-stand-in", messages=[{"role": "user", "content": "Hi"}], max_tokens=6, stream=True,
-        stream_options={"include_usage": True},
-    ))  # fmt: skip
+    whole = client.chat.completions.create(
+        model="ownllm-stand-in", messages=[{"role": "user", "content": "Hi"}], max_tokens=6
+    )
+    chunks = list(
+        client.chat.completions.create(
+            model="ownllm-stand-in",
+            messages=[{"role": "user", "content": "Hi"}],
+            max_tokens=6,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == whole.choices[0].message.content
     assert chunks[-1].usage.completion_tokens == 6
 
@@ -52,7 +58,9 @@ def test_completions_stream_true_is_parsed_by_the_client(client):
 
 
 def test_an_adapter_is_a_model_name_the_client_can_use(client):
-    reply = client.chat.completions.create(model="sql-expert", messages=[{"role": "user", "content": "Hi"}], max_tokens=4)
+    reply = client.chat.completions.create(
+        model="sql-expert", messages=[{"role": "user", "content": "Hi"}], max_tokens=4
+    )
     assert reply.model == "sql-expert"
     assert "stand-in for sql-expert" in reply.choices[0].message.content
 
@@ -75,8 +83,9 @@ def test_an_invalid_request_raises_bad_request_naming_the_field(client):
 
 def test_max_tokens_above_the_cap_raises_bad_request(client):
     with pytest.raises(openai.BadRequestError) as caught:
-        client.chat.completions.create(model="ownllm-stand-in", messages=[{"role": "user", "content": "Hi"}],
-                                       max_tokens=100_000)  # fmt: skip
+        client.chat.completions.create(
+            model="ownllm-stand-in", messages=[{"role": "user", "content": "Hi"}], max_tokens=100_000
+        )
     assert caught.value.code == "max_tokens_exceeded"
 
 

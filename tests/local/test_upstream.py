@@ -52,8 +52,9 @@ def test_chat_reaches_the_upstreams_chat_completions_as_openai_and_comes_back(up
 
 def test_completions_reach_the_upstreams_completions_and_keep_its_token_counts(upstream_stack):
     stack, fake = upstream_stack
-    raw = _client(stack).completions.with_raw_response.create(model="fake-model", prompt="Deep learning is a", max_tokens=7,
-                                                              temperature=0)  # fmt: skip
+    raw = _client(stack).completions.with_raw_response.create(
+        model="fake-model", prompt="Deep learning is a", max_tokens=7, temperature=0
+    )
     reply = raw.parse()
     assert reply.choices[0].text == "fake says: learning is a"
     assert (reply.usage.prompt_tokens, reply.usage.completion_tokens) == (4, 5)
@@ -65,8 +66,11 @@ def test_completions_reach_the_upstreams_completions_and_keep_its_token_counts(u
 
 def test_a_stream_to_the_client_is_a_plain_request_upstream(upstream_stack):
     stack, fake = upstream_stack
-    chunks = list(_client(stack).chat.completions.create(model="fake-model", messages=[{"role": "user", "content": "a b c"}],
-                                                         stream=True))  # fmt: skip
+    chunks = list(
+        _client(stack).chat.completions.create(
+            model="fake-model", messages=[{"role": "user", "content": "a b c"}], stream=True
+        )
+    )
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "fake says: a b c"
     assert fake.requests[-1][1]["stream"] is False
 
@@ -80,7 +84,9 @@ def test_an_adapter_name_is_passed_upstream_as_the_model(upstream_stack):
 def test_an_upstream_refusal_reaches_the_client_as_the_deployed_apis_400_with_its_reason(upstream_stack):
     stack, _ = upstream_stack
     with pytest.raises(openai.BadRequestError) as caught:
-        _client(stack).chat.completions.create(model="fake-model", messages=[{"role": "user", "content": "FAIL400 now"}])
+        _client(stack).chat.completions.create(
+            model="fake-model", messages=[{"role": "user", "content": "FAIL400 now"}]
+        )
     assert caught.value.code == "model_rejected_request"
     assert "the fake refuses FAIL400" in caught.value.message
 
@@ -94,8 +100,12 @@ def test_the_banner_model_and_answers_say_upstream_not_stand_in(upstream_stack, 
 def test_an_upstream_that_goes_away_answers_502_and_never_hangs(make_stack, fake_openai, api):
     stack = make_stack(upstream=fake_openai.base_url)
     fake_openai.stop()
-    reply = api(stack.url, "POST", "/v1/chat/completions",
-                {"model": "fake-model", "messages": [{"role": "user", "content": "hi"}]})  # fmt: skip
+    reply = api(
+        stack.url,
+        "POST",
+        "/v1/chat/completions",
+        {"model": "fake-model", "messages": [{"role": "user", "content": "hi"}]},
+    )
     assert reply.status == 502
     assert reply.error["code"] == "upstream_error"
     assert reply.elapsed_s < 5
@@ -122,8 +132,17 @@ def test_an_upstream_key_is_sent_as_a_bearer_token(make_stack, fake_openai):
 
 def test_tgi_native_answers_are_an_array_with_details_and_one_prefill_entry_per_prompt_token(fake_openai):
     backend = OpenAIUpstream(fake_openai.base_url, "tgi", model="fake-model")
-    body = {"inputs": "one two three", "parameters": {"max_new_tokens": 5, "details": True, "decoder_input_details": True,
-                                                      "stop": ["\n"], "do_sample": False, "adapter_id": None}}  # fmt: skip
+    body = {
+        "inputs": "one two three",
+        "parameters": {
+            "max_new_tokens": 5,
+            "details": True,
+            "decoder_input_details": True,
+            "stop": ["\n"],
+            "do_sample": False,
+            "adapter_id": None,
+        },
+    }
     status, _, data = backend("endpoint", json.dumps(body).encode(), {})
     answer = json.loads(data)
     assert status == 200
