@@ -157,7 +157,9 @@ def test_the_cost_so_far_uses_the_price_given(tmp_path, server, capsys):
 def test_without_a_price_it_says_it_shows_tokens_not_cost(tmp_path, server, capsys):
     run_batch(tmp_path, server.url, ["a"])
 
-    assert "ownllm batch run: no price given (--cost-per-request); showing tokens, not cost\n" in capsys.readouterr().err
+    assert (
+        "ownllm batch run: no price given (--cost-per-request); showing tokens, not cost\n" in capsys.readouterr().err
+    )
 
 
 def test_a_second_run_sends_nothing_already_done(tmp_path, server, capsys):

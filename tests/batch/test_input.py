@@ -1,0 +1,164 @@
+"""Bad input is refused whole, before anything is sent or any file is created."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ownllm.cli import main
+
+from .fakeapi import request_line, write_input
+
+
+def run_batch(source: Path, url: str, output: Path, *extra: str) -> int:
+    return main(["batch", "run", str(source), "--url", url, "--output", str(output), "--no-progress", *extra])
+
+
+def test_every_bad_line_is_named_and_nothing_is_sent(tmp_path, server, capsys):
+    source = tmp_path / "in.jsonl"
+    lines = [
+        json.dumps(request_line("ok-1")),
+        "{not json",
+        json.dumps(request_line("x") | {"custom_id": 7}),
+        json.dumps({k: v for k, v in request_line("x").items() if k != "custom_id"}),
+        json.dumps(request_line("m", method="GET")),
+        json.dumps(request_line("u", url="/v1/embeddings")),
+        json.dumps(request_line("b", body=["not", "an", "object"])),
+        "",
+        json.dumps(request_line("s", body={"model": "m", "stream": True})),
+        "[1, 2]",
+    ]
+    source.write_text("\n".join(lines) + "\n")
+    output = tmp_path / "out.jsonl"
+
+    code = run_batch(source, server.url, output)
+
+    err = capsys.readouterr().err.splitlines()
+    assert code == 2
+    assert err == [
+        f"ownllm batch run: {source} line 2: not valid JSON (Expecting property name enclosed in double quotes at column 2)",
+        f"ownllm batch run: {source} line 3: custom_id 7 must be a non-empty string",
+        f"ownllm batch run: {source} line 4: custom_id is missing; every request needs a unique string custom_id",
+        f"ownllm batch run: {source} line 5: method is 'GET'; only 'POST' is accepted",
+        f"ownllm batch run: {source} line 6: url is '/v1/embeddings'; accepted: /v1/chat/completions, /v1/completions",
+        f'ownllm batch run: {source} line 7: body is ["not", "an", "object"]; it must be a JSON object (the request body for url)',
+        f"ownllm batch run: {source} line 9: body.stream is true; a batch takes whole JSON answers, remove stream",
+        f"ownllm batch run: {source} line 10: expected a JSON object {{custom_id, method, url, body}}, got [1, 2]",
+        "ownllm batch run: nothing was sent",
+    ]
+    assert server.seen == []
+    assert not output.exists()
+    assert not (tmp_path / "out.errors.jsonl").exists()
+
+
+def test_duplicate_custom_ids_are_refused(tmp_path, server, capsys):
+    source = write_input(tmp_path / "in.jsonl", ["a", "b", "a"])
+
+    code = run_batch(source, server.url, tmp_path / "out.jsonl")
+
+    assert code == 2
+    assert capsys.readouterr().err.splitlines()[0] == (
+        f"ownllm batch run: {source} line 3: custom_id 'a' repeats line 1; custom_ids must be unique"
+    )
+    assert server.seen == []
+    assert not (tmp_path / "out.jsonl").exists()
+
+
+def test_an_output_made_from_another_input_is_refused(tmp_path, server, capsys):
+    source = write_input(tmp_path / "in.jsonl", ["a", "b"])
+    output = tmp_path / "out.jsonl"
+    output.write_text(json.dumps({"id": "batch_req_1", "custom_id": "zz", "response": None, "error": None}) + "\n")
+
+    code = run_batch(source, server.url, output)
+
+    assert code == 2
+    assert capsys.readouterr().err.splitlines()[0] == (
+        f"ownllm batch run: {output} holds 1 custom_id(s) that are not in the input (first: 'zz', line 1): it was "
+        "made from a different input; give another --output/--errors or move that file away"
+    )
+    assert server.seen == []
+
+
+def test_a_request_with_results_in_both_files_is_refused(tmp_path, server, capsys):
+    source = write_input(tmp_path / "in.jsonl", ["a"])
+    output, errors = tmp_path / "out.jsonl", tmp_path / "out.errors.jsonl"
+    line = json.dumps({"id": "batch_req_1", "custom_id": "a", "response": None, "error": None}) + "\n"
+    output.write_text(line)
+    errors.write_text(line)
+
+    code = run_batch(source, server.url, output)
+
+    assert code == 2
+    assert capsys.readouterr().err.splitlines()[0] == (
+        f"ownllm batch run: custom_id 'a' is in both {output} (line 1) and {errors} (line 1); "
+        "each request must have one result"
+    )
+
+
+def test_a_file_that_is_not_a_result_file_is_refused_as_output(tmp_path, server, capsys):
+    source = write_input(tmp_path / "in.jsonl", ["a"])
+    output = tmp_path / "out.jsonl"
+    output.write_text("hello\n")
+
+    code = run_batch(source, server.url, output)
+
+    assert code == 2
+    assert capsys.readouterr().err.splitlines()[0] == (
+        f"ownllm batch run: {output} line 1: not a batch result line (no custom_id); is this the right file?"
+    )
+    assert output.read_text() == "hello\n"
+
+
+def test_an_empty_input_is_refused(tmp_path, server, capsys):
+    source = tmp_path / "in.jsonl"
+    source.write_text("\n")
+
+    assert run_batch(source, server.url, tmp_path / "out.jsonl") == 2
+    assert capsys.readouterr().err.splitlines()[0] == f"ownllm batch run: {source}: no requests (the file is empty)"
+
+
+def test_a_missing_input_is_one_line(tmp_path, server, capsys):
+    source = tmp_path / "absent.jsonl"
+
+    assert run_batch(source, server.url, tmp_path / "out.jsonl") == 2
+    assert capsys.readouterr().err.splitlines()[0] == (
+        f"ownllm batch run: cannot read the input {source}: No such file or directory"
+    )
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (("--concurrency", "0"), "--concurrency 0 must be from 1 to 1024"),
+        (("--max-attempts", "0"), "--max-attempts 0 must be at least 1"),
+        (("--max-rps", "0"), "--max-rps 0 must be greater than 0"),
+        (("--timeout", "-1"), "--timeout -1 must be greater than 0"),
+        (("--cost-per-request", "-0.5"), "--cost-per-request -0.5 must not be negative"),
+    ],
+)
+def test_bad_options_are_one_line_each(tmp_path, server, capsys, extra, message):
+    source = write_input(tmp_path / "in.jsonl", ["a"])
+
+    assert run_batch(source, server.url, tmp_path / "out.jsonl", *extra) == 2
+    assert capsys.readouterr().err.splitlines() == [f"ownllm batch run: {message}"]
+    assert server.seen == []
+
+
+def test_a_url_without_a_scheme_is_refused(tmp_path, server, capsys):
+    source = write_input(tmp_path / "in.jsonl", ["a"])
+
+    assert run_batch(source, "127.0.0.1:8765/v1", tmp_path / "out.jsonl") == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "ownllm batch run: --url '127.0.0.1:8765/v1' must start with http:// or https://"
+    ]
+
+
+def test_the_output_may_not_be_the_input(tmp_path, server, capsys):
+    source = write_input(tmp_path / "in.jsonl", ["a"])
+
+    assert run_batch(source, server.url, source) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"ownllm batch run: --output {source} is the same file as INPUT; give three different files"
+    ]
