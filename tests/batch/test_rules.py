@@ -27,7 +27,7 @@ from ownllm.batch.run import BACKOFF_CAP_S, MAX_RETRY_AFTER_S, Verdict, backoff_
             "https://abc.execute-api.us-east-1.amazonaws.com/prod/v1/chat/completions",
         ),
     ],
-)  # fmt: skip - one case per line reads as a table
+)
 def test_a_line_url_joins_the_base_without_repeating_v1(base, path, url):
     assert join_url(base, path) == url
 
