@@ -221,7 +221,9 @@ class Sender:
         n = self.options.concurrency
         limits = httpx2.Limits(max_connections=n, max_keepalive_connections=n)
         timeout = httpx2.Timeout(self.options.timeout_s, connect=min(10.0, self.options.timeout_s))
-        async with httpx2.AsyncClient(limits=limits, timeout=timeout, transport=self._transport) as client:
+        async with httpx2.AsyncClient(
+            limits=limits, timeout=timeout, headers=self._headers, transport=self._transport
+        ) as client:
 
             async def worker() -> None:
                 for request in requests:  # one shared iterator: next() never interleaves with an await
@@ -260,7 +262,7 @@ class Sender:
             retry_after: float | None = None
             self.stats.in_flight += 1
             try:
-                response = await client.post(url, content=payload, headers=self._headers)
+                response = await client.post(url, content=payload)
             except httpx2.TransportError as exc:
                 verdict = Verdict.RETRY
                 result = Result(
