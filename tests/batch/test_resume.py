@@ -12,6 +12,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from ownllm.cli import main
 
 from .fakeapi import ScriptedServer, error_body, read_lines, write_input
@@ -93,7 +95,8 @@ def test_a_run_killed_three_times_ends_with_each_request_exactly_once(tmp_path, 
     assert len(server.seen) >= 400 + 40  # at least once each, and the throttled ones twice
 
 
-def test_ctrl_c_stops_cleanly_and_the_same_command_finishes(tmp_path, server):
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_or_sigterm_stops_cleanly_and_the_same_command_finishes(tmp_path, server, stop):
     ids = [f"r{i:03d}" for i in range(300)]
     server.delay_s = 0.02
     source = write_input(tmp_path / "in.jsonl", ids)
@@ -102,7 +105,7 @@ def test_ctrl_c_stops_cleanly_and_the_same_command_finishes(tmp_path, server):
 
     process = start(argv)
     wait_for_results((output, errors), 40, process)
-    process.send_signal(signal.SIGINT)
+    process.send_signal(stop)
     _, stderr = process.communicate(timeout=30)
     stopped_at = results(output, errors)
     finisher = start(argv)
