@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ownllm.batch.jsonl import BatchRequest
+    from ownllm.batch.jsonl import BatchRequest, ResultFileState
     from ownllm.batch.run import Options, Result, Stats
 
 KEY_ENV = "OWNLLM_API_KEY"
@@ -119,8 +119,16 @@ class Plan:
     todo: list[BatchRequest]
     output: Path
     errors: Path
-    already_ok: int
-    already_failed: int
+    output_state: ResultFileState
+    errors_state: ResultFileState
+
+    @property
+    def already_ok(self) -> int:
+        return len(self.output_state.done)
+
+    @property
+    def already_failed(self) -> int:
+        return len(self.errors_state.done)
 
 
 def default_errors_path(output: Path) -> Path:
@@ -174,7 +182,7 @@ def plan_from(input_: Path, output: Path, errors: Path) -> Plan:
     check_results_match(requests, output, output_state, errors, errors_state)
     done = output_state.done.keys() | errors_state.done.keys()
     todo = [r for r in requests if r.custom_id not in done]
-    return Plan(requests, todo, output, errors, len(output_state.done), len(errors_state.done))
+    return Plan(requests, todo, output, errors, output_state, errors_state)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -192,6 +200,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         options = options_from(args)
         plan = plan_from(args.input, args.output, errors_path)
+    except KeyboardInterrupt:
+        print("ownllm batch run: stopped while checking the files; nothing was sent", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except UsageError as exc:
         return fail(str(exc))
     except BatchFileError as exc:
@@ -207,7 +218,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _execute(args: argparse.Namespace, options: Options, plan: Plan) -> int:
-    from ownllm.batch.jsonl import ResultWriter, read_result_file
+    from ownllm.batch.jsonl import ResultWriter
     from ownllm.batch.run import Stats
 
     err = sys.stderr
@@ -223,8 +234,7 @@ def _execute(args: argparse.Namespace, options: Options, plan: Plan) -> int:
         )
     writers = []
     try:
-        for path in (plan.output, plan.errors):
-            state = read_result_file(path)
+        for path, state in ((plan.output, plan.output_state), (plan.errors, plan.errors_state)):
             if state.partial_bytes:
                 print(f"ownllm batch run: {path}: removed a partial last line ({state.partial_bytes} bytes)", file=err)
             writers.append(ResultWriter(path, state))

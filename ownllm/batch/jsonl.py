@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -218,7 +218,3 @@ class ResultWriter:
             self.sync()
             os.close(self._fd)
             self._fd = -1
-
-
-def pending(requests: Iterable[BatchRequest], done: set[str] | dict[str, int]) -> Iterator[BatchRequest]:
-    return (r for r in requests if r.custom_id not in done)

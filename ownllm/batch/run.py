@@ -151,7 +151,6 @@ class Stats:
     retries: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
-    in_flight: int = 0
     starting_since: float | None = None  # monotonic time the endpoint first said it is starting
     failed_by: dict[str, int] = field(default_factory=dict)  # "HTTP 400", "connection_error" -> count
 
@@ -260,7 +259,6 @@ class Sender:
                 await self._limiter.wait()
             attempts += 1
             retry_after: float | None = None
-            self.stats.in_flight += 1
             try:
                 response = await client.post(url, content=payload)
             except httpx2.TransportError as exc:
@@ -271,8 +269,6 @@ class Sender:
             else:
                 result, verdict = _judge(request, response, attempts)
                 retry_after = parse_retry_after(response.headers.get("retry-after"), time.time())
-            finally:
-                self.stats.in_flight -= 1
             if verdict is Verdict.DONE:
                 self.stats.starting_since = None
                 return result
