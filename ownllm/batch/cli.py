@@ -112,6 +112,26 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--no-progress", action="store_true", help="no progress bar (logs, CI); the summary still prints")
     p.set_defaults(func=run)
 
+    e = sub.add_parser(
+        "estimate",
+        help="count a batch's tokens before sending it: input (estimated) and the most output it allows",
+        description=(
+            "Check INPUT as `batch run` does, then count its input tokens the way the forwarder estimates them "
+            "(about 4 bytes of text per token) and the most output tokens its requests allow: each request's "
+            "max_tokens, or the API's default_max_tokens from the settings."
+        ),
+    )
+    e.add_argument("input", type=Path, help="the batch input file (JSONL)")
+    e.add_argument(
+        "--settings",
+        default="cdk.json",
+        help="cdk.json whose 'ownllm' context gives default_max_tokens (default: ./cdk.json if present)",
+    )
+    e.add_argument(
+        "-c", "--context", action="append", default=[], metavar="KEY=VALUE", help="override one setting, as with cdk -c"
+    )
+    e.set_defaults(func=estimate)
+
 
 @dataclass(frozen=True)
 class Plan:
@@ -215,6 +235,40 @@ def run(args: argparse.Namespace) -> int:
         print("ownllm batch run: nothing was sent", file=sys.stderr)
         return EXIT_USAGE
     return _execute(args, options, plan)
+
+
+def estimate(args: argparse.Namespace) -> int:
+    from ownllm.batch.estimate import count_tokens
+    from ownllm.batch.jsonl import MAX_PROBLEMS_SHOWN, BatchFileError, load_requests
+    from ownllm.cost.cli import load_settings
+
+    try:
+        requests = load_requests(args.input)
+    except BatchFileError as exc:
+        for problem in exc.problems[:MAX_PROBLEMS_SHOWN]:
+            print(f"ownllm batch estimate: {problem}", file=sys.stderr)
+        if len(exc.problems) > MAX_PROBLEMS_SHOWN:
+            print(f"ownllm batch estimate: ... and {len(exc.problems) - MAX_PROBLEMS_SHOWN} more", file=sys.stderr)
+        return EXIT_USAGE
+    settings = load_settings(args.settings, args.context)
+    count = count_tokens(requests, settings.default_max_tokens)
+    print(f"requests       {count.requests}")
+    print(
+        f"input tokens   {count.input_tokens}  (estimated as the forwarder does: about 4 bytes of text per token "
+        "plus a few per chat message)"
+    )
+    print(
+        f"output tokens  at most {count.output_tokens_max}  ({count.requests - count.defaulted} with their own "
+        f"max_tokens; {count.defaulted} at default_max_tokens {count.default_max_tokens})"
+    )
+    if count.unreadable:
+        print(
+            f"ownllm batch estimate: {count.unreadable} request(s) have no prompt the API can read "
+            "(messages or prompt missing or of the wrong shape); their input is not counted and the API will "
+            "refuse them",
+            file=sys.stderr,
+        )
+    return 0
 
 
 def _execute(args: argparse.Namespace, options: Options, plan: Plan) -> int:

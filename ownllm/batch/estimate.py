@@ -1,0 +1,98 @@
+"""Token counts of a batch before it is sent: the input as the forwarder estimates it, and
+the most output the requests allow (their max_tokens, or the API's default)."""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
+from ownllm.batch.jsonl import BatchRequest
+
+# The forwarder's own estimate (about 4 bytes of UTF-8 per token, plus per-message overhead),
+# loaded by path so the batch tool and the API count the same way.
+TOKENS_FILE = Path(__file__).resolve().parents[2] / "lambda" / "forwarder" / "tokens.py"
+
+
+@functools.cache
+def _tokens() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("ownllm_forwarder_tokens", TOKENS_FILE)
+    if spec is None or spec.loader is None:
+        raise FileNotFoundError(TOKENS_FILE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def estimate_text(text: str) -> int:
+    return int(_tokens().estimate(text))
+
+
+def estimate_messages(contents: list[str]) -> int:
+    return int(_tokens().estimate_chat([{"content": c} for c in contents]))
+
+
+def _text(content: object) -> str | None:
+    """A message's text: a string, or the text parts of a list of content parts."""
+    if content is None or isinstance(content, str):
+        return content or ""
+    if isinstance(content, list):
+        parts = [p.get("text") for p in content if isinstance(p, dict) and p.get("type") == "text"]
+        return "".join(p for p in parts if isinstance(p, str))
+    return None
+
+
+def input_tokens(request: BatchRequest) -> int | None:
+    """The forwarder's estimate of one request's prompt; None when it has no prompt to read."""
+    body = request.body
+    if request.url.endswith("/chat/completions"):
+        messages = body.get("messages")
+        if not isinstance(messages, list) or not messages:
+            return None
+        contents = [_text(m.get("content")) if isinstance(m, dict) else None for m in messages]
+        if any(c is None for c in contents):
+            return None
+        return estimate_messages([c for c in contents if c is not None])
+    prompt = body.get("prompt")
+    if isinstance(prompt, list) and len(prompt) == 1:
+        prompt = prompt[0]
+    return estimate_text(prompt) if isinstance(prompt, str) else None
+
+
+def max_output_tokens(request: BatchRequest) -> int | None:
+    """The request's own cap (max_completion_tokens wins over max_tokens), or None when it sets none."""
+    body = request.body
+    value = body.get("max_completion_tokens")
+    if value is None:
+        value = body.get("max_tokens")
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 1 else None
+
+
+@dataclass(frozen=True)
+class TokenCount:
+    requests: int
+    input_tokens: int  # estimated, over the requests with a readable prompt
+    unreadable: int  # requests whose prompt the forwarder would refuse (not counted above)
+    output_tokens_max: int
+    defaulted: int  # requests without their own cap, counted at default_max_tokens
+    default_max_tokens: int
+
+
+def count_tokens(requests: Iterable[BatchRequest], default_max_tokens: int) -> TokenCount:
+    total = inputs = unreadable = outputs = defaulted = 0
+    for request in requests:
+        total += 1
+        prompt = input_tokens(request)
+        if prompt is None:
+            unreadable += 1
+        else:
+            inputs += prompt
+        cap = max_output_tokens(request)
+        if cap is None:
+            defaulted += 1
+            cap = default_max_tokens
+        outputs += cap
+    return TokenCount(total, inputs, unreadable, outputs, defaulted, default_max_tokens)
