@@ -343,7 +343,7 @@ def _send_all(
     base = total - len(plan.todo)
     started = time.monotonic()
     with Progress(
-        BarColumn(),
+        BarColumn(bar_width=20),
         MofNCompleteColumn(),
         TextColumn("{task.fields[rates]}"),
         TextColumn("ETA"),
@@ -357,14 +357,14 @@ def _send_all(
         def tick() -> None:
             elapsed = max(time.monotonic() - started, 1e-9)
             handled = stats.ok + stats.failed
-            rates = f"{handled / elapsed:6.1f} req/s {stats.completion_tokens / elapsed:8.1f} tok/s"
-            extra = [f"{stats.completion_tokens} output tokens"]
+            rates = f"{handled / elapsed:.0f} req/s {stats.completion_tokens / elapsed:.0f} tok/s"
+            extra = []
             if args.cost_per_request is not None:
                 extra.append(f"${handled * args.cost_per_request:,.2f} so far")
             if stats.failed:
                 extra.append(f"{stats.failed} failed")
             if stats.starting_since is not None:
-                extra.append(f"endpoint starting, waiting {time.monotonic() - stats.starting_since:.0f} s")
+                extra.append(f"endpoint starting, waited {time.monotonic() - stats.starting_since:.0f} s")
             progress.update(task, completed=base + handled, rates=rates, extra=", ".join(extra))
 
         async def main() -> None:
