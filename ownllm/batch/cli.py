@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ownllm.batch.jsonl import BatchRequest, ResultFileState
+    from ownllm.batch.jsonl import BatchRequest, ResultFileState, ResultWriter
     from ownllm.batch.run import Options, Result, Stats
 
 KEY_ENV = "OWNLLM_API_KEY"
@@ -137,8 +137,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 class Plan:
     requests: list[BatchRequest]
     todo: list[BatchRequest]
-    output: Path
-    errors: Path
+    output: ResultWriter
+    errors: ResultWriter
     output_state: ResultFileState
     errors_state: ResultFileState
 
@@ -186,23 +186,39 @@ def options_from(args: argparse.Namespace) -> Options:
     )
 
 
-def plan_from(input_: Path, output: Path, errors: Path) -> Plan:
-    """Everything checked before a byte is sent or a file created; BatchFileError or UsageError."""
-    from ownllm.batch.jsonl import check_results_match, load_requests, read_result_file
-
-    files = {"INPUT": input_, "--output": output, "--errors": errors}
+def check_paths(input_: Path, output: Path, errors: Path) -> None:
     seen: dict[Path, str] = {}
-    for name, path in files.items():
+    for name, path in {"INPUT": input_, "--output": output, "--errors": errors}.items():
         resolved = path.resolve()
         if resolved in seen:
             raise UsageError(f"{name} {path} is the same file as {seen[resolved]}; give three different files")
         seen[resolved] = name
+
+
+def plan_from(input_: Path, output: Path, errors: Path) -> Plan:
+    """Everything checked before a byte is sent; BatchFileError or UsageError.
+
+    The input is checked before any file is made. Then both result files are opened and locked,
+    and read: a refusal from here on takes back the files this run created.
+    """
+    from ownllm.batch.jsonl import ResultWriter, check_results_match, load_requests
+
+    check_paths(input_, output, errors)
     requests = load_requests(input_)
-    output_state, errors_state = read_result_file(output), read_result_file(errors)
-    check_results_match(requests, output, output_state, errors, errors_state)
+    writers: list[ResultWriter] = []
+    try:
+        writers.append(ResultWriter(output))
+        writers.append(ResultWriter(errors))
+        output_writer, errors_writer = writers
+        output_state, errors_state = output_writer.state(), errors_writer.state()
+        check_results_match(requests, output, output_state, errors, errors_state)
+    except BaseException:
+        for writer in writers:
+            writer.close(remove_if_created=True)
+        raise
     done = output_state.done.keys() | errors_state.done.keys()
     todo = [r for r in requests if r.custom_id not in done]
-    return Plan(requests, todo, output, errors, output_state, errors_state)
+    return Plan(requests, todo, output_writer, errors_writer, output_state, errors_state)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -225,6 +241,8 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_INTERRUPTED
     except UsageError as exc:
         return fail(str(exc))
+    except OSError as exc:  # a result file that cannot be made: no folder, no permission
+        return fail(f"cannot open {exc.filename}: {exc.strerror}; nothing was sent")
     except BatchFileError as exc:
         from ownllm.batch.jsonl import MAX_PROBLEMS_SHOWN
 
@@ -272,7 +290,6 @@ def estimate(args: argparse.Namespace) -> int:
 
 
 def _execute(args: argparse.Namespace, options: Options, plan: Plan) -> int:
-    from ownllm.batch.jsonl import ResultWriter
     from ownllm.batch.run import Stats
 
     err = sys.stderr
@@ -282,22 +299,25 @@ def _execute(args: argparse.Namespace, options: Options, plan: Plan) -> int:
         print("ownllm batch run: no price given (--cost-per-request); showing tokens, not cost", file=err)
     if plan.already_ok or plan.already_failed:
         print(
-            f"ownllm batch run: resuming: {plan.already_ok} in {plan.output}, {plan.already_failed} in "
-            f"{plan.errors}; {len(plan.todo)} left",
+            f"ownllm batch run: resuming: {plan.already_ok} in {plan.output.path}, {plan.already_failed} in "
+            f"{plan.errors.path}; {len(plan.todo)} left",
             file=err,
         )
-    writers = []
+    output_writer, errors_writer = plan.output, plan.errors
+    writers = (output_writer, errors_writer)
     try:
-        for path, state in ((plan.output, plan.output_state), (plan.errors, plan.errors_state)):
+        for writer, state in ((output_writer, plan.output_state), (errors_writer, plan.errors_state)):
             if state.partial_bytes:
-                print(f"ownllm batch run: {path}: removed a partial last line ({state.partial_bytes} bytes)", file=err)
-            writers.append(ResultWriter(path, state))
+                writer.repair(state)
+                print(
+                    f"ownllm batch run: {writer.path}: removed a partial last line ({state.partial_bytes} bytes)",
+                    file=err,
+                )
     except OSError as exc:
         for writer in writers:
             writer.close()
-        print(f"ownllm batch run: cannot write {exc.filename}: {exc.strerror}", file=err)
+        print(f"ownllm batch run: cannot repair {exc.filename or 'a result file'}: {exc.strerror}", file=err)
         return EXIT_USAGE
-    output_writer, errors_writer = writers
     stats = Stats()
 
     def sink(result: Result) -> None:
@@ -382,7 +402,7 @@ def _summary(args: argparse.Namespace, plan: Plan, stats: Stats, elapsed: float)
     ok, failed = plan.already_ok + stats.ok, plan.already_failed + stats.failed
     total = len(plan.requests)
     handled = stats.ok + stats.failed
-    lines = [f"{ok} of {total} succeeded -> {plan.output}; {failed} failed -> {plan.errors}"]
+    lines = [f"{ok} of {total} succeeded -> {plan.output.path}; {failed} failed -> {plan.errors.path}"]
     if stats.failed_by:
         lines.append("failed this run: " + ", ".join(f"{k}: {v}" for k, v in sorted(stats.failed_by.items())))
     if handled:

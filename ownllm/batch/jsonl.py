@@ -14,6 +14,7 @@ lose at most that last second of lines, which are then sent again: never written
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import time
@@ -187,16 +188,36 @@ def check_results_match(
 
 
 class ResultWriter:
-    """An append-only JSONL file: one write() per line, fsync at most every FSYNC_INTERVAL_S."""
+    """An append-only JSONL file: one write() per line, fsync at most every FSYNC_INTERVAL_S.
 
-    def __init__(self, path: Path, state: ResultFileState):
+    Opening takes an exclusive lock (flock) for the writer's lifetime, so a second run on the
+    same file is refused instead of writing a second result for the same request; only then
+    is the file read (`state`), so what it says is done cannot change underneath.
+    """
+
+    def __init__(self, path: Path):
         self.path = path
+        self.created = not path.exists()
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        if state.partial_bytes:
-            os.ftruncate(self._fd, state.whole_bytes)  # the unterminated tail of a write cut short
-            os.fsync(self._fd)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self._fd)
+            self._fd = -1
+            raise BatchFileError(
+                [f"{path} is being written by another ownllm batch run; let it finish or give another file"]
+            ) from None
         self._synced_at = time.monotonic()
         self._dirty = False
+
+    def state(self) -> ResultFileState:
+        return read_result_file(self.path)
+
+    def repair(self, state: ResultFileState) -> None:
+        """Cut off the unterminated tail of a write cut short (state from `state()`)."""
+        if state.partial_bytes:
+            os.ftruncate(self._fd, state.whole_bytes)
+            os.fsync(self._fd)
 
     def append(self, record: dict[str, object]) -> None:
         data = (json.dumps(record, separators=(",", ":"), ensure_ascii=False) + "\n").encode()
@@ -213,8 +234,12 @@ class ResultWriter:
             self._dirty = False
         self._synced_at = time.monotonic()
 
-    def close(self) -> None:
-        if self._fd >= 0:
-            self.sync()
-            os.close(self._fd)
-            self._fd = -1
+    def close(self, *, remove_if_created: bool = False) -> None:
+        """Sync and unlock; `remove_if_created` takes back a file this run made and never wrote."""
+        if self._fd < 0:
+            return
+        self.sync()
+        if remove_if_created and self.created and os.fstat(self._fd).st_size == 0:
+            self.path.unlink(missing_ok=True)
+        os.close(self._fd)
+        self._fd = -1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 from pathlib import Path
 
@@ -79,6 +80,7 @@ def test_an_output_made_from_another_input_is_refused(tmp_path, server, capsys):
         "made from a different input; give another --output/--errors or move that file away"
     )
     assert server.seen == []
+    assert not (tmp_path / "out.errors.jsonl").exists()  # made to be locked and read, then taken back
 
 
 def test_a_request_with_results_in_both_files_is_refused(tmp_path, server, capsys):
@@ -161,4 +163,30 @@ def test_the_output_may_not_be_the_input(tmp_path, server, capsys):
     assert run_batch(source, server.url, source) == 2
     assert capsys.readouterr().err.splitlines() == [
         f"ownllm batch run: --output {source} is the same file as INPUT; give three different files"
+    ]
+
+
+def test_a_second_run_on_the_same_output_is_refused_while_the_first_holds_it(tmp_path, server, capsys):
+    source = write_input(tmp_path / "in.jsonl", ["a"])
+    output = tmp_path / "out.jsonl"
+    with output.open("a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # as a running `batch run` holds it
+
+        code = run_batch(source, server.url, output)
+
+    assert code == 2
+    assert capsys.readouterr().err.splitlines()[0] == (
+        f"ownllm batch run: {output} is being written by another ownllm batch run; let it finish or give another file"
+    )
+    assert server.seen == []
+    assert not (tmp_path / "out.errors.jsonl").exists()
+
+
+def test_an_output_in_a_missing_folder_is_one_line(tmp_path, server, capsys):
+    source = write_input(tmp_path / "in.jsonl", ["a"])
+    output = tmp_path / "no-such-folder" / "out.jsonl"
+
+    assert run_batch(source, server.url, output) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"ownllm batch run: cannot open {output}: No such file or directory; nothing was sent"
     ]
