@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
     from ownllm.batch.jsonl import BatchRequest, ResultFileState, ResultWriter
@@ -158,8 +159,15 @@ def default_errors_path(output: Path) -> Path:
 def options_from(args: argparse.Namespace) -> Options:
     from ownllm.batch.run import Options
 
-    if not args.url.startswith(("http://", "https://")):
-        raise UsageError(f"--url {args.url!r} must start with http:// or https://")
+    parts = urlsplit(args.url)
+    try:
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:  # not a number, or above 65535
+        port_ok = False
+    if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok:
+        raise UsageError(
+            f"--url {args.url!r} must be an http:// or https:// URL with a host, e.g. http://127.0.0.1:8765/v1"
+        )
     if not 1 <= args.concurrency <= MAX_CONCURRENCY:
         raise UsageError(f"--concurrency {args.concurrency} must be from 1 to {MAX_CONCURRENCY}")
     if args.max_attempts < 1:
@@ -290,7 +298,7 @@ def estimate(args: argparse.Namespace) -> int:
 
 
 def _execute(args: argparse.Namespace, options: Options, plan: Plan) -> int:
-    from ownllm.batch.run import Stats
+    from ownllm.batch.run import Stats, Unreachable
 
     err = sys.stderr
     if not options.api_key:
@@ -332,14 +340,16 @@ def _execute(args: argparse.Namespace, options: Options, plan: Plan) -> int:
     except (KeyboardInterrupt, asyncio.CancelledError):
         interrupted = True
     except OSError as exc:  # a full disk, a file removed under us
-        failure = f"stopped: cannot write results: {exc.strerror or exc}"
+        failure = f"stopped: cannot write results: {exc.strerror or exc}; fix it and run the same command to resume"
+    except Unreachable as exc:
+        failure = f"stopped: {exc} Requests without a result are left for the next run."
     finally:
         for writer in writers:
             writer.close()
     elapsed = time.monotonic() - started
     _summary(args, plan, stats, elapsed)
     if failure:
-        print(f"ownllm batch run: {failure}; fix it and run the same command to resume", file=err)
+        print(f"ownllm batch run: {failure}", file=err)
         return EXIT_FAILED_REQUESTS
     if interrupted:
         print(

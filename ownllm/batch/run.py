@@ -43,6 +43,13 @@ STARTING_CODE = "model_not_ready"
 # API Gateway names its request id x-amzn-RequestId; OpenAI-compatible servers use x-request-id.
 REQUEST_ID_HEADERS = ("x-request-id", "x-amzn-requestid", "apigw-requestid")
 TICK_S = 0.25
+# This many requests in a row ending with no answer at all means the server is down or the URL
+# wrong, not that those requests are bad: stop rather than fill the errors file with the rest.
+UNREACHABLE_STOP_AFTER = 10
+
+
+class Unreachable(Exception):
+    """The server gave no answer to UNREACHABLE_STOP_AFTER requests in a row."""
 
 
 def join_url(base: str, path: str) -> str:
@@ -113,7 +120,6 @@ class Result:
     request_id: str | None
     body: object
     error: dict[str, str] | None
-    attempts: int
     prompt_tokens: int = 0
     completion_tokens: int = 0
 
@@ -152,6 +158,7 @@ class Stats:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     starting_since: float | None = None  # monotonic time the endpoint first said it is starting
+    unanswered_in_a_row: int = 0  # final results with no HTTP answer since the last answered one
     failed_by: dict[str, int] = field(default_factory=dict)  # "HTTP 400", "connection_error" -> count
 
     def add(self, result: Result) -> None:
@@ -163,6 +170,7 @@ class Stats:
             self.failed_by[key] = self.failed_by.get(key, 0) + 1
         self.prompt_tokens += result.prompt_tokens
         self.completion_tokens += result.completion_tokens
+        self.unanswered_in_a_row = self.unanswered_in_a_row + 1 if result.status is None else 0
 
 
 class RateLimiter:
@@ -191,17 +199,15 @@ class Options:
     timeout_s: float = DEFAULT_TIMEOUT_S
     startup_wait_s: float = DEFAULT_STARTUP_WAIT_S
     backoff_base_s: float = BACKOFF_BASE_S
-    seed: int | None = None  # the jitter's random source, for tests
 
 
 class Sender:
     """Sends requests through one pooled client; `run` returns when all are handled or cancelled."""
 
-    def __init__(self, options: Options, stats: Stats, transport: httpx2.AsyncBaseTransport | None = None):
+    def __init__(self, options: Options, stats: Stats):
         self.options = options
         self.stats = stats
-        self._transport = transport
-        self._rng = random.Random(options.seed)
+        self._rng = random.Random()
         self._limiter = RateLimiter(options.max_rps) if options.max_rps else None
         self._headers = {"Content-Type": "application/json"}
         if options.api_key:
@@ -220,15 +226,23 @@ class Sender:
         n = self.options.concurrency
         limits = httpx2.Limits(max_connections=n, max_keepalive_connections=n)
         timeout = httpx2.Timeout(self.options.timeout_s, connect=min(10.0, self.options.timeout_s))
-        async with httpx2.AsyncClient(
-            limits=limits, timeout=timeout, headers=self._headers, transport=self._transport
-        ) as client:
+        async with httpx2.AsyncClient(limits=limits, timeout=timeout, headers=self._headers) as client:
+            stopping: list[Result] = []
 
             async def worker() -> None:
                 for request in requests:  # one shared iterator: next() never interleaves with an await
                     result = await self._send(client, request)
+                    if stopping:  # another worker stopped the run in this same loop turn: no result
+                        return
                     self.stats.add(result)
                     sink(result)
+                    if self.stats.unanswered_in_a_row >= UNREACHABLE_STOP_AFTER:
+                        stopping.append(result)
+                        message = (result.error or {}).get("message", "")
+                        raise Unreachable(
+                            f"the last {UNREACHABLE_STOP_AFTER} requests got no answer from {self.options.base_url} "
+                            f"({message}); is the server up and the URL right?"
+                        )
 
             ticker = asyncio.create_task(self._tick(tick)) if tick else None
             try:
@@ -252,22 +266,18 @@ class Sender:
 
         url = join_url(self.options.base_url, request.url)
         payload = json.dumps(request.body, separators=(",", ":")).encode()
-        attempts = 0  # sent; waits for a starting endpoint are not counted
-        counted = 0
+        counted = 0  # tries that use the attempt budget: not those answered "starting"
         while True:
             if self._limiter:
                 await self._limiter.wait()
-            attempts += 1
             retry_after: float | None = None
             try:
                 response = await client.post(url, content=payload)
             except httpx2.TransportError as exc:
                 verdict = Verdict.RETRY
-                result = Result(
-                    request, False, None, None, None, {"code": "connection_error", "message": _brief(exc)}, attempts
-                )
+                result = Result(request, False, None, None, None, {"code": "connection_error", "message": _brief(exc)})
             else:
-                result, verdict = _judge(request, response, attempts)
+                result, verdict = _judge(request, response)
                 retry_after = parse_retry_after(response.headers.get("retry-after"), time.time())
             if verdict is Verdict.DONE:
                 self.stats.starting_since = None
@@ -296,7 +306,7 @@ def _brief(exc: Exception) -> str:
     return f"{type(exc).__name__}: {text}"[:300]
 
 
-def _judge(request: BatchRequest, response: httpx2.Response, attempts: int) -> tuple[Result, Verdict]:
+def _judge(request: BatchRequest, response: httpx2.Response) -> tuple[Result, Verdict]:
     status = response.status_code
     request_id = next((response.headers[h] for h in REQUEST_ID_HEADERS if h in response.headers), None)
     try:
@@ -305,11 +315,11 @@ def _judge(request: BatchRequest, response: httpx2.Response, attempts: int) -> t
         shown = response.text[:300]
         not_json = {"code": "invalid_response", "message": f"HTTP {status} with a body that is not JSON: {shown!r}"}
         verdict = Verdict.RETRY if status in RETRY_STATUSES else Verdict.FAILED
-        return Result(request, False, status, request_id, None, not_json, attempts), verdict
+        return Result(request, False, status, request_id, None, not_json), verdict
     verdict = classify(status, body)
     prompt, completion = _tokens(body) if verdict is Verdict.DONE else (0, 0)
     ok = verdict is Verdict.DONE
     error: dict[str, str] | None = None
     if 200 <= status < 300 and not ok:
         error = {"code": "invalid_response", "message": f"HTTP {status} with a JSON body that is not an object"}
-    return Result(request, ok, status, request_id, body, error, attempts, prompt, completion), verdict
+    return Result(request, ok, status, request_id, body, error, prompt, completion), verdict

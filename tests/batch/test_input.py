@@ -148,13 +148,15 @@ def test_bad_options_are_one_line_each(tmp_path, server, capsys, extra, message)
     assert server.seen == []
 
 
-def test_a_url_without_a_scheme_is_refused(tmp_path, server, capsys):
+@pytest.mark.parametrize("url", ["127.0.0.1:8765/v1", "ftp://host/v1", "http:///v1", "http://host:99999/v1"])
+def test_a_url_that_names_no_http_server_is_refused(tmp_path, server, capsys, url):
     source = write_input(tmp_path / "in.jsonl", ["a"])
 
-    assert run_batch(source, "127.0.0.1:8765/v1", tmp_path / "out.jsonl") == 2
+    assert run_batch(source, url, tmp_path / "out.jsonl") == 2
     assert capsys.readouterr().err.splitlines() == [
-        "ownllm batch run: --url '127.0.0.1:8765/v1' must start with http:// or https://"
+        f"ownllm batch run: --url {url!r} must be an http:// or https:// URL with a host, e.g. http://127.0.0.1:8765/v1"
     ]
+    assert not (tmp_path / "out.jsonl").exists()
 
 
 def test_the_output_may_not_be_the_input(tmp_path, server, capsys):

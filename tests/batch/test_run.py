@@ -116,6 +116,23 @@ def test_no_answer_at_all_goes_to_errors_as_a_connection_error(tmp_path):
     assert read_lines(output) == []
 
 
+def test_a_server_that_never_answers_stops_the_run_instead_of_failing_every_request(tmp_path, capsys):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/v1"
+
+    code, output, errors = run_batch(tmp_path, url, [f"r{i}" for i in range(40)], "--max-attempts", "1")
+
+    assert code == 1
+    assert len(read_lines(errors)) == 10  # UNREACHABLE_STOP_AFTER; the other 30 wait for the next run
+    assert (
+        capsys.readouterr()
+        .err.splitlines()[-1]
+        .startswith(f"ownllm batch run: stopped: the last 10 requests got no answer from {url} (ConnectError: ")
+    )
+
+
 def test_a_starting_endpoint_is_waited_for_without_using_up_attempts(tmp_path, server):
     starting = (503, {"Retry-After": "0"}, error_body(503, code="model_not_ready"))
     server.script("a", *[starting] * 5, 200)
