@@ -38,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description="Run OpenAI Batch API files against an OpenAI-compatible API: ownllm's, local or deployed.",
     )
     sub = batch.add_subparsers(dest="batch_command", required=True, metavar="BATCH_COMMAND")
-    from ownllm.batch.run import (
+    from ownllm.batch.defaults import (
         BACKOFF_BASE_S,
         BACKOFF_CAP_S,
         DEFAULT_CONCURRENCY,

@@ -21,20 +21,20 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING
 
+from ownllm.batch.defaults import (
+    BACKOFF_BASE_S,
+    BACKOFF_CAP_S,
+    DEFAULT_CONCURRENCY,
+    DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_STARTUP_WAIT_S,
+    DEFAULT_TIMEOUT_S,
+    MAX_RETRY_AFTER_S,
+)
 from ownllm.batch.jsonl import BatchRequest
 
 if TYPE_CHECKING:
     import httpx2
 
-DEFAULT_CONCURRENCY = 16  # until the performance model supplies one per deployment
-DEFAULT_MAX_ATTEMPTS = 6
-DEFAULT_TIMEOUT_S = 120.0
-# SageMaker provisions an instance for an endpoint scaled to zero in "several minutes", failing
-# invocations meanwhile (https://docs.aws.amazon.com/sagemaker/latest/dg/endpoint-auto-scaling-zero-instances.html).
-DEFAULT_STARTUP_WAIT_S = 1200.0
-BACKOFF_BASE_S = 0.5
-BACKOFF_CAP_S = 30.0
-MAX_RETRY_AFTER_S = 600.0  # a Retry-After beyond this is a misconfigured server, not advice
 RETRY_STATUSES = frozenset({429, 503, 504})
 # The forwarder's answer while the endpoint starts or scales: 503, error code model_not_ready,
 # Retry-After 30 (lambda/README.md error table; lambda/forwarder/errors.py map_upstream).
