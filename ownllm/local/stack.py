@@ -97,6 +97,18 @@ class LocalStack:
         self.gateway: Gateway | None = None
         self.backend_kind = "upstream" if upstream else "stand-in"
 
+    @property
+    def runtime_url(self) -> str:
+        if self.runtime is None:
+            raise RuntimeError("the local stack is not started")
+        return self.runtime.url
+
+    @property
+    def upstream_served_model(self) -> str | None:
+        """The model the --upstream server serves (it may differ from the one the API names)."""
+        backend = self.runtime.backend if self.runtime is not None else None
+        return backend.model if isinstance(backend, OpenAIUpstream) else None
+
     # -- lifecycle ---------------------------------------------------------------------------------
 
     def start(self) -> LocalStack:
