@@ -163,6 +163,7 @@ def _complete(kind: str) -> Response:
         deadline=_current.deadline,
         connect_timeout_s=cfg.connect_timeout_s,
         read_timeout_s=cfg.read_timeout_s,
+        inference_component=cfg.inference_component,
     )
     log.update(model_latency_ms=round(answer.latency_ms, 1), attempts=answer.attempts)
     metrics.add_metric(name="ModelLatency", unit=MetricUnit.Milliseconds, value=answer.latency_ms)

@@ -160,15 +160,26 @@ def invoke(
     deadline: float,
     connect_timeout_s: float,
     read_timeout_s: float,
+    inference_component: str | None = None,
 ) -> Invocation:
-    """POST the body to the endpoint; raise UpstreamFailure for anything but an answer."""
+    """POST the body to the endpoint (to its inference component, when it hosts one); raise
+    UpstreamFailure for anything but an answer."""
     call = _Call(deadline, connect_timeout_s, read_timeout_s)
     token = _CURRENT.set(call)
     started = time.perf_counter()
     try:
-        response = client.invoke_endpoint(
-            EndpointName=endpoint_name, Body=body, ContentType="application/json", Accept="application/json"
-        )
+        if inference_component:
+            response = client.invoke_endpoint(
+                EndpointName=endpoint_name,
+                InferenceComponentName=inference_component,
+                Body=body,
+                ContentType="application/json",
+                Accept="application/json",
+            )
+        else:
+            response = client.invoke_endpoint(
+                EndpointName=endpoint_name, Body=body, ContentType="application/json", Accept="application/json"
+            )
         payload = response["Body"].read()
     except _RetryBudgetSpent:
         failure = call.last_failure or UpstreamFailure("read_timeout", message="no time left for another attempt")

@@ -99,6 +99,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--lambda-log", metavar="FILE", help="append the Lambda's own log lines (JSON, EMF) to FILE")
     p.add_argument("--quiet", action="store_true", help="no line per request")
+    p.add_argument(
+        "--scale-to-zero",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="emulate an endpoint scaled to zero (min_instances 0): calls answer 503 'starting' until "
+        "SECONDS after the first one, then normal",
+    )
     p.set_defaults(func=run)
 
 
@@ -200,6 +208,7 @@ def run(args: argparse.Namespace) -> int:
         max_instances=args.instances,
         lambda_log=args.lambda_log,
         on_request=None if args.quiet else log,
+        scale_to_zero_wake_s=args.scale_to_zero,
     )
     stop = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
