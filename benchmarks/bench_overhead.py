@@ -4,8 +4,9 @@ Two servers, each in its own process, so the bench's CPU and the server's can be
 
 - local: `ownllm local` with the stand-in answering at once (gateway, the real forwarder
   Lambda in its execution environments, the SageMaker runtime): the whole local path;
-- trivial: `python -m ownllm.bench.trivial_server`, one fixed OpenAI answer with no work
-  behind it: the most this machine lets the bench drive at all.
+- trivial: `python benchmarks/trivial_server.py`, one fixed OpenAI answer with no work
+  behind it: the most this machine lets the bench drive at all, and the baseline: each
+  level's local requests/s is also printed as a ratio to the trivial server's.
 
 For each concurrency level (after a warm-up that starts every Lambda environment), the
 bench's runner sends chat completions for --duration seconds; printed per level: requests/s,
@@ -17,7 +18,7 @@ Target (issue 5): at least 200 requests/s against the zero-latency stand-in on 2
     .venv/bin/python benchmarks/bench_overhead.py [--duration 5] [--concurrency 1,4,16,64]
 
 A benchmark, not a test: it prints figures and a verdict; exit 1 if the target is missed.
-Linux only: CPU time of the server's processes is read from /proc.
+CPU time of the server's process tree comes from psutil (a dev dependency).
 """
 
 from __future__ import annotations
@@ -97,7 +98,9 @@ def main() -> int:
         levels,
         args.duration,
     )
-    rows += sweep("trivial", [sys.executable, "-m", "ownllm.bench.trivial_server"], "trivial", levels, args.duration)
+    rows += sweep(
+        "trivial", [sys.executable, str(ROOT / "benchmarks" / "trivial_server.py")], "trivial", levels, args.duration
+    )
 
     print(
         f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs, {args.duration:g} s per level, bench and server "
@@ -112,6 +115,13 @@ def main() -> int:
             f"{r['server']:<8} {r['concurrency']:>4} {r['requests_per_s']:>8.0f} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} "
             f"{r['client_us']:>12.0f} us {r['server_us']:>12.0f} us  {r['errors'] or 'none'}"
         )
+    trivial_rps = {r["concurrency"]: r["requests_per_s"] for r in rows if r["server"] == "trivial"}
+    for r in rows:
+        if r["server"] == "local":
+            print(
+                f"c={r['concurrency']}: local / trivial = {r['requests_per_s']:.0f} / "
+                f"{trivial_rps[r['concurrency']]:.0f} req/s = {r['requests_per_s'] / max(trivial_rps[r['concurrency']], 1e-9):.2f}x"
+            )
     local_best = max(r["requests_per_s"] for r in rows if r["server"] == "local")
     client_us = max(r["client_us"] for r in rows)
     print(

@@ -11,17 +11,22 @@ Bounds (issue 5): no failed request; after warm-up the gateway process grows by 
 fork server counted once) summed over the environments, the fork server and
 multiprocessing's resource tracker.
 
+Baseline: benchmarks/trivial_server.py (one fixed answer, no work) driven by the same
+clients for --baseline seconds; printed as ratios: the local path's requests/s to the
+trivial server's, and the gateway's RSS to the trivial server's (a Python HTTP server
+doing nothing).
+
     .venv/bin/python benchmarks/local_soak.py [--concurrency 64] [--duration 30]
 
 A benchmark, not a test: it prints figures and verdicts; exit 1 if a bound is broken.
-Linux only: memory and processes are read from /proc.
-tests/local/test_soak.py is the short version that runs with the suite.
+Processes and memory come from psutil (a dev dependency); PSS needs Linux.
+tests/local/test_soak.py is the short version that runs with the suite: it checks for
+errors only, never a speed.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import queue
 import re
 import signal
@@ -31,12 +36,13 @@ import threading
 import time
 from pathlib import Path
 
+import psutil
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from ownllm.bench import runner
-from ownllm.bench.report import summarise
-from ownllm.local.procs import descendants
+from ownllm.bench.report import LevelSummary, summarise
 
 KEY = "soak-key"
 GROWTH_BOUND_MB = 20.0
@@ -74,31 +80,49 @@ def stop_server(process: subprocess.Popen) -> None:
         process.wait(5)
 
 
-def _field_kb(path: Path, name: str) -> int:
+def descendants(pid: int) -> set[int]:
+    """Every process below pid (children, their children, ...)."""
     try:
-        for line in path.read_text().splitlines():
-            if line.startswith(name + ":"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
+        return {child.pid for child in psutil.Process(pid).children(recursive=True)}
+    except psutil.NoSuchProcess:
+        return set()
 
 
 def rss_mb(pid: int) -> float:
-    return _field_kb(Path(f"/proc/{pid}/status"), "VmRSS") / 1024
+    """Resident set size; 0 for a process that has ended."""
+    try:
+        return psutil.Process(pid).memory_info().rss / 2**20
+    except psutil.NoSuchProcess:
+        return 0.0
 
 
 def pss_mb(pid: int) -> float:
-    return _field_kb(Path(f"/proc/{pid}/smaps_rollup"), "Pss") / 1024
+    """Proportional set size (memory shared with other processes counted once over them); 0 once ended."""
+    try:
+        return psutil.Process(pid).memory_full_info().pss / 2**20
+    except psutil.NoSuchProcess:
+        return 0.0
 
 
 def cpu_s(pid: int) -> float:
-    """User + system CPU seconds the process has used."""
+    """User + system CPU seconds the process has used; 0 for a process that has ended."""
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
+        times = psutil.Process(pid).cpu_times()
+    except psutil.NoSuchProcess:
         return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return times.user + times.system
+
+
+def trivial_baseline(concurrency: int, duration_s: float) -> tuple[LevelSummary, float]:
+    """The same load against the trivial server: (its level summary, its RSS in MB at the end)."""
+    process, url = start_server([sys.executable, str(ROOT / "benchmarks" / "trivial_server.py")])
+    try:
+        target = runner.Target(url, KEY, "trivial", max_tokens=32, timeout_s=30)
+        runner.run_level(target, concurrency, requests=concurrency)  # connections
+        summary = summarise(runner.run_level(target, concurrency, duration_s=duration_s))
+        return summary, rss_mb(process.pid)
+    finally:
+        stop_server(process)
 
 
 # -- the soak ----------------------------------------------------------------------------------------
@@ -111,6 +135,7 @@ def main() -> int:
     parser.add_argument(
         "--warmup", type=float, default=5.0, help="seconds of load before the first memory sample counts"
     )
+    parser.add_argument("--baseline", type=float, default=5.0, help="seconds against the trivial server")
     args = parser.parse_args()
 
     process, url = start_server(
@@ -150,6 +175,7 @@ def main() -> int:
         sampler.join(5)
     finally:
         stop_server(process)
+    baseline, baseline_rss = trivial_baseline(args.concurrency, args.baseline)
 
     s = summarise(run)
     print(
@@ -174,6 +200,12 @@ def main() -> int:
     print(
         f"Lambda side PSS: {first[2]:.1f} -> {last[2]:.1f} MB over {last[3]} processes "
         f"(growth {env_growth:+.1f} MB, {last[2] / max(last[3], 1):.1f} MB each)"
+    )
+    print(
+        f"baseline (trivial server, {args.concurrency} clients, {baseline.elapsed_s:.1f} s): "
+        f"{baseline.requests_per_s:.0f} req/s, RSS {baseline_rss:.1f} MB; local path / baseline: "
+        f"{s.requests_per_s / max(baseline.requests_per_s, 1e-9):.2f}x req/s, "
+        f"{peak_gateway / max(baseline_rss, 1e-9):.1f}x gateway RSS (peak)"
     )
     ok = not s.errors and gateway_growth < GROWTH_BOUND_MB and env_growth < GROWTH_BOUND_MB
     print(f"bounds: no errors, growth < {GROWTH_BOUND_MB:g} MB after warm-up: {'ok' if ok else 'BROKEN'}")

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ownllm.settings import ENGINES, SettingsError
+from ownllm.settings import ENGINES, Settings, SettingsError
 
 _ADAPTER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 
@@ -85,7 +85,7 @@ def _env_value(value: object) -> str:
     return str(value)
 
 
-def check_compatible(settings, artifacts: ModelArtifacts) -> None:
+def check_compatible(settings: Settings, artifacts: ModelArtifacts) -> None:
     """Adapters are mounted as the model data, so they cannot share it with s3:// weights."""
     if settings.model_from_s3 and artifacts.adapters:
         raise SettingsError(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 # module path -> its `register(subparsers)` adds the sub-commands it owns.
@@ -12,6 +13,7 @@ _COMMAND_MODULES = (
     "ownllm.cost.cli",
     "ownllm.local.cli",
     "ownllm.bench.cli",
+    "ownllm.wake_cli",
     "ownllm.batch.cli",
 )
 
@@ -32,7 +34,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except BrokenPipeError:
+        # The reader left (`ownllm ... | head`): not an error. Point stdout at /dev/null so the
+        # interpreter's own flush at exit does not raise again (Python docs, signal module notes).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

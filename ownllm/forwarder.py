@@ -10,10 +10,16 @@ METRICS_NAMESPACE = "ownllm"
 
 
 def forwarder_environment(
-    settings: Settings, *, endpoint_name: str, adapters: tuple[str, ...] = (), model_name: str | None = None
+    settings: Settings,
+    *,
+    endpoint_name: str,
+    adapters: tuple[str, ...] = (),
+    model_name: str | None = None,
+    inference_component: str | None = None,
 ) -> dict[str, str]:
+    """inference_component: the component's name when the model runs as one (scale to zero)."""
     s = settings
-    return {
+    env = {
         "ENDPOINT_NAME": endpoint_name,
         "ENGINE": s.engine,
         "MODEL_NAME": model_name or s.served_model_name,
@@ -26,3 +32,6 @@ def forwarder_environment(
         "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
         "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
     }
+    if inference_component:
+        env["INFERENCE_COMPONENT_NAME"] = inference_component
+    return env

@@ -42,6 +42,7 @@ FORWARDER_ERROR_CLASSES = (
     "timeout",
     "throttled",
     "not_ready",
+    "starting",
     "unavailable",
 )
 

@@ -24,6 +24,7 @@ import binascii
 import json
 import os
 import time
+from typing import TYPE_CHECKING
 
 import config as settings
 import errors
@@ -33,6 +34,10 @@ import validate
 from aws_lambda_powertools import Logger, Metrics, single_metric
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+if TYPE_CHECKING:
+    from mypy_boto3_sagemaker_runtime import SageMakerRuntimeClient
 
 JSON = "application/json"
 EVENT_STREAM = "text/event-stream; charset=utf-8"
@@ -72,6 +77,12 @@ def _config() -> settings.Config:
     if CONFIG is None:
         raise errors.configuration(f"invalid environment: {CONFIG_PROBLEM}")
     return CONFIG
+
+
+def _client() -> SageMakerRuntimeClient:
+    if CLIENT is None:
+        raise errors.configuration(f"invalid environment: {CONFIG_PROBLEM}")
+    return CLIENT
 
 
 def _headers(extra: dict | None = None) -> dict:
@@ -146,12 +157,13 @@ def _complete(kind: str) -> Response:
     log = _current.log
     log.update(model=req.model, stream=req.stream, max_tokens=req.max_tokens)
     answer = upstream.invoke(
-        CLIENT,
+        _client(),
         cfg.endpoint_name,
         translate.engine_body(req, cfg),
         deadline=_current.deadline,
         connect_timeout_s=cfg.connect_timeout_s,
         read_timeout_s=cfg.read_timeout_s,
+        inference_component=cfg.inference_component,
     )
     log.update(model_latency_ms=round(answer.latency_ms, 1), attempts=answer.attempts)
     metrics.add_metric(name="ModelLatency", unit=MetricUnit.Milliseconds, value=answer.latency_ms)
@@ -217,10 +229,10 @@ def on_unexpected(exc: Exception) -> Response:
 
 
 @metrics.log_metrics(capture_cold_start_metric=True)
-def handler(event: dict, context) -> dict:
+def handler(event: dict, context: LambdaContext) -> dict:
     global _current
     started = time.monotonic()
-    request_id = (event.get("requestContext") or {}).get("requestId") or getattr(context, "aws_request_id", "")
+    request_id = str((event.get("requestContext") or {}).get("requestId") or context.aws_request_id)
     # API Gateway stops waiting at 29 s, the Lambda at its timeout: answer before both.
     budget = min(context.get_remaining_time_in_millis() / 1000, settings.API_GATEWAY_TIMEOUT_S - 0.5)
     margin = CONFIG.response_margin_s if CONFIG else 1.0

@@ -32,6 +32,8 @@ class Config:
     max_total_tokens: int = 8192
     default_max_tokens: int = 512
     log_prompts: bool = False
+    # Set when the model runs as an inference component (the scale-to-zero topology).
+    inference_component: str | None = None
     # Upstream call budget (optional env overrides; the defaults fit a 28 s Lambda).
     connect_timeout_s: float = 2.0
     read_timeout_s: float = 25.0  # ceiling; each attempt gets less when less time is left
@@ -132,6 +134,7 @@ def load(env: Mapping[str, str]) -> Config:
         max_total_tokens=max_total_tokens,
         default_max_tokens=default_max_tokens,
         log_prompts=_bool(env, "LOG_PROMPTS", problems),
+        inference_component=env.get("INFERENCE_COMPONENT_NAME", "").strip() or None,
         connect_timeout_s=_float(env, "UPSTREAM_CONNECT_TIMEOUT_S", 2.0, problems),
         read_timeout_s=_float(env, "UPSTREAM_READ_TIMEOUT_S", 25.0, problems),
         max_attempts=_int(env, "UPSTREAM_MAX_ATTEMPTS", 3, problems),

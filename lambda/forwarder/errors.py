@@ -164,6 +164,12 @@ class UpstreamFailure(Exception):
 RETRY_AFTER_THROTTLED_S = 1
 RETRY_AFTER_NOT_READY_S = 30
 RETRY_AFTER_UNAVAILABLE_S = 5
+# An inference component at zero copies: SageMaker's step scaling adds one after its alarm
+# (about a minute), then an instance starts and loads the weights. AWS's scale-to-zero
+# announcement (AWS ML blog, 2024-12-03) puts the whole wake at about 5-10 minutes for a
+# 7-8B model; nobody has measured it on this kit yet.
+RETRY_AFTER_STARTING_S = 60
+WAKE_MINUTES = "5-10"
 _CONFIG_CODES = {
     "AccessDeniedException",
     "AccessDenied",
@@ -278,6 +284,19 @@ def map_upstream(f: UpstreamFailure) -> ApiError:
             "unavailable",
             detail,
             RETRY_AFTER_UNAVAILABLE_S,
+        )
+    if code == "ValidationError" and "no capacity" in f.message.lower():
+        # "Inference Component has no capacity to process this request": scaled to zero. This
+        # very failure emits NoCapacityInvocationFailures, the metric whose alarm wakes it.
+        return _upstream(
+            503,
+            f"The model is scaled to zero and is starting now; that takes about {WAKE_MINUTES} minutes "
+            f"for a 7-8B model. Retry after {RETRY_AFTER_STARTING_S} s.",
+            SERVER,
+            "model_starting",
+            "starting",
+            detail,
+            RETRY_AFTER_STARTING_S,
         )
     if code == "ValidationError" and "endpoint" in f.message.lower() and "not found" in f.message.lower():
         return configuration(f"endpoint missing: {detail}")

@@ -227,7 +227,8 @@ def _from_native(req: Request, answer: Any) -> tuple[str, str, None, tuple[int |
     if not isinstance(item, dict) or not isinstance(item.get("generated_text"), str):
         raise errors.bad_upstream_answer("native answer without generated_text")
     text = item["generated_text"]
-    details = item.get("details") if isinstance(item.get("details"), dict) else {}
+    raw_details = item.get("details")
+    details: dict[str, Any] = raw_details if isinstance(raw_details, dict) else {}
     raw_finish = details.get("finish_reason", details.get("finish reason"))  # LMI docs spell both
     if raw_finish == "error":  # LMI reports failures during generation inside a 200 answer
         raise errors.bad_upstream_answer("engine reported finish_reason=error")

@@ -19,7 +19,9 @@ from __future__ import annotations
 import contextvars
 import platform
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, cast
 
 import botocore
 import botocore.session
@@ -33,6 +35,10 @@ from botocore.exceptions import (
 )
 from botocore.httpsession import URLLib3Session
 from errors import UpstreamFailure
+
+if TYPE_CHECKING:
+    from botocore.awsrequest import AWSResponse
+    from mypy_boto3_sagemaker_runtime import SageMakerRuntimeClient
 
 OPERATION = "sagemaker-runtime.InvokeEndpoint"
 # Below this, an attempt (connect, send, queue, generate a few tokens) is not worth starting.
@@ -71,16 +77,20 @@ class Invocation:
 USER_AGENT = f"ownllm-forwarder botocore/{botocore.__version__} Python/{platform.python_version()}"
 
 
-def create_client(connect_timeout_s: float, read_timeout_s: float, max_attempts: int):
-    client = botocore.session.get_session().create_client(
-        "sagemaker-runtime",
-        config=BotoConfig(
-            connect_timeout=connect_timeout_s,
-            read_timeout=read_timeout_s,
-            retries={"mode": "standard", "total_max_attempts": max_attempts},
-            tcp_keepalive=True,
-            user_agent=USER_AGENT,
-            parameter_validation=False,  # the parameters are built here, never by a client
+def create_client(connect_timeout_s: float, read_timeout_s: float, max_attempts: int) -> SageMakerRuntimeClient:
+    # botocore builds the client class at run time; the stub names what it builds.
+    client: SageMakerRuntimeClient = cast(
+        "SageMakerRuntimeClient",
+        botocore.session.get_session().create_client(
+            "sagemaker-runtime",
+            config=BotoConfig(
+                connect_timeout=connect_timeout_s,
+                read_timeout=read_timeout_s,
+                retries={"mode": "standard", "total_max_attempts": max_attempts},
+                tcp_keepalive=True,
+                user_agent=USER_AGENT,
+                parameter_validation=False,  # the parameters are built here, never by a client
+            ),
         ),
     )
     client.meta.events.register(f"before-send.{OPERATION}", _before_send)
@@ -95,10 +105,10 @@ def _time_needed() -> float:
     if PER_REQUEST_READ_TIMEOUT:
         return MIN_ATTEMPT_S
     call = _CURRENT.get()
-    return call.connect_timeout_s + call.read_timeout_s
+    return call.connect_timeout_s + call.read_timeout_s if call is not None else MIN_ATTEMPT_S
 
 
-def _before_send(request, **_kwargs) -> None:
+def _before_send(request: Any, **_kwargs: Any) -> None:  # AWSPreparedRequest; its stubs lack `context`
     call = _CURRENT.get()
     if call is None:
         return
@@ -111,7 +121,9 @@ def _before_send(request, **_kwargs) -> None:
         request.context["read_timeout"] = max(min(call.read_timeout_s, left - call.connect_timeout_s), 0.1)
 
 
-def _needs_retry(response=None, caught_exception=None, **_kwargs) -> None:
+def _needs_retry(
+    response: tuple[AWSResponse, Any] | None = None, caught_exception: BaseException | None = None, **_kwargs: Any
+) -> None:
     call = _CURRENT.get()
     if call is None:
         return None
@@ -121,7 +133,12 @@ def _needs_retry(response=None, caught_exception=None, **_kwargs) -> None:
     return None  # botocore's standard retry handler decides the rest
 
 
-def _response_received(parsed_response=None, exception=None, response_dict=None, **_kwargs) -> None:
+def _response_received(
+    parsed_response: Any = None,
+    exception: BaseException | None = None,
+    response_dict: dict[str, Any] | None = None,
+    **_kwargs: Any,
+) -> None:
     """Remember each failed attempt, so a retry cut short reports what actually failed."""
     call = _CURRENT.get()
     if call is None:
@@ -136,16 +153,33 @@ def _response_received(parsed_response=None, exception=None, response_dict=None,
 
 
 def invoke(
-    client, endpoint_name: str, body: bytes, *, deadline: float, connect_timeout_s: float, read_timeout_s: float
+    client: SageMakerRuntimeClient,
+    endpoint_name: str,
+    body: bytes,
+    *,
+    deadline: float,
+    connect_timeout_s: float,
+    read_timeout_s: float,
+    inference_component: str | None = None,
 ) -> Invocation:
-    """POST the body to the endpoint; raise UpstreamFailure for anything but an answer."""
+    """POST the body to the endpoint (to its inference component, when it hosts one); raise
+    UpstreamFailure for anything but an answer."""
     call = _Call(deadline, connect_timeout_s, read_timeout_s)
     token = _CURRENT.set(call)
     started = time.perf_counter()
     try:
-        response = client.invoke_endpoint(
-            EndpointName=endpoint_name, Body=body, ContentType="application/json", Accept="application/json"
-        )
+        if inference_component:
+            response = client.invoke_endpoint(
+                EndpointName=endpoint_name,
+                InferenceComponentName=inference_component,
+                Body=body,
+                ContentType="application/json",
+                Accept="application/json",
+            )
+        else:
+            response = client.invoke_endpoint(
+                EndpointName=endpoint_name, Body=body, ContentType="application/json", Accept="application/json"
+            )
         payload = response["Body"].read()
     except _RetryBudgetSpent:
         failure = call.last_failure or UpstreamFailure("read_timeout", message="no time left for another attempt")
@@ -161,7 +195,7 @@ def invoke(
     return Invocation(payload, (time.perf_counter() - started) * 1000, call.attempts)
 
 
-def _failure_from_parsed(parsed: dict, status: int | None, attempts: int) -> UpstreamFailure:
+def _failure_from_parsed(parsed: Mapping[str, Any], status: int | None, attempts: int) -> UpstreamFailure:
     error = parsed.get("Error") or {}
     original = parsed.get("OriginalStatusCode")
     return UpstreamFailure(

@@ -63,14 +63,16 @@ def calibration_from(report: BenchReport, instances: int = 1) -> Calibration:
             f"no concurrency level had output tokens with at most {MAX_ERROR_RATE:.0%} failed requests ({summary}); "
             "nothing trustworthy to calibrate from"
         )
-    lowest = min((lv for lv in healthy if lv.request_tokens_per_s), key=lambda lv: lv.concurrency, default=None)
-    if lowest is None:
+    # (concurrency, tokens/s one request saw) of the levels that measured it; the lowest level is the least contended
+    speeds = [(lv.concurrency, lv.request_tokens_per_s) for lv in healthy if lv.request_tokens_per_s]
+    if not speeds:
         raise CalibrationError("no successful request reported usage.completion_tokens; cannot measure tokens/s")
+    lowest_concurrency, generation_tokens_per_s = min(speeds)
     best = max(healthy, key=lambda lv: lv.output_tokens_per_s)
     calibration = Calibration(
-        generation_tokens_per_s=round(lowest.request_tokens_per_s, 1),
+        generation_tokens_per_s=round(generation_tokens_per_s, 1),
         instance_tokens_per_s=round(best.output_tokens_per_s / instances, 1),
-        generation_from_concurrency=lowest.concurrency,
+        generation_from_concurrency=lowest_concurrency,
         throughput_from_concurrency=best.concurrency,
         instances=instances,
     )

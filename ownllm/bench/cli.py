@@ -22,7 +22,7 @@ KEY_ENV = "OWNLLM_API_KEY"
 MAX_CONCURRENCY = 1024  # one thread per concurrent client
 
 
-def register(subparsers) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser(
         "bench",
         help="load-test an OpenAI-compatible API (local or deployed) over concurrency levels",
@@ -105,11 +105,13 @@ def run(args: argparse.Namespace) -> int:
     # Piped to a file or CI log, rich would assume 80 columns and cut the table.
     console = Console(highlight=False, width=None if sys.stdout.isatty() else 132)
     err = Console(stderr=True, highlight=False)
-    duration = None if args.requests is not None else (args.duration if args.duration is not None else 20.0)
+    # A level is either a request count or (the default) a duration.
+    requests: int | None = args.requests
+    duration: float = 20.0 if args.duration is None else args.duration
     try:
-        if args.requests is not None and args.requests < 1:
-            raise runner.BenchError(f"--requests {args.requests} must be at least 1")
-        if duration is not None and duration <= 0:
+        if requests is not None and requests < 1:
+            raise runner.BenchError(f"--requests {requests} must be at least 1")
+        if requests is None and duration <= 0:
             raise runner.BenchError(f"--duration {duration:g} must be greater than 0")
         if args.instances < 1:
             raise runner.BenchError(f"--instances {args.instances} must be at least 1")
@@ -130,8 +132,8 @@ def run(args: argparse.Namespace) -> int:
         args.url,
         target.model,
         target.max_tokens,
-        mode="requests" if args.requests is not None else "duration",
-        per_level=args.requests if args.requests is not None else duration,
+        mode="requests" if requests is not None else "duration",
+        per_level=requests if requests is not None else duration,
     )
     stop = threading.Event()
     interrupted = False
@@ -153,10 +155,10 @@ def run(args: argparse.Namespace) -> int:
             transient=False,
         ) as progress:
             for level in args.concurrency:
-                if args.requests is not None:
-                    task = progress.add_task("", total=args.requests, concurrency=level, unit="requests")
+                if requests is not None:
+                    task = progress.add_task("", total=requests, concurrency=level, unit="requests")
                     update = functools.partial(_show_requests_done, progress, task)
-                    run_ = runner.run_level(target, level, requests=args.requests, stop=stop, progress=update)
+                    run_ = runner.run_level(target, level, requests=requests, stop=stop, progress=update)
                 else:
                     task = progress.add_task("", total=duration, concurrency=level, unit="seconds")
                     started = time.monotonic()

@@ -3,34 +3,34 @@
 from __future__ import annotations
 
 import json
-import math
 import statistics
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ownllm import __version__
 from ownllm.bench.runner import LevelRun
 
+if TYPE_CHECKING:
+    from rich.table import Table
 
-def percentile(values: Sequence[float], q: float) -> float:
-    """The q-th percentile (0-100) by linear interpolation between closest ranks.
 
-    The same definition as numpy's default ('linear'): for n sorted values the rank is
-    (n - 1) * q / 100, and a fractional rank interpolates between its two neighbours.
+def percentiles(values: Sequence[float]) -> list[float]:
+    """p1..p99 of the values: `percentiles(values)[q - 1]` is the q-th percentile.
+
+    statistics.quantiles' 'inclusive' method is numpy's default ('linear'): for n sorted
+    values the q-th percentile sits at rank (n - 1) * q / 100, a fractional rank
+    interpolated between its two neighbours. One value is every percentile of itself
+    (quantiles asks for two before Python 3.13).
     """
     if not values:
-        raise ValueError("percentile of no values")
-    if not 0 <= q <= 100:
-        raise ValueError(f"percentile {q} is outside 0-100")
-    ordered = sorted(values)
-    rank = (len(ordered) - 1) * q / 100
-    low = math.floor(rank)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+        raise ValueError("percentiles of no values")
+    if len(values) == 1:
+        return [float(values[0])] * 99
+    return statistics.quantiles(values, n=100, method="inclusive")
 
 
 @dataclass(frozen=True)
@@ -67,8 +67,10 @@ def summarise(run: LevelRun) -> LevelSummary:
     elapsed = max(run.elapsed_s, 1e-9)
     per_request_speed = [s.output_tokens / s.latency_s for s in ok if s.latency_s > 0 and s.output_tokens > 0]
 
-    def pct(q: float) -> float | None:
-        return round(percentile(latencies_ms, q), 3) if latencies_ms else None
+    cuts = percentiles(latencies_ms) if latencies_ms else None
+
+    def pct(q: int) -> float | None:
+        return round(cuts[q - 1], 3) if cuts else None
 
     return LevelSummary(
         concurrency=run.concurrency,
@@ -123,7 +125,7 @@ def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:,.0f}" if value >= 100 else f"{value:.1f}"
 
 
-def table(report: BenchReport):
+def table(report: BenchReport) -> Table:
     """A rich Table of the sweep, one row per concurrency level."""
     from rich.table import Table
 
@@ -133,8 +135,8 @@ def table(report: BenchReport):
         caption="tok/s: output tokens/s of all clients; tok/s/req: median output tokens/s one request saw",
     )
     for name in ("conc", "reqs", "req/s", "tok/s", "p50 ms", "p95 ms", "p99 ms", "tok/s/req", "errors"):
-        errors = name == "errors"
-        t.add_column(name, justify="left" if errors else "right", no_wrap=not errors, min_width=6 if errors else None)
+        last = name == "errors"  # the one column of free text: left-aligned, allowed to wrap
+        t.add_column(name, justify="left" if last else "right", no_wrap=not last, min_width=6 if last else None)
     for lv in report.levels:
         errors = ", ".join(f"{k}: {v}" for k, v in lv.errors.items()) or "none"
         t.add_row(

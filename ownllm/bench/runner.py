@@ -93,12 +93,12 @@ class Target:
         ).encode()
 
     def connect(self) -> http.client.HTTPConnection:
-        parts = urlsplit(self.base_url)
-        if parts.scheme == "https":
+        port = urlsplit(self.base_url).port
+        if urlsplit(self.base_url).scheme == "https":
             return http.client.HTTPSConnection(
-                parts.hostname, parts.port or 443, timeout=self.timeout_s, context=ssl.create_default_context()
+                self.host, port or 443, timeout=self.timeout_s, context=ssl.create_default_context()
             )
-        return http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=self.timeout_s)
+        return http.client.HTTPConnection(self.host, port or 80, timeout=self.timeout_s)
 
 
 @dataclass
@@ -137,10 +137,11 @@ def _worker(
             for attempt in (1, 2):
                 if conn is None:
                     conn, reused = target.connect(), False
+                current = conn
                 started = clock()
                 try:
-                    conn.request("POST", path, body, headers)
-                    response = conn.getresponse()
+                    current.request("POST", path, body, headers)
+                    response = current.getresponse()
                     data = response.read()
                     status: int | str = response.status
                     backend = response.getheader(BACKEND_HEADER)
@@ -148,7 +149,7 @@ def _worker(
                         run.backends.add(backend)
                     reused = True
                     if response.will_close:
-                        conn.close()
+                        current.close()
                         conn = None
                     break
                 except TimeoutError:
@@ -158,12 +159,12 @@ def _worker(
                     # closed it while idle, before the request arrived: sent again, once, fresh.
                     status = "connection"
                     if reused and attempt == 1:
-                        conn.close()
+                        current.close()
                         conn = None
                         continue
                 except (OSError, http.client.HTTPException):
                     status = "connection"
-                conn.close()
+                current.close()
                 conn = None
                 break
             latency = clock() - started
@@ -216,6 +217,7 @@ def run_level(
             return next(counter) < limit
 
     else:
+        assert duration_s is not None  # checked above: exactly one of the two is given
         deadline = started + duration_s
 
         def tickets() -> bool:

@@ -9,6 +9,11 @@ import os
 import signal
 import sys
 import threading
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ownllm.local.gateway import AccessRecord
+    from ownllm.local.stack import LocalStack
 
 DEFAULT_PORT = 8765
 KEY_ENV = "OWNLLM_API_KEY"
@@ -30,7 +35,7 @@ def _ownllm_context(path: str) -> dict:
     return ownllm
 
 
-def register(subparsers) -> None:
+def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "local",
         help="run the API locally: gateway -> the real forwarder Lambda -> a local SageMaker runtime",
@@ -94,6 +99,14 @@ def register(subparsers) -> None:
     )
     p.add_argument("--lambda-log", metavar="FILE", help="append the Lambda's own log lines (JSON, EMF) to FILE")
     p.add_argument("--quiet", action="store_true", help="no line per request")
+    p.add_argument(
+        "--scale-to-zero",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="emulate an endpoint scaled to zero (min_instances 0): calls answer 503 'starting' until "
+        "SECONDS after the first one, then normal",
+    )
     p.set_defaults(func=run)
 
 
@@ -101,14 +114,14 @@ def missing_dependencies() -> list[str]:
     return [package for module, package in REQUIRED.items() if importlib.util.find_spec(module) is None]
 
 
-def banner(stack) -> str:
+def banner(stack: LocalStack) -> str:
     model = stack.model_name
     base = stack.base_url
     key = stack.api_key
     if stack.is_stand_in:
         what = f"{model}  (STAND-IN: canned text in {stack.engine}'s wire shape, not a model; --upstream URL for one)"
     else:
-        what = f"{model}  (upstream {stack.upstream}, model {stack.runtime.backend.model!r} there)"
+        what = f"{model}  (upstream {stack.upstream}, model {stack.upstream_served_model!r} there)"
     body = json.dumps({"model": model, "messages": [{"role": "user", "content": "Hello!"}], "max_tokens": 64})
     return "\n".join(
         [
@@ -117,7 +130,7 @@ def banner(stack) -> str:
             f"  key      {key}",
             f"  model    {what}",
             f"  path     API Gateway rules (key, 10 MB, {stack.gateway_timeout_s:g} s) -> lambda/forwarder "
-            f"(engine {stack.engine}, up to {stack.max_instances} environments) -> SageMaker runtime {stack.runtime.url}",
+            f"(engine {stack.engine}, up to {stack.max_instances} environments) -> SageMaker runtime {stack.runtime_url}",
             "",
             "curl:",
             f"  curl -s {base}/chat/completions -H 'x-api-key: {key}' -H 'content-type: application/json' \\",
@@ -175,7 +188,7 @@ def run(args: argparse.Namespace) -> int:
             f"--timeout {timeout:g} must be above 0 and at most {INTEGRATION_TIMEOUT_S:g} (API Gateway's limit)"
         )
 
-    def log(record) -> None:
+    def log(record: AccessRecord) -> None:
         note = f"  {record.note}" if record.note else ""
         print(f"{record.method} {record.path} {record.status} {record.latency_ms:.0f} ms{note}", flush=True)
 
@@ -195,6 +208,7 @@ def run(args: argparse.Namespace) -> int:
         max_instances=args.instances,
         lambda_log=args.lambda_log,
         on_request=None if args.quiet else log,
+        scale_to_zero_wake_s=args.scale_to_zero,
     )
     stop = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -24,7 +24,6 @@ import binascii
 import contextlib
 import errno
 import hmac
-import importlib.util
 import json
 import sys
 import threading
@@ -34,10 +33,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from ownllm.local.lambda_pool import ACCOUNT_ID, LambdaPool, LocalStackError
+from ownllm.local.lambda_pool import ACCOUNT_ID, LambdaPool, LocalStackError, load_module
 from ownllm.settings import API_GATEWAY_TIMEOUT_S
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -59,18 +59,16 @@ __all__ = ["Gateway", "AccessRecord", "LocalStackError", "rest_event", "proxy_re
 
 # -- the authorizer's key rule, reused --------------------------------------------------------
 
-_authorizer = None
+_authorizer: ModuleType | None = None
 
 
 def api_key_from_headers(headers: dict) -> str | None:
     """The deployed authorizer's own function (lambda/authorizer/app.py), loaded by file path."""
     global _authorizer
     if _authorizer is None:
-        spec = importlib.util.spec_from_file_location("ownllm_local_authorizer", AUTHORIZER_FILE)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        _authorizer = module
-    return _authorizer.api_key_from_headers(headers)
+        _authorizer = load_module("ownllm_local_authorizer", AUTHORIZER_FILE)
+    key: str | None = _authorizer.api_key_from_headers(headers)
+    return key
 
 
 # -- the proxy event ---------------------------------------------------------------------------
@@ -211,7 +209,7 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 256  # the default backlog of 5 drops SYNs when 64 clients connect at once
 
-    def handle_error(self, request, client_address) -> None:
+    def handle_error(self, request: Any, client_address: Any) -> None:
         if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):  # a client that left is not news
             super().handle_error(request, client_address)
 
@@ -395,7 +393,10 @@ class _GatewayHandler(BaseHTTPRequestHandler):
             api_key=key,
             host=self.headers.get("Host") or gw.host,
         )
-        outcome = gw.pool.invoke(event, self._started + gw.timeout_s)
+        pool = gw.pool
+        if pool is None:  # start() refuses to run without one
+            raise RuntimeError("the gateway has no LambdaPool")
+        outcome = pool.invoke(event, self._started + gw.timeout_s)
         note = f"cold start, init {outcome.init_ms:.0f} ms" if outcome.init_ms is not None else ""
         if outcome.kind == "gateway_timeout":
             return self._gateway_answer(_TIMED_OUT, note=outcome.detail)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import io
 import multiprocessing
 import os
 import signal
@@ -29,7 +30,9 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from ownllm.settings import Settings
@@ -103,7 +106,18 @@ class LambdaContext:
         return max(0, int((self._deadline - time.monotonic()) * 1000))
 
 
-def load_handler_module(code_dir: Path, module_name: str = "forwarder_app"):
+def load_module(module_name: str, path: Path) -> ModuleType:
+    """Import one Python file under a name of our choosing."""
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {path} as a Python module")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def load_handler_module(code_dir: Path, module_name: str = "forwarder_app") -> ModuleType:
     """Import `app.py` from a Lambda asset folder, with the folder on sys.path as in Lambda.
 
     The module gets its own name because the asset's `app.py` must not be confused with
@@ -111,14 +125,12 @@ def load_handler_module(code_dir: Path, module_name: str = "forwarder_app"):
     """
     if str(code_dir) not in sys.path:
         sys.path.insert(0, str(code_dir))
-    spec = importlib.util.spec_from_file_location(module_name, Path(code_dir) / "app.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_module(module_name, Path(code_dir) / "app.py")
 
 
-def _environment_main(conn, env: dict, code_dir: str, function_name: str, memory_mb: int, log_path: str | None) -> None:
+def _environment_main(
+    conn: Connection, env: dict, code_dir: str, function_name: str, memory_mb: int, log_path: str | None
+) -> None:
     """One execution environment: init once, then invocations one at a time until told to stop."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group; the gateway handles it
     started = time.perf_counter()
@@ -127,7 +139,8 @@ def _environment_main(conn, env: dict, code_dir: str, function_name: str, memory
         os.dup2(out, 1)
         os.dup2(out, 2)
         for stream in (sys.stdout, sys.stderr):  # Lambda's Python runtime writes each line at once
-            stream.reconfigure(line_buffering=True)
+            if isinstance(stream, io.TextIOWrapper):
+                stream.reconfigure(line_buffering=True)
         for key in _UNSET_ENV:
             os.environ.pop(key, None)
         os.environ.update(env)
@@ -194,10 +207,12 @@ class LambdaPool:
     def __post_init__(self) -> None:
         if self.max_instances < 1:
             raise ValueError("max_instances must be at least 1")
-        method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-        self._mp = multiprocessing.get_context(method)
-        if method == "forkserver":
+        self._mp: multiprocessing.context.ForkServerContext | multiprocessing.context.SpawnContext
+        if "forkserver" in multiprocessing.get_all_start_methods():
+            self._mp = multiprocessing.get_context("forkserver")
             self._mp.set_forkserver_preload(_PRELOAD)
+        else:
+            self._mp = multiprocessing.get_context("spawn")
         self._idle: list[_Environment] = []
         self._envs: dict[int, _Environment] = {}
         self._starting = 0
@@ -362,8 +377,11 @@ class LambdaPool:
             with self._cond:
                 self._starting -= 1
                 self._cond.notify()
+        pid = process.pid
+        if pid is None:  # start() returned, so the process has a pid
+            raise _InitFailed("the environment has no process id")
         with self._cond:
-            self._envs[process.pid] = environment
+            self._envs[pid] = environment
             self.cold_starts += 1
         return environment
 

@@ -46,7 +46,15 @@ FAULTS = {
     "access_denied": "AccessDeniedException, HTTP 400: the caller may not invoke this endpoint",
     "drop": "close the connection without answering (botocore: ConnectionClosedError)",
     "garbage": "HTTP 200 with a body that is not JSON (an engine answering nonsense)",
+    "no_capacity": "an inference component scaled to zero: ValidationError, HTTP 400 'no capacity', until "
+    "wake_s [300] seconds after the first such answer, then normal (the wake that answer triggers)",
 }
+# SageMaker runtime's answer while an inference component has zero copies (SageMaker developer
+# guide, endpoint-auto-scaling-zero-instances).
+NO_CAPACITY_MESSAGE = (
+    "Inference Component has no capacity to process this request. ApplicationAutoScaling may be in-progress "
+    "(if configured) or try to increase the capacity by invoking UpdateInferenceComponentRuntimeConfig API."
+)
 
 
 @dataclass(frozen=True)
@@ -158,6 +166,14 @@ class RuntimeServer:
     def _take_fault(self) -> _Fault | None:
         with self._lock:
             fault = self._fault
+            if fault is not None and fault.name == "no_capacity":
+                # Asleep until wake_s after the first refused call, then awake for good.
+                now = time.monotonic()
+                wake_at = fault.params.setdefault("wake_at", now + float(fault.params.get("wake_s", 300.0)))
+                if now >= wake_at:
+                    self._fault = None
+                    return None
+                return fault
             if fault is not None and fault.remaining is not None:
                 fault.remaining -= 1
                 if fault.remaining <= 0:
@@ -205,6 +221,8 @@ class RuntimeServer:
                 )
             elif name == "garbage":
                 return 200, {"Content-Type": "application/json"}, b"<html>502 Bad Gateway</html>"
+            elif name == "no_capacity":
+                return _aws_error(400, "ValidationError", NO_CAPACITY_MESSAGE)
         status, out_headers, out_body = self.backend(endpoint, body, headers)
         if not 200 <= status < 300:
             return self._model_error(endpoint, status, out_body.decode("utf-8", "replace"))

@@ -35,6 +35,7 @@ __all__ = ["LocalStack", "LocalStackError", "STAND_IN_MODEL", "BACKEND_HEADER"]
 
 STAND_IN_MODEL = "ownllm-stand-in"
 ENDPOINT_NAME = "ownllm-local-endpoint"
+INFERENCE_COMPONENT_NAME = "ownllm-local-component"
 # Set on every answer, so a client (the bench's --calibrate) can tell canned speed from a model's.
 BACKEND_HEADER = "x-ownllm-local-backend"
 
@@ -71,11 +72,17 @@ class LocalStack:
         lambda_log: str | Path | None = None,
         code_dir: Path = FORWARDER_DIR,
         on_request: Callable[[AccessRecord], None] | None = None,
+        scale_to_zero_wake_s: float | None = None,
     ):
         if engine not in ("vllm", "lmi", "tgi"):
             raise LocalStackError(f"engine {engine!r} is not one of vllm, lmi, tgi")
         if latency_s < 0 or tokens_per_s < 0:
             raise LocalStackError("latency and tokens/s must not be negative")
+        if scale_to_zero_wake_s is not None and not 0 <= scale_to_zero_wake_s <= 3600:
+            raise LocalStackError(f"--scale-to-zero {scale_to_zero_wake_s:g}: expected 0 to 3600 seconds to wake")
+        # Emulates an inference component at zero copies: the first call wakes it, and every
+        # call answers SageMaker's no-capacity error until it is awake.
+        self.scale_to_zero_wake_s = scale_to_zero_wake_s
         self.engine = engine
         # Limits (request size, tokens) as deployed: from cdk.json when the CLI passes them.
         self.settings = settings or Settings.from_context({})
@@ -97,6 +104,18 @@ class LocalStack:
         self.gateway: Gateway | None = None
         self.backend_kind = "upstream" if upstream else "stand-in"
 
+    @property
+    def runtime_url(self) -> str:
+        if self.runtime is None:
+            raise RuntimeError("the local stack is not started")
+        return self.runtime.url
+
+    @property
+    def upstream_served_model(self) -> str | None:
+        """The model the --upstream server serves (it may differ from the one the API names)."""
+        backend = self.runtime.backend if self.runtime is not None else None
+        return backend.model if isinstance(backend, OpenAIUpstream) else None
+
     # -- lifecycle ---------------------------------------------------------------------------------
 
     def start(self) -> LocalStack:
@@ -115,6 +134,8 @@ class LocalStack:
                 extra_headers={BACKEND_HEADER: self.backend_kind},
             )
             self.runtime = RuntimeServer(backend=backend, endpoint_names=[ENDPOINT_NAME]).start()
+            if self.scale_to_zero_wake_s is not None:
+                self.runtime.set_fault("no_capacity", wake_s=self.scale_to_zero_wake_s)
             self.pool = LambdaPool(
                 env=self.function_env(),
                 code_dir=self.code_dir,
@@ -179,7 +200,11 @@ class LocalStack:
         s = self.settings
         env = {
             **forwarder_environment(
-                s, endpoint_name=ENDPOINT_NAME, adapters=self.adapters, model_name=self.model_name or STAND_IN_MODEL
+                s,
+                endpoint_name=ENDPOINT_NAME,
+                adapters=self.adapters,
+                model_name=self.model_name or STAND_IN_MODEL,
+                inference_component=INFERENCE_COMPONENT_NAME if self.scale_to_zero_wake_s is not None else None,
             ),
             "ENGINE": self.engine,
             "AWS_LAMBDA_FUNCTION_NAME": FUNCTION_NAME,

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.trivial_server import TrivialServer
 from ownllm.bench.report import BenchReport, LevelSummary
-from ownllm.bench.trivial_server import TrivialServer
 from ownllm.local.stack import LocalStack
 
 ROOT = Path(__file__).resolve().parents[2]

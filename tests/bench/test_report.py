@@ -3,37 +3,43 @@
 from __future__ import annotations
 
 import io
+import itertools
+import math
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from ownllm.bench.plot import write_plot
-from ownllm.bench.report import BenchReport, percentile, summarise, table
+from ownllm.bench.report import BenchReport, percentiles, summarise, table
 from ownllm.bench.runner import LevelRun, Sample
 
 
 def test_percentiles_interpolate_between_closest_ranks_like_numpys_default():
-    """[10, 20, 30, 40]: rank = 3 * q / 100; p50 -> rank 1.5 -> 25; p95 -> rank 2.85 -> 38.5."""
-    values = [40, 10, 30, 20]
-    assert percentile(values, 0) == 10
-    assert percentile(values, 50) == 25
-    assert percentile(values, 95) == pytest.approx(38.5)
-    assert percentile(values, 100) == 40
-    assert percentile([7], 99) == 7
+    """[10, 20, 30, 40]: rank = 3 * q / 100; p1 -> 0.03 -> 10.3; p50 -> 1.5 -> 25; p95 -> 2.85 -> 38.5;
+    p99 -> 2.97 -> 39.7."""
+    cuts = percentiles([40, 10, 30, 20])
+    assert len(cuts) == 99
+    assert (cuts[0], cuts[49], cuts[94], cuts[98]) == pytest.approx((10.3, 25.0, 38.5, 39.7))
 
 
-@given(st.lists(st.floats(0, 1e6, allow_nan=False), min_size=1, max_size=50), st.floats(0, 100), st.floats(0, 100))
-def test_a_percentile_lies_within_the_values_and_grows_with_q(values, q1, q2):
-    low, high = sorted((q1, q2))
-    assert min(values) <= percentile(values, low) <= percentile(values, high) <= max(values)
+def test_one_value_is_every_percentile_of_itself():
+    assert percentiles([7.0]) == [7.0] * 99
 
 
-def test_percentile_of_nothing_or_outside_0_100_is_refused():
-    with pytest.raises(ValueError):
-        percentile([], 50)
-    with pytest.raises(ValueError):
-        percentile([1.0], 101)
+@given(st.lists(st.floats(0, 1e6, allow_nan=False), min_size=1, max_size=50))
+def test_percentiles_lie_within_the_values_and_never_decrease(values):
+    """Up to a unit in the last place (ulp): between two equal neighbours statistics.quantiles' weighted sum
+    lands on either side of them by one ulp, so two cuts can also step down by two."""
+    cuts = percentiles(values)
+    ulp = math.ulp(max(values))
+    assert min(values) - ulp <= cuts[0] and cuts[-1] <= max(values) + ulp
+    assert all(low <= high + 2 * ulp for low, high in itertools.pairwise(cuts))
+
+
+def test_percentiles_of_nothing_are_refused():
+    with pytest.raises(ValueError, match="percentiles of no values"):
+        percentiles([])
 
 
 def test_a_level_summary_counts_successes_errors_by_status_and_throughput():

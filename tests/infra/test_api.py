@@ -156,4 +156,4 @@ def test_the_forwarder_declares_the_custom_metrics_its_code_emits(default):
         for lid, f in default.api.find_resources("AWS::Lambda::Function").items()
         if lid.startswith("ForwarderFunction")
     ]
-    assert fn["Metadata"]["ownllm:custom-metrics"] == {"always": 5, "at_most": 17}
+    assert fn["Metadata"]["ownllm:custom-metrics"] == {"always": 5, "at_most": 18}

@@ -118,7 +118,6 @@ class Answer:
     status: int
     headers: dict  # lower-cased names, single values
     text: str
-    elapsed_s: float
 
     def json(self):
         return json.loads(self.text)
@@ -142,13 +141,11 @@ class Harness:
         if isinstance(body, (dict, list)):
             body = json.dumps(body)
         event = rest_event(method, path, body, **event_kwargs)
-        started = time.monotonic()
         response = self.app.handler(event, FakeContext(remaining_ms))
-        elapsed = time.monotonic() - started
         raw = response.get("multiValueHeaders") or {}
         headers = {k.lower(): (v[-1] if isinstance(v, list) else v) for k, v in raw.items()}
         headers.update({k.lower(): v for k, v in (response.get("headers") or {}).items()})
-        return Answer(response["statusCode"], headers, response["body"], elapsed)
+        return Answer(response["statusCode"], headers, response["body"])
 
     def chat(self, content="What is deep learning?", *, request_id=None, remaining_ms=28_000, **fields) -> Answer:
         body = {"model": MODEL, "messages": [{"role": "user", "content": content}], **fields}

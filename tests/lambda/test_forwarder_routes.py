@@ -166,7 +166,8 @@ def test_one_model_can_be_retrieved_by_a_hub_id_with_a_slash(forwarder):
     answer = forwarder.call("GET", f"/v1/models/{MODEL}")
     assert answer.status == 200 and answer.json()["id"] == MODEL
     assert forwarder.call("GET", "/v1/models/support").json()["id"] == "support"
-    assert forwarder.call("GET", "/v1/models/nope").status == 404
+    missing = forwarder.call("GET", "/v1/models/nope")
+    assert (missing.status, missing.error["code"], missing.error["param"]) == (404, "model_not_found", "model")
 
 
 # -- usage ---------------------------------------------------------------------------------
@@ -200,12 +201,13 @@ def test_usage_is_estimated_and_says_so_when_the_engine_does_not_count(make_forw
 # -- paths, methods, request ids -----------------------------------------------------------
 
 
-def test_paths_without_the_v1_prefix_are_accepted(forwarder):
-    assert (
-        forwarder.call(path="/chat/completions", body={"messages": [{"role": "user", "content": "hi"}]}).status == 200
-    )
-    assert forwarder.call(path="/completions", body={"prompt": "hi"}).status == 200
-    assert forwarder.call("GET", "/models").status == 200
+def test_paths_without_the_v1_prefix_are_the_same_routes(forwarder):
+    chat = forwarder.call(path="/chat/completions", body={"messages": [{"role": "user", "content": "hi"}]})
+    completion = forwarder.call(path="/completions", body={"prompt": "hi"})
+    models = forwarder.call("GET", "/models")
+    assert (chat.status, chat.json()["object"]) == (200, "chat.completion")
+    assert (completion.status, completion.json()["object"]) == (200, "text_completion")
+    assert (models.status, [m["id"] for m in models.json()["data"]]) == (200, [MODEL, *ADAPTERS])
 
 
 @pytest.mark.parametrize(
@@ -228,8 +230,9 @@ def test_a_wrong_method_on_a_known_path_is_a_405_naming_the_allowed_one(forwarde
 def test_an_unknown_path_is_a_404_in_openai_error_shape(forwarder, path):
     answer = forwarder.call("POST", path, body={"prompt": "hi"})
     assert answer.status == 404
-    assert set(answer.error) >= {"message", "type", "param", "code"}
-    assert answer.error["code"] == "unknown_url"
+    assert set(answer.error) == {"message", "type", "param", "code", "request_id"}
+    assert (answer.error["type"], answer.error["code"]) == ("invalid_request_error", "unknown_url")
+    assert answer.error["message"].startswith(f"Unknown request URL: POST {path}.")
 
 
 def test_every_answer_carries_the_api_gateway_request_id(forwarder):

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import queue
+import re
 import shutil
 import signal
 import socket
@@ -15,10 +17,10 @@ import time
 import urllib.request
 from pathlib import Path
 
+import psutil
 import pytest
 
 from ownllm.cli import main
-from ownllm.local.procs import descendants
 
 ROOT = Path(__file__).resolve().parents[2]
 # As a terminal runs it: Ctrl-C raises KeyboardInterrupt (a shell's background job would ignore SIGINT).
@@ -28,18 +30,14 @@ LAUNCH = (
 )
 
 
-def _alive(pid: int) -> bool:
+def _alive(process: psutil.Process) -> bool:
+    """Still running; a zombie (ended, not yet reaped by whoever adopted it) is gone for every purpose here."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:  # a zombie is gone for every purpose here
-        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
         return False
 
 
-@pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc to see child processes")
 def test_local_prints_a_working_url_key_curl_line_and_openai_snippet_and_ctrl_c_stops_everything(tmp_path):
     process = subprocess.Popen(
         [sys.executable, "-c", LAUNCH, "local", "--port", "0", "--key", "cli-test-key"],
@@ -57,10 +55,12 @@ def test_local_prints_a_working_url_key_curl_line_and_openai_snippet_and_ctrl_c_
         deadline = time.monotonic() + 20
         while not banner or "Ctrl-C stops everything." not in banner[-1]:
             banner.append(lines.get(timeout=max(0.1, deadline - time.monotonic())))
-        text = "".join(banner)
-        assert "STAND-IN" in text
-        url = next(line.split()[1] for line in banner if line.strip().startswith("URL"))
-        assert "cli-test-key" in text
+        [url_line] = [line for line in banner if line.startswith("  URL ")]
+        url = url_line.split()[1]
+        assert re.fullmatch(r"http://127\.0\.0\.1:[1-9][0-9]*/v1", url), url_line
+        assert "  key      cli-test-key\n" in banner
+        [model_line] = [line for line in banner if line.startswith("  model ")]
+        assert model_line.startswith("  model    ownllm-stand-in  (STAND-IN: canned text in vllm's wire shape")
         request = urllib.request.Request(url + "/models", headers={"x-api-key": "cli-test-key"})
         assert json.loads(urllib.request.urlopen(request, timeout=10).read())["data"][0]["id"] == "ownllm-stand-in"
 
@@ -75,7 +75,7 @@ def test_local_prints_a_working_url_key_curl_line_and_openai_snippet_and_ctrl_c_
         assert run.returncode == 0, run.stderr
         assert "[stand-in for ownllm-stand-in]" in run.stdout
 
-        helpers = descendants(process.pid)
+        helpers = psutil.Process(process.pid).children(recursive=True)
         assert helpers  # the fork server and at least one Lambda environment
         os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C does: the whole foreground group
         process.wait(15)
@@ -89,66 +89,71 @@ def test_local_prints_a_working_url_key_curl_line_and_openai_snippet_and_ctrl_c_
     out = "".join(lines.queue)
     assert "ownllm local: stopped" in out
     assert "Traceback" not in err, err
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 5  # only to bound the wait: they are reaped by whoever adopted them
     while any(_alive(p) for p in helpers) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not any(_alive(p) for p in helpers)
+    assert [p.pid for p in helpers if _alive(p)] == []
 
 
-def test_a_busy_port_is_one_clear_line_and_exit_code_2(capsys):
+def test_a_busy_port_is_one_clear_line_naming_the_port_and_exit_code_2(capsys):
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
-        code = main(["local", "--port", str(busy.getsockname()[1])])
-    err = capsys.readouterr().err
-    assert code == 2
-    assert err.count("\n") == 1
-    assert "is in use" in err and err.startswith("ownllm local:")
+        port = busy.getsockname()[1]
+        code = main(["local", "--port", str(port)])
+    assert (code, capsys.readouterr().err) == (
+        2,
+        f"ownllm local: cannot listen on 127.0.0.1:{port}: {os.strerror(errno.EADDRINUSE)} "
+        "(the port is in use; pick another with --port)\n",
+    )
 
 
-def test_a_missing_dependency_is_one_clear_line_and_exit_code_2(capsys, monkeypatch):
+def test_a_missing_dependency_is_one_clear_line_naming_the_package_and_exit_code_2(capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "aws_lambda_powertools", None)  # as if not installed
-    code = main(["local", "--port", "0"])
-    err = capsys.readouterr().err
-    assert code == 2
-    assert err.count("\n") == 1
-    assert "missing dependency aws-lambda-powertools" in err
+    assert (main(["local", "--port", "0"]), capsys.readouterr().err) == (
+        2,
+        "ownllm local: missing dependency aws-lambda-powertools (the forwarder Lambda needs it): "
+        "pip install aws-lambda-powertools, or pip install -e '.[dev]'\n",
+    )
 
 
-def test_an_unreachable_upstream_is_one_clear_line_and_exit_code_2(capsys):
+def test_an_unreachable_upstream_is_one_clear_line_naming_the_url_and_exit_code_2(capsys):
     with socket.socket() as unused:
         unused.bind(("127.0.0.1", 0))
         port = unused.getsockname()[1]
     code = main(["local", "--port", "0", "--upstream", f"http://127.0.0.1:{port}/v1"])
-    err = capsys.readouterr().err
-    assert code == 2
-    assert err.count("\n") == 1
-    assert "cannot reach the upstream" in err
+    assert (code, capsys.readouterr().err) == (
+        2,
+        f"ownllm local: cannot reach the upstream at http://127.0.0.1:{port}/v1: ConnectionRefusedError: "
+        f"[Errno {errno.ECONNREFUSED}] {os.strerror(errno.ECONNREFUSED)}\n",
+    )
 
 
 @pytest.mark.parametrize(
-    "args",
+    ("args", "message"),
     [
-        ["--timeout", "30"],
-        ["--timeout", "0"],
-        ["--instances", "0"],
-        ["--port", "70000"],
-        ["--latency", "-1"],
-        ["--lambda-log", "/no/such/folder/lambda.log"],
+        (["--timeout", "30"], "--timeout 30 must be above 0 and at most 29 (API Gateway's limit)"),
+        (["--timeout", "0"], "--timeout 0 must be above 0 and at most 29 (API Gateway's limit)"),
+        (["--instances", "0"], "--instances 0 must be at least 1"),
+        (["--port", "70000"], "--port 70000 is not a port number (0-65535)"),
+        (["--latency", "-1"], "--latency and --tokens-per-s must not be negative"),
+        (
+            ["--lambda-log", "/no/such/folder/lambda.log"],
+            "--lambda-log /no/such/folder/lambda.log: No such file or directory",
+        ),
     ],
 )
-def test_out_of_range_options_are_one_clear_line_and_exit_code_2(capsys, args):
-    assert main(["local", *args]) == 2
-    assert capsys.readouterr().err.count("\n") == 1
+def test_out_of_range_options_are_one_line_naming_the_option_and_what_is_accepted(capsys, args, message):
+    assert (main(["local", *args]), capsys.readouterr().err) == (2, f"ownllm local: {message}\n")
 
 
-def test_bad_settings_in_cdk_json_are_one_clear_line_and_exit_code_2(capsys, tmp_path):
+def test_bad_settings_in_cdk_json_are_one_line_naming_the_file_the_key_and_the_range(capsys, tmp_path):
     cdk_json = tmp_path / "cdk.json"
     cdk_json.write_text('{"context": {"ownllm": {"max_request_bytes": 12}}}')
     assert main(["local", "--port", "0", "--cdk-json", str(cdk_json)]) == 2
-    err = capsys.readouterr().err
-    assert "max_request_bytes: 12 must be between 1024 and 6291456" in err
-    assert "Traceback" not in err
+    assert capsys.readouterr().err == (
+        f"ownllm local: {cdk_json}: max_request_bytes: 12 must be between 1024 and 6291456 (Lambda's 6 MB payload limit)\n"
+    )
 
 
 def test_the_local_function_gets_the_deployed_limits_from_the_settings():

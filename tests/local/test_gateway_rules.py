@@ -23,7 +23,7 @@ def test_an_openai_style_bearer_key_is_accepted_too(stack, api, chat_body):
     reply = api(
         stack.url, "POST", "/v1/chat/completions", chat_body(stack), {"Authorization": f"Bearer {KEY}"}, key=None
     )
-    assert reply.status == 200
+    assert (reply.status, reply.json()["object"]) == (200, "chat.completion")
 
 
 def test_a_request_without_a_key_is_refused_401_unauthorized_like_api_gateway(stack, api, chat_body):

@@ -139,14 +139,31 @@ def test_a_fault_with_times_clears_itself(runtime):
     assert _invoke(client, {"prompt": "hi"})["object"] == "text_completion"
 
 
-def test_unknown_endpoints_and_faults_are_refused(runtime):
-    server, client = runtime(endpoint_names=("ep",))
+def test_an_unknown_endpoint_is_sagemakers_validation_error_naming_it(runtime):
+    _, client = runtime(endpoint_names=("ep",))
     with pytest.raises(ClientError) as caught:
         _invoke(client, {"prompt": "hi"}, endpoint="other")
-    assert "Endpoint other of account 123456789012 not found." in str(caught.value)
-    with pytest.raises(ValueError, match="unknown fault"):
+    assert caught.value.response["Error"] == {
+        "Code": "ValidationError",
+        "Message": "Endpoint other of account 123456789012 not found.",
+    }
+
+
+def test_an_unknown_fault_is_refused_listing_the_known_ones(runtime):
+    server, _ = runtime()
+    with pytest.raises(ValueError) as caught:
         server.set_fault("meteor")
-    assert set(FAULTS) >= {"slow", "model_error", "throttle", "not_ready", "drop"}
+    assert str(caught.value) == f"unknown fault 'meteor'; known: {', '.join(FAULTS)}"
+
+
+def test_the_garbage_fault_answers_200_with_a_body_that_is_not_json(runtime):
+    server, client = runtime()
+    server.set_fault("garbage")
+    response = client.invoke_endpoint(EndpointName="ep", Body=b"{}", ContentType="application/json")
+    body = response["Body"].read()
+    assert response["ResponseMetadata"]["HTTPStatusCode"] == 200
+    with pytest.raises(ValueError):
+        json.loads(body)
 
 
 def test_requests_are_recorded_for_inspection(runtime):
@@ -173,6 +190,6 @@ def test_any_callable_is_a_backend_and_a_crashing_one_is_an_internal_failure(run
 def test_the_server_is_a_context_manager(monkeypatch):
     with RuntimeServer(StandIn(engine="lmi")) as server:
         url = server.url
-    with pytest.raises(RuntimeError):
+    with pytest.raises(RuntimeError, match=r"^RuntimeServer is not started; call start\(\) first$"):
         server.url  # noqa: B018 - stopped servers have no URL
     assert url.startswith("http://127.0.0.1:")

@@ -2,7 +2,9 @@
 
 It answers every POST with one fixed chat completion and GET /models with one model,
 doing no other work, so a sweep against it shows the most the bench can drive on this
-machine. `python -m ownllm.bench.trivial_server` prints its URL and serves until Ctrl-C.
+machine: the baseline of benchmarks/bench_overhead.py and benchmarks/local_soak.py, and
+the target of tests/bench. `python benchmarks/trivial_server.py [PORT]` prints its URL and
+serves until Ctrl-C.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import threading
 import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from socket import socket
+from types import TracebackType
 
 MODEL = "trivial"
 
@@ -36,7 +40,7 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 1024  # socketserver's default backlog of 5 refuses a burst of 64 connects
 
-    def handle_error(self, request, client_address) -> None:
+    def handle_error(self, request: socket | tuple[bytes, socket], client_address: tuple[str, int]) -> None:
         if not isinstance(sys.exc_info()[1], ConnectionError):  # a client that gave up is not news
             super().handle_error(request, client_address)
 
@@ -88,7 +92,7 @@ class TrivialServer:
                 except ConnectionError:  # the client timed out and left
                     self.close_connection = True
 
-            def log_message(self, *args) -> None:  # quiet
+            def log_message(self, format: str, *args: object) -> None:  # quiet
                 pass
 
         self._httpd = _Server(("127.0.0.1", port), Handler)
@@ -112,7 +116,9 @@ class TrivialServer:
     def __enter__(self) -> TrivialServer:
         return self.start()
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()
 
 
