@@ -1,6 +1,6 @@
 """How fast `ownllm batch run` sends a batch, against the cheapest client loop there is.
 
-Server: `python -m ownllm.bench.trivial_server` in its own process (one fixed chat completion,
+Server: `python benchmarks/trivial_server.py` in its own process (one fixed chat completion,
 no work behind it), so the figures are the client's ceiling on this machine.
 
 - baseline: a bare httpx2 AsyncClient loop at the same concurrency, same request bodies,
@@ -91,7 +91,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
 
-    process, url = start_server([sys.executable, "-m", "ownllm.bench.trivial_server"])
+    process, url = start_server([sys.executable, str(ROOT / "benchmarks" / "trivial_server.py")])
     try:
         with tempfile.TemporaryDirectory(prefix="ownllm-batch-bench-") as tmp:
             folder = Path(tmp)

@@ -102,7 +102,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--startup-wait",
         type=float,
         default=DEFAULT_STARTUP_WAIT_S,
-        help="seconds to keep waiting while the endpoint says it is starting (503 model_not_ready), "
+        help="seconds to keep waiting while the endpoint says it is starting (503 model_starting or "
+        "model_not_ready), "
         f"without using up attempts (default {DEFAULT_STARTUP_WAIT_S:g})",
     )
     p.add_argument(

@@ -4,7 +4,6 @@ the most output the requests allow (their max_tokens, or the API's default)."""
 from __future__ import annotations
 
 import functools
-import importlib.util
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,12 +18,9 @@ TOKENS_FILE = Path(__file__).resolve().parents[2] / "lambda" / "forwarder" / "to
 
 @functools.cache
 def _tokens() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("ownllm_forwarder_tokens", TOKENS_FILE)
-    if spec is None or spec.loader is None:
-        raise FileNotFoundError(TOKENS_FILE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    from ownllm.local.lambda_pool import load_module
+
+    return load_module("ownllm_forwarder_tokens", TOKENS_FILE)
 
 
 def estimate_text(text: str) -> int:

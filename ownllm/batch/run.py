@@ -36,10 +36,12 @@ if TYPE_CHECKING:
     import httpx2
 
 RETRY_STATUSES = frozenset({429, 503, 504})
-# The forwarder's answer while the endpoint starts or scales: 503, error code model_not_ready,
-# Retry-After 30 (lambda/README.md error table; lambda/forwarder/errors.py map_upstream).
+# The forwarder's answers while the model cannot serve yet, both 503 with Retry-After
+# (lambda/forwarder/errors.py map_upstream; lambda/README.md error table): model_starting, an
+# inference component scaled to zero and now waking (Retry-After 60); model_not_ready, an
+# endpoint starting or scaling (SageMaker's ModelNotReadyException, Retry-After 30).
 STARTING_STATUS = 503
-STARTING_CODE = "model_not_ready"
+STARTING_CODES = frozenset({"model_starting", "model_not_ready"})
 # API Gateway names its request id x-amzn-RequestId; OpenAI-compatible servers use x-request-id.
 REQUEST_ID_HEADERS = ("x-request-id", "x-amzn-requestid", "apigw-requestid")
 TICK_S = 0.25
@@ -103,7 +105,7 @@ def _error_code(body: object) -> str | None:
 def classify(status: int, body: object) -> Verdict:
     if 200 <= status < 300:
         return Verdict.DONE if isinstance(body, dict) else Verdict.FAILED
-    if status == STARTING_STATUS and _error_code(body) == STARTING_CODE:
+    if status == STARTING_STATUS and _error_code(body) in STARTING_CODES:
         return Verdict.STARTING
     if status in RETRY_STATUSES:
         return Verdict.RETRY

@@ -64,6 +64,7 @@ def test_backoff_never_comes_before_retry_after(retry, retry_after, seed):
         (429, {}, Verdict.RETRY),
         (503, {"error": {"code": "service_unavailable"}}, Verdict.RETRY),
         (503, {"error": {"code": "model_not_ready"}}, Verdict.STARTING),
+        (503, {"error": {"code": "model_starting"}}, Verdict.STARTING),
         (504, {}, Verdict.RETRY),
         (400, {}, Verdict.FAILED),
         (401, {}, Verdict.FAILED),

@@ -7,6 +7,8 @@ import socket
 import time
 from pathlib import Path
 
+import pytest
+
 from ownllm.cli import main
 
 from .fakeapi import COMPLETION_TOKENS, PROMPT_TOKENS, completion, error_body, read_lines, write_input
@@ -133,8 +135,9 @@ def test_a_server_that_never_answers_stops_the_run_instead_of_failing_every_requ
     )
 
 
-def test_a_starting_endpoint_is_waited_for_without_using_up_attempts(tmp_path, server):
-    starting = (503, {"Retry-After": "0"}, error_body(503, code="model_not_ready"))
+@pytest.mark.parametrize("code", ["model_starting", "model_not_ready"])
+def test_a_starting_endpoint_is_waited_for_without_using_up_attempts(tmp_path, server, code):
+    starting = (503, {"Retry-After": "0"}, error_body(503, code=code))
     server.script("a", *[starting] * 5, 200)
 
     code, output, _ = run_batch(tmp_path, server.url, ["a"], "--max-attempts", "2")
