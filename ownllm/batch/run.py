@@ -129,6 +129,8 @@ class Result:
         # The per-line object of OpenAI's batch output and error files: {id, custom_id,
         # response: {status_code, request_id, body} | null, error: {code, message} | null}
         # (OpenAPI BatchRequestOutput, https://platform.openai.com/docs/api-reference/batch/request-output).
+        # A request the API refused sits in the error file with its 4xx in `response` and
+        # `error: null`; `error` is for failures with no HTTP answer (openai/openai-openapi#302).
         response = (
             None
             if self.status is None
