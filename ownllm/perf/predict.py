@@ -69,12 +69,17 @@ ENGINES: dict[str, Engine] = {
 # prefill as its own step, CPU-bound scheduling) and TGI 1.0 (prefill passes, no chunking).
 LEGACY_ENGINES: dict[str, Engine] = {
     "vllm-0.5": Engine("vllm-0.5", 0.90, 256, "legacy-vllm", False),
+    # vLLM 0.6 with multi-step scheduling: the CPU overhead gone, prefill still its own step.
+    "vllm-0.6": Engine("vllm-0.6", 0.90, 256, "current", False),
     "tgi-1.0": Engine("tgi-1.0", 0.95, 128, "legacy-tgi", False),
 }
 
-# Per GPU, outside the engine's KV pool: CUDA context, cuBLAS workspaces, CUDA graphs and the
-# activation peak of a prefill chunk (vLLM profiles ~1-2 GiB for 7-8B models). Assumption.
-RUNTIME_OVERHEAD_GIB = 1.5
+# Per GPU, outside the engine's KV pool: CUDA context, cuBLAS workspaces and CUDA graphs (assumption,
+# ~1 GiB), plus the activation peak the engine profiles: one prefill chunk of PREFILL_CHUNK_TOKENS
+# through the widest layer (gate and up projections, 2 x intermediate, plus ~4 x hidden of attention
+# and residual buffers) and the sampler's fp32 logits for a full batch. vLLM's default chunk: 8192.
+RUNTIME_OVERHEAD_GIB = 1.0
+PREFILL_CHUNK_TOKENS = 8192
 # Activations cross the tensor-parallel link in 16 bits.
 ACTIVATION_BYTES = 2
 
@@ -85,8 +90,10 @@ class Efficiency:
 
     bandwidth: float  # achieved share of memory bandwidth in decode
     flops: float  # achieved share of dense tensor FLOPS (prefill, large batches)
-    quant_bandwidth: float  # extra factor for weight-only quantized kernels (dequantization)
+    dequant_flops_per_weight: float  # weight-only int4/int8 kernels: unpacking work per weight per pass
     step_overhead_s: float  # scheduler, sampling, kernel launches per step (current engines)
+    layer_overhead_s: float  # per layer per step: the latency floor of its small kernels (norms, rope, ...)
+    legacy_layer_overhead_s: float  # the same without CUDA graphs and fused kernels (legacy engines)
     seq_overhead_s: float  # per running sequence per step (batch bookkeeping, sampling)
     legacy_vllm_step_overhead_s: float  # the same for vLLM 0.5/0.6 (calibration only)
     legacy_tgi_step_overhead_s: float  # the same for TGI 1.0 (calibration only)
@@ -95,6 +102,7 @@ class Efficiency:
     allreduce_nvlink_s: float  # the same on NVLink
     pcie_bandwidth: float  # achieved share of PCIe bandwidth in all-reduce (no NVLink: through the host)
     tp_step_sync_s: float  # per step and extra GPU: the scheduler's output reaching every worker
+    legacy_tgi_tp_sync_s: float  # the same for TGI 1.0's one-process-per-shard design
 
     def step_overhead(self, engine: Engine) -> float:
         if engine.generation == "legacy-vllm":
@@ -208,12 +216,12 @@ def _flops(hw: Hardware, precision: Precision, eff: Efficiency) -> float:
     return tflops * 1e12 * eff.flops
 
 
-def _comm(model: ModelArch, hw: Hardware, tokens: float, eff: Efficiency) -> float:
+def _comm(model: ModelArch, hw: Hardware, engine: Engine, tokens: float, eff: Efficiency) -> float:
     """Two ring all-reduces per layer of `tokens` x hidden activations across the instance's GPUs."""
     tp = hw.count
     if tp <= 1:
         return 0.0
-    sync = eff.tp_step_sync_s * (tp - 1)
+    sync = (eff.legacy_tgi_tp_sync_s if engine.generation == "legacy-tgi" else eff.tp_step_sync_s) * (tp - 1)
     payload = tokens * model.hidden * ACTIVATION_BYTES
     link = hw.gpu.link_gbs * 1e9 * (eff.pcie_bandwidth if hw.gpu.link == "pcie" else 1.0)
     per = eff.allreduce(hw.gpu.link) * (tp - 1) + 2 * (tp - 1) / tp * payload / link
@@ -244,9 +252,13 @@ def step_time(
     `prefill_tokens` prompt tokens scheduled into the same step (chunked prefill)."""
     tp = hw.count
     bw = _bandwidth(hw, eff) * tp
-    quant = eff.quant_bandwidth if precision.weight_only else 1.0
     tokens = batch + prefill_tokens
-    t_weights = _weight_bytes_read(model, precision, tokens) / (bw * quant)
+    t_weights = _weight_bytes_read(model, precision, tokens) / bw
+    if precision.weight_only:
+        # Unpacking 4/8-bit weights runs on the ALUs while the next ones stream in: whichever is slower
+        # sets the pace (on fast-memory GPUs like the A100 it is the unpacking).
+        body = model.active_b * 1e9 - model.embedding_params
+        t_weights = max(t_weights, body * eff.dequant_flops_per_weight / (_flops(hw, precision, eff) * tp))
     t_linear = _linear_flops(model, tokens) / (_flops(hw, precision, eff) * tp)
     t_kv = batch * model.kv_elements(context) * precision.kv_bytes / bw
     t_attn = _attention_flops(model, prefill_tokens, prefill_context) / (_flops(hw, precision, eff) * tp)
@@ -254,17 +266,26 @@ def step_time(
         max(t_weights, t_linear)
         + t_kv
         + t_attn
-        + _comm(model, hw, tokens, eff)
+        + _comm(model, hw, engine, tokens, eff)
         + eff.step_overhead(engine)
+        + (eff.layer_overhead_s if engine.generation == "current" else eff.legacy_layer_overhead_s) * model.layers
         + eff.seq_overhead(engine) * batch
     )
+
+
+def runtime_bytes_per_gpu(model: ModelArch, hw: Hardware, engine: Engine) -> float:
+    """Memory each GPU needs besides weights and KV: context, graphs, activation peak, logits."""
+    inter = model.intermediate or int(3.5 * model.hidden)
+    activations = PREFILL_CHUNK_TOKENS * (2 * inter / hw.count + 4 * model.hidden) * ACTIVATION_BYTES
+    logits = engine.default_max_batch * model.vocab * 4
+    return RUNTIME_OVERHEAD_GIB * GIB + activations + logits
 
 
 def memory(model: ModelArch, hw: Hardware, precision: Precision, engine: Engine) -> tuple[float, float]:
     """(weights bytes, KV pool bytes), both over all GPUs; the pool is negative when weights do not fit."""
     weights = weight_bytes(model, precision)
-    budget = hw.count * (hw.memory_per_gpu_gib * engine.memory_fraction - RUNTIME_OVERHEAD_GIB) * GIB
-    return weights, budget - weights
+    per_gpu = hw.memory_per_gpu_gib * GIB * engine.memory_fraction - runtime_bytes_per_gpu(model, hw, engine)
+    return weights, hw.count * per_gpu - weights
 
 
 @dataclass(frozen=True)
@@ -337,10 +358,10 @@ def predict(
     seq_len = input_tokens + output_tokens
     if pool < model.kv_elements(seq_len) * prec.kv_bytes:
         need = (weights + model.kv_elements(seq_len) * prec.kv_bytes) / GIB
-        have = hw.count * (hw.memory_per_gpu_gib * eng.memory_fraction - RUNTIME_OVERHEAD_GIB)
+        have = hw.count * (hw.memory_per_gpu_gib * eng.memory_fraction - runtime_bytes_per_gpu(model, hw, eng) / GIB)
         reason = (
             f"needs {need:.1f} GiB for weights and one {seq_len}-token sequence; "
-            f"{hw.label} gives the engine {have:.1f} GiB"
+            f"{hw.label} leaves the engine {have:.1f} GiB after its runtime"
         )
         return Prediction(
             False,
@@ -413,7 +434,7 @@ def _saturation(
 
 
 def _concurrency_grid(capacity: int) -> list[int]:
-    grid = sorted({*range(1, min(capacity, 16) + 1), *(int(round(1.25**k)) for k in range(13, 40))})
+    grid = sorted({*range(1, min(capacity, 16) + 1), *(int(round(1.25**k)) for k in range(13, 40)), capacity})
     return [c for c in grid if c <= capacity] or [1]
 
 
