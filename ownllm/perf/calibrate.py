@@ -245,6 +245,31 @@ def render(rows: Sequence[ErrorRow]) -> str:
     return "\n".join(lines)
 
 
+def render_markdown(rows: Sequence[ErrorRow]) -> str:
+    """The summary and per-point tables for docs/performance.md."""
+    lines = [
+        "| split / kind | points | median error | max error | worst ratio |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for key, s in summary(rows).items():
+        lines.append(
+            f"| {key} | {s['n']:.0f} | {s['median_error']:.1%} | {s['max_error']:.1%} | {s['max_ratio']:.2f}x |"
+        )
+    lines += [
+        "",
+        "| point | split | engine | GPUs | model | prec | in/out | C | metric | measured | predicted | error |",
+        "| --- | --- | --- | --- | --- | --- | --- | ---: | --- | ---: | ---: | ---: |",
+    ]
+    for r in rows:
+        m = r.measurement
+        lines.append(
+            f"| {m.id} | {m.split} | {m.engine} | {m.gpu_count} x {m.gpu} | {m.model.split('/')[-1]} | {m.precision} "
+            f"| {m.input_tokens}/{m.output_tokens} | {m.concurrency} | {m.kind} | {m.value:,.1f} | {r.predicted:,.1f} "
+            f"| {r.error:.1%} |"
+        )
+    return "\n".join(lines)
+
+
 def write(eff: Efficiency, path: Path = CALIBRATION_JSON) -> None:
     rows = error_table(eff)
     payload = {
@@ -258,12 +283,16 @@ def write(eff: Efficiency, path: Path = CALIBRATION_JSON) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ownllm.perf.calibrate", description=__doc__)
     parser.add_argument("--write", action="store_true", help="re-fit and store the factors in data/calibration.json")
+    parser.add_argument("--markdown", action="store_true", help="print the error tables as Markdown")
     args = parser.parse_args(argv)
     from ownllm.perf.predict import calibrated
 
     eff = fit() if args.write else calibrated()
     if args.write:
         write(eff)
+    if args.markdown:
+        print(render_markdown(error_table(eff)))  # noqa: T201 - a developer tool that prints its table
+        return 0
     print(json.dumps(eff.to_dict(), indent=2))  # noqa: T201 - a developer tool that prints its table
     print(render(error_table(eff)))  # noqa: T201 - same
     return 0

@@ -7,13 +7,13 @@ import pytest
 from ownllm.perf.hardware import GIB, GPUS, for_gpu, for_instance
 from ownllm.perf.models import resolve
 from ownllm.perf.predict import (
+    PRECISIONS,
     RUNTIME_OVERHEAD_GIB,
     Efficiency,
     PredictionError,
     predict,
     saturation,
     weight_bytes,
-    PRECISIONS,
 )
 
 # Datasheet figures reached exactly, no fixed costs: the bare roofline.
