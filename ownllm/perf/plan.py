@@ -86,6 +86,7 @@ def _option(
     price: float,
     source: str,
     eff: Efficiency,
+    kv_cache: str = "auto",
 ) -> Option:
     hw = for_instance(itype)
 
@@ -126,11 +127,12 @@ def _option(
         traffic.input_tokens,
         traffic.output_tokens,
         min_tokens_per_s=traffic.min_tokens_per_s,
+        kv_cache=kv_cache,
         eff=eff,
     )
     if sat_c == 0:
         fits_memory = saturation(
-            model, hw, prec, engine_for(engine), traffic.input_tokens, traffic.output_tokens, eff=eff
+            model, hw, prec, engine_for(engine), traffic.input_tokens, traffic.output_tokens, kv_cache=kv_cache, eff=eff
         )[0]
         note = (
             f"slower than {traffic.min_tokens_per_s:g} tokens/s per request"
@@ -150,6 +152,8 @@ def plan(
     precision: str = "bf16",
     engine: str = "vllm",
     eff: Efficiency | None = None,
+    *,
+    kv_cache: str = "auto",
 ) -> list[Option]:
     """Every priced GPU instance type: the fitting ones cheapest first, then the ones that do not fit."""
     eff = eff or calibrated()
@@ -159,7 +163,7 @@ def plan(
         if price is None:
             continue
         source = price.source if price.region == region else f"{price.region} price ({price.source})"
-        options.append(_option(itype, model, traffic, precision, engine, price.usd, source, eff))
+        options.append(_option(itype, model, traffic, precision, engine, price.usd, source, eff, kv_cache))
     return sorted(options, key=lambda o: (not o.fits, o.daily_usd if o.fits else o.hourly_usd, o.instance_type))
 
 

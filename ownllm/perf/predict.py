@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import cache
 from pathlib import Path
 
@@ -166,6 +166,18 @@ def precision_for(name: str, hw: Hardware) -> Precision:
             "--precision fp8: the T4 runs no fp8 kernels (they need Ampere or newer); use int8 or int4"
         )
     return PRECISIONS[key]
+
+
+KV_CACHE_DTYPES = ("auto", "fp8")
+
+
+def with_kv_cache(precision: Precision, kv_cache: str) -> Precision:
+    """The precision with the engine's KV cache dtype: "auto" keeps 16 bits, "fp8" stores 1 byte
+    per element (vLLM --kv-cache-dtype fp8)."""
+    key = kv_cache.strip().lower()
+    if key not in KV_CACHE_DTYPES:
+        raise PredictionError(f"--kv-cache-dtype {kv_cache!r}: accepted: {', '.join(KV_CACHE_DTYPES)}")
+    return replace(precision, kv_bytes=1.0) if key == "fp8" else precision
 
 
 def engine_for(name: str) -> Engine:
@@ -345,11 +357,13 @@ def predict(
     output_tokens: int = 256,
     concurrency: int = 1,
     *,
+    kv_cache: str = "auto",
     max_batch: int | None = None,
     eff: Efficiency | None = None,
 ) -> Prediction:
     """What `hw` serving `model` does for requests of input+output tokens at a closed-loop concurrency."""
     prec = precision_for(precision, hw) if isinstance(precision, str) else precision
+    prec = with_kv_cache(prec, kv_cache)
     eng = engine_for(engine) if isinstance(engine, str) else engine
     eff = eff or calibrated()
     if input_tokens < 1 or output_tokens < 1 or concurrency < 1:
@@ -447,12 +461,14 @@ def saturation(
     output_tokens: int = 256,
     *,
     min_tokens_per_s: float = 0.0,
+    kv_cache: str = "auto",
     max_batch: int | None = None,
     eff: Efficiency | None = None,
 ) -> tuple[int, float]:
     """(concurrency, aggregate output tokens/s) at saturation, keeping each request at or above
     `min_tokens_per_s`; (0, 0.0) when the model does not fit or no concurrency meets the floor."""
     prec = precision_for(precision, hw) if isinstance(precision, str) else precision
+    prec = with_kv_cache(prec, kv_cache)
     eng = engine_for(engine) if isinstance(engine, str) else engine
     eff = eff or calibrated()
     _, pool = memory(model, hw, prec, eng)

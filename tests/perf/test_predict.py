@@ -94,3 +94,11 @@ def test_the_speed_floor_lowers_the_saturation_point():
     floor_c, floor_tps = saturation(QWEN7, hw, "bf16", "vllm", 512, 256, min_tokens_per_s=25)
     assert floor_c < free_c and floor_tps < free_tps
     assert predict(QWEN7, hw, "bf16", "vllm", 512, 256, floor_c).per_request_tokens_per_s >= 25
+
+
+def test_an_fp8_kv_cache_holds_twice_the_sequences():
+    hw = for_instance("ml.g5.2xlarge")
+    base = predict(QWEN7, hw, "bf16", "vllm", 512, 256, 1)
+    fp8 = predict(QWEN7, hw, "bf16", "vllm", 512, 256, 1, kv_cache="fp8")
+    assert fp8.kv_cache_gib == base.kv_cache_gib
+    assert fp8.max_concurrency in (2 * base.max_concurrency, 2 * base.max_concurrency + 1)
