@@ -26,13 +26,16 @@ class GpuSpec:
     bandwidth_gbs: float  # HBM/GDDR bandwidth, GB/s (1e9 bytes)
     bf16_tflops: float  # dense tensor-core bf16 (fp16 on T4, which has no bf16)
     fp8_tflops: float  # dense fp8 tensor-core; 0 where the GPU has none
+    cuda_fp16_tflops: float  # non-tensor fp16 (CUDA cores): where int4/int8 weights are unpacked
     bf16: bool  # native bf16 support
     link: str  # "nvlink" or "pcie": how the GPUs of one instance talk
     link_gbs: float  # per-GPU bandwidth of that link, one direction, GB/s
     source: str
 
 
-# Dense figures (NVIDIA's "with sparsity" figures are halved). Visible memory: nvidia-smi totals as
+# Dense figures (NVIDIA's "with sparsity" figures are halved). Non-tensor fp16: the datasheets' FP32
+# figure where fp16 runs at the fp32 rate (GA102 A10G, AD10x L4/L40S), 2x it on Turing (T4) and
+# Hopper (H100/H200 whitepaper 133.8), 4x on GA100 (A100 whitepaper: 78 TFLOPS fp16 non-tensor). Visible memory: nvidia-smi totals as
 # commonly reported (T4 15360 MiB, A10G 23028, L4 23034, L40S 46068, A100 40960/81920, H100 81559,
 # H200 143771); the SDK's per-instance MiB (ownllm.gpus) is used where it is lower.
 GPUS: dict[str, GpuSpec] = {
@@ -43,6 +46,7 @@ GPUS: dict[str, GpuSpec] = {
         320,
         65,
         0,
+        16.2,
         False,
         "pcie",
         16,
@@ -55,6 +59,7 @@ GPUS: dict[str, GpuSpec] = {
         600,
         70,
         0,
+        31.2,
         True,
         "pcie",
         32,
@@ -67,6 +72,7 @@ GPUS: dict[str, GpuSpec] = {
         300,
         121,
         242,
+        30.3,
         True,
         "pcie",
         32,
@@ -79,6 +85,7 @@ GPUS: dict[str, GpuSpec] = {
         864,
         362,
         733,
+        91.6,
         True,
         "pcie",
         32,
@@ -91,6 +98,7 @@ GPUS: dict[str, GpuSpec] = {
         1555,
         312,
         0,
+        78,
         True,
         "nvlink",
         300,
@@ -103,6 +111,7 @@ GPUS: dict[str, GpuSpec] = {
         2039,
         312,
         0,
+        78,
         True,
         "nvlink",
         300,
@@ -115,6 +124,7 @@ GPUS: dict[str, GpuSpec] = {
         3350,
         989,
         1979,
+        133.8,
         True,
         "nvlink",
         450,
@@ -127,6 +137,7 @@ GPUS: dict[str, GpuSpec] = {
         4800,
         989,
         1979,
+        133.8,
         True,
         "nvlink",
         450,

@@ -35,7 +35,7 @@ class Precision:
 
 
 # int4: 4-bit weights with a 16-bit scale and zero point per group of 128 (AWQ/GPTQ default):
-# 0.5 + 4/128 bytes. The KV cache stays 16-bit unless the engine is told otherwise (kv_fp8).
+# 0.5 + 4/128 bytes. The KV cache stays 16-bit unless the engine is told otherwise (with_kv_cache).
 PRECISIONS: dict[str, Precision] = {
     "bf16": Precision("bf16", 2.0, 2.0, False, False),
     "fp16": Precision("fp16", 2.0, 2.0, False, False),
@@ -50,7 +50,7 @@ class Engine:
     name: str
     memory_fraction: float  # share of GPU memory the engine budgets for weights + activations + KV
     default_max_batch: int  # sequences decoded together at most
-    generation: str  # "current", or "legacy" for the pre-2025 versions some published points measured
+    generation: str  # "current"; "legacy-vllm"/"legacy-tgi" for old versions some published points measured
     chunked_prefill: bool  # prompts ride along decode steps (else a prefill is a pass of its own)
 
 
@@ -204,10 +204,9 @@ def weight_bytes(model: ModelArch, precision: Precision) -> float:
 def _weight_bytes_read(model: ModelArch, precision: Precision, tokens: float) -> float:
     """Bytes one forward pass over `tokens` tokens reads: all weights but the input embedding table
     (a row lookup), and for MoE only the experts those tokens route to."""
-    b16 = 2.0
     head = model.embedding_params
     body = model.params_b * 1e9 - head * (1 if model.tied_embeddings else 2)
-    head_bytes = head * (b16 if precision.weight_only or precision.weight_bytes >= 2 else precision.weight_bytes)
+    head_bytes = head * 2.0  # the output head stays 16-bit in quantized checkpoints too
     if model.is_moe:
         # Dense share: attention + embeddings; expert share: the rest, read as far as routed.
         expert_total = (
@@ -267,10 +266,10 @@ def step_time(
     tokens = batch + prefill_tokens
     t_weights = _weight_bytes_read(model, precision, tokens) / bw
     if precision.weight_only:
-        # Unpacking 4/8-bit weights runs on the ALUs while the next ones stream in: whichever is slower
-        # sets the pace (on fast-memory GPUs like the A100 it is the unpacking).
+        # Unpacking 4/8-bit weights runs on the CUDA cores while the next ones stream in: whichever is
+        # slower sets the pace (on fast-memory GPUs like the A100 it is the unpacking).
         body = model.active_b * 1e9 - model.embedding_params
-        t_weights = max(t_weights, body * eff.dequant_flops_per_weight / (_flops(hw, precision, eff) * tp))
+        t_weights = max(t_weights, body * eff.dequant_flops_per_weight / (hw.gpu.cuda_fp16_tflops * 1e12 * tp))
     t_linear = _linear_flops(model, tokens) / (_flops(hw, precision, eff) * tp)
     t_kv = batch * model.kv_elements(context) * precision.kv_bytes / bw
     t_attn = _attention_flops(model, prefill_tokens, prefill_context) / (_flops(hw, precision, eff) * tp)

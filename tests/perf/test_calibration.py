@@ -3,10 +3,11 @@ fitted on and on held-out points, and the committed factors being what the fit g
 
 import json
 import statistics
+from pathlib import Path
 
 import pytest
 
-from ownllm.perf.calibrate import error_table, fit, load_measurements, render, summary
+from ownllm.perf.calibrate import error_table, fit, load_measurements, render, render_markdown, summary
 from ownllm.perf.predict import CALIBRATION_JSON, calibrated
 
 
@@ -38,3 +39,8 @@ def test_the_committed_factors_are_what_the_fit_gives():
     assert committed["error"] == {
         k: {kk: round(vv, 4) for kk, vv in v.items()} for k, v in summary(error_table(calibrated())).items()
     }
+
+
+def test_the_error_tables_in_the_docs_are_the_current_ones():
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "performance.md").read_text()
+    assert render_markdown(error_table(calibrated())) in doc
