@@ -135,17 +135,17 @@ def _capacity(args: argparse.Namespace) -> int:
         data = p.to_json()
         print(json.dumps({k: data[k] for k in CAPACITY_JSON_KEYS}, indent=2))
         return 0
-    _render_capacity(model.name, hw.label, precision, engine, input_tokens, output_tokens, concurrency, p)
+    _render_capacity(model, hw, precision, engine, input_tokens, output_tokens, concurrency, p)
     return 0
 
 
 def _render_capacity(
-    model: str, hw: str, precision: str, engine: str, inp: int, out: int, concurrency: int, p: Any
+    model: Any, hw: Any, precision: str, engine: str, inp: int, out: int, concurrency: int, p: Any
 ) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"{model} on {hw}, {precision}, {engine}: {inp} in / {out} out tokens")
+    table = Table(title=f"{model.name} on {hw.label}, {precision}, {engine}: {inp} in / {out} out tokens")
     table.add_column("figure")
     table.add_column("value", justify="right")
     table.add_row("fits", "yes" if p.fits else f"no: {p.reason}")
@@ -162,6 +162,8 @@ def _render_capacity(
     console = Console()
     console.print(table)
     console.print("Predicted by the calibrated roofline model (docs/performance.md); not measured.")
+    console.print(f"Model facts: {model.source}")
+    console.print(f"GPU facts: {hw.gpu.source}")
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
