@@ -33,11 +33,14 @@ class GpuSpec:
     source: str
 
 
-# Dense figures (NVIDIA's "with sparsity" figures are halved). Non-tensor fp16: the datasheets' FP32
-# figure where fp16 runs at the fp32 rate (GA102 A10G, AD10x L4/L40S), 2x it on Turing (T4) and
-# Hopper (H100/H200 whitepaper 133.8), 4x on GA100 (A100 whitepaper: 78 TFLOPS fp16 non-tensor). Visible memory: nvidia-smi totals as
-# commonly reported (T4 15360 MiB, A10G 23028, L4 23034, L40S 46068, A100 40960/81920, H100 81559,
-# H200 143771); the SDK's per-instance MiB (ownllm.gpus) is used where it is lower.
+# Dense figures (NVIDIA's "with sparsity" figures are halved). Non-tensor fp16 (where int4/int8
+# weights are unpacked): fp16 runs at the fp32 rate on GA102/AD10x (A10G 31.2 as the A10 datasheet's
+# FP32; L4 30.3, fpsbench.com L4 spec "FP16 30.29 TFLOPS (1:1)"; L40S 91.6, NVIDIA L40S datasheet FP32),
+# 2x fp32 on Turing (T4: 2 x 8.1) and Hopper (H100/H200 SXM 133.8, glennklockwood.com/garden/processors/h100),
+# 4x on GA100 (A100 78: NVIDIA A100 whitepaper table 1, quoted on forums.developer.nvidia.com/t/218102).
+# Visible memory: nvidia-smi totals as commonly reported (T4 15360 MiB, A10G 23028, L4 23034, L40S
+# 46068, A100 40960/81920, H100 81559, H200 143771); the SDK's per-instance MiB (ownllm.gpus) is used
+# where it is lower.
 GPUS: dict[str, GpuSpec] = {
     "t4": GpuSpec(
         "T4",
