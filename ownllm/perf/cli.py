@@ -62,6 +62,7 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--precision", default="bf16", help="bf16, fp16, fp8, int8 or int4 (default bf16)")
     p.add_argument("--engine", default="vllm", help="vllm, lmi or tgi (default vllm)")
     p.add_argument("--kv-cache-dtype", default="auto", help="auto (16-bit) or fp8 (default auto)")
+    p.add_argument("--max-batch-size", help="sequences the engine batches at most (default: the engine's own)")
     p.add_argument("--input-tokens", default="512", help="prompt tokens per request (default 512)")
     p.add_argument("--output-tokens", default="256", help="generated tokens per request (default 256)")
 
@@ -114,6 +115,7 @@ def _capacity(args: argparse.Namespace) -> int:
     precision = _check_choice("--precision", args.precision, list(PRECISIONS))
     kv_cache = _check_choice("--kv-cache-dtype", args.kv_cache_dtype, list(KV_CACHE_DTYPES))
     engine = _check_choice("--engine", args.engine, list(ENGINES))
+    max_batch = _number("--max-batch-size", args.max_batch_size) if args.max_batch_size else None
     input_tokens = _number("--input-tokens", args.input_tokens)
     output_tokens = _number("--output-tokens", args.output_tokens)
     concurrency = _number("--concurrency", args.concurrency)
@@ -128,7 +130,17 @@ def _capacity(args: argparse.Namespace) -> int:
         else:
             raise InputError("--instance-type: required (e.g. ml.g5.2xlarge), or --gpu NAME --gpu-count N")
         model = _model(args)
-        p = predict(model, hw, precision, engine, input_tokens, output_tokens, concurrency, kv_cache=kv_cache)
+        p = predict(
+            model,
+            hw,
+            precision,
+            engine,
+            input_tokens,
+            output_tokens,
+            concurrency,
+            kv_cache=kv_cache,
+            max_batch=max_batch,
+        )
     except (HardwareError, PredictionError) as exc:
         raise InputError(str(exc)) from exc
     if args.json:
@@ -181,6 +193,7 @@ def _plan(args: argparse.Namespace) -> int:
     precision = _check_choice("--precision", args.precision, list(PRECISIONS))
     kv_cache = _check_choice("--kv-cache-dtype", args.kv_cache_dtype, list(KV_CACHE_DTYPES))
     engine = _check_choice("--engine", args.engine, list(ENGINES))
+    max_batch = _number("--max-batch-size", args.max_batch_size) if args.max_batch_size else None
     traffic = planner.Traffic(
         requests_per_day=_number("--requests-per-day", args.requests_per_day, float, 0),
         input_tokens=_number("--input-tokens", args.input_tokens),
@@ -197,7 +210,9 @@ def _plan(args: argparse.Namespace) -> int:
         raise InputError(f"--prices {args.prices!r}: {exc}") from exc
     if args.region not in catalog.regions:
         raise InputError(f"--region {args.region!r}: accepted: {', '.join(catalog.regions)}")
-    options = planner.plan(model, traffic, catalog, args.region, precision, engine, kv_cache=kv_cache)
+    options = planner.plan(
+        model, traffic, catalog, args.region, precision, engine, kv_cache=kv_cache, max_batch=max_batch
+    )
     try:
         api = planner.api_option(model, traffic, catalog)
     except ValueError:

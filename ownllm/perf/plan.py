@@ -87,6 +87,7 @@ def _option(
     source: str,
     eff: Efficiency,
     kv_cache: str = "auto",
+    max_batch: int | None = None,
 ) -> Option:
     hw = for_instance(itype)
 
@@ -128,6 +129,7 @@ def _option(
         traffic.output_tokens,
         min_tokens_per_s=traffic.min_tokens_per_s,
         kv_cache=kv_cache,
+        max_batch=max_batch,
         eff=eff,
     )
     if sat_c == 0:
@@ -154,6 +156,7 @@ def plan(
     eff: Efficiency | None = None,
     *,
     kv_cache: str = "auto",
+    max_batch: int | None = None,
 ) -> list[Option]:
     """Every priced GPU instance type: the fitting ones cheapest first, then the ones that do not fit."""
     eff = eff or calibrated()
@@ -163,7 +166,7 @@ def plan(
         if price is None:
             continue
         source = price.source if price.region == region else f"{price.region} price ({price.source})"
-        options.append(_option(itype, model, traffic, precision, engine, price.usd, source, eff, kv_cache))
+        options.append(_option(itype, model, traffic, precision, engine, price.usd, source, eff, kv_cache, max_batch))
     return sorted(options, key=lambda o: (not o.fits, o.daily_usd if o.fits else o.hourly_usd, o.instance_type))
 
 

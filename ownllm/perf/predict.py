@@ -52,34 +52,49 @@ class Engine:
     default_max_batch: int  # sequences decoded together at most
     generation: str  # "current"; "legacy-vllm"/"legacy-tgi" for old versions some published points measured
     chunked_prefill: bool  # prompts ride along decode steps (else a prefill is a pass of its own)
+    prefill_chunk: int = 2048  # prompt tokens per step at most (sizes the activation peak)
+    large_gpu_max_batch: int = 0  # the batch default on >= 70 GiB GPUs other than the A100 (0 = same)
+    large_gpu_prefill_chunk: int = 0  # the chunk default there (0 = same)
+
+    def _large(self, hw: Hardware) -> bool:
+        return hw.memory_per_gpu_gib >= 70 and not hw.gpu.name.startswith("A100")
+
+    def max_batch(self, hw: Hardware) -> int:
+        return self.large_gpu_max_batch if self.large_gpu_max_batch and self._large(hw) else self.default_max_batch
+
+    def chunk(self, hw: Hardware) -> int:
+        return self.large_gpu_prefill_chunk if self.large_gpu_prefill_chunk and self._large(hw) else self.prefill_chunk
 
 
-# vLLM: gpu_memory_utilization 0.9 (its default, and what ownllm sets: SM_VLLM_GPU_MEMORY_UTILIZATION),
-# max_num_seqs 256 (vLLM default). LMI: DJL Serving with OPTION_ROLLING_BATCH=vllm, so vLLM's memory
+# vLLM: gpu_memory_utilization 0.9 (its default, and what ownllm sets: SM_VLLM_GPU_MEMORY_UTILIZATION);
+# server defaults max_num_seqs 256 and max_num_batched_tokens 2048, or 1024 and 8192 on GPUs of
+# >= 70 GiB other than the A100 (vllm/engine/arg_utils.py get_batch_defaults). ownllm itself caps the
+# batch with settings max_batch_size (SM_VLLM_MAX_NUM_SEQS): pass it as max_batch. LMI: DJL Serving with OPTION_ROLLING_BATCH=vllm, so vLLM's memory
 # budget and scheduler. TGI: CUDA_MEMORY_FRACTION 1.0, KV sized after a warmup prefill; 0.95 leaves the
 # room that warmup takes (assumption); max concurrent requests 128 (TGI --max-concurrent-requests default).
 # The pinned images (ownllm/engines.py: vLLM DLC, LMI 0.38 on vLLM V1, TGI 3.3) all chunk prefills
 # (vLLM V1 always; TGI since 3.0) and capture CUDA graphs, so they share the "current" overheads.
 ENGINES: dict[str, Engine] = {
-    "vllm": Engine("vllm", 0.90, 256, "current", True),
-    "lmi": Engine("lmi", 0.90, 256, "current", True),
-    "tgi": Engine("tgi", 0.95, 128, "current", True),
+    "vllm": Engine("vllm", 0.90, 256, "current", True, 2048, 1024, 8192),
+    # DJL's OPTION_MAX_ROLLING_BATCH_SIZE default 256 is passed to vLLM as max_num_seqs.
+    "lmi": Engine("lmi", 0.90, 256, "current", True, 2048),
+    # TGI: --max-batch-prefill-tokens default 4096.
+    "tgi": Engine("tgi", 0.95, 128, "current", True, 4096),
 }
 # Only for published points measured on older versions (calibration): vLLM 0.5/0.6 (V0 scheduler,
 # prefill as its own step, CPU-bound scheduling) and TGI 1.0 (prefill passes, no chunking).
 LEGACY_ENGINES: dict[str, Engine] = {
-    "vllm-0.5": Engine("vllm-0.5", 0.90, 256, "legacy-vllm", False),
+    "vllm-0.5": Engine("vllm-0.5", 0.90, 256, "legacy-vllm", False, 8192),
     # vLLM 0.6 with multi-step scheduling: the CPU overhead gone, prefill still its own step.
-    "vllm-0.6": Engine("vllm-0.6", 0.90, 256, "current", False),
-    "tgi-1.0": Engine("tgi-1.0", 0.95, 128, "legacy-tgi", False),
+    "vllm-0.6": Engine("vllm-0.6", 0.90, 256, "current", False, 8192),
+    "tgi-1.0": Engine("tgi-1.0", 0.95, 128, "legacy-tgi", False, 4096),
 }
 
 # Per GPU, outside the engine's KV pool: CUDA context, cuBLAS workspaces and CUDA graphs (assumption,
-# ~1 GiB), plus the activation peak the engine profiles: one prefill chunk of PREFILL_CHUNK_TOKENS
-# through the widest layer (gate and up projections, 2 x intermediate, plus ~4 x hidden of attention
-# and residual buffers) and the sampler's fp32 logits for a full batch. vLLM's default chunk: 8192.
+# ~1 GiB), plus the activation peak the engine profiles: one prefill chunk (Engine.chunk) through the
+# widest layer (gate and up projections, 2 x intermediate, plus ~4 x hidden of attention and
+# residual buffers) and the sampler's fp32 logits for a full batch.
 RUNTIME_OVERHEAD_GIB = 1.0
-PREFILL_CHUNK_TOKENS = 8192
 # Activations cross the tensor-parallel link in 16 bits.
 ACTIVATION_BYTES = 2
 
@@ -287,8 +302,8 @@ def step_time(
 def runtime_bytes_per_gpu(model: ModelArch, hw: Hardware, engine: Engine) -> float:
     """Memory each GPU needs besides weights and KV: context, graphs, activation peak, logits."""
     inter = model.intermediate or int(3.5 * model.hidden)
-    activations = PREFILL_CHUNK_TOKENS * (2 * inter / hw.count + 4 * model.hidden) * ACTIVATION_BYTES
-    logits = engine.default_max_batch * model.vocab * 4
+    activations = engine.chunk(hw) * (2 * inter / hw.count + 4 * model.hidden) * ACTIVATION_BYTES
+    logits = engine.max_batch(hw) * model.vocab * 4
     return RUNTIME_OVERHEAD_GIB * GIB + activations + logits
 
 
@@ -391,7 +406,7 @@ def predict(
             max(pool, 0.0) / GIB,
             reason,
         )
-    capacity = kv_capacity(model, prec, pool, input_tokens, output_tokens, max_batch or eng.default_max_batch)
+    capacity = kv_capacity(model, prec, pool, input_tokens, output_tokens, max_batch or eng.max_batch(hw))
     point = _closed_loop(model, hw, prec, eng, input_tokens, output_tokens, concurrency, capacity, eff)
     sat_c, sat_tps = _saturation(model, hw, prec, eng, input_tokens, output_tokens, capacity, eff)
     return Prediction(
@@ -473,7 +488,7 @@ def saturation(
     _, pool = memory(model, hw, prec, eng)
     if pool < model.kv_elements(input_tokens + output_tokens) * prec.kv_bytes:
         return 0, 0.0
-    capacity = kv_capacity(model, prec, pool, input_tokens, output_tokens, max_batch or eng.default_max_batch)
+    capacity = kv_capacity(model, prec, pool, input_tokens, output_tokens, max_batch or eng.max_batch(hw))
     return _saturation(model, hw, prec, eng, input_tokens, output_tokens, capacity, eff, min_tokens_per_s)
 
 
@@ -495,7 +510,7 @@ def measure(
     eng = engine_for(engine) if isinstance(engine, str) else engine
     eff = eff or calibrated()
     _, pool = memory(model, hw, prec, eng)
-    capacity = max(1, kv_capacity(model, prec, max(pool, 0.0), input_tokens, output_tokens, eng.default_max_batch))
+    capacity = max(1, kv_capacity(model, prec, max(pool, 0.0), input_tokens, output_tokens, eng.max_batch(hw)))
     p = _closed_loop(model, hw, prec, eng, input_tokens, output_tokens, concurrency, capacity, eff)
     if metric == "output_tokens_per_s":
         return p.throughput

@@ -48,11 +48,11 @@ def test_single_stream_decode_reads_the_weights_once_per_token():
 
 
 def test_kv_capacity_counts_sequences_at_their_mean_length():
-    """A10G: 22.49 GiB x 0.9, less the runtime (1 GiB, an 8192-token prefill chunk through the MLP,
+    """A10G: 22.49 GiB x 0.9, less the runtime (1 GiB, a 2048-token prefill chunk through the MLP,
     fp32 logits of 256 sequences) and 7.62e9 x 2 bytes of weights, is the KV pool;
     a 512+256-token request holds 512 + 128 tokens of 57,344 bytes on average."""
     p = predict(QWEN7, for_gpu("a10g"), "bf16", "vllm", 512, 256, 1, eff=IDEAL)
-    runtime = RUNTIME_OVERHEAD_GIB * GIB + 8192 * (2 * 18944 + 4 * 3584) * 2 + 256 * 152064 * 4
+    runtime = RUNTIME_OVERHEAD_GIB * GIB + 2048 * (2 * 18944 + 4 * 3584) * 2 + 256 * 152064 * 4
     pool = 22.49 * 0.9 * GIB - runtime - 7.62e9 * 2
     assert p.kv_cache_gib == pytest.approx(pool / GIB)
     assert p.max_concurrency == int(pool // (640 * 57344))
@@ -102,3 +102,11 @@ def test_an_fp8_kv_cache_holds_twice_the_sequences():
     fp8 = predict(QWEN7, hw, "bf16", "vllm", 512, 256, 1, kv_cache="fp8")
     assert fp8.kv_cache_gib == base.kv_cache_gib
     assert fp8.max_concurrency in (2 * base.max_concurrency, 2 * base.max_concurrency + 1)
+
+
+def test_vllm_batches_up_to_1024_sequences_on_h100_but_256_on_a100():
+    """vLLM's server defaults: max_num_seqs 1024 on >= 70 GiB GPUs other than the A100, else 256."""
+    small = resolve("Qwen/Qwen2.5-0.5B-Instruct")
+    assert predict(small, for_gpu("h100"), "bf16", "vllm", 128, 128, 1).max_concurrency == 1024
+    assert predict(small, for_gpu("a100-80gb"), "bf16", "vllm", 128, 128, 1).max_concurrency == 256
+    assert predict(small, for_gpu("h100"), "bf16", "vllm", 128, 128, 1, max_batch=64).max_concurrency == 64
