@@ -98,8 +98,8 @@ def test_the_speed_floor_lowers_the_saturation_point():
 
 def test_an_fp8_kv_cache_holds_twice_the_sequences():
     hw = for_instance("ml.g5.2xlarge")
-    base = predict(QWEN7, hw, "bf16", "vllm", 512, 256, 1)
-    fp8 = predict(QWEN7, hw, "bf16", "vllm", 512, 256, 1, kv_cache="fp8")
+    base = predict(QWEN7, hw, "bf16", "vllm", 2048, 1024, 1)
+    fp8 = predict(QWEN7, hw, "bf16", "vllm", 2048, 1024, 1, kv_cache="fp8")
     assert fp8.kv_cache_gib == base.kv_cache_gib
     assert fp8.max_concurrency in (2 * base.max_concurrency, 2 * base.max_concurrency + 1)
 
