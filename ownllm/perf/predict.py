@@ -344,8 +344,12 @@ def _closed_loop(
     arrivals = running / max(output_tokens, 1) if running > 1 else 0.0  # new requests per decode step
     if engine.chunked_prefill:
         tpot = step_time(model, hw, precision, engine, running, context, arrivals * input_tokens, input_tokens / 2, eff)
-        # Own prefill, in a step shared with the others' decodes, after half of the step in flight.
-        ttft = step_time(model, hw, precision, engine, running - 1, context, input_tokens, input_tokens / 2, eff)
+        # Own prefill, in chunks of at most the engine's step budget, each step shared with the
+        # others' decodes; then half of the step in flight.
+        chunks = math.ceil(input_tokens / engine.chunk(hw))
+        ttft = chunks * step_time(
+            model, hw, precision, engine, running - 1, context, input_tokens / chunks, input_tokens / 2, eff
+        )
     else:
         # A prefill pass of the waiting prompts runs between decode steps, reading all weights again.
         waiting = max(arrivals, 1.0)
@@ -392,19 +396,19 @@ def predict(
             f"{hw.label} leaves the engine {have:.1f} GiB after its runtime"
         )
         return Prediction(
-            False,
-            0,
-            math.inf,
-            0.0,
-            0.0,
-            0,
-            0.0,
-            hw.gpu.name,
-            hw.count,
-            model.params_b,
-            weights / GIB,
-            max(pool, 0.0) / GIB,
-            reason,
+            fits=False,
+            max_concurrency=0,
+            time_to_first_token_s=math.inf,
+            per_request_tokens_per_s=0.0,
+            output_tokens_per_s=0.0,
+            saturation_concurrency=0,
+            saturation_output_tokens_per_s=0.0,
+            gpu=hw.gpu.name,
+            gpu_count=hw.count,
+            model_params_b=model.params_b,
+            weights_gib=weights / GIB,
+            kv_cache_gib=max(pool, 0.0) / GIB,
+            reason=reason,
         )
     capacity = kv_capacity(model, prec, pool, input_tokens, output_tokens, max_batch or eng.max_batch(hw))
     point = _closed_loop(model, hw, prec, eng, input_tokens, output_tokens, concurrency, capacity, eff)
