@@ -13,6 +13,7 @@ _COMMAND_MODULES = (
     "ownllm.cost.cli",
     "ownllm.local.cli",
     "ownllm.bench.cli",
+    "ownllm.perf.cli",
     "ownllm.wake_cli",
 )
 
