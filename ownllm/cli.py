@@ -12,7 +12,7 @@ _COMMAND_MODULES = (
     "ownllm.cost.cli",
     "ownllm.local.cli",
     "ownllm.bench.cli",
-    "ownllm.lint_cli",
+    "ownllm.lint.cli",
 )
 
 

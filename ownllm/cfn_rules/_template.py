@@ -49,7 +49,7 @@ def possible_strings(value: Any, template: Mapping[str, Any]) -> list[str]:
     """
     if isinstance(value, str):
         return [value]
-    if isinstance(value, bool) or isinstance(value, int | float):
+    if isinstance(value, bool | int | float):
         return [str(value).lower() if isinstance(value, bool) else str(value)]
     if not (isinstance(value, Mapping) and len(value) == 1):
         return [UNKNOWN]

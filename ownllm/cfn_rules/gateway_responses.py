@@ -16,7 +16,7 @@ class GatewayResponses(CloudFormationLintRule):
     shortdesc = "REST APIs define OpenAI-shaped gateway responses"
     description = (
         "API Gateway answers a missing or bad key, throttling, quota, a too-large body and an "
-        "integration timeout itself, as {\"message\": ...}, unless the API defines gateway responses; "
+        'integration timeout itself, as {"message": ...}, unless the API defines gateway responses; '
         f"each of {', '.join(REQUIRED_GATEWAY_RESPONSES)} needs an {JSON_CONTENT_TYPE} template with an "
         "'error' object."
     )
@@ -42,7 +42,7 @@ class GatewayResponses(CloudFormationLintRule):
                     RuleMatch(
                         ["Resources", api],
                         f"RestApi {api}: no gateway response for {', '.join(missing)}; API Gateway would "
-                        "answer those errors as {\"message\": ...} instead of an OpenAI error object",
+                        'answer those errors as {"message": ...} instead of an OpenAI error object',
                     )
                 )
             for kind in REQUIRED_GATEWAY_RESPONSES:

@@ -13,7 +13,7 @@ from ownllm.cfn_rules._facts import LORA_MODULES_ENV
 from ownllm.cfn_rules._template import resources_of
 
 ACCEPTED = (
-    "one 'name=path', one JSON object {\"name\": ..., \"path\": ...}, or a JSON array of either "
+    'one \'name=path\', one JSON object {"name": ..., "path": ...}, or a JSON array of either '
     '(e.g. \'["a=/opt/ml/model/adapters/a", "b=/opt/ml/model/adapters/b"]\')'
 )
 
