@@ -32,16 +32,35 @@ class Cuda13NeedsInferenceAmi(CloudFormationLintRule):
     tags = ["resources", "sagemaker", "ownllm"]
 
     def match(self, cfn: Template) -> list[RuleMatch]:
-        matches: list[RuleMatch] = []
         template = cfn.template
         models = dict(resources_of(template, "AWS::SageMaker::Model"))
-        for name, props in resources_of(template, "AWS::SageMaker::EndpointConfig"):
+        configs = dict(resources_of(template, "AWS::SageMaker::EndpointConfig"))
+        # (config id, variant index) -> the models it serves: its own ModelName, or the
+        # models of the inference components placed on it (scale-to-zero endpoints have no ModelName).
+        served: dict[tuple[str, int], list[str]] = {}
+        for name, props in configs.items():
             for i, variant in enumerate(props.get("ProductionVariants") or []):
-                if not isinstance(variant, Mapping) or "InferenceAmiVersion" in variant:
-                    continue
-                model_id = referenced_id(variant.get("ModelName"))
-                if model_id not in models:
-                    continue
+                model_id = referenced_id(variant.get("ModelName")) if isinstance(variant, Mapping) else None
+                if model_id in models:
+                    served.setdefault((name, i), []).append(model_id)
+        endpoints = dict(resources_of(template, "AWS::SageMaker::Endpoint"))
+        for _, props in resources_of(template, "AWS::SageMaker::InferenceComponent"):
+            spec = props.get("Specification")
+            model_id = referenced_id(spec.get("ModelName")) if isinstance(spec, Mapping) else None
+            endpoint = endpoints.get(referenced_id(props.get("EndpointName")) or "")
+            config_id = referenced_id(endpoint.get("EndpointConfigName")) if endpoint else None
+            if model_id not in models or config_id not in configs:
+                continue
+            for i, variant in enumerate(configs[config_id].get("ProductionVariants") or []):
+                if isinstance(variant, Mapping) and variant.get("VariantName") == props.get("VariantName"):
+                    served.setdefault((config_id, i), []).append(model_id)
+
+        matches: list[RuleMatch] = []
+        for (name, i), model_ids in sorted(served.items()):
+            variant = configs[name]["ProductionVariants"][i]
+            if "InferenceAmiVersion" in variant:
+                continue
+            for model_id in dict.fromkeys(model_ids):
                 images = _cuda13_images(models[model_id], template)
                 if images:
                     matches.append(

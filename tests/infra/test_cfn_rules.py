@@ -145,8 +145,12 @@ def test_an_s3_prefix_without_a_trailing_slash_is_an_error(findings):
     ]
 
 
-def test_an_s3_prefix_that_ends_with_a_bucket_reference_is_an_error(findings):
-    uri = {"Fn::Join": ["", ["s3://", {"Ref": "Bucket"}]]}
+@pytest.mark.parametrize(
+    "uri",
+    [{"Fn::Join": ["", ["s3://", {"Ref": "Bucket"}]]}, {"Fn::Sub": "s3://${Bucket}"}],
+    ids=["join", "sub"],
+)
+def test_an_s3_prefix_that_ends_with_a_bucket_reference_is_an_error(findings, uri):
     assert findings(model_data(uri, bucket=True)) == [
         (
             "E9003",
@@ -418,3 +422,29 @@ def test_ownllm_lint_defaults_to_the_regions_hosting_every_pinned_engine_image()
         sorted(set(engine_image_map("vllm")) & set(engine_image_map("lmi")) & set(engine_image_map("tgi")))
     )
     assert {"us-east-1", "us-west-2", "eu-west-1"} <= set(regions)
+
+
+def test_a_cuda_13_model_placed_by_an_inference_component_needs_the_ami_too(findings):
+    """Scale-to-zero endpoints: the variant has no ModelName; the component names the model."""
+    template = endpoint(CU130)
+    variant = template["Resources"]["Config"]["Properties"]["ProductionVariants"][0]
+    del variant["ModelName"]
+    template["Resources"]["Endpoint"] = {
+        "Type": "AWS::SageMaker::Endpoint",
+        "Properties": {"EndpointConfigName": {"Fn::GetAtt": ["Config", "EndpointConfigName"]}},
+    }
+    template["Resources"]["Component"] = {
+        "Type": "AWS::SageMaker::InferenceComponent",
+        "Properties": {
+            "EndpointName": {"Fn::GetAtt": ["Endpoint", "EndpointName"]},
+            "VariantName": "AllTraffic",
+            "Specification": {
+                "ModelName": {"Fn::GetAtt": ["Model", "ModelName"]},
+                "ComputeResourceRequirements": {"NumberOfAcceleratorDevicesRequired": 1, "MinMemoryRequiredInMb": 1024},
+            },
+            "RuntimeConfig": {"CopyCount": 1},
+        },
+    }
+    assert findings(template) == [("E9002", CUDA13_MESSAGE)]
+    variant["InferenceAmiVersion"] = "al2023-ami-sagemaker-inference-gpu-4-1"
+    assert findings(template) == []
