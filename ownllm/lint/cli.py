@@ -4,6 +4,7 @@ supported region. Run it after editing the stacks: `npx cdk synth --quiet && own
 from __future__ import annotations
 
 import argparse
+import difflib
 import sys
 from pathlib import Path
 from typing import Any
@@ -34,8 +35,9 @@ def cmd_lint(args: argparse.Namespace) -> int:
         )
         return 2
     regions = tuple(r.strip() for r in args.regions.split(",") if r.strip()) if args.regions else supported_regions()
-    if not regions:
-        print(f"--regions {args.regions!r}: no region given; expected e.g. 'us-east-1,eu-west-1'", file=sys.stderr)
+    problem = _region_problem(regions, args.regions)
+    if problem:
+        print(problem, file=sys.stderr)
         return 2
     findings = lint_templates(templates, regions)
     for f in findings:
@@ -47,3 +49,18 @@ def cmd_lint(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return 1 if errors else 0
+
+
+def _region_problem(regions: tuple[str, ...], given: str | None) -> str | None:
+    """One line naming the first region cfn-lint cannot lint for, with a suggestion."""
+    from cfnlint.helpers import REGIONS
+
+    accepted = "comma-separated region names like 'us-east-1,eu-west-1'"
+    if not regions:
+        return f"--regions {given!r}: no region given; expected {accepted}"
+    for region in regions:
+        if region not in REGIONS:
+            close = difflib.get_close_matches(region, REGIONS, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            return f"--regions: {region!r} is not a region cfn-lint knows{hint}; expected {accepted}"
+    return None

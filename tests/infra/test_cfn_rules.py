@@ -448,3 +448,14 @@ def test_a_cuda_13_model_placed_by_an_inference_component_needs_the_ami_too(find
     assert findings(template) == [("E9002", CUDA13_MESSAGE)]
     variant["InferenceAmiVersion"] = "al2023-ami-sagemaker-inference-gpu-4-1"
     assert findings(template) == []
+
+
+def test_ownllm_lint_names_a_misspelt_region_and_suggests_the_right_one(tmp_path, capsys):
+    from ownllm.cli import main
+
+    out = cdk_out(tmp_path, Budget=budget("MONTHLY", "ACTUAL"))
+    assert main(["lint", "--cdk-out", str(out), "--regions", "us-east-1,us-east1"]) == 2
+    assert capsys.readouterr().err == (
+        "--regions: 'us-east1' is not a region cfn-lint knows (did you mean 'us-east-1'?); "
+        "expected comma-separated region names like 'us-east-1,eu-west-1'\n"
+    )
