@@ -22,8 +22,8 @@ class BudgetNotificationTypes(CloudFormationLintRule):
     def match(self, cfn: Template) -> list[RuleMatch]:
         matches: list[RuleMatch] = []
         for name, props in resources_of(cfn.template, "AWS::Budgets::Budget"):
-            budget = props.get("Budget") or {}
-            unit = budget.get("TimeUnit")
+            budget = props.get("Budget")
+            unit = budget.get("TimeUnit") if isinstance(budget, dict) else None
             if not isinstance(unit, str) or unit in FORECASTABLE_TIME_UNITS:
                 continue
             for i, entry in enumerate(props.get("NotificationsWithSubscribers") or []):

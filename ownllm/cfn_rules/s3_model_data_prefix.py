@@ -45,7 +45,8 @@ class S3ModelDataPrefix(CloudFormationLintRule):
                 if not isinstance(container, Mapping):
                     continue
                 base: list[str | int] = ["Resources", name, "Properties", *where]
-                source = (container.get("ModelDataSource") or {}).get("S3DataSource") or {}
+                data_source = container.get("ModelDataSource")
+                source = data_source.get("S3DataSource") if isinstance(data_source, Mapping) else None
                 if isinstance(source, Mapping) and source.get("S3DataType") == S3_PREFIX_DATA_TYPE:
                     bad = _bad_ending(source.get("S3Uri"), template, ("/",))
                     if bad:
