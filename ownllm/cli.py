@@ -14,6 +14,7 @@ _COMMAND_MODULES = (
     "ownllm.local.cli",
     "ownllm.bench.cli",
     "ownllm.perf.cli",
+    "ownllm.lint.cli",
     "ownllm.wake_cli",
 )
 
