@@ -13,6 +13,8 @@ _COMMAND_MODULES = (
     "ownllm.cost.cli",
     "ownllm.local.cli",
     "ownllm.bench.cli",
+    "ownllm.perf.cli",
+    "ownllm.lint.cli",
     "ownllm.wake_cli",
     "ownllm.batch.cli",
 )

@@ -166,8 +166,9 @@ def run(args: argparse.Namespace) -> int:
         return fail(f"--port {args.port} is not a port number (0-65535)")
     if args.instances < 1:
         return fail(f"--instances {args.instances} must be at least 1")
-    if args.latency < 0 or args.tokens_per_s < 0:
-        return fail("--latency and --tokens-per-s must not be negative")
+    for flag, value in (("--latency", args.latency), ("--tokens-per-s", args.tokens_per_s)):
+        if not 0 <= value < float("inf"):
+            return fail(f"{flag} {value:g} must be a finite number of at least 0")
     if args.lambda_log:
         try:
             open(args.lambda_log, "a").close()
@@ -192,24 +193,27 @@ def run(args: argparse.Namespace) -> int:
         note = f"  {record.note}" if record.note else ""
         print(f"{record.method} {record.path} {record.status} {record.latency_ms:.0f} ms{note}", flush=True)
 
-    stack = LocalStack(
-        engine=engine,
-        settings=settings,
-        model_name=args.model_name,
-        adapters=[a.strip() for a in args.adapters.split(",")],
-        api_key=args.key,
-        port=args.port,
-        upstream=args.upstream,
-        upstream_model=args.upstream_model,
-        upstream_key=args.upstream_key,
-        latency_s=args.latency,
-        tokens_per_s=args.tokens_per_s,
-        gateway_timeout_s=timeout,
-        max_instances=args.instances,
-        lambda_log=args.lambda_log,
-        on_request=None if args.quiet else log,
-        scale_to_zero_wake_s=args.scale_to_zero,
-    )
+    try:
+        stack = LocalStack(
+            engine=engine,
+            settings=settings,
+            model_name=args.model_name,
+            adapters=[a.strip() for a in args.adapters.split(",")],
+            api_key=args.key,
+            port=args.port,
+            upstream=args.upstream,
+            upstream_model=args.upstream_model,
+            upstream_key=args.upstream_key,
+            latency_s=args.latency,
+            tokens_per_s=args.tokens_per_s,
+            gateway_timeout_s=timeout,
+            max_instances=args.instances,
+            lambda_log=args.lambda_log,
+            on_request=None if args.quiet else log,
+            scale_to_zero_wake_s=args.scale_to_zero,
+        )
+    except LocalStackError as exc:
+        return fail(str(exc))
     stop = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:

@@ -60,6 +60,7 @@ BAD = errors.INVALID_REQUEST
 BUSY = errors.RATE_LIMIT
 FAILED = errors.SERVER
 NO_ENDPOINT = "Endpoint e of account 1 not found."  # SageMaker's words for an endpoint that does not exist
+NO_CAPACITY = "Inference Component has no capacity to process this request."  # scaled to zero
 
 
 # failure -> (status, error type, error code, error class for the Errors metric, Retry-After)
@@ -84,6 +85,7 @@ MAPPING = [
     (_service("UnrecognizedClientException", 400), 500, FAILED, "configuration_error", "configuration", None),
     (_service("ExpiredTokenException", 400), 500, FAILED, "configuration_error", "configuration", None),
     (_service("ValidationError", 400, "1 validation error detected"), 500, FAILED, "internal_error", "internal", None),
+    (_service("ValidationError", 400, NO_CAPACITY), 503, FAILED, "model_starting", "starting", "60"),
     (errors.UpstreamFailure("read_timeout"), 504, FAILED, "timeout", "timeout", None),
     (errors.UpstreamFailure("connect"), 502, FAILED, "upstream_unreachable", "upstream_error", None),
     (errors.UpstreamFailure("other"), 502, FAILED, "upstream_error", "upstream_error", None),
@@ -125,6 +127,7 @@ def test_engine_messages_are_read_from_each_engines_error_body():
         ("unavailable", {}, "service", "ServiceUnavailable", 503, None),
         ("internal", {}, "service", "InternalFailure", 500, None),
         ("not_found", {}, "service", "ValidationError", 400, None),
+        ("no_capacity", {"wake_s": 60.0}, "service", "ValidationError", 400, None),
         ("access_denied", {}, "service", "AccessDeniedException", 400, None),
         ("model_error", {"original_status": 400}, "service", "ModelError", 424, 400),
         ("model_error", {"original_status": 503}, "service", "ModelError", 424, 503),

@@ -136,7 +136,9 @@ def test_an_unreachable_upstream_is_one_clear_line_naming_the_url_and_exit_code_
         (["--timeout", "0"], "--timeout 0 must be above 0 and at most 29 (API Gateway's limit)"),
         (["--instances", "0"], "--instances 0 must be at least 1"),
         (["--port", "70000"], "--port 70000 is not a port number (0-65535)"),
-        (["--latency", "-1"], "--latency and --tokens-per-s must not be negative"),
+        (["--latency", "-1"], "--latency -1 must be a finite number of at least 0"),
+        (["--tokens-per-s", "nan"], "--tokens-per-s nan must be a finite number of at least 0"),
+        (["--scale-to-zero", "-5"], "--scale-to-zero -5: expected 0 to 3600 seconds to wake"),
         (
             ["--lambda-log", "/no/such/folder/lambda.log"],
             "--lambda-log /no/such/folder/lambda.log: No such file or directory",

@@ -1,0 +1,202 @@
+"""Rank every priced GPU instance type for a model and a traffic, cheapest first.
+
+Each option serves the peak rate (the day's output tokens spread over the active hours)
+with enough instances, each run at its saturation throughput while every request keeps the
+speed floor. Endpoints are billed around the clock (a real-time endpoint does not scale to
+zero; schedules are the cost estimate's business). The per-token API is priced for the
+same traffic through ownllm.cost.breakeven.api_price.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from ownllm.cost.breakeven import api_price
+from ownllm.cost.catalog import Catalog, hosting_item
+from ownllm.perf.hardware import for_instance, gpu_instance_types
+from ownllm.perf.models import ModelArch
+from ownllm.perf.predict import Efficiency, PredictionError, calibrated, engine_for, precision_for, saturation
+
+HOURS_PER_DAY = 24
+
+
+@dataclass(frozen=True)
+class Traffic:
+    requests_per_day: float
+    input_tokens: int
+    output_tokens: int
+    active_hours: float = 24.0
+    min_tokens_per_s: float = 20.0
+
+    @property
+    def output_tokens_per_day(self) -> float:
+        return self.requests_per_day * self.output_tokens
+
+    @property
+    def peak_output_tokens_per_s(self) -> float:
+        return self.output_tokens_per_day / (self.active_hours * 3600)
+
+
+@dataclass(frozen=True)
+class Option:
+    instance_type: str
+    gpu: str
+    gpu_count: int
+    fits: bool
+    instances: int
+    hourly_usd: float
+    daily_usd: float
+    usd_per_1m_output_tokens: float
+    saturation_concurrency: int  # per instance, at the speed floor
+    instance_output_tokens_per_s: float  # per instance, at the speed floor
+    headroom: float  # spare share of capacity at peak (0.25 = 25% more traffic fits)
+    price_source: str
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class ApiOption:
+    label: str
+    daily_usd: float
+    usd_per_1m_output_tokens: float
+    input_usd_per_m: float
+    output_usd_per_m: float
+    source: str
+
+
+@dataclass(frozen=True)
+class _ApiQuery:
+    """What api_price reads from settings: the model size and optional explicit prices."""
+
+    model_size_b: float
+    resolved_model_size_b: float
+    api_input_usd_per_m: float | None = None
+    api_output_usd_per_m: float | None = None
+
+
+def _option(
+    itype: str,
+    model: ModelArch,
+    traffic: Traffic,
+    precision: str,
+    engine: str,
+    price: float,
+    source: str,
+    eff: Efficiency,
+    kv_cache: str = "auto",
+    max_batch: int | None = None,
+) -> Option:
+    hw = for_instance(itype)
+
+    def build(fits: bool, instances: int, sat_c: int, sat_tps: float, note: str = "") -> Option:
+        need = traffic.peak_output_tokens_per_s
+        daily = instances * price * HOURS_PER_DAY
+        per_m = daily / (traffic.output_tokens_per_day / 1e6) if traffic.output_tokens_per_day and fits else 0.0
+        headroom = (instances * sat_tps / need - 1 if need else math.inf) if fits else 0.0
+        return Option(
+            instance_type=itype,
+            gpu=hw.gpu.name,
+            gpu_count=hw.count,
+            fits=fits,
+            instances=instances,
+            hourly_usd=price,
+            daily_usd=daily,
+            usd_per_1m_output_tokens=per_m,
+            saturation_concurrency=sat_c,
+            instance_output_tokens_per_s=sat_tps,
+            headroom=headroom,
+            price_source=source,
+            note=note,
+        )
+
+    mapped = ""
+    if precision == "bf16" and not hw.gpu.bf16:
+        # The same checkpoint runs in fp16 there (vLLM casts it), at the same size and speed.
+        precision, mapped = "fp16", f"runs fp16: the {hw.gpu.name} has no bf16"
+    try:
+        prec = precision_for(precision, hw)
+    except PredictionError as exc:
+        return build(False, 0, 0, 0.0, str(exc))
+    sat_c, sat_tps = saturation(
+        model,
+        hw,
+        prec,
+        engine_for(engine),
+        traffic.input_tokens,
+        traffic.output_tokens,
+        min_tokens_per_s=traffic.min_tokens_per_s,
+        kv_cache=kv_cache,
+        max_batch=max_batch,
+        eff=eff,
+    )
+    if sat_c == 0:
+        fits_memory = saturation(
+            model, hw, prec, engine_for(engine), traffic.input_tokens, traffic.output_tokens, kv_cache=kv_cache, eff=eff
+        )[0]
+        note = (
+            f"slower than {traffic.min_tokens_per_s:g} tokens/s per request"
+            if fits_memory
+            else "does not fit in GPU memory"
+        )
+        return build(False, 0, 0, 0.0, note)
+    instances = max(1, math.ceil(traffic.peak_output_tokens_per_s / sat_tps))
+    return build(True, instances, sat_c, sat_tps, mapped)
+
+
+def plan(
+    model: ModelArch,
+    traffic: Traffic,
+    catalog: Catalog,
+    region: str = "us-east-1",
+    precision: str = "bf16",
+    engine: str = "vllm",
+    eff: Efficiency | None = None,
+    *,
+    kv_cache: str = "auto",
+    max_batch: int | None = None,
+) -> list[Option]:
+    """Every priced GPU instance type: the fitting ones cheapest first, then the ones that do not fit."""
+    eff = eff or calibrated()
+    options = []
+    for itype in gpu_instance_types():
+        price = catalog.get(hosting_item(itype), region)
+        if price is None:
+            continue
+        source = price.source if price.region == region else f"{price.region} price ({price.source})"
+        options.append(_option(itype, model, traffic, precision, engine, price.usd, source, eff, kv_cache, max_batch))
+    return sorted(options, key=lambda o: (not o.fits, o.daily_usd if o.fits else o.hourly_usd, o.instance_type))
+
+
+def api_option(model: ModelArch, traffic: Traffic, catalog: Catalog) -> ApiOption:
+    price = api_price(_ApiQuery(model.params_b, model.params_b), catalog)
+    per_request = (traffic.input_tokens * price.input_usd_per_m + traffic.output_tokens * price.output_usd_per_m) / 1e6
+    daily = traffic.requests_per_day * per_request
+    per_m = daily / (traffic.output_tokens_per_day / 1e6) if traffic.output_tokens_per_day else 0.0
+    return ApiOption(price.label, daily, per_m, price.input_usd_per_m, price.output_usd_per_m, price.source)
+
+
+def to_json(options: list[Option], api: ApiOption | None) -> dict[str, object]:
+    """Plain JSON; an unbounded headroom (no traffic) becomes null."""
+
+    def finite(d: dict[str, object]) -> dict[str, object]:
+        return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in d.items()}
+
+    return {"options": [finite(asdict(o)) for o in options], "api": asdict(api) if api else None}
+
+
+def apply(option: Option, path: Path) -> dict[str, object]:
+    """Write the option's instance type and counts into cdk.json's context.ownllm; returns what was set."""
+    data = json.loads(path.read_text()) if path.is_file() else {}
+    ctx = data.setdefault("context", {}).setdefault("ownllm", {})
+    changes: dict[str, object] = {
+        "instance_type": option.instance_type,
+        "instance_count": option.instances,
+        "min_instances": option.instances,
+        "max_instances": max(option.instances, int(ctx.get("max_instances") or option.instances)),
+    }
+    ctx.update(changes)
+    path.write_text(json.dumps(data, indent=2) + "\n")
+    return changes

@@ -1,0 +1,187 @@
+"""`ownllm capacity` and `ownllm plan`: JSON shapes, rankings, bad input, --apply."""
+
+import json
+
+import pytest
+
+from ownllm.cli import main
+from ownllm.cost.catalog import load_catalog
+from ownllm.perf.cli import CAPACITY_JSON_KEYS
+from ownllm.perf.hardware import for_instance
+from ownllm.perf.models import resolve
+from ownllm.perf.predict import predict
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_capacity_json_has_exactly_the_documented_keys_and_the_model_s_figures(capsys):
+    code, out, err = run(
+        capsys,
+        "capacity",
+        "--instance-type",
+        "ml.g5.2xlarge",
+        "--model",
+        "Qwen/Qwen2.5-7B-Instruct",
+        "--input-tokens",
+        "512",
+        "--output-tokens",
+        "256",
+        "--concurrency",
+        "8",
+        "--json",
+    )
+    data = json.loads(out)
+    assert (code, err) == (0, "")
+    assert tuple(data) == CAPACITY_JSON_KEYS
+    expected = predict(resolve("Qwen/Qwen2.5-7B-Instruct"), for_instance("ml.g5.2xlarge"), "bf16", "vllm", 512, 256, 8)
+    assert data["output_tokens_per_s"] == expected.output_tokens_per_s
+    assert (data["gpu"], data["gpu_count"], data["model_params_b"], data["fits"]) == ("A10G", 1, 7.62, True)
+
+
+def test_capacity_by_gpu_name_and_count(capsys):
+    code, out, _ = run(
+        capsys,
+        "capacity",
+        "--gpu",
+        "h100",
+        "--gpu-count",
+        "2",
+        "--model",
+        "meta-llama/Llama-3.3-70B-Instruct",
+        "--precision",
+        "fp8",
+        "--json",
+    )
+    data = json.loads(out)
+    assert (code, data["gpu"], data["gpu_count"], data["fits"]) == (0, "H100", 2, True)
+
+
+def test_capacity_reports_a_model_that_does_not_fit_with_null_ttft(capsys):
+    code, out, _ = run(
+        capsys,
+        "capacity",
+        "--instance-type",
+        "ml.g4dn.xlarge",
+        "--model",
+        "Qwen/Qwen2.5-7B-Instruct",
+        "--precision",
+        "fp16",
+        "--json",
+    )
+    data = json.loads(out)
+    assert (code, data["fits"], data["max_concurrency"], data["time_to_first_token_s"]) == (0, False, 0, None)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--precision", "bf17"], "ownllm capacity: --precision 'bf17': accepted: bf16, fp16, fp8, int8, int4\n"),
+        (["--engine", "trt"], "ownllm capacity: --engine 'trt': accepted: vllm, lmi, tgi\n"),
+        (["--concurrency", "0"], "ownllm capacity: --concurrency '0': must be a whole number >= 1\n"),
+        (
+            ["--gpu", "v100"],
+            "ownllm capacity: --gpu 'v100': accepted: t4, a10g, l4, l40s, a100-40gb, a100-80gb, h100, h200\n",
+        ),
+        (
+            ["--gpu", "t4"],
+            "ownllm capacity: --precision bf16: the T4 has no bf16; use --precision fp16 (same size and speed)\n",
+        ),
+    ],
+)
+def test_capacity_bad_input_is_one_line_naming_option_value_and_accepted_values(capsys, argv, message):
+    base = ["capacity", "--model", "Qwen/Qwen2.5-7B-Instruct"]
+    if "--gpu" not in argv:
+        base += ["--instance-type", "ml.g5.2xlarge"]
+    code, out, err = run(capsys, *base, *argv)
+    assert (code, out, err) == (2, "", message)
+
+
+def test_capacity_without_hardware_says_which_option_is_missing(capsys):
+    code, _, err = run(capsys, "capacity", "--model", "Qwen/Qwen2.5-7B-Instruct")
+    assert (code, err) == (
+        2,
+        "ownllm capacity: --instance-type: required (e.g. ml.g5.2xlarge), or --gpu NAME --gpu-count N\n",
+    )
+
+
+def test_capacity_table_names_the_model_and_the_hardware(capsys):
+    code, out, _ = run(capsys, "capacity", "--instance-type", "ml.g6e.xlarge", "--model", "Qwen/Qwen3-8B")
+    assert code == 0
+    assert "Qwen/Qwen3-8B on 1 x L40S (ml.g6e.xlarge)" in " ".join(out.split())
+
+
+PLAN = [
+    "plan",
+    "--model",
+    "Qwen/Qwen2.5-7B-Instruct",
+    "--requests-per-day",
+    "100000",
+    "--input-tokens",
+    "500",
+    "--output-tokens",
+    "250",
+    "--active-hours",
+    "10",
+]
+
+
+def test_plan_ranks_fitting_instance_types_cheapest_first_next_to_the_api(capsys):
+    code, out, _ = run(capsys, *PLAN, "--json")
+    data = json.loads(out)
+    fitting = [o for o in data["options"] if o["fits"]]
+    assert code == 0 and len(fitting) >= 10
+    assert [o["daily_usd"] for o in fitting] == sorted(o["daily_usd"] for o in fitting)
+    first = fitting[0]
+    price = load_catalog().get(f"sagemaker.hosting:{first['instance_type']}", "us-east-1").usd
+    assert first["daily_usd"] == pytest.approx(first["instances"] * price * 24)
+    assert first["usd_per_1m_output_tokens"] == pytest.approx(first["daily_usd"] / 25.0)
+    # 100,000 requests x 250 tokens over 10 h = 694.4 tokens/s to serve.
+    assert first["instances"] * first["instance_output_tokens_per_s"] >= 100_000 * 250 / 36_000
+    # The API prices the same traffic: 100,000 x (500 in x $/1M in + 250 out x $/1M out).
+    api = data["api"]
+    assert api["daily_usd"] == pytest.approx(
+        100_000 * (500 * api["input_usd_per_m"] + 250 * api["output_usd_per_m"]) / 1e6
+    )
+    assert api["usd_per_1m_output_tokens"] == pytest.approx(api["daily_usd"] / 25.0)
+    assert set(first) >= {"instance_type", "instances", "daily_usd", "usd_per_1m_output_tokens", "fits", "headroom"}
+
+
+def test_plan_marks_too_small_or_too_slow_instances_as_not_fitting(capsys):
+    _, out, _ = run(capsys, "plan", "--model", "meta-llama/Llama-3.1-70B-Instruct", "--json")
+    by_type = {o["instance_type"]: o for o in json.loads(out)["options"]}
+    assert (by_type["ml.g5.2xlarge"]["fits"], by_type["ml.g5.2xlarge"]["note"]) == (False, "does not fit in GPU memory")
+    assert by_type["ml.p4de.24xlarge"]["fits"] is True
+
+
+def test_plan_apply_writes_the_cheapest_option_into_cdk_json(capsys, tmp_path):
+    settings = tmp_path / "cdk.json"
+    settings.write_text(json.dumps({"app": "x", "context": {"ownllm": {"model_id": "m", "max_instances": 4}}}))
+    code, out, err = run(capsys, *PLAN, "--json", "--apply", "--settings", str(settings))
+    cheapest = next(o for o in json.loads(out)["options"] if o["fits"])
+    ctx = json.loads(settings.read_text())["context"]["ownllm"]
+    assert code == 0
+    assert ctx == {
+        "model_id": "m",
+        "instance_type": cheapest["instance_type"],
+        "instance_count": cheapest["instances"],
+        "min_instances": cheapest["instances"],
+        "max_instances": max(4, cheapest["instances"]),
+    }
+    assert err.startswith(f"wrote instance_type={cheapest['instance_type']}, instance_count=")
+
+
+def test_plan_bad_region_names_the_accepted_ones(capsys):
+    code, _, err = run(capsys, *PLAN, "--region", "mars-1")
+    accepted = ", ".join(load_catalog().regions)
+    assert (code, err) == (2, f"ownllm plan: --region 'mars-1': accepted: {accepted}\n")
+
+
+def test_plan_unknown_model_without_size_is_one_clear_line(capsys):
+    code, _, err = run(capsys, "plan", "--model", "acme/secret")
+    assert code == 2
+    assert err.startswith("ownllm plan: --model 'acme/secret': not in the bundled table; pass --model-size-b")
+    assert err.count("\n") == 1
