@@ -13,6 +13,7 @@ from constructs import Construct
 
 from ownllm.artifacts import ModelArtifacts
 from ownllm.forwarder import forwarder_environment
+from ownllm.gateway_responses import gateway_errors
 from ownllm.settings import RETENTION_DAYS, Settings
 from stacks.nag import acknowledge
 from stacks.serving import ServingEndpoint
@@ -26,6 +27,14 @@ RUNTIME = lambda_.Runtime.PYTHON_3_14
 ARCHITECTURE = lambda_.Architecture.ARM_64  # 20% cheaper per GB-s than x86_64
 POWERTOOLS_LAYER = "arn:{partition}:lambda:{region}:017000801446:layer:AWSLambdaPowertoolsPythonV3-python314-arm64:27"
 STAGE = "prod"
+# The stage throttle counts every request, keyed or not; the usage plan counts one key's. With
+# both equal, keyless or bad-key traffic (rejected by the authorizer, but counted first) could
+# use up the stage's allowance and throttle the key holders. The stage therefore allows what
+# all plans allow together (one plan, one key today) times this factor: the excess is headroom
+# for rejected traffic, while the stage limit still caps what reaches the Lambda. A flood from
+# many addresses needs more than throttling: AWS WAF rate-based rules on the stage are the next
+# step (see the AwsSolutions-APIG3 note below).
+STAGE_THROTTLE_FACTOR = 2
 # What the forwarder emits as EMF metrics (lambda/forwarder/app.py), declared on the function
 # so the cost estimate prices them ($0.30/metric-month each). Errors carry an ErrorClass
 # dimension: each class seen is one more metric.
@@ -164,8 +173,8 @@ class Api(Construct):
                 logging_level=apigw.MethodLoggingLevel.ERROR,
                 data_trace_enabled=False,  # never log request bodies (prompts)
                 metrics_enabled=True,
-                throttling_rate_limit=s.api_rate_limit_rps,
-                throttling_burst_limit=s.api_burst_limit,
+                throttling_rate_limit=s.api_rate_limit_rps * STAGE_THROTTLE_FACTOR,
+                throttling_burst_limit=s.api_burst_limit * STAGE_THROTTLE_FACTOR,
                 access_log_destination=apigw.LogGroupLogDestination(self.access_logs),
                 access_log_format=apigw.AccessLogFormat.json_with_standard_fields(
                     caller=False,
@@ -184,6 +193,8 @@ class Api(Construct):
         integration = apigw.LambdaIntegration(
             handler,
             proxy=True,
+            # No permission for the console's test-invoke-stage: nothing here uses it.
+            allow_test_invoke=False,
             # Inside API Gateway's 29 s integration limit, with the Lambda's own timeout below it.
             timeout=Duration.seconds(29),
         )
@@ -204,6 +215,15 @@ class Api(Construct):
             api_stages=[apigw.UsagePlanPerApiStage(api=self.rest_api, stage=self.rest_api.deployment_stage)],
         )
         self.usage_plan.add_api_key(self.api_key)
+        for error in gateway_errors(quota_per_day=s.api_quota_per_day):
+            self.rest_api.add_gateway_response(
+                error.response_type.title().replace("_", ""),
+                type=apigw.ResponseType.of(error.response_type),
+                status_code=str(error.status) if error.status is not None else None,
+                # Static header values are single-quoted in gateway responses.
+                response_headers={name: f"'{value}'" for name, value in error.headers.items()} or None,
+                templates={"application/json": error.template()},
+            )
         acknowledge(
             self.rest_api,
             "AwsSolutions-APIG2",
@@ -214,7 +234,8 @@ class Api(Construct):
             self.rest_api,
             "AwsSolutions-APIG3",
             "WAF is optional ($5+/month per web ACL): access is already limited by API key, usage-plan "
-            "throttling and a daily quota. Attach a web ACL to the stage if the API faces untrusted traffic.",
+            "throttling, a stage throttle and a daily quota. The next step against floods from many "
+            "addresses is a web ACL with rate-based rules on the stage.",
         )
         acknowledge(
             self.rest_api,
