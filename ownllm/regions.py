@@ -15,6 +15,7 @@ when a dependency's data moves. Regenerate with `python -m ownllm.regions --writ
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 import sys
@@ -152,9 +153,10 @@ def unsupported_region_problem(region: str) -> str | None:
 
 def cfnlint_resource_types() -> dict[str, frozenset[str]]:
     """region -> the CloudFormation resource types cfn-lint's bundled schemas list there."""
-    from cfnlint.data import schemas
-
-    folder = Path(schemas.__file__).resolve().parent / "providers"
+    spec = importlib.util.find_spec("cfnlint")
+    if spec is None or spec.origin is None:
+        raise RuntimeError("cfn-lint is not installed (pip install -e '.[dev]'); it is needed to derive the table")
+    folder = Path(spec.origin).parent / "data" / "schemas" / "providers"
     return {
         path.stem: frozenset(json.loads(path.read_text()))
         for path in sorted(folder.glob("*.json"))
@@ -209,9 +211,9 @@ def main(argv: list[str]) -> int:
     derived = derive_from_dependencies()
     if argv[1:] == ["--write"]:
         DATA_FILE.write_text(json.dumps(derived.to_json(), indent=1) + "\n")
-        print(f"wrote {DATA_FILE}: {len(derived.supported)} supported regions")
+        sys.stdout.write(f"wrote {DATA_FILE}: {len(derived.supported)} supported regions\n")
         return 0
-    print(json.dumps(derived.to_json(), indent=1))
+    sys.stdout.write(json.dumps(derived.to_json(), indent=1) + "\n")
     return 0
 
 

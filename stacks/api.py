@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import cast
 
-from aws_cdk import Aws, CfnOutput, Duration, RemovalPolicy, Stack
+from aws_cdk import Aws, CfnOutput, Duration, Environment, RemovalPolicy, Stack
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
@@ -61,7 +63,19 @@ class LoggedFunction(Construct):
     AWSLambdaBasicExecutionRole managed policy."""
 
     def __init__(
-        self, scope: Construct, id: str, *, code_path: Path, retention_days: int, iam5_reason: str, **function_props
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        code_path: Path,
+        retention_days: int,
+        iam5_reason: str,
+        memory_size: int,
+        timeout: Duration,
+        description: str,
+        tracing: lambda_.Tracing | None = None,
+        layers: Sequence[lambda_.ILayerVersion] | None = None,
+        environment: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(scope, id)
         self.log_group = logs.LogGroup(
@@ -79,7 +93,12 @@ class LoggedFunction(Construct):
             role=self.role,
             log_group=self.log_group,
             logging_format=lambda_.LoggingFormat.JSON,
-            **function_props,
+            memory_size=memory_size,
+            timeout=timeout,
+            description=description,
+            tracing=tracing,
+            layers=layers,
+            environment=environment,
         )
         acknowledge(self.role, "AwsSolutions-IAM5[Resource::*]", iam5_reason)
 
@@ -117,7 +136,7 @@ class Forwarder(LoggedFunction):
             description=f"OpenAI-compatible front for SageMaker endpoint {serving.endpoint_name}",
         )
         serving.grant_invoke(self.function)
-        self.function.node.default_child.add_metadata(
+        cast(lambda_.CfnFunction, self.function.node.default_child).add_metadata(
             "ownllm:custom-metrics",
             {"always": len(FORWARDER_METRICS), "at_most": len(FORWARDER_METRICS) + len(FORWARDER_ERROR_CLASSES)},
         )
@@ -264,9 +283,10 @@ class ApiStack(Stack):
         settings: Settings,
         serving: ServingEndpoint,
         artifacts: ModelArtifacts,
-        **kwargs,
+        env: Environment | None = None,
+        description: str | None = None,
     ) -> None:
-        super().__init__(scope, id, **kwargs)
+        super().__init__(scope, id, env=env, description=description)
         self.forwarder = Forwarder(self, "Forwarder", settings=settings, serving=serving, artifacts=artifacts)
         self.api = Api(self, "Api", settings=settings, handler=self.forwarder.function)
         CfnOutput(self, "OpenAIBaseUrl", value=self.api.openai_base_url, description="base_url for OpenAI clients")

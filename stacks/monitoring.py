@@ -13,12 +13,15 @@ Metric facts (names, dimensions, units, valid statistics), read 2026-12-02:
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from aws_cdk import (
     Annotations,
     Aws,
     CfnCondition,
     CfnOutput,
     Duration,
+    Environment,
     Fn,
     ICfnConditionExpression,
     RemovalPolicy,
@@ -86,7 +89,10 @@ class AlarmTopic(Construct):
             conditions = publish_conditions(service)
             self.topic.add_to_resource_policy(
                 iam.PolicyStatement(
-                    actions=["sns:Publish"], principals=[principal], resources=[self.topic.topic_arn], conditions=conditions
+                    actions=["sns:Publish"],
+                    principals=[principal],
+                    resources=[self.topic.topic_arn],
+                    conditions=conditions,
                 )
             )
             # Publishing to a KMS-encrypted topic needs the key too (SNS key-management docs,
@@ -286,8 +292,8 @@ class LlmMonitoring(Construct):
     def _dashboard(
         self,
         s: Settings,
-        api_metric,
-        sm_metric,
+        api_metric: Callable[[str, str], cw.Metric],
+        sm_metric: Callable[..., cw.Metric],
         function: lambda_.IFunction,
         invocation_5xx: cw.Metric,
         concurrency: cw.Metric,
@@ -402,9 +408,10 @@ class MonitoringStack(Stack):
         api: Api,
         function: lambda_.IFunction,
         daily_budget_usd: float,
-        **kwargs,
+        env: Environment | None = None,
+        description: str | None = None,
     ) -> None:
-        super().__init__(scope, id, **kwargs)
+        super().__init__(scope, id, env=env, description=description)
         self.monitoring = LlmMonitoring(
             self,
             "Monitoring",
