@@ -1,14 +1,20 @@
 """The monitoring stack: alarms to one SNS topic, a daily cost budget, one dashboard.
 
 Metric facts (names, dimensions, units, valid statistics), read 2026-12-02:
-- AWS/SageMaker `ModelLatency`: microseconds; valid statistics Average, Sum, Min, Max,
-  SampleCount, so no percentiles (https://docs.aws.amazon.com/sagemaker/latest/dg/monitoring-cloudwatch.html).
+- AWS/SageMaker `ModelLatency` (EndpointName, VariantName): microseconds; valid statistics
+  Average, Sum, Min, Max, SampleCount, so no percentiles (unlike ModelSetupTime beside it):
+  https://docs.aws.amazon.com/sagemaker/latest/dg/monitoring-cloudwatch.html (also
+  awsdocs/amazon-sagemaker-developer-guide doc_source/monitoring-cloudwatch.md). The same
+  table gives InvocationsPerInstance as 1/instances per request (valid statistic Sum).
 - AWS/SageMaker `ConcurrentRequestsPerModel` (EndpointName, VariantName): requests a model
   container is handling, queued ones included, every 10 s; the metric the target-tracking
   policy holds at target_concurrency_per_instance
   (https://docs.aws.amazon.com/sagemaker/latest/dg/endpoint-auto-scaling-add-code-define.html).
 - /aws/sagemaker/Endpoints `GPUMemoryUtilization` is 0-100 x GPU count; vLLM reserves ~90% of
   GPU memory at start-up, so it is graphed, never alarmed.
+- AWS Budgets accepts FORECASTED notifications only on MONTHLY, QUARTERLY or ANNUALLY budgets;
+  a DAILY budget with one fails at create with InvalidParameterException (seen with OpenTofu in
+  https://github.com/JiRaska/open-bank-oss/pull/226, 2026-07).
 """
 
 from __future__ import annotations
