@@ -102,7 +102,10 @@ class AlarmTopic(Construct):
                 )
             )
             # Publishing to a KMS-encrypted topic needs the key too (SNS key-management docs,
-            # "compatibility with AWS services").
+            # "compatibility with AWS services"). CloudWatch's key requests carry the source
+            # conditions (aws/modern-data-architecture-accelerator grantCloudWatchAlarmsTopicAccess
+            # notes); for Budgets no AWS page says either way: check that the first budget
+            # notification arrives after a deploy.
             self.key.add_to_resource_policy(
                 iam.PolicyStatement(
                     actions=["kms:Decrypt", "kms:GenerateDataKey*"],
