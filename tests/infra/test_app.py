@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from cfnlint.api import lint_file
+
 from ownllm.cost.model import usd
 from ownllm.regions import unsupported_region_problem
 
@@ -70,6 +72,9 @@ def test_over_budget_synth_succeeds_for_ls_diff_and_destroy_but_every_template_r
             "Assert": {"Fn::Equals": [{"Ref": "AWS::Region"}, "ownllm-estimate-exceeds-max-daily-usd"]},
             "AssertDescription": refusal(daily),
         }
+        # CloudFormation must accept the rule itself: cfn-lint checks the Rules section's shape.
+        findings = lint_file(tmp_path / f"OwnLlm-{stack}.template.json")
+        assert [m.rule.id for m in findings if m.rule.id.startswith("E")] == []
 
 
 def test_strict_mode_fails_an_over_budget_synth_after_writing_it(tmp_path):
