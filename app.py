@@ -1,6 +1,18 @@
 #!/usr/bin/env python3
 """ownllm CDK app: settings from cdk.json context (and -c overrides), three stacks, and the
-daily cost estimate of what was synthesized."""
+daily cost estimate of what was synthesized.
+
+The budget guard (max_daily_usd) never fails the app. `cdk ls`, `cdk diff` and `cdk destroy`
+all run the app first, and the CLI does not tell it which command is running, so a synth
+that fails over budget would also block listing, diffing and, worst, destroying the stacks
+that cost too much. Instead, when the estimate is above max_daily_usd, the app synthesizes
+again with a `CostGuard` rule in every template (stacks/ownllm_app.py): CloudFormation
+evaluates rules on create and update, also when `cdk deploy` creates its change set, so the
+deploy is refused with the estimate in the message, while delete never evaluates them.
+`cdk diff` falls back to a template diff when its change set is refused (its default
+`--method=auto`; aws/aws-cdk-cli PR #1266). With OWNLLM_BUDGET_STRICT=1 (for `make synth`
+and CI) an over-budget synth also exits 1 after writing its output.
+"""
 
 import os
 import sys
@@ -20,18 +32,33 @@ def main() -> int:
         settings = settings_from_app_context(app.node.try_get_context)
         artifacts = load_artifacts(ROOT / "model_artifacts")
         check_compatible(settings, artifacts)
+        from stacks.ownllm_app import build_stacks, check_region
+
+        check_region(settings)
     except SettingsError as exc:
         print(exc, file=sys.stderr)
         return 1
 
-    from stacks.ownllm_app import build_stacks  # after validation: no construct for bad settings
-
-    build_stacks(app, settings, artifacts)
+    build_stacks(app, settings, artifacts)  # after validation: no construct for bad settings
     assembly = app.synth()
-    if os.environ.get("OWNLLM_SKIP_COST") != "1":
-        from ownllm.cost.synth_hook import report_after_synth
+    if os.environ.get("OWNLLM_SKIP_COST") == "1":
+        return 0
+    from ownllm.cost.model import usd
+    from ownllm.cost.synth_hook import BudgetExceeded, report_after_synth, write_reports
 
+    try:
         report_after_synth(assembly.directory, settings)
+    except BudgetExceeded as over:
+        refusal = (
+            f"ownllm: estimated cost {usd(over.estimate.daily_usd)}/day exceeds max_daily_usd {usd(over.limit)}/day; "
+            "deploy refused. Lower instance_count/max_instances, pick a smaller instance_type, set active_hours, "
+            "or raise max_daily_usd (details: cost-estimate.md in cdk.out)."
+        )
+        guarded = App(outdir=assembly.directory)  # same context (CDK_CONTEXT_JSON) and output directory
+        build_stacks(guarded, settings, artifacts, refuse_deploy=refusal)
+        write_reports(over.estimate, guarded.synth().directory)
+        print(f"{over.code}\nThe templates carry a CostGuard rule: cdk deploy will be refused.", file=sys.stderr)
+        return 1 if os.environ.get("OWNLLM_BUDGET_STRICT") == "1" else 0
     return 0
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import cast
 
-from aws_cdk import Aws, CfnOutput, Duration, RemovalPolicy, Stack
+from aws_cdk import Aws, CfnOutput, Duration, Environment, RemovalPolicy, Stack
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
@@ -12,7 +14,8 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from ownllm.artifacts import ModelArtifacts
-from ownllm.forwarder import forwarder_environment
+from ownllm.forwarder import forwarder_environment, forwarder_module
+from ownllm.gateway_responses import gateway_errors
 from ownllm.settings import RETENTION_DAYS, Settings
 from stacks.nag import acknowledge
 from stacks.serving import ServingEndpoint
@@ -26,25 +29,19 @@ RUNTIME = lambda_.Runtime.PYTHON_3_14
 ARCHITECTURE = lambda_.Architecture.ARM_64  # 20% cheaper per GB-s than x86_64
 POWERTOOLS_LAYER = "arn:{partition}:lambda:{region}:017000801446:layer:AWSLambdaPowertoolsPythonV3-python314-arm64:27"
 STAGE = "prod"
+# The stage throttle counts every request, keyed or not; the usage plan counts one key's. With
+# both equal, keyless or bad-key traffic (rejected by the authorizer, but counted first) could
+# use up the stage's allowance and throttle the key holders. The stage therefore allows what
+# all plans allow together (one plan, one key today) times this factor: the excess is headroom
+# for rejected traffic, while the stage limit still caps what reaches the Lambda. A flood from
+# many addresses needs more than throttling: AWS WAF rate-based rules on the stage are the next
+# step (see the AwsSolutions-APIG3 note below).
+STAGE_THROTTLE_FACTOR = 2
 # What the forwarder emits as EMF metrics (lambda/forwarder/app.py), declared on the function
 # so the cost estimate prices them ($0.30/metric-month each). Errors carry an ErrorClass
 # dimension: each class seen is one more metric.
-FORWARDER_METRICS = ("Requests", "ModelLatency", "PromptTokens", "CompletionTokens", "ColdStart")
-FORWARDER_ERROR_CLASSES = (
-    "invalid_request",
-    "model_not_found",
-    "unknown_route",
-    "method_not_allowed",
-    "configuration",
-    "internal",
-    "upstream_error",
-    "upstream_client_error",
-    "timeout",
-    "throttled",
-    "not_ready",
-    "starting",
-    "unavailable",
-)
+FORWARDER_METRICS: tuple[str, ...] = forwarder_module("telemetry").METRICS
+FORWARDER_ERROR_CLASSES: tuple[str, ...] = forwarder_module("errors").ERROR_CLASSES
 
 
 class LoggedFunction(Construct):
@@ -53,7 +50,19 @@ class LoggedFunction(Construct):
     AWSLambdaBasicExecutionRole managed policy."""
 
     def __init__(
-        self, scope: Construct, id: str, *, code_path: Path, retention_days: int, iam5_reason: str, **function_props
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        code_path: Path,
+        retention_days: int,
+        iam5_reason: str,
+        memory_size: int,
+        timeout: Duration,
+        description: str,
+        tracing: lambda_.Tracing | None = None,
+        layers: Sequence[lambda_.ILayerVersion] | None = None,
+        environment: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(scope, id)
         self.log_group = logs.LogGroup(
@@ -71,7 +80,12 @@ class LoggedFunction(Construct):
             role=self.role,
             log_group=self.log_group,
             logging_format=lambda_.LoggingFormat.JSON,
-            **function_props,
+            memory_size=memory_size,
+            timeout=timeout,
+            description=description,
+            tracing=tracing,
+            layers=layers,
+            environment=environment,
         )
         acknowledge(self.role, "AwsSolutions-IAM5[Resource::*]", iam5_reason)
 
@@ -109,7 +123,7 @@ class Forwarder(LoggedFunction):
             description=f"OpenAI-compatible front for SageMaker endpoint {serving.endpoint_name}",
         )
         serving.grant_invoke(self.function)
-        self.function.node.default_child.add_metadata(
+        cast(lambda_.CfnFunction, self.function.node.default_child).add_metadata(
             "ownllm:custom-metrics",
             {"always": len(FORWARDER_METRICS), "at_most": len(FORWARDER_METRICS) + len(FORWARDER_ERROR_CLASSES)},
         )
@@ -165,8 +179,8 @@ class Api(Construct):
                 logging_level=apigw.MethodLoggingLevel.ERROR,
                 data_trace_enabled=False,  # never log request bodies (prompts)
                 metrics_enabled=True,
-                throttling_rate_limit=s.api_rate_limit_rps,
-                throttling_burst_limit=s.api_burst_limit,
+                throttling_rate_limit=s.api_rate_limit_rps * STAGE_THROTTLE_FACTOR,
+                throttling_burst_limit=s.api_burst_limit * STAGE_THROTTLE_FACTOR,
                 access_log_destination=apigw.LogGroupLogDestination(self.access_logs),
                 access_log_format=apigw.AccessLogFormat.json_with_standard_fields(
                     caller=False,
@@ -185,6 +199,8 @@ class Api(Construct):
         integration = apigw.LambdaIntegration(
             handler,
             proxy=True,
+            # No permission for the console's test-invoke-stage: nothing here uses it.
+            allow_test_invoke=False,
             # Inside API Gateway's 29 s integration limit, with the Lambda's own timeout below it.
             timeout=Duration.seconds(29),
         )
@@ -205,6 +221,15 @@ class Api(Construct):
             api_stages=[apigw.UsagePlanPerApiStage(api=self.rest_api, stage=self.rest_api.deployment_stage)],
         )
         self.usage_plan.add_api_key(self.api_key)
+        for error in gateway_errors(quota_per_day=s.api_quota_per_day):
+            self.rest_api.add_gateway_response(
+                error.response_type.title().replace("_", ""),
+                type=apigw.ResponseType.of(error.response_type),
+                status_code=str(error.status) if error.status is not None else None,
+                # Static header values are single-quoted in gateway responses.
+                response_headers={name: f"'{value}'" for name, value in error.headers.items()} or None,
+                templates={"application/json": error.template()},
+            )
         acknowledge(
             self.rest_api,
             "AwsSolutions-APIG2",
@@ -215,7 +240,8 @@ class Api(Construct):
             self.rest_api,
             "AwsSolutions-APIG3",
             "WAF is optional ($5+/month per web ACL): access is already limited by API key, usage-plan "
-            "throttling and a daily quota. Attach a web ACL to the stage if the API faces untrusted traffic.",
+            "throttling, a stage throttle and a daily quota. The next step against floods from many "
+            "addresses is a web ACL with rate-based rules on the stage.",
         )
         acknowledge(
             self.rest_api,
@@ -244,9 +270,10 @@ class ApiStack(Stack):
         settings: Settings,
         serving: ServingEndpoint,
         artifacts: ModelArtifacts,
-        **kwargs,
+        env: Environment | None = None,
+        description: str | None = None,
     ) -> None:
-        super().__init__(scope, id, **kwargs)
+        super().__init__(scope, id, env=env, description=description)
         self.forwarder = Forwarder(self, "Forwarder", settings=settings, serving=serving, artifacts=artifacts)
         self.api = Api(self, "Api", settings=settings, handler=self.forwarder.function)
         CfnOutput(self, "OpenAIBaseUrl", value=self.api.openai_base_url, description="base_url for OpenAI clients")

@@ -1,8 +1,39 @@
-"""The monitoring stack: alarms to one SNS topic, a daily cost budget, one dashboard."""
+"""The monitoring stack: alarms to one SNS topic, a daily cost budget, one dashboard.
+
+Metric facts (names, dimensions, units, valid statistics), read 2026-12-02:
+- AWS/SageMaker `ModelLatency` (EndpointName, VariantName): microseconds; valid statistics
+  Average, Sum, Min, Max, SampleCount, so no percentiles (unlike ModelSetupTime beside it):
+  https://docs.aws.amazon.com/sagemaker/latest/dg/monitoring-cloudwatch.html (also
+  awsdocs/amazon-sagemaker-developer-guide doc_source/monitoring-cloudwatch.md). The same
+  table gives InvocationsPerInstance as 1/instances per request (valid statistic Sum).
+- AWS/SageMaker `ConcurrentRequestsPerModel` (EndpointName, VariantName): requests a model
+  container is handling, queued ones included, every 10 s; the metric the target-tracking
+  policy holds at target_concurrency_per_instance
+  (https://docs.aws.amazon.com/sagemaker/latest/dg/endpoint-auto-scaling-add-code-define.html).
+- /aws/sagemaker/Endpoints `GPUMemoryUtilization` is 0-100 x GPU count; vLLM reserves ~90% of
+  GPU memory at start-up, so it is graphed, never alarmed.
+- AWS Budgets accepts FORECASTED notifications only on MONTHLY, QUARTERLY or ANNUALLY budgets;
+  a DAILY budget with one fails at create with InvalidParameterException (seen with OpenTofu in
+  https://github.com/JiRaska/open-bank-oss/pull/226, 2026-07).
+"""
 
 from __future__ import annotations
 
-from aws_cdk import Aws, CfnOutput, Duration, RemovalPolicy, Stack
+from collections.abc import Callable
+
+from aws_cdk import (
+    Annotations,
+    Aws,
+    CfnCondition,
+    CfnOutput,
+    Duration,
+    Environment,
+    Fn,
+    ICfnConditionExpression,
+    RemovalPolicy,
+    Stack,
+    Token,
+)
 from aws_cdk import aws_budgets as budgets
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_cloudwatch_actions as cw_actions
@@ -13,6 +44,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subs
 from constructs import Construct
 
+from ownllm import regions
 from ownllm.forwarder import METRICS_NAMESPACE, SERVICE_NAME
 from ownllm.settings import Settings
 from stacks.api import STAGE, Api
@@ -21,12 +53,34 @@ from stacks.serving import VARIANT, ServingEndpoint
 PERIOD = Duration.minutes(5)
 # The AWS services whose cost the budget watches (Cost Explorer service names).
 BUDGET_SERVICES = ["Amazon SageMaker", "AWS Lambda", "Amazon API Gateway", "AmazonCloudWatch"]
+# Target tracking holds ConcurrentRequestsPerModel at the target; this much above it for
+# SATURATED_PERIODS means scaling cannot keep up (at max_instances, or instances still loading).
+SATURATION_FACTOR = 1.5
+SATURATED_PERIODS = 3
+# Running at max_instances this long (30 min) is worth a look: the bill is at its ceiling
+# and the next burst queues.
+AT_MAX_PERIODS = 6
+BUDGET_CONDITION = "BudgetsAvailable"
+# Fn::Or takes 2 to 10 conditions (CloudFormation condition functions reference).
+_FN_OR_MAX = 10
+
+
+def publish_conditions(service: str) -> dict[str, dict[str, object]]:
+    """aws:SourceAccount / aws:SourceArn for a service principal that publishes to the topic
+    (confused-deputy guidance). Budgets: `arn:aws:budgets::<account>:*` (AWS Cost Management
+    guide, budgets-sns-policy); CloudWatch: the account's alarms in this region."""
+    if service == "budgets":
+        source_arn = f"arn:{Aws.PARTITION}:budgets::{Aws.ACCOUNT_ID}:*"
+    else:
+        source_arn = f"arn:{Aws.PARTITION}:cloudwatch:{Aws.REGION}:{Aws.ACCOUNT_ID}:alarm:*"
+    return {"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}, "ArnLike": {"aws:SourceArn": source_arn}}
 
 
 class AlarmTopic(Construct):
-    """SNS topic for alarms: KMS-encrypted, SSL-only, publishable by CloudWatch and Budgets."""
+    """SNS topic for alarms: KMS-encrypted, SSL-only, publishable by this account's CloudWatch
+    alarms and (where a budget exists) its Budgets, each only on its own behalf."""
 
-    def __init__(self, scope: Construct, id: str, *, alarm_email: str | None) -> None:
+    def __init__(self, scope: Construct, id: str, *, alarm_email: str | None, budgets: bool) -> None:
         super().__init__(scope, id)
         self.key = kms.Key(
             self,
@@ -36,10 +90,30 @@ class AlarmTopic(Construct):
             removal_policy=RemovalPolicy.DESTROY,
         )
         self.topic = sns.Topic(self, "Topic", display_name="ownllm alarms", master_key=self.key, enforce_ssl=True)
-        for service in ("cloudwatch.amazonaws.com", "budgets.amazonaws.com"):
-            principal = iam.ServicePrincipal(service)
-            self.topic.grant_publish(principal)
-            self.key.grant(principal, "kms:Decrypt", "kms:GenerateDataKey*")
+        for service in ("cloudwatch", "budgets") if budgets else ("cloudwatch",):
+            principal = iam.ServicePrincipal(f"{service}.amazonaws.com")
+            conditions = publish_conditions(service)
+            self.topic.add_to_resource_policy(
+                iam.PolicyStatement(
+                    actions=["sns:Publish"],
+                    principals=[principal],
+                    resources=[self.topic.topic_arn],
+                    conditions=conditions,
+                )
+            )
+            # Publishing to a KMS-encrypted topic needs the key too (SNS key-management docs,
+            # "compatibility with AWS services"). CloudWatch's key requests carry the source
+            # conditions (aws/modern-data-architecture-accelerator grantCloudWatchAlarmsTopicAccess
+            # notes); for Budgets no AWS page says either way: check that the first budget
+            # notification arrives after a deploy.
+            self.key.add_to_resource_policy(
+                iam.PolicyStatement(
+                    actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                    principals=[principal],
+                    resources=["*"],  # in a key policy "*" means this key
+                    conditions=conditions,
+                )
+            )
         if alarm_email:
             self.topic.add_subscription(subs.EmailSubscription(alarm_email))
 
@@ -58,7 +132,10 @@ class LlmMonitoring(Construct):
     ) -> None:
         super().__init__(scope, id)
         s = settings
-        self.topic = AlarmTopic(self, "Alarms", alarm_email=s.alarm_email).topic
+        region = Stack.of(self).region
+        known_region = not Token.is_unresolved(region)
+        budgets_here = regions.has_budgets(region) if known_region else True
+        self.topic = AlarmTopic(self, "Alarms", alarm_email=s.alarm_email, budgets=budgets_here).topic
         action = cw_actions.SnsAction(self.topic)
         api_dims = {"ApiName": api.rest_api.rest_api_name, "Stage": STAGE}
         sm_dims = {"EndpointName": serving.endpoint_name, "VariantName": VARIANT}
@@ -73,22 +150,40 @@ class LlmMonitoring(Construct):
                 namespace=namespace, metric_name=name, dimensions_map=sm_dims, statistic=stat, period=PERIOD
             )
 
-        api_latency_p95 = api_metric("Latency", "p95")
         api_5xx_rate = api_metric("5XXError", "Average")  # 0/1 per request, so the average is the rate
-        model_latency_p95 = sm_metric("ModelLatency", "p95")  # microseconds
         invocation_5xx = sm_metric("Invocation5XXErrors", "Sum")
-        gpu_memory = sm_metric("GPUMemoryUtilization", "Maximum", "/aws/sagemaker/Endpoints")
-        gpu_util = sm_metric("GPUUtilization", "Average", "/aws/sagemaker/Endpoints")
+        concurrency = sm_metric("ConcurrentRequestsPerModel", "Average")
+        instances = cw.MathExpression(
+            # InvocationsPerInstance adds 1/instances per request, so the ratio is the instance count.
+            expression="invocations / perInstance",
+            using_metrics={
+                "invocations": sm_metric("Invocations", "Sum"),
+                "perInstance": sm_metric("InvocationsPerInstance", "Sum"),
+            },
+            label="Instances in service (Invocations / InvocationsPerInstance)",
+            period=PERIOD,
+        )
         timeout_ms = s.lambda_timeout_s * 1000
+        saturated = s.target_concurrency_per_instance * SATURATION_FACTOR
 
-        specs = [
-            ("ApiLatencyP95", api_latency_p95, s.latency_p95_ms, 3, f"API p95 latency above {s.latency_p95_ms} ms"),
-            ("Api5xxRate", api_5xx_rate, 0.05, 2, "More than 5% of API requests fail with 5XX"),
+        at_least = cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD
+        above = cw.ComparisonOperator.GREATER_THAN_THRESHOLD
+        specs: list[tuple[str, cw.IMetric, float, int, cw.ComparisonOperator, str]] = [
+            (
+                "ApiLatencyP95",
+                api_metric("Latency", "p95"),
+                s.latency_p95_ms,
+                3,
+                above,
+                f"API p95 latency above {s.latency_p95_ms} ms",
+            ),
+            ("Api5xxRate", api_5xx_rate, 0.05, 2, above, "More than 5% of API requests fail with 5XX"),
             (
                 "LambdaErrors",
                 function.metric_errors(period=PERIOD, statistic="Sum"),
                 5,
                 1,
+                at_least,
                 "Forwarder Lambda errors (unhandled exceptions) in 5 minutes",
             ),
             (
@@ -96,6 +191,7 @@ class LlmMonitoring(Construct):
                 function.metric_throttles(period=PERIOD, statistic="Sum"),
                 1,
                 1,
+                at_least,
                 "Forwarder Lambda throttled",
             ),
             (
@@ -103,43 +199,76 @@ class LlmMonitoring(Construct):
                 function.metric_duration(period=PERIOD, statistic="p99"),
                 0.9 * timeout_ms,
                 2,
+                above,
                 f"Forwarder p99 duration above 90% of its {s.lambda_timeout_s} s timeout",
             ),
             (
-                "ModelLatencyP95",
-                model_latency_p95,
-                s.latency_p95_ms * 1000,
+                # ModelLatency has no percentiles: this fires when the *average* request takes
+                # longer than the p95 target, a clear regression rather than a slow tail.
+                "ModelLatencyAverage",
+                sm_metric("ModelLatency", "Average"),
+                s.latency_p95_ms * 1000,  # ms -> microseconds
                 3,
-                f"SageMaker ModelLatency p95 above {s.latency_p95_ms} ms",
+                above,
+                f"SageMaker ModelLatency average above {s.latency_p95_ms} ms",
             ),
-            ("Invocation5xxErrors", invocation_5xx, 5, 1, "SageMaker endpoint returned 5XX errors"),
-            # GPUMemoryUtilization is per GPU summed: 0..100 x GPU count.
+            ("Invocation5xxErrors", invocation_5xx, 5, 1, at_least, "SageMaker endpoint returned 5XX errors"),
             (
-                "GpuMemoryHigh",
-                gpu_memory,
-                s.gpu_memory_alarm_percent * s.gpu_count,
-                3,
-                f"GPU memory above {s.gpu_memory_alarm_percent:g}% on every GPU",
+                "ConcurrencyAboveTarget",
+                concurrency,
+                saturated,
+                SATURATED_PERIODS,
+                above,
+                f"Requests queue: concurrent requests per instance above {saturated:g} "
+                f"({SATURATION_FACTOR:g} x the scaling target {s.target_concurrency_per_instance}) for "
+                f"{SATURATED_PERIODS * 5} minutes",
             ),
         ]
+        if s.max_instances > s.min_instances:  # with a fixed fleet, "at max" is the normal state
+            specs.append(
+                (
+                    "AtMaxInstances",
+                    instances,
+                    s.max_instances - 0.5,  # a per-period average: the whole period at max is max
+                    AT_MAX_PERIODS,
+                    above,
+                    f"The endpoint ran at max_instances ({s.max_instances}) for {AT_MAX_PERIODS * 5} minutes",
+                )
+            )
         self.alarms: dict[str, cw.Alarm] = {}
-        for name, metric, threshold, periods, description in specs:
+        for name, metric, threshold, periods, operator, description in specs:
             alarm = cw.Alarm(
                 self,
                 name,
                 metric=metric,
                 threshold=threshold,
                 evaluation_periods=periods,
-                comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD
-                if name in ("LambdaErrors", "LambdaThrottles", "Invocation5xxErrors")
-                else cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                comparison_operator=operator,
                 treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
                 alarm_description=description,
             )
             alarm.add_alarm_action(action)
             self.alarms[name] = alarm
 
-        self.budget = budgets.CfnBudget(
+        self.budget = self._daily_budget(s, daily_budget_usd, region if known_region else None)
+        self._dashboard(s, api_metric, sm_metric, function, invocation_5xx, concurrency, instances)
+        self.dashboard_url = (
+            f"https://console.aws.amazon.com/cloudwatch/home?region={Aws.REGION}#dashboards:name={s.stack_prefix}-llm"
+        )
+
+    def _daily_budget(self, s: Settings, daily_budget_usd: float, region: str | None) -> budgets.CfnBudget | None:
+        """A DAILY cost budget with an ACTUAL notification (Budgets accepts FORECASTED only on
+        MONTHLY, QUARTERLY or ANNUALLY budgets). Only where CloudFormation has the resource type:
+        a known region without it gets no budget and a synth warning; an environment-agnostic
+        stack gets the budget under a condition on AWS::Region."""
+        if region is not None and not regions.has_budgets(region):
+            Annotations.of(self).add_warning_v2(
+                "ownllm:no-budget",
+                f"AWS::Budgets::Budget is not available in {region}: no daily cost budget is created. "
+                "Create one in a region that has it, or watch the cost estimate (cdk.out/cost-estimate.md).",
+            )
+            return None
+        budget = budgets.CfnBudget(
             self,
             "DailyCostBudget",
             budget=budgets.CfnBudget.BudgetDataProperty(
@@ -152,7 +281,7 @@ class LlmMonitoring(Construct):
             notifications_with_subscribers=[
                 budgets.CfnBudget.NotificationWithSubscribersProperty(
                     notification=budgets.CfnBudget.NotificationProperty(
-                        notification_type=kind,
+                        notification_type="ACTUAL",
                         comparison_operator="GREATER_THAN",
                         threshold=100,
                         threshold_type="PERCENTAGE",
@@ -161,19 +290,24 @@ class LlmMonitoring(Construct):
                         budgets.CfnBudget.SubscriberProperty(subscription_type="SNS", address=self.topic.topic_arn)
                     ],
                 )
-                for kind in ("ACTUAL", "FORECASTED")
             ],
         )
+        if region is None:
+            budget.cfn_options.condition = CfnCondition(
+                Stack.of(self), BUDGET_CONDITION, expression=region_in(regions.BUDGET_REGIONS)
+            )
+        return budget
 
-        instances = cw.MathExpression(
-            expression="invocations / perInstance",
-            using_metrics={
-                "invocations": sm_metric("Invocations", "Sum"),
-                "perInstance": sm_metric("InvocationsPerInstance", "Sum"),
-            },
-            label="Instances in service (Invocations / InvocationsPerInstance)",
-            period=PERIOD,
-        )
+    def _dashboard(
+        self,
+        s: Settings,
+        api_metric: Callable[[str, str], cw.Metric],
+        sm_metric: Callable[..., cw.Metric],
+        function: lambda_.IFunction,
+        invocation_5xx: cw.Metric,
+        concurrency: cw.Metric,
+        instances: cw.MathExpression,
+    ) -> None:
         self.dashboard = cw.Dashboard(self, "Dashboard", dashboard_name=f"{s.stack_prefix}-llm")
         self.dashboard.add_widgets(
             cw.GraphWidget(title="Requests", left=[api_metric("Count", "Sum")], width=8),
@@ -196,10 +330,39 @@ class LlmMonitoring(Construct):
         )
         self.dashboard.add_widgets(
             cw.GraphWidget(
-                title="Model latency (us)", left=[sm_metric("ModelLatency", p) for p in ("p50", "p95", "p99")], width=8
+                title="Model latency (ms)",
+                left=[
+                    cw.MathExpression(
+                        expression=f"latency{stat} / 1000",  # microseconds -> ms
+                        using_metrics={f"latency{stat}": sm_metric("ModelLatency", stat)},
+                        label=f"ModelLatency {stat}",
+                        period=PERIOD,
+                    )
+                    for stat in ("Average", "Maximum")
+                ],
+                left_annotations=[cw.HorizontalAnnotation(value=s.latency_p95_ms, label="average alarm")],
+                width=6,
             ),
-            cw.GraphWidget(title="GPU utilisation (%)", left=[gpu_util, gpu_memory], width=8),
-            cw.GraphWidget(title="Instances", left=[instances], width=8),
+            cw.GraphWidget(
+                title="Concurrent requests per instance",
+                left=[concurrency],
+                left_annotations=[
+                    cw.HorizontalAnnotation(value=s.target_concurrency_per_instance, label="scaling target"),
+                    cw.HorizontalAnnotation(
+                        value=s.target_concurrency_per_instance * SATURATION_FACTOR, label="queueing alarm"
+                    ),
+                ],
+                width=6,
+            ),
+            cw.GraphWidget(
+                title="GPU utilisation (%, x GPU count)",
+                left=[
+                    sm_metric("GPUUtilization", "Average", "/aws/sagemaker/Endpoints"),
+                    sm_metric("GPUMemoryUtilization", "Maximum", "/aws/sagemaker/Endpoints"),
+                ],
+                width=6,
+            ),
+            cw.GraphWidget(title="Instances", left=[instances], width=6),
         )
         # The forwarder's own EMF metrics (Powertools adds the `service` dimension).
         service = {"service": SERVICE_NAME}
@@ -230,9 +393,17 @@ class LlmMonitoring(Construct):
                 width=12,
             ),
         )
-        self.dashboard_url = (
-            f"https://console.aws.amazon.com/cloudwatch/home?region={Aws.REGION}#dashboards:name={s.stack_prefix}-llm"
-        )
+
+
+def region_in(names: tuple[str, ...]) -> ICfnConditionExpression:
+    """`AWS::Region` is one of `names`, as nested Fn::Or (each takes at most 10 conditions)."""
+    terms: list[ICfnConditionExpression] = [Fn.condition_equals(Aws.REGION, name) for name in names]
+    while len(terms) > 1:
+        terms = [
+            Fn.condition_or(*chunk) if len(chunk) > 1 else chunk[0]
+            for chunk in (terms[i : i + _FN_OR_MAX] for i in range(0, len(terms), _FN_OR_MAX))
+        ]
+    return terms[0]
 
 
 class MonitoringStack(Stack):
@@ -246,9 +417,10 @@ class MonitoringStack(Stack):
         api: Api,
         function: lambda_.IFunction,
         daily_budget_usd: float,
-        **kwargs,
+        env: Environment | None = None,
+        description: str | None = None,
     ) -> None:
-        super().__init__(scope, id, **kwargs)
+        super().__init__(scope, id, env=env, description=description)
         self.monitoring = LlmMonitoring(
             self,
             "Monitoring",

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 
 import config as settings
 import errors
+import telemetry
 import translate
 import upstream
 import validate
@@ -166,7 +167,7 @@ def _complete(kind: str) -> Response:
         inference_component=cfg.inference_component,
     )
     log.update(model_latency_ms=round(answer.latency_ms, 1), attempts=answer.attempts)
-    metrics.add_metric(name="ModelLatency", unit=MetricUnit.Milliseconds, value=answer.latency_ms)
+    metrics.add_metric(name=telemetry.MODEL_LATENCY, unit=MetricUnit.Milliseconds, value=answer.latency_ms)
     done = translate.from_engine(req, cfg, answer.body, _current.request_id)
     usage = done.body["usage"]
     log.update(
@@ -175,8 +176,8 @@ def _complete(kind: str) -> Response:
     if cfg.log_prompts:  # opt-in: prompts may hold personal data
         prompt = req.messages if req.messages is not None else req.prompt
         logger.info("prompt", extra={"request_id": _current.request_id, "prompt": prompt, "completion": done.text})
-    metrics.add_metric(name="PromptTokens", unit=MetricUnit.Count, value=usage["prompt_tokens"])
-    metrics.add_metric(name="CompletionTokens", unit=MetricUnit.Count, value=usage["completion_tokens"])
+    metrics.add_metric(name=telemetry.PROMPT_TOKENS, unit=MetricUnit.Count, value=usage["prompt_tokens"])
+    metrics.add_metric(name=telemetry.COMPLETION_TOKENS, unit=MetricUnit.Count, value=usage["completion_tokens"])
     headers = _headers({"x-ownllm-usage": done.usage_source})
     if req.stream:
         headers["Cache-Control"] = "no-cache"
@@ -192,9 +193,9 @@ def _error_response(err: errors.ApiError) -> Response:
     if err.log_detail:
         _current.log["error_detail"] = err.log_detail
     with single_metric(
-        name="Errors", unit=MetricUnit.Count, value=1, default_dimensions=metrics.default_dimensions
+        name=telemetry.ERRORS, unit=MetricUnit.Count, value=1, default_dimensions=metrics.default_dimensions
     ) as m:
-        m.add_dimension(name="ErrorClass", value=err.error_class)
+        m.add_dimension(name=telemetry.ERROR_CLASS_DIMENSION, value=err.error_class)
     return Response(err.status, JSON, err.body(_current.request_id), _headers(err.headers))
 
 
@@ -237,7 +238,7 @@ def handler(event: dict, context: LambdaContext) -> dict:
     budget = min(context.get_remaining_time_in_millis() / 1000, settings.API_GATEWAY_TIMEOUT_S - 0.5)
     margin = CONFIG.response_margin_s if CONFIG else 1.0
     _current = _Request(request_id, started + budget - margin)
-    metrics.add_metric(name="Requests", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name=telemetry.REQUESTS, unit=MetricUnit.Count, value=1)
     response = app.resolve(event, context)
     status = response.get("statusCode", 0)
     fields = {

@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 from aws_cdk.assertions import Match
 
 
@@ -97,13 +98,55 @@ def test_the_stage_writes_json_access_logs_and_traces_with_xray(default):
     assert {"requestId", "status", "ip"} <= set(fmt)
     settings = props["MethodSettings"][0]
     assert settings["DataTraceEnabled"] is False  # never logs prompts
-    assert settings["ThrottlingRateLimit"] == 10
+
+
+def test_the_stage_throttle_lies_above_what_the_usage_plans_allow_together(default, synth_app):
+    """Keyless traffic counts against the stage too: with stage == plan it could throttle the
+    key holders. One plan of 10 rps / burst 20 -> stage 2 x 10 = 20 rps, burst 2 x 20 = 40."""
+    [stage] = default.api.find_resources("AWS::ApiGateway::Stage").values()
+    [method_settings] = stage["Properties"]["MethodSettings"]
+    [plan] = default.api.find_resources("AWS::ApiGateway::UsagePlan").values()
+    plans = plan["Properties"]["Throttle"]
+    assert (plans["RateLimit"], plans["BurstLimit"]) == (10, 20)
+    assert (method_settings["ThrottlingRateLimit"], method_settings["ThrottlingBurstLimit"]) == (20, 40)
+    s = synth_app((("api_rate_limit_rps", 3), ("api_burst_limit", 5)))
+    [stage] = s.api.find_resources("AWS::ApiGateway::Stage").values()
+    [method_settings] = stage["Properties"]["MethodSettings"]
+    assert (method_settings["ThrottlingRateLimit"], method_settings["ThrottlingBurstLimit"]) == (6, 10)
+
+
+def test_only_api_gateway_stage_traffic_may_invoke_the_forwarder_no_console_test_invoke(default):
+    permissions = [
+        p["Properties"]
+        for p in default.api.find_resources("AWS::Lambda::Permission").values()
+        if p["Properties"]["FunctionName"] == {"Fn::GetAtt": ["ForwarderFunctionB3355642", "Arn"]}
+    ]
+    [permission] = permissions
+    parts = permission["SourceArn"]["Fn::Join"][1]
+    assert parts[-2:] == [{"Ref": "ApiRestApiDeploymentStageprodE828476C"}, "/*/v1/*"]
+    assert "test-invoke-stage" not in json.dumps(permissions)
 
 
 def test_outputs_give_the_openai_base_url_the_key_command_and_the_endpoint(default):
     outputs = default.api.to_json()["Outputs"]
-    assert "v1" in json.dumps(outputs["OpenAIBaseUrl"]["Value"])
-    assert "get-api-key" in json.dumps(outputs["GetApiKeyCommand"]["Value"])
+    rest_api = {"Ref": next(k for k in default.api.find_resources("AWS::ApiGateway::RestApi"))}
+    stage = {"Ref": next(k for k in default.api.find_resources("AWS::ApiGateway::Stage"))}
+    region, suffix = {"Ref": "AWS::Region"}, {"Ref": "AWS::URLSuffix"}
+    assert outputs["OpenAIBaseUrl"]["Value"] == {
+        "Fn::Join": ["", ["https://", rest_api, ".execute-api.", region, ".", suffix, "/", stage, "/v1"]]
+    }
+    key = {"Ref": next(k for k in default.api.find_resources("AWS::ApiGateway::ApiKey"))}
+    assert outputs["GetApiKeyCommand"]["Value"] == {
+        "Fn::Join": [
+            "",
+            [
+                "aws apigateway get-api-key --api-key ",
+                key,
+                " --include-value --query value --output text --region ",
+                region,
+            ],
+        ]
+    }
     assert outputs["EndpointName"]["Value"] == "ownllm-llm"
     assert "DashboardUrl" in default.monitoring.to_json()["Outputs"]
 
@@ -133,27 +176,147 @@ def test_lambda_roles_use_no_managed_policies(default):
     assert all("ManagedPolicyArns" not in r["Properties"] for r in lambda_roles)
 
 
-def test_the_forwarder_declares_the_custom_metrics_its_code_emits(default):
-    """The declaration prices the EMF metrics; it must match what lambda/forwarder emits."""
-    import re
-    from pathlib import Path
-
-    from stacks.api import FORWARDER_ERROR_CLASSES, FORWARDER_METRICS
-
-    code = Path(__file__).resolve().parents[2] / "lambda" / "forwarder"
-    app = (code / "app.py").read_text()
-    emitted = set(re.findall(r'add_metric\(name="(\w+)"', app)) | {"ColdStart"}  # cold start: Powertools' own
-    assert emitted == set(FORWARDER_METRICS)
-    errors = (code / "errors.py").read_text()
-    classes = (
-        set(re.findall(r'error_class(?:: str)?\s*=\s*"(\w+)"', errors))
-        | set(re.findall(r'"\w+", "(\w+)", detail', errors))
-        | set(re.findall(r'"(\w+)", detail', errors))
-    )
-    assert classes <= set(FORWARDER_ERROR_CLASSES)
+def test_the_forwarder_declares_one_custom_metric_per_name_and_per_error_class(default):
+    """The declaration prices the EMF metrics: 5 names always (Requests, ModelLatency, PromptTokens,
+    CompletionTokens, ColdStart), and at most one Errors metric per each of the 13 error classes."""
     [fn] = [
         f
         for lid, f in default.api.find_resources("AWS::Lambda::Function").items()
         if lid.startswith("ForwarderFunction")
     ]
     assert fn["Metadata"]["ownllm:custom-metrics"] == {"always": 5, "at_most": 18}
+
+
+def test_the_forwarder_refuses_to_emit_an_error_class_the_stack_does_not_declare():
+    from ownllm.forwarder import forwarder_module
+
+    errors = forwarder_module("errors")
+    with pytest.raises(ValueError, match="error_class 'brand_new' is not one of ERROR_CLASSES"):
+        errors.ApiError(500, "x", error_class="brand_new")
+
+
+# -- API Gateway's own errors, in the forwarder's OpenAI shape -------------------------------
+
+# Every gateway response type API Gateway documents (supported-gateway-response-types).
+RESPONSE_TYPES = {
+    "ACCESS_DENIED",
+    "API_CONFIGURATION_ERROR",
+    "AUTHORIZER_CONFIGURATION_ERROR",
+    "AUTHORIZER_FAILURE",
+    "BAD_REQUEST_BODY",
+    "BAD_REQUEST_PARAMETERS",
+    "DEFAULT_4XX",
+    "DEFAULT_5XX",
+    "EXPIRED_TOKEN",
+    "INTEGRATION_FAILURE",
+    "INTEGRATION_TIMEOUT",
+    "INVALID_API_KEY",
+    "INVALID_SIGNATURE",
+    "MISSING_AUTHENTICATION_TOKEN",
+    "QUOTA_EXCEEDED",
+    "REQUEST_TOO_LARGE",
+    "RESOURCE_NOT_FOUND",
+    "THROTTLED",
+    "UNAUTHORIZED",
+    "UNSUPPORTED_MEDIA_TYPE",
+    "WAF_FILTERED",
+}
+
+
+def gateway_responses(t) -> dict[str, dict]:
+    return {
+        r["Properties"]["ResponseType"]: r["Properties"]
+        for r in t.find_resources("AWS::ApiGateway::GatewayResponse").values()
+    }
+
+
+def body(response: dict, request_id: str = "req-1", message: str = "Forbidden") -> dict:
+    """The body API Gateway would send: the template with its two variables substituted
+    ($context.error.messageString is the message already in quotes)."""
+    template = response["ResponseTemplates"]["application/json"]
+    text = template.replace("$context.error.messageString", json.dumps(message)).replace(
+        "$context.requestId", request_id
+    )
+    return json.loads(text)
+
+
+def test_every_gateway_response_type_answers_in_the_openai_error_shape(default):
+    responses = gateway_responses(default.api)
+    assert set(responses) == RESPONSE_TYPES
+    for name, response in responses.items():
+        error = body(response)["error"]
+        assert list(error) == ["message", "type", "param", "code", "request_id"], name
+        assert error["type"] in ("invalid_request_error", "rate_limit_error", "server_error"), name
+        assert error["request_id"] == "req-1" and error["param"] is None and error["code"], name
+
+
+@pytest.mark.parametrize(
+    ("response_type", "status", "type_", "code", "headers"),
+    [
+        ("UNAUTHORIZED", "401", "invalid_request_error", "missing_api_key", None),
+        ("INVALID_API_KEY", "403", "invalid_request_error", "invalid_api_key", None),
+        ("ACCESS_DENIED", "403", "invalid_request_error", "invalid_api_key", None),
+        ("MISSING_AUTHENTICATION_TOKEN", "404", "invalid_request_error", "unknown_url", None),
+        ("RESOURCE_NOT_FOUND", "404", "invalid_request_error", "unknown_url", None),
+        ("REQUEST_TOO_LARGE", "413", "invalid_request_error", "request_too_large", None),
+        ("THROTTLED", "429", "rate_limit_error", "rate_limit_exceeded", {"gatewayresponse.header.Retry-After": "'1'"}),
+        (
+            "QUOTA_EXCEEDED",
+            "429",
+            "rate_limit_error",
+            "quota_exceeded",
+            {"gatewayresponse.header.x-should-retry": "'false'"},
+        ),
+        ("INTEGRATION_TIMEOUT", "504", "server_error", "timeout", {"gatewayresponse.header.x-should-retry": "'false'"}),
+        (
+            "INTEGRATION_FAILURE",
+            "504",
+            "server_error",
+            "internal_error",
+            {"gatewayresponse.header.x-should-retry": "'false'"},
+        ),
+        ("AUTHORIZER_FAILURE", "500", "server_error", "authorizer_error", None),
+        ("DEFAULT_4XX", None, "invalid_request_error", "invalid_request", None),
+        ("DEFAULT_5XX", None, "server_error", "internal_error", None),
+    ],
+)
+def test_gateway_response_status_type_code_and_headers(default, response_type, status, type_, code, headers):
+    response = gateway_responses(default.api)[response_type]
+    assert response.get("StatusCode") == status
+    error = body(response)["error"]
+    assert (error["type"], error["code"]) == (type_, code)
+    assert response.get("ResponseParameters") == headers
+
+
+def test_gateway_errors_say_what_to_do_in_plain_words(default):
+    responses = gateway_responses(default.api)
+    assert body(responses["UNAUTHORIZED"])["error"]["message"] == (
+        "No API key was sent. Send the API key as 'Authorization: Bearer <key>' (OpenAI clients' api_key) "
+        "or as 'x-api-key'."
+    )
+    assert body(responses["QUOTA_EXCEEDED"])["error"]["message"] == (
+        "This API key has used its quota of 50000 requests per day; it resets at the start of the next day."
+    )
+    assert body(responses["INTEGRATION_TIMEOUT"])["error"]["message"] == (
+        "The model did not answer in time. Ask for fewer tokens (max_tokens) or try again."
+    )
+    # The catch-alls keep API Gateway's own message, JSON-quoted by API Gateway itself.
+    assert body(responses["DEFAULT_4XX"], message='Bad "thing"')["error"]["message"] == 'Bad "thing"'
+
+
+def test_gateway_errors_share_the_forwarders_types_codes_and_retry_after():
+    """One source: the gateway's 429 and 504 are the forwarder's own answers for the same conditions."""
+    from ownllm.gateway_responses import forwarder_errors, gateway_errors
+
+    e = forwarder_errors()
+    by_type = {g.response_type: g for g in gateway_errors(quota_per_day=10)}
+    throttled = e.map_upstream(e.UpstreamFailure("service", code="ThrottlingException"))
+    assert (by_type["THROTTLED"].status, by_type["THROTTLED"].code) == (throttled.status, throttled.code)
+    assert by_type["THROTTLED"].headers == {"Retry-After": str(e.RETRY_AFTER_THROTTLED_S)}
+    timeout = e.map_upstream(e.UpstreamFailure("read_timeout"))
+    assert (by_type["INTEGRATION_TIMEOUT"].type, by_type["INTEGRATION_TIMEOUT"].code) == (timeout.type, timeout.code)
+    unknown = e.unknown_route("GET", "/x")
+    assert (by_type["MISSING_AUTHENTICATION_TOKEN"].status, by_type["MISSING_AUTHENTICATION_TOKEN"].code) == (
+        unknown.status,
+        unknown.code,
+    )

@@ -6,6 +6,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+from cfnlint.api import lint_file
+
+from ownllm.cost.model import usd
+from ownllm.regions import unsupported_region_problem
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -37,3 +42,56 @@ def test_flat_overrides_win_over_the_cdk_json_object(tmp_path):
     template = json.loads((tmp_path / "OwnLlm-Serving.template.json").read_text())
     [config] = [r for r in template["Resources"].values() if r["Type"] == "AWS::SageMaker::EndpointConfig"]
     assert config["Properties"]["ProductionVariants"][0]["InstanceType"] == "ml.g6e.xlarge"
+
+
+def rules(tmp_path: Path, stack: str) -> dict:
+    return json.loads((tmp_path / f"OwnLlm-{stack}.template.json").read_text()).get("Rules", {})
+
+
+def refusal(daily_usd: str) -> str:
+    return (
+        f"ownllm: estimated cost {daily_usd}/day exceeds max_daily_usd $5.00/day; deploy refused. Lower "
+        "instance_count/max_instances, pick a smaller instance_type, set active_hours, or raise max_daily_usd "
+        "(details: cost-estimate.md in cdk.out)."
+    )
+
+
+def test_over_budget_synth_succeeds_for_ls_diff_and_destroy_but_every_template_refuses_deploy(tmp_path):
+    """cdk ls/diff/destroy run the app too: it must exit 0. CloudFormation evaluates Rules on
+    create/update (cdk deploy's change set) and never on delete, so the rule refuses only deploys.
+    Default settings cost about $36.59/day (1 x ml.g5.2xlarge x $1.515/h x 24 h = $36.36, plus API and
+    monitoring); the figure is read from the estimate so a price update does not break this test."""
+    result = run_app(tmp_path, {"max_daily_usd": 5})
+    assert result.returncode == 0, result.stderr
+    daily = usd(json.loads((tmp_path / "cost-estimate.json").read_text())["daily_usd"])
+    assert f"ownllm: estimated cost {daily}/day exceeds max_daily_usd $5.00/day" in result.stderr
+    assert "The templates carry a CostGuard rule: cdk deploy will be refused." in result.stderr
+    for stack in ("Serving", "Api", "Monitoring"):
+        [assertion] = rules(tmp_path, stack)["CostGuard"]["Assertions"]
+        assert assertion == {
+            "Assert": {"Fn::Equals": [{"Ref": "AWS::Region"}, "ownllm-estimate-exceeds-max-daily-usd"]},
+            "AssertDescription": refusal(daily),
+        }
+        # CloudFormation must accept the rule itself: cfn-lint checks the Rules section's shape.
+        findings = lint_file(tmp_path / f"OwnLlm-{stack}.template.json")
+        assert [m.rule.id for m in findings if m.rule.id.startswith("E")] == []
+
+
+def test_strict_mode_fails_an_over_budget_synth_after_writing_it(tmp_path):
+    result = run_app(tmp_path, {"max_daily_usd": 5}, OWNLLM_BUDGET_STRICT="1")
+    assert result.returncode == 1
+    assert "exceeds max_daily_usd $5.00/day" in result.stderr and "Traceback" not in result.stderr
+    assert "CostGuard" in rules(tmp_path, "Serving")
+
+
+def test_a_synth_within_budget_has_no_cost_guard(default):
+    for template in default.templates().values():
+        assert "CostGuard" not in template.to_json()["Rules"]
+
+
+def test_an_unsupported_region_fails_synth_with_one_line_naming_it(tmp_path):
+    result = run_app(tmp_path, {"region": "me-central-1"}, OWNLLM_SKIP_COST="1")
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[-1] == f"  - {unsupported_region_problem('me-central-1')}"
+    assert "Traceback" not in result.stderr
+    assert not list(tmp_path.glob("*.template.json"))

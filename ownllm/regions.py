@@ -1,0 +1,221 @@
+"""Where ownllm deploys: one explicit list of regions, derived from what every dependency offers.
+
+A region is supported when all of these hold there:
+- CloudFormation has every resource type the stacks create (cfn-lint's bundled per-region
+  resource schemas, `cfnlint/data/schemas/providers/<region>.json`; a region without its own
+  file is unverified, because cfn-lint then silently falls back to us-east-1's);
+- the SageMaker SDK publishes the pinned image of every engine (`ownllm.images.engine_image_map`);
+- the Powertools layer the forwarder uses is published (`POWERTOOLS_LAYER_REGIONS`).
+
+`AWS::Budgets::Budget` is optional: where CloudFormation lacks it the monitoring stack has no
+budget (and says so). The derived table is committed as ownllm/data/regions.json, so synth
+needs neither cfn-lint nor the SDK; tests/infra/test_regions.py derives it again and fails
+when a dependency's data moves. Regenerate with `python -m ownllm.regions --write`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+DATA_FILE = Path(__file__).resolve().parent / "data" / "regions.json"
+
+# Every resource type any settings combination makes the three stacks create (Custom::*
+# resources are Lambda-backed and need only Lambda). tests/infra/test_regions.py checks the
+# synthesized templates against this list.
+REQUIRED_RESOURCE_TYPES = (
+    "AWS::ApiGateway::Account",
+    "AWS::ApiGateway::ApiKey",
+    "AWS::ApiGateway::Authorizer",
+    "AWS::ApiGateway::Deployment",
+    "AWS::ApiGateway::GatewayResponse",
+    "AWS::ApiGateway::Method",
+    "AWS::ApiGateway::Resource",
+    "AWS::ApiGateway::RestApi",
+    "AWS::ApiGateway::Stage",
+    "AWS::ApiGateway::UsagePlan",
+    "AWS::ApiGateway::UsagePlanKey",
+    "AWS::ApplicationAutoScaling::ScalableTarget",
+    "AWS::ApplicationAutoScaling::ScalingPolicy",
+    "AWS::CloudWatch::Alarm",
+    "AWS::CloudWatch::Dashboard",
+    "AWS::IAM::Policy",
+    "AWS::IAM::Role",
+    "AWS::KMS::Key",
+    "AWS::Lambda::Function",
+    "AWS::Lambda::LayerVersion",
+    "AWS::Lambda::Permission",
+    "AWS::Logs::LogGroup",
+    "AWS::S3::Bucket",
+    "AWS::S3::BucketPolicy",
+    "AWS::SNS::Subscription",
+    "AWS::SNS::Topic",
+    "AWS::SNS::TopicPolicy",
+    "AWS::SageMaker::Endpoint",
+    "AWS::SageMaker::EndpointConfig",
+    "AWS::SageMaker::Model",
+)
+BUDGET_RESOURCE_TYPE = "AWS::Budgets::Budget"
+
+# Regions where `AWSLambdaPowertoolsPythonV3-python314-arm64` (account 017000801446) is
+# published: aws-powertools/powertools-lambda-python docs/includes/_layer_homepage_arm64.md
+# (read 2026-12-02). Not published in ca-west-1, ap-east-2, ap-southeast-6, me-west-1.
+POWERTOOLS_LAYER_REGIONS = (
+    "af-south-1",
+    "ap-east-1",
+    "ap-northeast-1",
+    "ap-northeast-2",
+    "ap-northeast-3",
+    "ap-south-1",
+    "ap-south-2",
+    "ap-southeast-1",
+    "ap-southeast-2",
+    "ap-southeast-3",
+    "ap-southeast-4",
+    "ap-southeast-5",
+    "ap-southeast-7",
+    "ca-central-1",
+    "eu-central-1",
+    "eu-central-2",
+    "eu-north-1",
+    "eu-south-1",
+    "eu-south-2",
+    "eu-west-1",
+    "eu-west-2",
+    "eu-west-3",
+    "il-central-1",
+    "me-central-1",
+    "me-south-1",
+    "mx-central-1",
+    "sa-east-1",
+    "us-east-1",
+    "us-east-2",
+    "us-west-1",
+    "us-west-2",
+)
+# The `aws` partition only: China, GovCloud, ISO and the European Sovereign Cloud are other
+# partitions with other image accounts and layer publishers.
+_COMMERCIAL = re.compile(r"^(?!cn-|us-gov-)[a-z]{2}-[a-z]+-\d$")
+
+
+@dataclass(frozen=True)
+class RegionTable:
+    supported: tuple[str, ...]
+    budgets: tuple[str, ...]  # the supported regions that also have AWS::Budgets::Budget
+    excluded: dict[str, str] = field(default_factory=dict)  # region -> why
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "_about": "Derived by ownllm/regions.py (python -m ownllm.regions --write); do not edit by hand.",
+            "supported": {r: {"budgets": r in self.budgets} for r in self.supported},
+            "excluded": dict(sorted(self.excluded.items())),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict) -> RegionTable:
+        supported = data["supported"]
+        return cls(
+            tuple(supported),
+            tuple(r for r, facts in supported.items() if facts["budgets"]),
+            dict(data["excluded"]),
+        )
+
+
+@cache
+def table() -> RegionTable:
+    return RegionTable.from_json(json.loads(DATA_FILE.read_text()))
+
+
+SUPPORTED_REGIONS: tuple[str, ...] = table().supported
+BUDGET_REGIONS: tuple[str, ...] = table().budgets
+
+
+def has_budgets(region: str) -> bool:
+    return region in BUDGET_REGIONS
+
+
+def unsupported_region_problem(region: str) -> str | None:
+    """One line naming the region, why it is out and what is supported; None when supported."""
+    if region in SUPPORTED_REGIONS:
+        return None
+    why = table().excluded.get(region, "not a commercial AWS region that ownllm knows")
+    return f"region: {region!r} is not supported ({why}); supported: {', '.join(SUPPORTED_REGIONS)}"
+
+
+# -- derivation (needs cfn-lint and the SageMaker SDK's image config: dev dependencies) ---------
+
+
+def cfnlint_resource_types() -> dict[str, frozenset[str]]:
+    """region -> the CloudFormation resource types cfn-lint's bundled schemas list there."""
+    spec = importlib.util.find_spec("cfnlint")
+    if spec is None or spec.origin is None:
+        raise RuntimeError("cfn-lint is not installed (pip install -e '.[dev]'); it is needed to derive the table")
+    folder = Path(spec.origin).parent / "data" / "schemas" / "providers"
+    return {
+        path.stem: frozenset(json.loads(path.read_text()))
+        for path in sorted(folder.glob("*.json"))
+        if _COMMERCIAL.match(path.stem)
+    }
+
+
+def derive(
+    resource_types: dict[str, frozenset[str]],
+    engine_regions: dict[str, Iterable[str]],
+    layer_regions: Iterable[str] = POWERTOOLS_LAYER_REGIONS,
+) -> RegionTable:
+    """The table from each dependency's own data (pure: the inputs are plain data)."""
+    engines = {engine: set(regions) for engine, regions in engine_regions.items()}
+    layer = set(layer_regions)
+    candidates = set(resource_types) | layer | {r for regions in engines.values() for r in regions}
+    supported: list[str] = []
+    excluded: dict[str, str] = {}
+    for region in sorted(r for r in candidates if _COMMERCIAL.match(r)):
+        reasons = []
+        types = resource_types.get(region)
+        if types is None:
+            reasons.append("cfn-lint has no CloudFormation resource schemas for it")
+        else:
+            missing = [t for t in REQUIRED_RESOURCE_TYPES if t not in types]
+            if missing:
+                reasons.append(f"CloudFormation lacks {', '.join(missing)}")
+        without = [engine for engine, regions in sorted(engines.items()) if region not in regions]
+        if without:
+            reasons.append(f"no SageMaker image for engine {', '.join(without)}")
+        if region not in layer:
+            reasons.append("the Powertools Python 3.14 arm64 layer is not published there")
+        if reasons:
+            excluded[region] = "; ".join(reasons)
+        else:
+            supported.append(region)
+    budgets = tuple(r for r in supported if BUDGET_RESOURCE_TYPE in resource_types[r])
+    return RegionTable(tuple(supported), budgets, excluded)
+
+
+def derive_from_dependencies() -> RegionTable:
+    from ownllm.engines import ENGINE_IMAGES
+    from ownllm.images import engine_image_map
+
+    return derive(
+        cfnlint_resource_types(),
+        {engine: list(engine_image_map(engine)) for engine in ENGINE_IMAGES},
+    )
+
+
+def main(argv: list[str]) -> int:
+    derived = derive_from_dependencies()
+    if argv[1:] == ["--write"]:
+        DATA_FILE.write_text(json.dumps(derived.to_json(), indent=1) + "\n")
+        sys.stdout.write(f"wrote {DATA_FILE}: {len(derived.supported)} supported regions\n")
+        return 0
+    sys.stdout.write(json.dumps(derived.to_json(), indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
