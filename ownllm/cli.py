@@ -12,6 +12,7 @@ _COMMAND_MODULES = (
     "ownllm.cost.cli",
     "ownllm.local.cli",
     "ownllm.bench.cli",
+    "ownllm.images_cli",
 )
 
 
