@@ -9,8 +9,8 @@ from typing import Any
 from rich.console import Console
 
 # The command talks through rich: tables to stdout, one-line errors to stderr.
-_OUT = Console(highlight=False)
-_ERR = Console(stderr=True, highlight=False)
+_OUT = Console(highlight=False, soft_wrap=True)
+_ERR = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def register(subparsers: Any) -> None:
@@ -62,7 +62,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         return 1
     out = Table(title=f"Pinned engine images ({args.region})")
     for column in ("engine", "framework", "version", "CUDA", "InferenceAmiVersion", "regions", "image"):
-        out.add_column(column)
+        out.add_column(column, overflow="fold")
     for engine, entry in table.items():
         image = entry.images.get(args.region)
         out.add_row(
