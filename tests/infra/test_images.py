@@ -45,7 +45,13 @@ def test_every_commercial_region_of_the_sdk_is_in_the_table_and_no_other_partiti
 @pytest.mark.parametrize(
     "engine, repository, tag, cuda, ami",
     [
-        ("vllm", "vllm", "0.30.0-gpu-py312-cu130-ubuntu24.04-sagemaker", (13, 0), "al2023-ami-sagemaker-inference-gpu-4-1"),
+        (
+            "vllm",
+            "vllm",
+            "0.30.0-gpu-py312-cu130-ubuntu24.04-sagemaker",
+            (13, 0),
+            "al2023-ami-sagemaker-inference-gpu-4-1",
+        ),
         ("lmi", "djl-inference", "0.38.0-lmi29.0.0-cu130", (13, 0), "al2023-ami-sagemaker-inference-gpu-4-1"),
         (
             "tgi",
