@@ -92,9 +92,14 @@ def load_artifacts(root: Path) -> ModelArtifacts:
     return ModelArtifacts(root, tuple(adapters), overrides, ranks)
 
 
+# PEFT's LoraConfig default rank, used when adapter_config.json leaves `r` out
+# (huggingface/peft src/peft/tuners/lora/config.py: `r: int = field(default=8, ...)`).
+PEFT_DEFAULT_LORA_RANK = 8
+
+
 def _adapter_rank(adapter: Path) -> tuple[int, str | None]:
-    """The largest LoRA rank in a PEFT adapter_config.json: `r`, or a larger per-module
-    `rank_pattern` value; engines must be started with a max LoRA rank at least this big."""
+    """The largest LoRA rank in a PEFT adapter_config.json: `r` (PEFT's default when absent),
+    or a larger per-module `rank_pattern` value; engines must reserve at least this rank."""
     from ownllm.engines import VLLM_LORA_RANKS
 
     where = f"model_artifacts/adapters/{adapter.name}/adapter_config.json"
@@ -102,8 +107,10 @@ def _adapter_rank(adapter: Path) -> tuple[int, str | None]:
         config = json.loads((adapter / "adapter_config.json").read_text())
     except (OSError, ValueError) as exc:
         return 0, f"{where}: not readable JSON ({exc})"
-    r = config.get("r") if isinstance(config, dict) else None
-    pattern = config.get("rank_pattern") if isinstance(config, dict) else None
+    if not isinstance(config, dict):
+        return 0, f"{where}: must be a JSON object (a PEFT LoRA config)"
+    r = config.get("r", PEFT_DEFAULT_LORA_RANK)
+    pattern = config.get("rank_pattern")
     values = [r, *(pattern.values() if isinstance(pattern, dict) else ())]
     if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in values):
         return 0, f"{where}: r={r!r} (and any rank_pattern values) must be positive whole numbers"

@@ -300,6 +300,15 @@ def test_an_adapter_whose_rank_vllm_cannot_serve_is_refused_by_name(tmp_path):
     ]
 
 
+def test_an_adapter_config_without_r_has_pefts_default_rank(tmp_path):
+    from ownllm.artifacts import load_artifacts
+
+    adapters_dir(tmp_path, {"plain": {"peft_type": "LORA"}, "wide": {"r": 4, "rank_pattern": {"v_proj": 48}}})
+    artifacts = load_artifacts(tmp_path)
+    assert (artifacts.adapter_ranks, artifacts.max_lora_rank) == ({"plain": 8, "wide": 48}, 48)
+    assert engines.lora_rank_for(48) == 64 and engines.lora_rank_for(8) == 8 and engines.lora_rank_for(2) == 8
+
+
 def endpoint_resources(t) -> tuple[str, dict, str, dict]:
     [(endpoint_id, endpoint)] = t.find_resources("AWS::SageMaker::Endpoint").items()
     [(target_id, target)] = t.find_resources("AWS::ApplicationAutoScaling::ScalableTarget").items()
