@@ -19,6 +19,7 @@ from functools import cache
 from pathlib import Path
 
 from ownllm.engines import ENGINE_IMAGES
+from ownllm.settings import SettingsError
 
 TABLE_PATH = Path(__file__).parent / "data" / "images.json"
 REFRESH_HINT = "run `ownllm images refresh` and commit ownllm/data/images.json"
@@ -169,11 +170,11 @@ def engine_images(engine: str) -> EngineImages:
 
 
 def engine_image(engine: str, region: str) -> ImageRef:
-    """The pinned image of an engine in one region; a clear error for a region without it."""
+    """The pinned image of an engine in one region; a settings error for a region without it."""
     images = engine_images(engine).images
     if region not in images:
-        raise ImageTableError(
-            f"region: the pinned {engine} image is not published in {region!r}; regions with it: {', '.join(images)}"
+        raise SettingsError(
+            [f"region: the pinned {engine} image is not published in {region!r}; regions with it: {', '.join(images)}"]
         )
     return images[region]
 

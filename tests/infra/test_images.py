@@ -14,6 +14,7 @@ from botocore.loaders import Loader
 from ownllm import images
 from ownllm.cli import main as ownllm_main
 from ownllm.engines import ENGINE_IMAGES
+from ownllm.settings import SettingsError
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -126,12 +127,14 @@ def test_a_table_that_no_longer_matches_the_pinned_versions_is_refused_with_the_
     )
 
 
-def test_a_region_without_the_pinned_image_is_named_in_the_error():
-    with pytest.raises(images.ImageTableError) as caught:
+def test_a_region_without_the_pinned_image_is_a_settings_error_naming_the_regions_with_it():
+    with pytest.raises(SettingsError) as caught:
         images.engine_image("lmi", "me-west-1")
-    assert str(caught.value).startswith(
+    [problem] = caught.value.problems
+    assert problem.startswith(
         "region: the pinned lmi image is not published in 'me-west-1'; regions with it: af-south-1, ap-east-1,"
     )
+    assert "me-west-1" in images.engine_image_map("vllm")
 
 
 def test_synthesizing_the_serving_stack_never_imports_the_sagemaker_sdk():
