@@ -22,6 +22,8 @@ class ModelArtifacts:
     root: Path
     adapters: tuple[str, ...] = ()
     serving_overrides: dict[str, dict[str, str]] = field(default_factory=dict)
+    # adapter -> its largest LoRA rank (adapter_config.json `r`, or a bigger `rank_pattern` value)
+    adapter_ranks: dict[str, int] = field(default_factory=dict)
 
     @property
     def adapters_dir(self) -> Path:
@@ -29,6 +31,11 @@ class ModelArtifacts:
 
     def overrides_for(self, engine: str) -> dict[str, str]:
         return dict(self.serving_overrides.get(engine, {}))
+
+    @property
+    def max_lora_rank(self) -> int | None:
+        """The rank the engine must reserve room for: the largest over every adapter."""
+        return max(self.adapter_ranks.values(), default=None)
 
 
 def load_artifacts(root: Path) -> ModelArtifacts:
@@ -59,6 +66,7 @@ def load_artifacts(root: Path) -> ModelArtifacts:
                 else:
                     overrides[engine] = {str(k): _env_value(v) for k, v in env.items()}
     adapters: list[str] = []
+    ranks: dict[str, int] = {}
     adapters_dir = root / "adapters"
     if adapters_dir.is_dir():
         for child in sorted(adapters_dir.iterdir()):
@@ -73,10 +81,43 @@ def load_artifacts(root: Path) -> ModelArtifacts:
                     f"model_artifacts/adapters/{child.name}: no adapter_config.json (expected a PEFT LoRA adapter folder)"
                 )
             else:
-                adapters.append(child.name)
+                rank, problem = _adapter_rank(child)
+                if problem:
+                    problems.append(problem)
+                else:
+                    adapters.append(child.name)
+                    ranks[child.name] = rank
     if problems:
         raise SettingsError(problems)
-    return ModelArtifacts(root, tuple(adapters), overrides)
+    return ModelArtifacts(root, tuple(adapters), overrides, ranks)
+
+
+# PEFT's LoraConfig default rank, used when adapter_config.json leaves `r` out
+# (huggingface/peft src/peft/tuners/lora/config.py: `r: int = field(default=8, ...)`).
+PEFT_DEFAULT_LORA_RANK = 8
+
+
+def _adapter_rank(adapter: Path) -> tuple[int, str | None]:
+    """The largest LoRA rank in a PEFT adapter_config.json: `r` (PEFT's default when absent),
+    or a larger per-module `rank_pattern` value; engines must reserve at least this rank."""
+    from ownllm.engines import VLLM_LORA_RANKS
+
+    where = f"model_artifacts/adapters/{adapter.name}/adapter_config.json"
+    try:
+        config = json.loads((adapter / "adapter_config.json").read_text())
+    except (OSError, ValueError) as exc:
+        return 0, f"{where}: not readable JSON ({exc})"
+    if not isinstance(config, dict):
+        return 0, f"{where}: must be a JSON object (a PEFT LoRA config)"
+    r = config.get("r", PEFT_DEFAULT_LORA_RANK)
+    pattern = config.get("rank_pattern")
+    values = [r, *(pattern.values() if isinstance(pattern, dict) else ())]
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in values):
+        return 0, f"{where}: r={r!r} (and any rank_pattern values) must be positive whole numbers"
+    rank = max(v for v in values if isinstance(v, int))
+    if rank > VLLM_LORA_RANKS[-1]:
+        return 0, f"{where}: rank {rank} is above the largest LoRA rank vLLM serves ({VLLM_LORA_RANKS[-1]})"
+    return rank, None
 
 
 def _env_value(value: object) -> str:

@@ -17,6 +17,7 @@ _COMMAND_MODULES = (
     "ownllm.lint.cli",
     "ownllm.wake_cli",
     "ownllm.batch.cli",
+    "ownllm.images_cli",
 )
 
 

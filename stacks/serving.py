@@ -2,7 +2,21 @@
 
 from __future__ import annotations
 
-from aws_cdk import ArnFormat, Aws, CfnElement, CfnMapping, Duration, Fn, RemovalPolicy, Stack, TimeZone, Token
+from typing import Any
+
+from aws_cdk import (
+    Annotations,
+    ArnFormat,
+    Aws,
+    CfnElement,
+    CfnMapping,
+    Duration,
+    Fn,
+    RemovalPolicy,
+    Stack,
+    TimeZone,
+    Token,
+)
 from aws_cdk import aws_applicationautoscaling as appscaling
 from aws_cdk import aws_ecr as ecr
 from aws_cdk import aws_iam as iam
@@ -13,7 +27,8 @@ from constructs import Construct
 
 from ownllm import engines, gpus
 from ownllm.artifacts import ModelArtifacts
-from ownllm.images import ImageRef, engine_image, engine_image_map
+from ownllm.images import engine_image, engine_images
+from ownllm.schedule import window_moments
 from ownllm.settings import Settings
 from stacks.nag import acknowledge, arn_placeholder, partition_and_region
 
@@ -22,29 +37,72 @@ VARIANT = "AllTraffic"
 # health check; SageMaker's allowed range for both is 60-3600 s.
 STARTUP_HEALTH_CHECK_S = 1800
 MODEL_DOWNLOAD_TIMEOUT_S = 3600
+# Packaged adapters sit under this key prefix, so SageMaker copies s3://<bucket>/model/ to
+# /opt/ml/model and they appear at /opt/ml/model/adapters/<name>.
+MODEL_DATA_PREFIX = "model"
+# The instance type whose endpoint keeps the plain name `<prefix>-llm` (see endpoint_name).
+PLAIN_NAME_INSTANCE_TYPE = "ml.g5.2xlarge"
+
+
+def endpoint_name(stack_prefix: str, instance_type: str) -> str:
+    """The endpoint's name, which changes whenever the instance type does.
+
+    SageMaker refuses an UpdateEndpoint that changes the instance type of a variant
+    registered with Application Auto Scaling ("If the update would change the instance
+    type for any model that is a target for auto scaling, the update fails": SageMaker
+    developer guide, endpoint-scaling-update; removing such a variant fails the same way).
+    With a fixed name, CloudFormation would do exactly that: it creates the new endpoint
+    config, then updates the endpoint in place (UpdateEndpoint) while the scalable target
+    is still registered, because it deletes replaced resources (the old config, an old
+    scalable target under a new logical id) only in its cleanup phase, after every update.
+    Renaming the config or the target therefore cannot help; renaming the endpoint does:
+
+    1. EndpointName requires replacement, so CloudFormation creates a second endpoint from
+       the new config (CreateEndpoint: no auto scaling involved yet);
+    2. the scalable target's ResourceId (`endpoint/<name>/variant/...`) comes from the
+       endpoint's name, which requires replacement too: a new target and its policies
+       and scheduled actions are registered on the new endpoint once it is in service;
+    3. cleanup deletes the old policy and target (deregistering the old variant), then the
+       old endpoint and config, in reverse dependency order.
+
+    The old endpoint serves until cleanup; the API and monitoring stacks pick up the new
+    name when they deploy next (`cdk deploy --all` deploys them right after). For that
+    minute or two the Lambda still calls the deleted endpoint. Both instance types run at
+    once during the switch, so the account needs endpoint quota for both.
+
+    The kit's default instance type keeps the plain name, so endpoints deployed before
+    this rule on that type are not replaced when the kit is upgraded.
+    """
+    base = f"{stack_prefix.lower()}-llm"
+    if instance_type == PLAIN_NAME_INSTANCE_TYPE:
+        return base
+    # `ml.g6e.12xlarge` -> `g6e-12xlarge`; endpoint names allow letters, digits and '-' (max 63).
+    return f"{base}-{instance_type.removeprefix('ml.').replace('.', '-')}"
 
 
 class EngineImage(Construct):
-    """The engine image for the stack's region: a concrete URI when the region is known at
-    synth time, else a region map that CloudFormation resolves on deploy."""
+    """The engine image for the stack's region, from the committed image table: a concrete
+    URI when the region is known at synth time, else a region map that CloudFormation
+    resolves on deploy. Also the host AMI the image needs (`inference_ami_version`)."""
 
     def __init__(self, scope: Construct, id: str, *, engine: str) -> None:
         super().__init__(scope, id)
+        table = engine_images(engine)
+        self.inference_ami_version = table.inference_ami_version
+        self.repository_name = table.repository
         region = Stack.of(self).region
+        account: str
         if not Token.is_unresolved(region):
             ref = engine_image(engine, region)
-            self.uri, account, self.repository_name = ref.uri, ref.account, ref.repository
+            self.uri, account = ref.uri, ref.account
         else:
-            images: dict[str, ImageRef] = engine_image_map(engine)
-            first = next(iter(images.values()))
             mapping = CfnMapping(
                 self,
                 "ByRegion",
-                mapping={r: {"uri": i.uri, "account": i.account} for r, i in images.items()},
+                mapping={r: {"uri": i.uri, "account": i.account} for r, i in table.images.items()},
             )
             self.uri = mapping.find_in_map(Aws.REGION, "uri")
             account = mapping.find_in_map(Aws.REGION, "account")
-            self.repository_name = first.repository
         self.repository = ecr.Repository.from_repository_attributes(
             self,
             "Repository",
@@ -66,7 +124,7 @@ class ServingEndpoint(Construct):
         s = settings
         stack = Stack.of(self)
         self.settings = s
-        self.endpoint_name = f"{s.stack_prefix.lower()}-llm"
+        self.endpoint_name = endpoint_name(s.stack_prefix, s.instance_type)
         self.endpoint_arn = stack.format_arn(service="sagemaker", resource="endpoint", resource_name=self.endpoint_name)
 
         self.role = iam.Role(
@@ -101,7 +159,7 @@ class ServingEndpoint(Construct):
         )
 
         model_data_uri, self.artifacts_bucket, deployment = self._model_data(s, artifacts)
-        environment = engines.container_environment(s, artifacts.adapters, artifacts.overrides_for(s.engine))
+        environment = engines.container_environment(s, artifacts)
         if s.hf_token_secret_name:
             # A dynamic reference: CloudFormation reads the token at deploy time; it is never in the template.
             environment["HF_TOKEN"] = f"{{{{resolve:secretsmanager:{s.hf_token_secret_name}:SecretString}}}}"
@@ -140,6 +198,8 @@ class ServingEndpoint(Construct):
             model_data_download_timeout_in_seconds=MODEL_DOWNLOAD_TIMEOUT_S,
             # Instance-store GPU families reject VolumeSizeInGB (and KmsKeyId below).
             volume_size_in_gb=None if gpus.is_instance_store(s.instance_type) else 128,
+            # A host AMI whose NVIDIA driver runs the image's CUDA version (ownllm/images.py).
+            inference_ami_version=image.inference_ami_version,
         )
         self.endpoint_config = sagemaker.CfnEndpointConfig(self, "EndpointConfig", production_variants=[variant])
         self.endpoint = sagemaker.CfnEndpoint(
@@ -149,8 +209,14 @@ class ServingEndpoint(Construct):
             endpoint_config_name=self.endpoint_config.attr_endpoint_config_name,
         )
 
-    def _model_data(self, s: Settings, artifacts: ModelArtifacts):
-        """Where /opt/ml/model comes from: the user's s3:// weights, or the packaged adapters."""
+    def _model_data(
+        self, s: Settings, artifacts: ModelArtifacts
+    ) -> tuple[str | None, s3.Bucket | None, s3deploy.BucketDeployment | None]:
+        """Where /opt/ml/model comes from: the user's s3:// weights, or the packaged adapters.
+
+        The URI is always a key prefix ending in '/' ("the key name prefix ... always ends
+        with a forward slash": SageMaker API reference, S3DataSource / S3ModelDataSource).
+        """
         if s.model_from_s3:
             bucket_name, _, prefix = s.model_id[len("s3://") :].partition("/")
             bucket = s3.Bucket.from_bucket_name(self, "WeightsBucket", bucket_name)
@@ -179,13 +245,13 @@ class ServingEndpoint(Construct):
             "Adapters",
             sources=[s3deploy.Source.asset(str(artifacts.adapters_dir))],
             destination_bucket=bucket,
-            destination_key_prefix=f"{engines.ADAPTERS_SUBDIR}/",
+            destination_key_prefix=f"{MODEL_DATA_PREFIX}/{engines.ADAPTERS_SUBDIR}/",
             prune=True,
             memory_limit=512,
         )
-        self._grant_read_prefix(bucket, engines.ADAPTERS_SUBDIR)
+        self._grant_read_prefix(bucket, MODEL_DATA_PREFIX)
         self._acknowledge_bucket_deployment(bucket)
-        return bucket.s3_url_for_object(), bucket, deployment
+        return bucket.s3_url_for_object(f"{MODEL_DATA_PREFIX}/"), bucket, deployment
 
     def _acknowledge_bucket_deployment(self, bucket: s3.Bucket) -> None:
         """The BucketDeployment's singleton Lambda is CDK's own construct; its grants come from
@@ -193,6 +259,8 @@ class ServingEndpoint(Construct):
         stack = Stack.of(self)
         provider = next(c for c in stack.node.children if c.node.id.startswith("Custom::CDKBucketDeployment"))
         partition, _ = partition_and_region(self)
+        bucket_resource = bucket.node.default_child
+        assert isinstance(bucket_resource, CfnElement), "an s3.Bucket's default child is its CfnBucket"
         acknowledge(
             provider,
             [
@@ -200,7 +268,7 @@ class ServingEndpoint(Construct):
                 for a in ("s3:Abort*", "s3:DeleteObject*", "s3:GetBucket*", "s3:GetObject*", "s3:List*")
             ]
             + [
-                f"AwsSolutions-IAM5[Resource::{arn_placeholder(bucket.node.default_child)}/*]",
+                f"AwsSolutions-IAM5[Resource::{arn_placeholder(bucket_resource)}/*]",
                 f"AwsSolutions-IAM5[Resource::arn:{partition}:s3:::cdk-hnb659fds-assets-<AWS::AccountId>-<AWS::Region>/*]",
             ],
             "CDK's BucketDeployment copies the adapter asset into the artifacts bucket; its role is scoped by "
@@ -215,14 +283,18 @@ class ServingEndpoint(Construct):
 
     def _grant_read_prefix(self, bucket: s3.IBucket, prefix: str) -> None:
         """Read the objects under one prefix (and list only that prefix): what SageMaker needs
-        to copy model data to /opt/ml/model."""
+        to copy model data to /opt/ml/model.
+
+        SageMaker lists the bucket with the model data's key prefix (`prefix/`), then keys
+        below it; both are allowed, nothing else. A bucket-root prefix allows any listing.
+        """
         objects = bucket.arn_for_objects(f"{prefix}/*" if prefix else "*")
         self.role.add_to_policy(iam.PolicyStatement(actions=["s3:GetObject"], resources=[objects]))
         self.role.add_to_policy(
             iam.PolicyStatement(
                 actions=["s3:ListBucket"],
                 resources=[bucket.bucket_arn],
-                conditions={"StringLike": {"s3:prefix": [f"{prefix}/*" if prefix else "*"]}},
+                conditions={"StringLike": {"s3:prefix": [f"{prefix}/", f"{prefix}/*"] if prefix else ["*"]}},
             )
         )
         if bucket.node.scope is self and isinstance(bucket.node.default_child, CfnElement):
@@ -270,10 +342,11 @@ class EndpointAutoscaling(Construct):
             )
         schedule = s.schedule
         if schedule:
-            days = ",".join(schedule.days)
+            # A window ending at 24:00 or past midnight closes on the next day (ownllm/schedule.py).
+            opening, closing = window_moments(schedule.start_hour, schedule.end_hour, schedule.days)
             self.target.scale_on_schedule(
                 "StartOfActiveHours",
-                schedule=appscaling.Schedule.cron(hour=str(schedule.start_hour), minute="0", week_day=days),
+                schedule=appscaling.Schedule.cron(hour=str(opening.hour), minute="0", week_day=opening.week_day),
                 min_capacity=s.min_instances,
                 max_capacity=s.max_instances,
                 time_zone=TimeZone.of(schedule.timezone),
@@ -281,7 +354,7 @@ class EndpointAutoscaling(Construct):
             # An instance-backed variant cannot run on zero instances: off hours keep one.
             self.target.scale_on_schedule(
                 "EndOfActiveHours",
-                schedule=appscaling.Schedule.cron(hour=str(schedule.end_hour % 24), minute="0", week_day=days),
+                schedule=appscaling.Schedule.cron(hour=str(closing.hour), minute="0", week_day=closing.week_day),
                 min_capacity=1,
                 max_capacity=1,
                 time_zone=TimeZone.of(schedule.timezone),
@@ -303,8 +376,13 @@ def _autoscaling_service_linked_role(scope: Construct) -> iam.IRole:
 
 
 class ServingStack(Stack):
-    def __init__(self, scope: Construct, id: str, *, settings: Settings, artifacts: ModelArtifacts, **kwargs) -> None:
+    def __init__(
+        self, scope: Construct, id: str, *, settings: Settings, artifacts: ModelArtifacts, **kwargs: Any
+    ) -> None:
         super().__init__(scope, id, **kwargs)
+        notice = engines.ENGINE_NOTICES.get(settings.engine)
+        if notice:
+            Annotations.of(self).add_warning_v2("ownllm:engine-notice", notice)
         self.serving = ServingEndpoint(self, "Llm", settings=settings, artifacts=artifacts)
         self.autoscaling = EndpointAutoscaling(self, "Autoscaling", endpoint=self.serving, settings=settings)
         role = self.serving.role

@@ -2,14 +2,11 @@
 
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
-# Tests resolve engine images with the SageMaker SDK afresh, never from a user's cache.
-os.environ["OWNLLM_CACHE_DIR"] = tempfile.mkdtemp(prefix="ownllm-test-cache-")
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))

@@ -4,8 +4,12 @@ Pure: plain data in, plain data out. What each engine speaks on SageMaker's /inv
 
 - vllm: OpenAI bodies as they are (`messages` -> chat, `prompt` -> completion); `model`
   is the served model name or a LoRA adapter name.
-- lmi: `messages` -> OpenAI chat answer (finish_reason may be `eos_token`); completions
-  go native: `{inputs, parameters}` -> `{"generated_text", "details"}`. Adapter: `adapters`.
+- lmi (vLLM async mode, LMI's default since v17): OpenAI bodies too (`messages` -> chat,
+  `prompt` -> completion, answered by vLLM's own OpenAI servers); no `model` (LMI fills in its
+  own); adapter in `adapters`. Its `{inputs, parameters}` compatibility path is not used: it
+  ignores `stop_sequences`, reports vLLM's stop_reason (None on length) as finish_reason and
+  drops the first prompt token from `prefill` (djl-serving engines/python/setup/djl_python/
+  lmi_vllm/request_response_utils.py and vllm_async_service.py, branch 0.36.0-lmi27-dlc).
 - tgi: `messages` -> OpenAI chat answer (Messages API), adapter in `model` ("tgi" means
   the base model); completions native: `{inputs, parameters}` -> `[{"generated_text", ...}]`,
   adapter in `parameters.adapter_id`. TGI refuses top_p outside (0, 1) and temperature 0.
@@ -63,9 +67,9 @@ def engine_body(req: Request, config: Config) -> bytes:
 def to_engine(req: Request, config: Config) -> dict:
     if req.kind == CHAT:
         return _openai_chat(req, config.engine)
-    if config.engine == "vllm":
-        return _openai_completion(req)
-    return _native_completion(req, config.engine)
+    if config.engine in ("vllm", "lmi"):
+        return _openai_completion(req, config.engine)
+    return _native_completion(req)
 
 
 def _openai_sampling(req: Request, engine: str) -> dict:
@@ -90,14 +94,19 @@ def _openai_chat(req: Request, engine: str) -> dict:
     return body
 
 
-def _openai_completion(req: Request) -> dict:
-    body: dict[str, Any] = {"model": req.adapter or req.model, "prompt": req.prompt, "max_tokens": req.max_tokens}
+def _openai_completion(req: Request, engine: str) -> dict:
+    body: dict[str, Any] = {"prompt": req.prompt, "max_tokens": req.max_tokens}
+    if engine == "vllm":
+        body["model"] = req.adapter or req.model
+    elif req.adapter:  # lmi
+        body["adapters"] = req.adapter
     body.update(req.sampling)
     body["stream"] = False
     return body
 
 
-def _native_completion(req: Request, engine: str) -> dict:
+def _native_completion(req: Request) -> dict:
+    """TGI's `{inputs, parameters}` (its Messages API has no completion route)."""
     s = req.sampling
     params: dict[str, Any] = {"max_new_tokens": req.max_tokens, "details": True, "decoder_input_details": True}
     temperature = s.get("temperature")
@@ -113,21 +122,12 @@ def _native_completion(req: Request, engine: str) -> dict:
         params["seed"] = s["seed"]
     if "frequency_penalty" in s:
         params["frequency_penalty"] = s["frequency_penalty"]
-    body: dict[str, Any] = {"inputs": req.prompt, "parameters": params}
-    if engine == "tgi":
-        params["return_full_text"] = False
-        if "stop" in s:
-            params["stop"] = s["stop"]
-        if req.adapter:
-            params["adapter_id"] = req.adapter
-    else:  # lmi
-        if "stop" in s:
-            params["stop_sequences"] = s["stop"]
-        if "presence_penalty" in s:
-            params["presence_penalty"] = s["presence_penalty"]
-        if req.adapter:
-            body["adapters"] = req.adapter
-    return body
+    params["return_full_text"] = False
+    if "stop" in s:
+        params["stop"] = s["stop"]
+    if req.adapter:
+        params["adapter_id"] = req.adapter
+    return {"inputs": req.prompt, "parameters": params}
 
 
 # -- answers -------------------------------------------------------------------------------

@@ -6,10 +6,11 @@ faithfully is the contract, as the engines document it:
 - vllm (SageMaker vLLM container, vLLM's OpenAI server): a body with `messages` is a chat
   completion, one with `prompt` a text completion; both answer in OpenAI shape with
   `usage`. `model` must be the served model name or a LoRA adapter name, else 404.
-- lmi (DJL Serving LMI, rolling batch): `{inputs, parameters}` answers an object
+- lmi (DJL Serving LMI): `{inputs, parameters}` answers an object
   `{"generated_text", "details"?}` (details only when `parameters.details` is true, with
   `prefill` when `decoder_input_details` is true); `messages` answers an OpenAI chat
-  completion whose finish_reason may be LMI's own `eos_token`. Adapters: `"adapters"`.
+  completion whose finish_reason may be LMI's own `eos_token`; in vLLM async mode (LMI's
+  default) `prompt` answers an OpenAI text completion. Adapters: `"adapters"`.
 - tgi (Text Generation Inference): `{inputs, parameters}` answers a JSON array
   `[{"generated_text", "details"?}]`, adapter in `parameters.adapter_id`; `messages`
   answers an OpenAI chat completion, adapter in `model` (any value but "tgi").
@@ -130,7 +131,7 @@ class StandIn:
     def _answer(self, p: dict) -> tuple[Any, int]:
         if "messages" in p:
             return self._chat(p)
-        if self.engine == "vllm" and "prompt" in p:
+        if self.engine in ("vllm", "lmi") and "prompt" in p:
             return self._openai_completion(p)
         if self.engine in ("lmi", "tgi") and "inputs" in p:
             return self._native(p)
@@ -215,7 +216,7 @@ class StandIn:
             prompt = prompt[0]
         if not isinstance(prompt, str):
             raise _Reject(400, "prompt must be a string")
-        model = self._model_for(p.get("model"))
+        model = self._lmi_adapter(p) if self.engine == "lmi" else self._model_for(p.get("model"))
         prompt_tokens = _words(prompt)
         text, n, length, _ = self._generate(model, prompt_tokens, p.get("max_tokens", 16), p.get("stop"))
         return {

@@ -6,7 +6,7 @@ the real forwarder Lambda talks to it in the configured engine's wire shape:
 
 - a body with `messages` (every engine's chat) -> upstream POST /chat/completions, and its
   OpenAI answer back unchanged (vLLM, LMI and TGI all answer chat in OpenAI shape);
-- a vllm body with `prompt` -> upstream POST /completions, answer unchanged;
+- a vllm or lmi (async mode) body with `prompt` -> upstream POST /completions, answer unchanged;
 - a TGI or LMI native body `{inputs, parameters}` -> upstream POST /completions, and the
   answer rebuilt in the engine's shape: TGI `[{"generated_text", "details"}]`, LMI
   `{"generated_text", "details"}`, with the upstream's token counts in `details`.
@@ -95,7 +95,7 @@ class OpenAIUpstream:
             return self._error(400, "request body must be a JSON object")
         if "messages" in payload:
             return self._openai("/chat/completions", payload)
-        if self.engine == "vllm" and "prompt" in payload:
+        if self.engine in ("vllm", "lmi") and "prompt" in payload:
             return self._openai("/completions", payload)
         if self.engine != "vllm" and "inputs" in payload:
             return self._native(payload)
