@@ -97,6 +97,16 @@ LEGACY_ENGINES: dict[str, Engine] = {
 RUNTIME_OVERHEAD_GIB = 1.0
 # Activations cross the tensor-parallel link in 16 bits.
 ACTIVATION_BYTES = 2
+# All-reduce over PCIe (g4dn/g5/g6/g6e) with the current engines is NCCL's ring: vLLM's own all-reduce kernel
+# runs on NVLink, or on two PCIe GPUs with peer access only (vllm custom_all_reduce.py: "Custom allreduce is
+# disabled because it's not supported on more than two PCIe-only GPUs"; vllm-project/vllm issue #56128).
+# Measured, not fitted (no current-engine PCIe point pins them): nccl-tests all-reduce of 64 MB over
+# 4 x RTX 4090 on PCIe 4.0 x16 without peer access took 11,369 us, a bus bandwidth of 8.9 GB/s (Baobao
+# Algorithm Notes, "Why NVLink supercharges Llama 3 70B inference", besthub.dev; 4 x A100 with
+# NCCL_P2P_DISABLE=1 lost the same time in vLLM prefill); a 4-rank NCCL all-reduce of 4-32 KB inside a CUDA
+# graph over PCIe took 19-24 us (haohervchb/sglang-V100 pull request #2, 4 x V100 behind a PCIe switch).
+PCIE_ALLREDUCE_BUS_SHARE = 8.9 / 32  # achieved bus bandwidth / one direction of a PCIe 4.0 x16 link
+PCIE_ALLREDUCE_LATENCY_S = 20e-6 / 3  # per extra GPU (20 us over 4 GPUs)
 
 
 @dataclass(frozen=True)
@@ -113,9 +123,9 @@ class Efficiency:
     legacy_vllm_step_overhead_s: float  # the same for vLLM 0.5/0.6 (calibration only)
     legacy_tgi_step_overhead_s: float  # the same for TGI 1.0 (calibration only)
     legacy_seq_overhead_s: float  # per sequence per step, legacy engines
-    allreduce_pcie_s: float  # latency of one all-reduce per extra GPU on PCIe
-    allreduce_nvlink_s: float  # the same on NVLink
-    pcie_bandwidth: float  # achieved share of PCIe bandwidth in all-reduce (no NVLink: through the host)
+    allreduce_nvlink_s: float  # latency of one all-reduce per extra GPU on NVLink (PCIe: measured constants)
+    legacy_tgi_pcie_bandwidth: float  # TGI 1.0's achieved all-reduce bus bandwidth over PCIe, as a share of the link
+    legacy_tgi_allreduce_pcie_s: float  # TGI 1.0's latency of one all-reduce per extra GPU over PCIe (eager NCCL)
     tp_step_sync_s: float  # per step and extra GPU: the scheduler's output reaching every worker
     legacy_tgi_tp_sync_s: float  # the same for TGI 1.0's one-process-per-shard design
 
@@ -128,9 +138,6 @@ class Efficiency:
 
     def seq_overhead(self, engine: Engine) -> float:
         return self.seq_overhead_s if engine.generation == "current" else self.legacy_seq_overhead_s
-
-    def allreduce(self, link: str) -> float:
-        return self.allreduce_nvlink_s if link == "nvlink" else self.allreduce_pcie_s
 
     def to_dict(self) -> dict[str, float]:
         return asdict(self)
@@ -249,8 +256,14 @@ def _comm(model: ModelArch, hw: Hardware, engine: Engine, tokens: float, eff: Ef
         return 0.0
     sync = (eff.legacy_tgi_tp_sync_s if engine.generation == "legacy-tgi" else eff.tp_step_sync_s) * (tp - 1)
     payload = tokens * model.hidden * ACTIVATION_BYTES
-    link = hw.gpu.link_gbs * 1e9 * (eff.pcie_bandwidth if hw.gpu.link == "pcie" else 1.0)
-    per = eff.allreduce(hw.gpu.link) * (tp - 1) + 2 * (tp - 1) / tp * payload / link
+    if hw.gpu.link == "pcie":
+        legacy = engine.generation == "legacy-tgi"
+        share = eff.legacy_tgi_pcie_bandwidth if legacy else PCIE_ALLREDUCE_BUS_SHARE
+        latency = eff.legacy_tgi_allreduce_pcie_s if legacy else PCIE_ALLREDUCE_LATENCY_S
+    else:
+        share, latency = 1.0, eff.allreduce_nvlink_s
+    link = hw.gpu.link_gbs * 1e9 * share
+    per = latency * (tp - 1) + 2 * (tp - 1) / tp * payload / link
     return sync + 2 * model.layers * per
 
 

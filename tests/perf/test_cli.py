@@ -84,7 +84,7 @@ def test_capacity_reports_a_model_that_does_not_fit_with_null_ttft(capsys):
         (["--concurrency", "0"], "ownllm capacity: --concurrency '0': must be a whole number >= 1\n"),
         (
             ["--gpu", "v100"],
-            "ownllm capacity: --gpu 'v100': accepted: t4, a10g, l4, l40s, a100-40gb, a100-80gb, h100, h200\n",
+            "ownllm capacity: --gpu 'v100': accepted: t4, a10g, l4, l40s, a100-40gb, a100-80gb, h100, h200, rtx-4090\n",
         ),
         (
             ["--gpu", "t4"],
