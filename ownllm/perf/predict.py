@@ -214,6 +214,26 @@ def engine_for(name: str) -> Engine:
 # --- the physics ---------------------------------------------------------------------------
 
 
+def shard_problem(model: ModelArch, hw: Hardware) -> str:
+    """Why the model cannot be split over all the instance's GPUs (the kit's tensor-parallel degree), or "".
+    vLLM refuses a degree that does not divide the attention heads, and one that neither divides the KV heads
+    nor is a multiple of them (vllm/config.py verify_with_parallel_config; vLLM's QKVParallelLinear)."""
+    tp = hw.count
+    if model.heads % tp:
+        return (
+            f"its {model.heads} attention heads do not split over {tp} GPUs (vLLM needs the GPU count to divide them)"
+        )
+    if model.kv_heads % tp and tp % model.kv_heads:
+        return f"its {model.kv_heads} KV heads do not split over {tp} GPUs (vLLM needs one to divide the other)"
+    return ""
+
+
+def kv_bytes(model: ModelArch, hw: Hardware, precision: Precision, context: float) -> float:
+    """KV cache bytes of one sequence over all GPUs. With more GPUs than KV heads each GPU keeps a copy of
+    one head, so the cache grows by GPUs / KV heads."""
+    return model.kv_elements(context) * precision.kv_bytes * max(1.0, hw.count / model.kv_heads)
+
+
 def weight_bytes(model: ModelArch, precision: Precision) -> float:
     """All weights. Quantized checkpoints keep the embedding table and output head in 16 bits."""
     total = model.params_b * 1e9
@@ -299,7 +319,7 @@ def step_time(
         body = model.active_b * 1e9 - model.embedding_params
         t_weights = max(t_weights, body * eff.dequant_flops_per_weight / (hw.gpu.cuda_fp16_tflops * 1e12 * tp))
     t_linear = _linear_flops(model, tokens) / (_flops(hw, precision, eff) * tp)
-    t_kv = batch * model.kv_elements(context) * precision.kv_bytes / bw
+    t_kv = batch * kv_bytes(model, hw, precision, context) / bw
     t_attn = _attention_flops(model, prefill_tokens, prefill_context) / (_flops(hw, precision, eff) * tp)
     return (
         max(t_weights, t_linear)
@@ -401,10 +421,11 @@ def predict(
         raise PredictionError("input tokens, output tokens and concurrency must each be at least 1")
     weights, pool = memory(model, hw, prec, eng)
     seq_len = input_tokens + output_tokens
-    if pool < model.kv_elements(seq_len) * prec.kv_bytes:
-        need = (weights + model.kv_elements(seq_len) * prec.kv_bytes) / GIB
+    problem = shard_problem(model, hw)
+    if problem or pool < kv_bytes(model, hw, prec, seq_len):
+        need = (weights + kv_bytes(model, hw, prec, seq_len)) / GIB
         have = hw.count * (hw.memory_per_gpu_gib * eng.memory_fraction - runtime_bytes_per_gpu(model, hw, eng) / GIB)
-        reason = (
+        reason = problem or (
             f"needs {need:.1f} GiB for weights and one {seq_len}-token sequence; "
             f"{hw.label} leaves the engine {have:.1f} GiB after its runtime"
         )
@@ -423,7 +444,7 @@ def predict(
             kv_cache_gib=max(pool, 0.0) / GIB,
             reason=reason,
         )
-    capacity = kv_capacity(model, prec, pool, input_tokens, output_tokens, max_batch or eng.max_batch(hw))
+    capacity = kv_capacity(model, hw, prec, pool, input_tokens, output_tokens, max_batch or eng.max_batch(hw))
     point = _closed_loop(model, hw, prec, eng, input_tokens, output_tokens, concurrency, capacity, eff)
     sat_c, sat_tps = _saturation(model, hw, prec, eng, input_tokens, output_tokens, capacity, eff)
     return Prediction(
@@ -443,11 +464,17 @@ def predict(
 
 
 def kv_capacity(
-    model: ModelArch, precision: Precision, pool: float, input_tokens: int, output_tokens: int, max_batch: int
+    model: ModelArch,
+    hw: Hardware,
+    precision: Precision,
+    pool: float,
+    input_tokens: int,
+    output_tokens: int,
+    max_batch: int,
 ) -> int:
     """Sequences the KV pool holds at once. Paged KV (vLLM, TGI) allocates as tokens arrive, so a
     running request holds on average its prompt plus half its output."""
-    mean = model.kv_elements(input_tokens + output_tokens / 2) * precision.kv_bytes
+    mean = kv_bytes(model, hw, precision, input_tokens + output_tokens / 2)
     return max(0, min(int(pool // mean), max_batch))
 
 
@@ -503,9 +530,9 @@ def saturation(
     eng = engine_for(engine) if isinstance(engine, str) else engine
     eff = eff or calibrated()
     _, pool = memory(model, hw, prec, eng)
-    if pool < model.kv_elements(input_tokens + output_tokens) * prec.kv_bytes:
+    if shard_problem(model, hw) or pool < kv_bytes(model, hw, prec, input_tokens + output_tokens):
         return 0, 0.0
-    capacity = kv_capacity(model, prec, pool, input_tokens, output_tokens, max_batch or eng.max_batch(hw))
+    capacity = kv_capacity(model, hw, prec, pool, input_tokens, output_tokens, max_batch or eng.max_batch(hw))
     return _saturation(model, hw, prec, eng, input_tokens, output_tokens, capacity, eff, min_tokens_per_s)
 
 
@@ -527,7 +554,7 @@ def measure(
     eng = engine_for(engine) if isinstance(engine, str) else engine
     eff = eff or calibrated()
     _, pool = memory(model, hw, prec, eng)
-    capacity = max(1, kv_capacity(model, prec, max(pool, 0.0), input_tokens, output_tokens, eng.max_batch(hw)))
+    capacity = max(1, kv_capacity(model, hw, prec, max(pool, 0.0), input_tokens, output_tokens, eng.max_batch(hw)))
     p = _closed_loop(model, hw, prec, eng, input_tokens, output_tokens, concurrency, capacity, eff)
     if metric == "output_tokens_per_s":
         return p.throughput

@@ -157,6 +157,14 @@ def test_plan_marks_too_small_or_too_slow_instances_as_not_fitting(capsys):
     assert by_type["ml.p4de.24xlarge"]["fits"] is True
 
 
+def test_plan_marks_eight_gpu_instances_a_model_cannot_be_split_over(capsys):
+    _, out, _ = run(capsys, *PLAN, "--json")
+    by_type = {o["instance_type"]: o for o in json.loads(out)["options"]}
+    note = "its 28 attention heads do not split over 8 GPUs (vLLM needs the GPU count to divide them)"
+    assert (by_type["ml.g6e.48xlarge"]["fits"], by_type["ml.g6e.48xlarge"]["note"]) == (False, note)
+    assert by_type["ml.g6e.12xlarge"]["fits"] is True
+
+
 def test_plan_apply_writes_the_cheapest_option_into_cdk_json(capsys, tmp_path):
     settings = tmp_path / "cdk.json"
     settings.write_text(json.dumps({"app": "x", "context": {"ownllm": {"model_id": "m", "max_instances": 4}}}))

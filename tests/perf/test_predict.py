@@ -109,6 +109,25 @@ def test_a_four_gpu_pcie_instance_outserves_one_gpu_of_its_kind_but_not_fourfold
     assert 2 * alone_one < alone_four < 4 * alone_one
 
 
+def test_a_model_whose_attention_heads_do_not_split_over_the_gpus_does_not_fit():
+    p = predict(QWEN7, for_gpu("l40s", 8), "bf16", "vllm", 512, 256, 1)
+    assert (p.fits, p.reason) == (
+        False,
+        "its 28 attention heads do not split over 8 GPUs (vLLM needs the GPU count to divide them)",
+    )
+    assert saturation(QWEN7, for_gpu("l40s", 8)) == (0, 0.0)
+
+
+def test_more_gpus_than_kv_heads_copy_the_kv_cache_onto_each_gpu():
+    """Qwen2.5-3B has 2 KV heads: over 4 GPUs each keeps one, so a token takes twice its
+    36 x 2 x 2 x 128 x 2 bytes in all."""
+    qwen3 = resolve("Qwen/Qwen2.5-3B-Instruct")
+    p = predict(qwen3, for_gpu("l40s", 4), "bf16", "vllm", 8000, 2000, 1, eff=IDEAL)
+    pool = p.kv_cache_gib * GIB
+    # A request holds its 8,000-token prompt and half its 2,000-token answer on average.
+    assert p.max_concurrency == int(pool // (9000 * 36 * 2 * 2 * 128 * 2 * 2)) == 245
+
+
 def test_the_speed_floor_lowers_the_saturation_point():
     hw = for_instance("ml.g5.2xlarge")
     free_c, free_tps = saturation(QWEN7, hw, "bf16", "vllm", 512, 256)
