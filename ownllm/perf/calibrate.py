@@ -36,9 +36,9 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "legacy_vllm_step_overhead_s": (0.0, 0.03),
     "legacy_tgi_step_overhead_s": (0.0, 0.03),
     "legacy_seq_overhead_s": (0.0, 0.0005),
-    "allreduce_pcie_s": (0.0, 0.0005),
     "allreduce_nvlink_s": (0.0, 0.0005),
-    "pcie_bandwidth": (0.05, 1.0),
+    "legacy_tgi_pcie_bandwidth": (0.05, 1.0),
+    "legacy_tgi_allreduce_pcie_s": (0.0, 0.0005),
     "tp_step_sync_s": (0.0, 0.003),
     "legacy_tgi_tp_sync_s": (0.0, 0.006),
 }
@@ -53,9 +53,9 @@ START: dict[str, float] = {
     "legacy_vllm_step_overhead_s": 0.005,
     "legacy_tgi_step_overhead_s": 0.005,
     "legacy_seq_overhead_s": 0.00005,
-    "allreduce_pcie_s": 0.00003,
     "allreduce_nvlink_s": 0.00001,
-    "pcie_bandwidth": 0.5,
+    "legacy_tgi_pcie_bandwidth": 0.5,
+    "legacy_tgi_allreduce_pcie_s": 0.00003,
     "tp_step_sync_s": 0.0003,
     "legacy_tgi_tp_sync_s": 0.001,
 }

@@ -146,6 +146,21 @@ GPUS: dict[str, GpuSpec] = {
         450,
         "NVIDIA H200 datasheet: 141 GB HBM3e, 4.8 TB/s, same tensor cores as H100 SXM; NVLink 900 GB/s",
     ),
+    # Not on SageMaker: only for published PCIe tensor-parallel points (calibration). No peer access between
+    # GeForce cards, so NCCL goes through the host as on instances without it.
+    "rtx-4090": GpuSpec(
+        "RTX-4090",
+        24,
+        23.99,
+        1008,
+        165.15,
+        330.3,
+        82.6,
+        True,
+        "pcie",
+        32,
+        "waredb.com/processor/nvidia-geforce-rtx-4090: 24 GB GDDR6X, 1,008 GB/s, 165.15/330.3 TFLOPS bf16/fp8 dense, 82.6 FP32/FP16; PCIe 4.0 x16",
+    ),
 }
 
 # SageMaker instance family -> GPU model. Source: AWS EC2 accelerated computing instance pages

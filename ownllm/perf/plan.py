@@ -18,7 +18,15 @@ from ownllm.cost.breakeven import api_price
 from ownllm.cost.catalog import Catalog, hosting_item
 from ownllm.perf.hardware import for_instance, gpu_instance_types
 from ownllm.perf.models import ModelArch
-from ownllm.perf.predict import Efficiency, PredictionError, calibrated, engine_for, precision_for, saturation
+from ownllm.perf.predict import (
+    Efficiency,
+    PredictionError,
+    calibrated,
+    engine_for,
+    precision_for,
+    saturation,
+    shard_problem,
+)
 
 HOURS_PER_DAY = 24
 
@@ -120,6 +128,9 @@ def _option(
         prec = precision_for(precision, hw)
     except PredictionError as exc:
         return build(False, 0, 0, 0.0, str(exc))
+    problem = shard_problem(model, hw)
+    if problem:
+        return build(False, 0, 0, 0.0, problem)
     sat_c, sat_tps = saturation(
         model,
         hw,

@@ -97,6 +97,16 @@ LEGACY_ENGINES: dict[str, Engine] = {
 RUNTIME_OVERHEAD_GIB = 1.0
 # Activations cross the tensor-parallel link in 16 bits.
 ACTIVATION_BYTES = 2
+# All-reduce over PCIe (g4dn/g5/g6/g6e) with the current engines is NCCL's ring: vLLM's own all-reduce kernel
+# runs on NVLink, or on two PCIe GPUs with peer access only (vllm custom_all_reduce.py: "Custom allreduce is
+# disabled because it's not supported on more than two PCIe-only GPUs"; vllm-project/vllm issue #56128).
+# Measured, not fitted (no current-engine PCIe point pins them): nccl-tests all-reduce of 64 MB over
+# 4 x RTX 4090 on PCIe 4.0 x16 without peer access took 11,369 us, a bus bandwidth of 8.9 GB/s (Baobao
+# Algorithm Notes, "Why NVLink supercharges Llama 3 70B inference", besthub.dev; 4 x A100 with
+# NCCL_P2P_DISABLE=1 lost the same time in vLLM prefill); a 4-rank NCCL all-reduce of 4-32 KB inside a CUDA
+# graph over PCIe took 19-24 us (haohervchb/sglang-V100 pull request #2, 4 x V100 behind a PCIe switch).
+PCIE_ALLREDUCE_BUS_SHARE = 8.9 / 32  # achieved bus bandwidth / one direction of a PCIe 4.0 x16 link
+PCIE_ALLREDUCE_LATENCY_S = 20e-6 / 3  # per extra GPU (20 us over 4 GPUs)
 
 
 @dataclass(frozen=True)
@@ -113,9 +123,9 @@ class Efficiency:
     legacy_vllm_step_overhead_s: float  # the same for vLLM 0.5/0.6 (calibration only)
     legacy_tgi_step_overhead_s: float  # the same for TGI 1.0 (calibration only)
     legacy_seq_overhead_s: float  # per sequence per step, legacy engines
-    allreduce_pcie_s: float  # latency of one all-reduce per extra GPU on PCIe
-    allreduce_nvlink_s: float  # the same on NVLink
-    pcie_bandwidth: float  # achieved share of PCIe bandwidth in all-reduce (no NVLink: through the host)
+    allreduce_nvlink_s: float  # latency of one all-reduce per extra GPU on NVLink (PCIe: measured constants)
+    legacy_tgi_pcie_bandwidth: float  # TGI 1.0's achieved all-reduce bus bandwidth over PCIe, as a share of the link
+    legacy_tgi_allreduce_pcie_s: float  # TGI 1.0's latency of one all-reduce per extra GPU over PCIe (eager NCCL)
     tp_step_sync_s: float  # per step and extra GPU: the scheduler's output reaching every worker
     legacy_tgi_tp_sync_s: float  # the same for TGI 1.0's one-process-per-shard design
 
@@ -128,9 +138,6 @@ class Efficiency:
 
     def seq_overhead(self, engine: Engine) -> float:
         return self.seq_overhead_s if engine.generation == "current" else self.legacy_seq_overhead_s
-
-    def allreduce(self, link: str) -> float:
-        return self.allreduce_nvlink_s if link == "nvlink" else self.allreduce_pcie_s
 
     def to_dict(self) -> dict[str, float]:
         return asdict(self)
@@ -207,6 +214,26 @@ def engine_for(name: str) -> Engine:
 # --- the physics ---------------------------------------------------------------------------
 
 
+def shard_problem(model: ModelArch, hw: Hardware) -> str:
+    """Why the model cannot be split over all the instance's GPUs (the kit's tensor-parallel degree), or "".
+    vLLM refuses a degree that does not divide the attention heads, and one that neither divides the KV heads
+    nor is a multiple of them (vllm/config.py verify_with_parallel_config; vLLM's QKVParallelLinear)."""
+    tp = hw.count
+    if model.heads % tp:
+        return (
+            f"its {model.heads} attention heads do not split over {tp} GPUs (vLLM needs the GPU count to divide them)"
+        )
+    if model.kv_heads % tp and tp % model.kv_heads:
+        return f"its {model.kv_heads} KV heads do not split over {tp} GPUs (vLLM needs one to divide the other)"
+    return ""
+
+
+def kv_bytes(model: ModelArch, hw: Hardware, precision: Precision, context: float) -> float:
+    """KV cache bytes of one sequence over all GPUs. With more GPUs than KV heads each GPU keeps a copy of
+    one head, so the cache grows by GPUs / KV heads."""
+    return model.kv_elements(context) * precision.kv_bytes * max(1.0, hw.count / model.kv_heads)
+
+
 def weight_bytes(model: ModelArch, precision: Precision) -> float:
     """All weights. Quantized checkpoints keep the embedding table and output head in 16 bits."""
     total = model.params_b * 1e9
@@ -249,8 +276,14 @@ def _comm(model: ModelArch, hw: Hardware, engine: Engine, tokens: float, eff: Ef
         return 0.0
     sync = (eff.legacy_tgi_tp_sync_s if engine.generation == "legacy-tgi" else eff.tp_step_sync_s) * (tp - 1)
     payload = tokens * model.hidden * ACTIVATION_BYTES
-    link = hw.gpu.link_gbs * 1e9 * (eff.pcie_bandwidth if hw.gpu.link == "pcie" else 1.0)
-    per = eff.allreduce(hw.gpu.link) * (tp - 1) + 2 * (tp - 1) / tp * payload / link
+    if hw.gpu.link == "pcie":
+        legacy = engine.generation == "legacy-tgi"
+        share = eff.legacy_tgi_pcie_bandwidth if legacy else PCIE_ALLREDUCE_BUS_SHARE
+        latency = eff.legacy_tgi_allreduce_pcie_s if legacy else PCIE_ALLREDUCE_LATENCY_S
+    else:
+        share, latency = 1.0, eff.allreduce_nvlink_s
+    link = hw.gpu.link_gbs * 1e9 * share
+    per = latency * (tp - 1) + 2 * (tp - 1) / tp * payload / link
     return sync + 2 * model.layers * per
 
 
@@ -286,7 +319,7 @@ def step_time(
         body = model.active_b * 1e9 - model.embedding_params
         t_weights = max(t_weights, body * eff.dequant_flops_per_weight / (hw.gpu.cuda_fp16_tflops * 1e12 * tp))
     t_linear = _linear_flops(model, tokens) / (_flops(hw, precision, eff) * tp)
-    t_kv = batch * model.kv_elements(context) * precision.kv_bytes / bw
+    t_kv = batch * kv_bytes(model, hw, precision, context) / bw
     t_attn = _attention_flops(model, prefill_tokens, prefill_context) / (_flops(hw, precision, eff) * tp)
     return (
         max(t_weights, t_linear)
@@ -388,10 +421,11 @@ def predict(
         raise PredictionError("input tokens, output tokens and concurrency must each be at least 1")
     weights, pool = memory(model, hw, prec, eng)
     seq_len = input_tokens + output_tokens
-    if pool < model.kv_elements(seq_len) * prec.kv_bytes:
-        need = (weights + model.kv_elements(seq_len) * prec.kv_bytes) / GIB
+    problem = shard_problem(model, hw)
+    if problem or pool < kv_bytes(model, hw, prec, seq_len):
+        need = (weights + kv_bytes(model, hw, prec, seq_len)) / GIB
         have = hw.count * (hw.memory_per_gpu_gib * eng.memory_fraction - runtime_bytes_per_gpu(model, hw, eng) / GIB)
-        reason = (
+        reason = problem or (
             f"needs {need:.1f} GiB for weights and one {seq_len}-token sequence; "
             f"{hw.label} leaves the engine {have:.1f} GiB after its runtime"
         )
@@ -410,7 +444,7 @@ def predict(
             kv_cache_gib=max(pool, 0.0) / GIB,
             reason=reason,
         )
-    capacity = kv_capacity(model, prec, pool, input_tokens, output_tokens, max_batch or eng.max_batch(hw))
+    capacity = kv_capacity(model, hw, prec, pool, input_tokens, output_tokens, max_batch or eng.max_batch(hw))
     point = _closed_loop(model, hw, prec, eng, input_tokens, output_tokens, concurrency, capacity, eff)
     sat_c, sat_tps = _saturation(model, hw, prec, eng, input_tokens, output_tokens, capacity, eff)
     return Prediction(
@@ -430,11 +464,17 @@ def predict(
 
 
 def kv_capacity(
-    model: ModelArch, precision: Precision, pool: float, input_tokens: int, output_tokens: int, max_batch: int
+    model: ModelArch,
+    hw: Hardware,
+    precision: Precision,
+    pool: float,
+    input_tokens: int,
+    output_tokens: int,
+    max_batch: int,
 ) -> int:
     """Sequences the KV pool holds at once. Paged KV (vLLM, TGI) allocates as tokens arrive, so a
     running request holds on average its prompt plus half its output."""
-    mean = model.kv_elements(input_tokens + output_tokens / 2) * precision.kv_bytes
+    mean = kv_bytes(model, hw, precision, input_tokens + output_tokens / 2)
     return max(0, min(int(pool // mean), max_batch))
 
 
@@ -490,9 +530,9 @@ def saturation(
     eng = engine_for(engine) if isinstance(engine, str) else engine
     eff = eff or calibrated()
     _, pool = memory(model, hw, prec, eng)
-    if pool < model.kv_elements(input_tokens + output_tokens) * prec.kv_bytes:
+    if shard_problem(model, hw) or pool < kv_bytes(model, hw, prec, input_tokens + output_tokens):
         return 0, 0.0
-    capacity = kv_capacity(model, prec, pool, input_tokens, output_tokens, max_batch or eng.max_batch(hw))
+    capacity = kv_capacity(model, hw, prec, pool, input_tokens, output_tokens, max_batch or eng.max_batch(hw))
     return _saturation(model, hw, prec, eng, input_tokens, output_tokens, capacity, eff, min_tokens_per_s)
 
 
@@ -514,7 +554,7 @@ def measure(
     eng = engine_for(engine) if isinstance(engine, str) else engine
     eff = eff or calibrated()
     _, pool = memory(model, hw, prec, eng)
-    capacity = max(1, kv_capacity(model, prec, max(pool, 0.0), input_tokens, output_tokens, eng.max_batch(hw)))
+    capacity = max(1, kv_capacity(model, hw, prec, max(pool, 0.0), input_tokens, output_tokens, eng.max_batch(hw)))
     p = _closed_loop(model, hw, prec, eng, input_tokens, output_tokens, concurrency, capacity, eff)
     if metric == "output_tokens_per_s":
         return p.throughput

@@ -84,7 +84,7 @@ def test_capacity_reports_a_model_that_does_not_fit_with_null_ttft(capsys):
         (["--concurrency", "0"], "ownllm capacity: --concurrency '0': must be a whole number >= 1\n"),
         (
             ["--gpu", "v100"],
-            "ownllm capacity: --gpu 'v100': accepted: t4, a10g, l4, l40s, a100-40gb, a100-80gb, h100, h200\n",
+            "ownllm capacity: --gpu 'v100': accepted: t4, a10g, l4, l40s, a100-40gb, a100-80gb, h100, h200, rtx-4090\n",
         ),
         (
             ["--gpu", "t4"],
@@ -155,6 +155,14 @@ def test_plan_marks_too_small_or_too_slow_instances_as_not_fitting(capsys):
     by_type = {o["instance_type"]: o for o in json.loads(out)["options"]}
     assert (by_type["ml.g5.2xlarge"]["fits"], by_type["ml.g5.2xlarge"]["note"]) == (False, "does not fit in GPU memory")
     assert by_type["ml.p4de.24xlarge"]["fits"] is True
+
+
+def test_plan_marks_eight_gpu_instances_a_model_cannot_be_split_over(capsys):
+    _, out, _ = run(capsys, *PLAN, "--json")
+    by_type = {o["instance_type"]: o for o in json.loads(out)["options"]}
+    note = "its 28 attention heads do not split over 8 GPUs (vLLM needs the GPU count to divide them)"
+    assert (by_type["ml.g6e.48xlarge"]["fits"], by_type["ml.g6e.48xlarge"]["note"]) == (False, note)
+    assert by_type["ml.g6e.12xlarge"]["fits"] is True
 
 
 def test_plan_apply_writes_the_cheapest_option_into_cdk_json(capsys, tmp_path):

@@ -18,7 +18,7 @@ from ownllm.perf.predict import (
 
 # Datasheet figures reached exactly, no fixed costs: the bare roofline.
 IDEAL = Efficiency(
-    **{f.name: 0.0 for f in fields(Efficiency)} | {"bandwidth": 1.0, "flops": 1.0, "pcie_bandwidth": 1.0}
+    **{f.name: 0.0 for f in fields(Efficiency)} | {"bandwidth": 1.0, "flops": 1.0, "legacy_tgi_pcie_bandwidth": 1.0}
 )
 QWEN7 = resolve("Qwen/Qwen2.5-7B-Instruct")
 
@@ -79,13 +79,53 @@ def test_more_concurrency_means_more_throughput_and_slower_requests_until_satura
 
 
 def test_tensor_parallel_on_pcie_is_slower_than_on_nvlink():
-    eff = replace(IDEAL, allreduce_pcie_s=30e-6, allreduce_nvlink_s=5e-6)
+    eff = replace(IDEAL, allreduce_nvlink_s=5e-6)
     h100 = for_gpu("h100", 4)
     pcie_h100 = replace(h100, gpu=replace(GPUS["h100"], link="pcie", link_gbs=32))
     model = resolve("meta-llama/Llama-3.1-70B-Instruct")
     nv = predict(model, h100, "bf16", "vllm", 512, 256, 1, eff=eff)
     pc = predict(model, pcie_h100, "bf16", "vllm", 512, 256, 1, eff=eff)
     assert pc.per_request_tokens_per_s < nv.per_request_tokens_per_s
+
+
+def test_pcie_decode_pays_the_measured_nccl_latency_and_bus_bandwidth_per_all_reduce():
+    l40s = for_gpu("l40s", 4)
+    free_link = replace(l40s, gpu=replace(GPUS["l40s"], link="nvlink", link_gbs=1e12))
+    pcie = predict(QWEN7, l40s, "bf16", "vllm", 512, 256, 1, eff=IDEAL)
+    free = predict(QWEN7, free_link, "bf16", "vllm", 512, 256, 1, eff=IDEAL)
+    # 28 layers x 2 all-reduces of one token's 3,584 x 2 bytes: 20 us over 4 GPUs plus the ring at 8.9 GB/s.
+    per_all_reduce = 20e-6 + 2 * 3 / 4 * 3584 * 2 / 8.9e9
+    extra = 1 / pcie.per_request_tokens_per_s - 1 / free.per_request_tokens_per_s
+    assert extra == pytest.approx(2 * 28 * per_all_reduce, rel=1e-3)
+
+
+def test_a_four_gpu_pcie_instance_outserves_one_gpu_of_its_kind_but_not_fourfold():
+    one_gpu, four_gpus = for_instance("ml.g6e.xlarge"), for_instance("ml.g6e.12xlarge")
+    _, one = saturation(QWEN7, one_gpu, "bf16", "vllm", 512, 256, min_tokens_per_s=20)
+    _, four = saturation(QWEN7, four_gpus, "bf16", "vllm", 512, 256, min_tokens_per_s=20)
+    assert one < four < 4 * one
+    alone_one = predict(QWEN7, one_gpu, "bf16", "vllm", 512, 256, 1).per_request_tokens_per_s
+    alone_four = predict(QWEN7, four_gpus, "bf16", "vllm", 512, 256, 1).per_request_tokens_per_s
+    assert 2 * alone_one < alone_four < 4 * alone_one
+
+
+def test_a_model_whose_attention_heads_do_not_split_over_the_gpus_does_not_fit():
+    p = predict(QWEN7, for_gpu("l40s", 8), "bf16", "vllm", 512, 256, 1)
+    assert (p.fits, p.reason) == (
+        False,
+        "its 28 attention heads do not split over 8 GPUs (vLLM needs the GPU count to divide them)",
+    )
+    assert saturation(QWEN7, for_gpu("l40s", 8)) == (0, 0.0)
+
+
+def test_more_gpus_than_kv_heads_copy_the_kv_cache_onto_each_gpu():
+    """Qwen2.5-3B has 2 KV heads: over 4 GPUs each keeps one, so a token takes twice its
+    36 x 2 x 2 x 128 x 2 bytes in all."""
+    qwen3 = resolve("Qwen/Qwen2.5-3B-Instruct")
+    p = predict(qwen3, for_gpu("l40s", 4), "bf16", "vllm", 8000, 2000, 1, eff=IDEAL)
+    pool = p.kv_cache_gib * GIB
+    # A request holds its 8,000-token prompt and half its 2,000-token answer on average.
+    assert p.max_concurrency == int(pool // (9000 * 36 * 2 * 2 * 128 * 2 * 2)) == 245
 
 
 def test_the_speed_floor_lowers_the_saturation_point():
