@@ -189,7 +189,7 @@ def engine_image_map(engine: str) -> dict[str, ImageRef]:
 
 def sdk_retrieve(engine: str, region: str) -> ImageRef:
     """The SDK's answer for one region (`sagemaker.core.image_uris.retrieve`)."""
-    from sagemaker.core import image_uris  # type: ignore[import-untyped]  # - sagemaker-core ships no type hints
+    from sagemaker.core import image_uris  # untyped: see the mypy override in pyproject.toml
 
     pinned = ENGINE_IMAGES[engine]
     uri: str = image_uris.retrieve(pinned.framework, region=region, version=pinned.version)

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ownllm.naming import PLAIN_NAME_INSTANCE_TYPE as DEFAULT_INSTANCE_TYPE
 from ownllm.naming import deployed_names
 from ownllm.wake import WAIT_LIMIT_S, plan, run_plan, wait_for_copies
 
@@ -51,7 +52,7 @@ def _run(args: argparse.Namespace) -> int:
         return _fail(f"{args.cdk_json}: cannot read it ({exc})")
     prefix = args.stack_prefix or context.get("stack_prefix") or "OwnLlm"
     region = args.region or context.get("region")
-    names = deployed_names(str(prefix))
+    names = deployed_names(str(prefix), str(context.get("instance_type") or DEFAULT_INSTANCE_TYPE))
     calls = plan(names, args.copies)
     if args.print:
         for call in calls:

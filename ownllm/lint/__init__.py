@@ -42,15 +42,10 @@ class Finding:
 
 
 def supported_regions() -> tuple[str, ...]:
-    """The commercial regions that host every pinned engine image (the SDK's own image config).
+    """The regions the kit deploys to (ownllm/regions.py: every dependency is offered there)."""
+    from ownllm.regions import SUPPORTED_REGIONS
 
-    ownllm/regions.py (SUPPORTED_REGIONS) takes this role once it exists.
-    """
-    from ownllm.engines import ENGINE_IMAGES
-    from ownllm.images import engine_image_map
-
-    hosted = [set(engine_image_map(engine)) for engine in ENGINE_IMAGES]
-    return tuple(sorted(set.intersection(*hosted)))
+    return tuple(SUPPORTED_REGIONS)
 
 
 def project_rules() -> Any:

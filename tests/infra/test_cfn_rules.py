@@ -413,14 +413,15 @@ def test_ownllm_lint_without_templates_says_to_synth_first(tmp_path, capsys):
     )
 
 
-def test_ownllm_lint_defaults_to_the_regions_hosting_every_pinned_engine_image():
+def test_ownllm_lint_checks_every_supported_region_and_each_hosts_every_pinned_engine_image():
     from ownllm.images import engine_image_map
     from ownllm.lint import supported_regions
+    from ownllm.regions import SUPPORTED_REGIONS
 
     regions = supported_regions()
-    assert regions == tuple(
-        sorted(set(engine_image_map("vllm")) & set(engine_image_map("lmi")) & set(engine_image_map("tgi")))
-    )
+    assert regions == tuple(SUPPORTED_REGIONS)
+    for engine in ("vllm", "lmi", "tgi"):
+        assert set(regions) <= set(engine_image_map(engine)), engine
     assert {"us-east-1", "us-west-2", "eu-west-1"} <= set(regions)
 
 

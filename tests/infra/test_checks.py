@@ -34,16 +34,6 @@ VARIANTS = {
     "vllm-two-lora-adapters": (),
 }
 PROJECT_RULES = ("E9001", "E9002", "E9003", "E9004", "E9005", "E9006")
-# Project-rule findings in today's stacks, fixed on the branches that own those stacks. Flip
-# each to an ordinary case when its fix is merged (strict: a fixed one turns these red).
-FIXED_ON_BRANCH = {
-    **{(v, "E9001"): "apimon" for v in VARIANTS},  # DAILY budget with a FORECASTED notification
-    **{(v, "E9005"): "apimon" for v in VARIANTS},  # no OpenAI-shaped gateway responses
-    **{(v, "E9006"): "apimon" for v in VARIANTS},  # stage throttle equal to the usage plan's
-    **{(v, "E9002"): "serving" for v in VARIANTS if v != "tgi-multi-gpu-business-hours"},  # cu130, no AMI
-    ("vllm-two-lora-adapters", "E9003"): "serving",  # adapters S3Uri is the bare bucket, no '/'
-    ("vllm-two-lora-adapters", "E9004"): "serving",  # space-joined SM_VLLM_LORA_MODULES
-}
 
 
 @pytest.fixture(scope="session")
@@ -127,20 +117,13 @@ def test_cfn_lint_finds_no_errors_and_no_unexplained_warnings_in_any_template(va
     assert unexplained == []
 
 
-def _project_rule_cases():
-    for name in sorted(VARIANTS):
-        for rule in PROJECT_RULES:
-            branch = FIXED_ON_BRANCH.get((name, rule))
-            marks = [pytest.mark.xfail(strict=True, reason=f"fixed on branch {branch}")] if branch else []
-            yield pytest.param(name, rule, marks=marks, id=f"{name}-{rule}")
-
-
-@pytest.mark.parametrize(("name", "rule"), _project_rule_cases())
+@pytest.mark.parametrize(
+    ("name", "rule"), [pytest.param(n, r, id=f"{n}-{r}") for n in sorted(VARIANTS) for r in PROJECT_RULES]
+)
 def test_project_rule_finds_nothing_in_the_variant(synth_variant, name, rule):
     assert [f.render() for f in findings(synth_variant(name)) if f.rule == rule] == []
 
 
-@pytest.mark.xfail(strict=True, reason="fixed on branch apimon (ownllm/regions.py)")
 def test_every_template_deploys_in_every_supported_region(default):
     """cfn-lint's per-region schemas: a resource type missing from a region is E3006."""
     missing = [f.render() for f in findings(default, supported_regions()) if f.rule == "E3006"]

@@ -13,7 +13,7 @@ from botocore.stub import Stubber
 from ownllm.naming import deployed_names
 from ownllm.wake import plan, run_plan, wait_for_copies
 
-NAMES = deployed_names("OwnLlm")
+NAMES = deployed_names("OwnLlm", "ml.g5.2xlarge")
 
 
 def _clients():
@@ -24,11 +24,12 @@ def _clients():
     return sagemaker, autoscaling
 
 
-def test_names_follow_the_stack_prefix():
-    names = deployed_names("Team-A")
-    assert names.endpoint == "team-a-llm"
-    assert names.inference_component == "team-a-llm-component"
-    assert names.component_resource_id == "inference-component/team-a-llm-component"
+def test_names_follow_the_stack_prefix_and_the_instance_type():
+    names = deployed_names("Team-A", "ml.g6e.12xlarge")
+    assert names.endpoint == "team-a-llm-g6e-12xlarge"
+    assert names.inference_component == "team-a-llm-g6e-12xlarge-component"
+    assert names.component_resource_id == "inference-component/team-a-llm-g6e-12xlarge-component"
+    assert deployed_names("Team-A", "ml.g5.2xlarge").endpoint == "team-a-llm"
 
 
 @pytest.mark.parametrize("copies", [1, 0])
