@@ -9,7 +9,7 @@ from pathlib import Path
 from aws_cdk import App
 
 from ownllm.artifacts import check_compatible, load_artifacts
-from ownllm.settings import SettingsError, settings_from_app_context
+from ownllm.settings import SettingsError, settings_from_app_context, write_recorded_settings
 
 ROOT = Path(__file__).resolve().parent
 
@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parent
 def main() -> int:
     app = App()
     try:
-        settings = settings_from_app_context(app.node.try_get_context)
+        settings = settings_from_app_context(app.node.get_all_context())
         artifacts = load_artifacts(ROOT / "model_artifacts")
         check_compatible(settings, artifacts)
     except SettingsError as exc:
@@ -28,6 +28,7 @@ def main() -> int:
 
     build_stacks(app, settings, artifacts)
     assembly = app.synth()
+    write_recorded_settings(assembly.directory, settings)  # `ownllm cost estimate` prices with these
     if os.environ.get("OWNLLM_SKIP_COST") != "1":
         from ownllm.cost.synth_hook import report_after_synth
 

@@ -171,6 +171,25 @@ def markdown_diff(d: CostDiff, *, comment: bool = False, base_note: str = "") ->
     return text
 
 
+class EstimateFileError(ValueError):
+    """A file given as an estimate is not one; the message names the file, in one line."""
+
+
+def read_estimate_file(path: Path) -> Estimate:
+    import json
+
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError) as exc:
+        raise EstimateFileError(f"{path}: cannot be read ({exc})") from None
+    except ValueError as exc:
+        raise EstimateFileError(f"{path}: not an ownllm cost estimate (not valid JSON: {exc})") from None
+    try:
+        return Estimate.from_dict(doc)
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise EstimateFileError(f"{path}: not an ownllm cost estimate ({exc})") from None
+
+
 def load_estimate(
     path: str | os.PathLike | None, estimate_dir: Callable[[Path], Estimate]
 ) -> tuple[Estimate | None, str]:
@@ -183,11 +202,11 @@ def load_estimate(
         return None, "no base given"
     p = Path(path)
     if p.is_file():
-        return Estimate.read_json(p), ""
+        return read_estimate_file(p), ""
     if p.is_dir():
         written = p / "cost-estimate.json"
         if written.is_file():
-            return Estimate.read_json(written), ""
+            return read_estimate_file(written), ""
         if (p / "manifest.json").is_file():
             return estimate_dir(p), f"{p} had no cost-estimate.json; estimated from its templates"
     return None, f"{p} holds no estimate or cloud assembly (base synth failed or had no stacks)"
