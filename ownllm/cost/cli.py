@@ -142,11 +142,12 @@ def _estimate(args: argparse.Namespace) -> int:
     from ownllm.cost.estimate import estimate_cdk_out
     from ownllm.cost.report import markdown, print_terminal
     from ownllm.cost.synth_hook import write_reports
+    from ownllm.cost.template import TemplateValueError
 
     settings = _settings_or_exit(args.settings, args.context, args.cdk_out)
     try:
         est = estimate_cdk_out(args.cdk_out, settings)
-    except AssemblyError as exc:
+    except (AssemblyError, TemplateValueError) as exc:
         raise CommandError([str(exc)]) from None
     if args.write:
         write_reports(est, args.cdk_out)
@@ -156,11 +157,10 @@ def _estimate(args: argparse.Namespace) -> int:
         _write_stdout(markdown(est) + "\n")
     else:
         print_terminal(est)
-    if est.budget.get("exceeded"):
-        print(
-            f"ownllm: estimate {est.daily_usd:,.2f} USD/day exceeds max_daily_usd {est.budget['max_daily_usd']:,.2f}",
-            file=sys.stderr,
-        )
+    if est.budget.get("exceeded") or est.budget.get("incomplete"):
+        from ownllm.cost.synth_hook import BudgetExceeded
+
+        print(str(BudgetExceeded(est, float(est.budget["max_daily_usd"])).code).splitlines()[0], file=sys.stderr)
         return 1
     return 0
 
@@ -187,6 +187,7 @@ def _diff(args: argparse.Namespace) -> int:
     from ownllm.cost.assembly import AssemblyError
     from ownllm.cost.diff import EstimateFileError, diff_estimates, load_estimate, markdown_diff
     from ownllm.cost.estimate import estimate_cdk_out
+    from ownllm.cost.template import TemplateValueError
 
     def estimating_with(settings_path: str | None) -> Callable[[Path], Estimate]:
         return lambda path: estimate_cdk_out(path, _settings_or_exit(settings_path, args.context, str(path)))
@@ -194,7 +195,7 @@ def _diff(args: argparse.Namespace) -> int:
     try:
         base, base_note = load_estimate(args.base, estimating_with(args.base_settings or args.settings))
         head, head_note = load_estimate(args.head, estimating_with(args.settings))
-    except (EstimateFileError, AssemblyError) as exc:
+    except (EstimateFileError, AssemblyError, TemplateValueError) as exc:
         raise CommandError([str(exc)]) from None
     if head is None:
         raise CommandError([head_note])

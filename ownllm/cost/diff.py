@@ -50,8 +50,13 @@ class CostDiff:
         return self.after - self.before
 
     @property
+    def complete(self) -> bool:
+        """Both totals count every resource; otherwise a change in them may be a price gone missing."""
+        return self.head.complete and (self.base is None or self.base.complete)
+
+    @property
     def percent(self) -> float | None:
-        return None if not self.before else self.delta / self.before * 100
+        return None if not self.before or not self.complete else self.delta / self.before * 100
 
 
 def diff_estimates(base: Estimate | None, head: Estimate) -> CostDiff:
@@ -101,6 +106,16 @@ def _cell(text: str) -> str:
 
 
 def total_line(d: CostDiff) -> str:
+    if not d.complete:
+        sides = [
+            f"{name} has {len(e.unpriced)} unpriced"
+            for name, e in (("base", d.base), ("head", d.head))
+            if e is not None and not e.complete
+        ]
+        return (
+            f"**Incomplete: {'; '.join(sides)}, so the totals ({usd(d.before)}/day → {usd(d.after)}/day) "
+            "leave them out and no change is given.**"
+        )
     pct = "new" if d.percent is None else f"{d.percent:+.1f}%"
     if d.base is None:
         return f"**{usd(d.after)}/day** ({usd(monthly(d.after))}/month); no base estimate to compare with."

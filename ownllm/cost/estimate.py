@@ -179,7 +179,12 @@ def estimate_assembly(assembly: Assembly, settings: Any, catalog: Catalog, sourc
         capacity=capacity,
         chart=chart,
         warnings=warnings,
-        budget={"max_daily_usd": limit, "exceeded": bool(limit is not None and own_today > limit)},
+        budget={
+            "max_daily_usd": limit,
+            "exceeded": bool(limit is not None and own_today > limit),
+            # A guard cannot vouch for a bill with unpriced lines in it.
+            "incomplete": bool(limit is not None and any(not i.priced for i in items)),
+        },
         source=source,
     )
 

@@ -116,13 +116,19 @@ class Estimate:
     def unpriced(self) -> list[Item]:
         return [i for i in self.items if not i.priced]
 
+    @property
+    def complete(self) -> bool:
+        """False when a resource that could carry cost has no price: the totals leave it out."""
+        return not self.unpriced
+
     def top(self, n: int = 3) -> list[Item]:
-        return sorted((i for i in self.items if i.priced and i.daily_usd), key=lambda i: -i.daily_usd)[:n]
+        return sorted((i for i in self.items if i.priced and i.daily_usd), key=lambda i: -(i.daily_usd or 0.0))[:n]
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "schema": SCHEMA,
             "currency": "USD",
+            "complete": self.complete,
             "daily_usd": round(self.daily_usd, 4),
             "monthly_usd": round(self.monthly_usd, 2),
             "daily_usd_range": {"min": round(self.min_daily_usd, 4), "max": round(self.max_daily_usd, 4)},
@@ -152,7 +158,7 @@ class Estimate:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Estimate:
-        if "items" not in d or "daily_usd" not in d:
+        if not isinstance(d, dict) or "items" not in d or "daily_usd" not in d:
             raise ValueError("not an ownllm cost estimate (no 'items' / 'daily_usd')")
         return cls(
             items=[Item.from_dict(x) for x in d["items"]],

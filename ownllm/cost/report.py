@@ -14,6 +14,8 @@ TERMINAL_LINES = 12
 
 def headline(est: Estimate) -> str:
     text = f"{usd(est.daily_usd)}/day, {usd(est.monthly_usd)}/month"
+    if not est.complete:
+        text = f"INCOMPLETE, {len(est.unpriced)} unpriced resource(s) not counted: at least {text}"
     if abs(est.max_daily_usd - est.min_daily_usd) > 0.005:
         text += f" (range {usd(est.min_daily_usd)}..{usd(est.max_daily_usd)}/day)"
     return text

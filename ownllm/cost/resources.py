@@ -26,7 +26,7 @@ from ownllm.cost.model import (
     price_text,
     usd,
 )
-from ownllm.cost.template import join_text, literal, number, refs
+from ownllm.cost.template import branches, checked_number, join_text, literal, refs
 from ownllm.cost.usage import GB, Usage
 
 LAMBDA_DEFAULT_MEMORY_MB = 128
@@ -48,11 +48,17 @@ class VariantPlan:
     endpoint_id: str
     config_id: str | None
     variant: str
-    instance_type: str | None
+    instance_type: str | None  # the first of instance_types
     initial_count: int
     capacity: scaling.Capacity
     weight_share: float
     problem: str | None = None
+    # Every instance type an intrinsic (Fn::If, Fn::FindInMap) can choose; one for a literal.
+    instance_types: tuple[str, ...] = ()
+
+    @property
+    def alternatives(self) -> bool:
+        return len(self.instance_types) > 1 or self.capacity.scaling == "alternatives"
 
 
 @dataclass
@@ -65,6 +71,7 @@ class StackContext:
     authorizer_lambdas: set[str] = field(default_factory=set)
     deploy_lambdas: set[str] = field(default_factory=set)
     scheduled_lambdas: dict[str, float] = field(default_factory=dict)  # id -> invocations/day
+    unknown_schedules: dict[str, str] = field(default_factory=dict)  # id -> a schedule that cannot be read
     lambda_log_group: dict[str, str] = field(default_factory=dict)  # function id -> log group id
     access_log_groups: set[str] = field(default_factory=set)
     endpoint_log_group: dict[str, str] = field(default_factory=dict)  # endpoint id -> log group id
@@ -103,8 +110,23 @@ class StackContext:
     def literal(self, value: Any) -> Any:
         return literal(value, self.stack.parameters)
 
-    def number(self, value: Any, default: float | None = None) -> float | None:
-        return number(value, self.stack.parameters, default)
+    def number(
+        self, value: Any, default: float | None, *, lid: str, prop: str, minimum: float = 0.0, whole: bool = False
+    ) -> float | None:
+        """A plain number from the template (or `default` when it is not set or not a literal);
+        a negative, non-finite or fractional-count value raises TemplateValueError."""
+        plain = self.literal(value)
+        if plain is None:
+            return default
+        return checked_number(plain, where=(self.stack.template_file, lid, prop), minimum=minimum, whole=whole)
+
+    def alternatives(self, value: Any, *, lid: str, prop: str, whole: bool = False) -> list[Any] | None:
+        """Every value an intrinsic can resolve to (Fn::If branches, mapping rows); numbers checked."""
+        found = branches(value, self.stack.template)
+        if found is None or not whole:
+            return found
+        where = (self.stack.template_file, lid, prop)
+        return [int(checked_number(v, where=where, whole=True)) for v in found]
 
 
 Pricer = Callable[[StackContext, str, dict[str, Any], Usage], list[Item]]
@@ -187,11 +209,18 @@ def prepare(stack: Stack, catalog: Catalog) -> StackContext:
         expression = p.get("ScheduleExpression")
         targets = p.get("Targets") if res["Type"] == "AWS::Events::Rule" else [p.get("Target")]
         hit = refs(targets) & lambdas
-        if hit and isinstance(expression, str):
-            per_day = invocations_per_day(expression)
-            for fid in hit:
-                if per_day is not None:
-                    ctx.scheduled_lambdas[fid] = ctx.scheduled_lambdas.get(fid, 0.0) + per_day
+        if not hit:
+            continue
+        per_day = invocations_per_day(expression) if isinstance(expression, str) else None
+        for fid in hit:
+            if per_day is None:
+                ctx.unknown_schedules[fid] = str(expression)
+                ctx.warnings.append(
+                    f"{ctx.stack.name}/{fid}: schedule {expression!r} cannot be averaged over a week; "
+                    "its invocations are unknown"
+                )
+            else:
+                ctx.scheduled_lambdas[fid] = ctx.scheduled_lambdas.get(fid, 0.0) + per_day
 
     # Where each function logs.
     groups = set(ctx.of_type("AWS::Logs::LogGroup"))
@@ -260,36 +289,68 @@ def _prepare_endpoints(ctx: StackContext) -> None:
             continue
         ctx.used_configs.add(cfg_id)
         variants = (configs[cfg_id].get("Properties") or {}).get("ProductionVariants") or []
-        weights = [ctx.number(v.get("InitialVariantWeight"), 1.0) or 0.0 for v in variants]
+        weights = [
+            ctx.number(
+                v.get("InitialVariantWeight"), 1.0, lid=cfg_id, prop=f"ProductionVariants[{n}].InitialVariantWeight"
+            )
+            or 0.0
+            for n, v in enumerate(variants)
+        ]
         total_weight = sum(weights) or 1.0
         endpoint_name = ctx.literal(p.get("EndpointName"))
         plans = []
-        for variant, weight in zip(variants, weights, strict=True):
+        for n, (variant, weight) in enumerate(zip(variants, weights, strict=True)):
             name = ctx.literal(variant.get("VariantName")) or "AllTraffic"
-            itype = ctx.literal(variant.get("InstanceType"))
-            count = int(ctx.number(variant.get("InitialInstanceCount"), 1) or 0)
+            where = f"ProductionVariants[{n}]"
+            types = ctx.alternatives(variant.get("InstanceType"), lid=cfg_id, prop=f"{where}.InstanceType")
+            raw_count = variant.get("InitialInstanceCount")
+            counts = (
+                None
+                if raw_count is None
+                else ctx.alternatives(raw_count, lid=cfg_id, prop=f"{where}.InitialInstanceCount", whole=True)
+            )
             problem = None
             if variant.get("ServerlessConfig"):
                 problem = "serverless inference variant: billed per ms of compute, not in the catalog"
-            elif not isinstance(itype, str):
-                problem = "InstanceType is not a literal in the template"
-            capacity = _variant_capacity(ctx, eid, endpoint_name, name, count, variant, targets)
+            elif types is None or not all(isinstance(t, str) for t in types):
+                problem = "InstanceType is neither a literal nor a choice between literals (Fn::If, Fn::FindInMap)"
+            elif raw_count is None:
+                problem = "InitialInstanceCount is not set"
+            elif counts is None:
+                problem = (
+                    "InitialInstanceCount is neither a literal nor a choice between literals (Fn::If, Fn::FindInMap)"
+                )
+            count_range = counts or [0]
+            capacity = _variant_capacity(
+                ctx, eid, endpoint_name, name, min(count_range), max(count_range), variant, targets
+            )
+            itypes = tuple(t for t in types or [] if isinstance(t, str))
             plans.append(
                 VariantPlan(
                     eid,
                     cfg_id,
                     name,
-                    itype if isinstance(itype, str) else None,
-                    count,
+                    itypes[0] if itypes else None,
+                    min(count_range),
                     capacity,
                     weight / total_weight,
                     problem,
+                    itypes,
                 )
             )
         ctx.endpoint_plans[eid] = plans
 
 
-def _variant_capacity(ctx, eid, endpoint_name, variant_name, count, variant, targets) -> scaling.Capacity:
+def _variant_capacity(
+    ctx: StackContext,
+    eid: str,
+    endpoint_name: Any,
+    variant_name: str,
+    low_count: int,
+    high_count: int,
+    variant: dict[str, Any],
+    targets: dict[str, dict[str, Any]],
+) -> scaling.Capacity:
     for tid, res in targets.items():
         p = res.get("Properties") or {}
         if ctx.literal(p.get("ServiceNamespace")) not in (None, "sagemaker"):
@@ -301,12 +362,22 @@ def _variant_capacity(ctx, eid, endpoint_name, variant_name, count, variant, tar
         )
         if not names_endpoint or not text.endswith(f"/variant/{variant_name}"):
             continue
-        lo = int(ctx.number(p.get("MinCapacity"), count) or 0)
-        hi = int(ctx.number(p.get("MaxCapacity"), count) or 0)
+        lo = int(ctx.number(p.get("MinCapacity"), low_count, lid=tid, prop="MinCapacity", whole=True) or 0)
+        hi = int(ctx.number(p.get("MaxCapacity"), high_count, lid=tid, prop="MaxCapacity", whole=True) or 0)
+        if lo > hi:
+            ctx.warnings.append(
+                f"{ctx.stack.name}/{tid}: MinCapacity {lo} is above MaxCapacity {hi}, which Application Auto "
+                f"Scaling refuses; priced as {lo} instances"
+            )
         actions = []
-        for a in p.get("ScheduledActions") or []:
+        for n, a in enumerate(p.get("ScheduledActions") or []):
             target_action = a.get("ScalableTargetAction") or {}
-            mn, mx = ctx.number(target_action.get("MinCapacity")), ctx.number(target_action.get("MaxCapacity"))
+            mn = ctx.number(
+                target_action.get("MinCapacity"), None, lid=tid, prop=f"ScheduledActions[{n}].MinCapacity", whole=True
+            )
+            mx = ctx.number(
+                target_action.get("MaxCapacity"), None, lid=tid, prop=f"ScheduledActions[{n}].MaxCapacity", whole=True
+            )
             actions.append(
                 scaling.ScheduledAction(
                     str(ctx.literal(a.get("Schedule")) or ""),
@@ -321,12 +392,21 @@ def _variant_capacity(ctx, eid, endpoint_name, variant_name, count, variant, tar
         return cap
     managed = variant.get("ManagedInstanceScaling") or {}
     if ctx.literal(managed.get("Status")) == "ENABLED":
-        lo = int(ctx.number(managed.get("MinInstanceCount"), count) or 0)
-        hi = int(ctx.number(managed.get("MaxInstanceCount"), count) or 0)
+        cfg = "ManagedInstanceScaling"
+        lo = int(
+            ctx.number(managed.get("MinInstanceCount"), low_count, lid=eid, prop=f"{cfg}.MinInstanceCount", whole=True)
+            or 0
+        )
+        hi = int(
+            ctx.number(managed.get("MaxInstanceCount"), high_count, lid=eid, prop=f"{cfg}.MaxInstanceCount", whole=True)
+            or 0
+        )
         cap = scaling.capacity_from_target(lo, hi, [])
         cap.described = f"managed instance scaling {lo}..{hi}"
         return cap
-    return scaling.Capacity.fixed(count)
+    if low_count != high_count:
+        return scaling.Capacity.alternatives(low_count, high_count)
+    return scaling.Capacity.fixed(low_count)
 
 
 def invocations_per_day(expression: str) -> float | None:
@@ -335,7 +415,7 @@ def invocations_per_day(expression: str) -> float | None:
     if text.startswith("rate(") and text.endswith(")"):
         amount, _, unit = text[5:-1].strip().partition(" ")
         per = {"minute": 1440, "minutes": 1440, "hour": 24, "hours": 24, "day": 1, "days": 1}.get(unit.strip())
-        return per / float(amount) if per and float(amount) > 0 else None
+        return per / int(amount) if per and amount.isdigit() and int(amount) > 0 else None
     try:
         return len(scaling.cron_minutes_of_week(text)) / 7
     except scaling.ScheduleError:
@@ -366,20 +446,30 @@ def price_endpoint(ctx: StackContext, lid: str, res: dict, usage: Usage) -> list
         if plan.problem or not plan.instance_type:
             items.append(_item(ctx, item_id, rtype, None, plan.problem or "no instance type", UNPRICED))
             continue
-        try:
-            price, note = ctx.price(hosting_item(plan.instance_type))
-        except Unpriceable:
+        priced: list[tuple[str, Price, str]] = []
+        missing: list[str] = []
+        for itype in plan.instance_types:
+            try:
+                priced.append((itype, *ctx.price(hosting_item(itype))))
+            except Unpriceable:
+                missing.append(itype)
+        if missing:
+            choice = f" (an intrinsic chooses between {', '.join(plan.instance_types)})" if plan.alternatives else ""
             items.append(
                 _item(
                     ctx,
                     item_id,
                     rtype,
                     None,
-                    f"{plan.instance_type} is not in the price catalog for {ctx.region}",
+                    f"{', '.join(missing)} is not in the price catalog for {ctx.region}{choice}",
                     UNPRICED,
                 )
             )
             continue
+        if plan.alternatives:
+            items.append(_alternatives_item(ctx, item_id, rtype, plan, priced))
+            continue
+        _, price, note = priced[0]
         hours, needed = variant_instance_hours(plan, usage)
         daily = hours * price.usd
         low = plan.capacity.bound_hours_per_day(high=False) * price.usd
@@ -436,6 +526,24 @@ def price_endpoint(ctx: StackContext, lid: str, res: dict, usage: Usage) -> list
     return items
 
 
+def _alternatives_item(
+    ctx: StackContext, item_id: str, rtype: str, plan: VariantPlan, priced: list[tuple[str, Price, str]]
+) -> Item:
+    """A variant whose instance type or count an intrinsic (Fn::If, Fn::FindInMap) picks at deploy
+    time: priced as the range over every choice; the total counts the dearest, so a guard is safe."""
+    cap = plan.capacity
+    low = min(p.usd for _, p, _ in priced) * cap.bound_hours_per_day(high=False)
+    high = max(p.usd for _, p, _ in priced) * cap.bound_hours_per_day(high=True)
+    types = ", ".join(f"{t} ({price_text(p.usd)}/h)" for t, p, _ in priced)
+    basis = (
+        f"chosen at deploy time: {types}; {cap.min_count}..{cap.max_count} instances ({cap.described}); "
+        f"range {usd(low)}..{usd(high)}/day, counted at the top of the range"
+    ) + "".join(sorted({n for _, _, n in priced if n}))
+    return _item(
+        ctx, item_id, rtype, high, basis, INSTANCES, [p for _, p, _ in priced], min_daily_usd=low, max_daily_usd=high
+    )
+
+
 @pricer("AWS::SageMaker::EndpointConfig")
 def price_endpoint_config(ctx: StackContext, lid: str, res: dict, usage: Usage) -> list[Item]:
     if lid in ctx.used_configs:
@@ -451,7 +559,10 @@ def price_endpoint_config(ctx: StackContext, lid: str, res: dict, usage: Usage) 
 def _lambda_invocations(ctx: StackContext, lid: str, usage: Usage) -> tuple[float, float, str] | None:
     """(invocations/day, seconds each, why) or None when nothing in the templates calls it."""
     props = ctx.props(lid)
-    timeout = ctx.number(props.get("Timeout"), LAMBDA_DEFAULT_TIMEOUT_S) or LAMBDA_DEFAULT_TIMEOUT_S
+    timeout = (
+        ctx.number(props.get("Timeout"), LAMBDA_DEFAULT_TIMEOUT_S, lid=lid, prop="Timeout", minimum=1)
+        or LAMBDA_DEFAULT_TIMEOUT_S
+    )
     if lid in ctx.request_lambdas:
         duration = min(usage.lambda_duration_s, timeout)
         why = "on the request path"
@@ -484,6 +595,12 @@ def price_lambda(ctx: StackContext, lid: str, res: dict, usage: Usage) -> list[I
             )
         ]
     calls = _lambda_invocations(ctx, lid, usage)
+    if calls is None and lid in ctx.unknown_schedules:
+        return [
+            _item(
+                ctx, lid, rtype, None, f"schedule {ctx.unknown_schedules[lid]!r}: invocations per day unknown", UNPRICED
+            )
+        ]
     if calls is None:
         return [
             _item(
@@ -497,7 +614,10 @@ def price_lambda(ctx: StackContext, lid: str, res: dict, usage: Usage) -> list[I
             )
         ]
     invocations, seconds, why = calls
-    memory_mb = ctx.number(props.get("MemorySize"), LAMBDA_DEFAULT_MEMORY_MB) or LAMBDA_DEFAULT_MEMORY_MB
+    memory_mb = (
+        ctx.number(props.get("MemorySize"), LAMBDA_DEFAULT_MEMORY_MB, lid=lid, prop="MemorySize", minimum=128)
+        or LAMBDA_DEFAULT_MEMORY_MB
+    )
     arch = ctx.literal((props.get("Architectures") or ["x86_64"])[0]) or "x86_64"
     gb = memory_mb / 1024
     duration_price, n1 = ctx.price(f"lambda.duration:{arch}")
@@ -672,7 +792,9 @@ def price_log_group(ctx: StackContext, lid: str, res: dict, usage: Usage) -> lis
                 FREE,
             )
         ]
-    retention = ctx.number((res.get("Properties") or {}).get("RetentionInDays"))
+    retention = ctx.number(
+        (res.get("Properties") or {}).get("RetentionInDays"), None, lid=lid, prop="RetentionInDays", minimum=1
+    )
     return [_log_item(ctx, lid, res["Type"], writers, retention, usage)]
 
 
@@ -746,11 +868,15 @@ def price_alarm(ctx: StackContext, lid: str, res: dict, usage: Usage) -> list[It
     metrics = props.get("Metrics")
     if metrics:
         n = sum(1 for m in metrics if m.get("MetricStat")) or 1
-        periods = [ctx.number((m.get("MetricStat") or {}).get("Period"), 60) for m in metrics if m.get("MetricStat")]
+        periods = [
+            ctx.number((m.get("MetricStat") or {}).get("Period"), 60, lid=lid, prop=f"Metrics[{k}].MetricStat.Period")
+            for k, m in enumerate(metrics)
+            if m.get("MetricStat")
+        ]
         period = min([p for p in periods if p] or [60])
     else:
         n = 1
-        period = ctx.number(props.get("Period"), 60) or 60
+        period = ctx.number(props.get("Period"), 60, lid=lid, prop="Period", minimum=1) or 60
     if props.get("ThresholdMetricId"):
         n = max(n, 3)  # an anomaly-detection band is billed as three metrics
     kind = "high-resolution" if period < 60 else "standard"

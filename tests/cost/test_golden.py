@@ -208,7 +208,7 @@ def test_a_budget_breach_fails_synth_with_estimate_limit_and_top_three_lines(cdk
     top = [line for line in message.splitlines() if line.startswith("  $")]
     assert [line.split()[1].split("/")[1] for line in top] == [ENDPOINT, FUNCTION, "ApiRestApi0B1C2D3E"]
     written = json.loads((out / "cost-estimate.json").read_text())
-    assert written["budget"] == {"max_daily_usd": 40.0, "exceeded": True}
+    assert written["budget"] == {"max_daily_usd": 40.0, "exceeded": True, "incomplete": False}
 
 
 def test_a_key_authorizer_is_billed_per_request_for_milliseconds_not_for_the_generation(cdk_out, settings):
