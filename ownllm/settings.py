@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_core import ErrorDetails
 
 from ownllm import gpus
@@ -84,6 +84,7 @@ _SECRET_NAME_RE = re.compile(r"[A-Za-z0-9/_+=.@-]{1,512}")
 # 'aws:cdk:...', 'acknowledged-issue-numbers') never look like this.
 _SETTING_KEY_RE = re.compile(r"[a-z][a-z0-9_]*")
 _NONE_WORDS = ("", "none", "null")
+_FIELDS_ONLY = "fields_only"  # validation context: check each field, not the rules between them
 
 
 class SettingsError(ValueError):
@@ -320,52 +321,12 @@ class Settings(BaseModel):
         return v
 
     @model_validator(mode="after")
-    def _cross_field(self) -> Settings:
-        p: list[str] = []
-        size = self.model_size_b if self.model_size_b is not None else infer_model_size_b(self.model_id)
-        if size is None:
-            p.append(
-                f"model_size_b: not set and cannot be inferred from model_id {self.model_id!r}; "
-                "give the size in billions of parameters, e.g. -c model_size_b=8"
-            )
-        else:
-            info = self.gpu
-            need = model_memory_gib(size)
-            if need > info.gpu_memory_gib:
-                fitting = [t for t, g in gpus.gpu_table().items() if g.gpu_memory_gib >= need][:5]
-                p.append(
-                    f"instance_type: {self.instance_type!r} has {info.gpu_memory_gib:.0f} GiB of GPU memory, but a "
-                    f"{size:g}B model needs about {need:.0f} GiB (2 bytes/parameter x {MEMORY_HEADROOM} headroom); "
-                    f"instance types that fit: {', '.join(fitting) or 'none'}"
-                )
-        if self.min_instances > self.max_instances:
-            p.append(f"min_instances: {self.min_instances} is greater than max_instances {self.max_instances}")
-        elif not self.min_instances <= self.instance_count <= self.max_instances:
-            p.append(
-                f"instance_count: {self.instance_count} must lie between min_instances {self.min_instances} "
-                f"and max_instances {self.max_instances}"
-            )
-        if self.max_input_tokens >= self.max_total_tokens:
-            p.append(
-                f"max_input_tokens: {self.max_input_tokens} must be below max_total_tokens {self.max_total_tokens}"
-            )
-        elif self.default_max_tokens > self.max_total_tokens - self.max_input_tokens:
-            p.append(
-                f"default_max_tokens: {self.default_max_tokens} must be between 1 and "
-                f"max_total_tokens - max_input_tokens ({self.max_total_tokens - self.max_input_tokens})"
-            )
-        if self.avg_input_tokens > self.max_input_tokens:
-            p.append(
-                f"avg_input_tokens: {self.avg_input_tokens} is above max_input_tokens {self.max_input_tokens}: "
-                "no request that long is accepted"
-            )
-        if self.avg_input_tokens + self.avg_output_tokens > self.max_total_tokens:
-            p.append(
-                f"avg_output_tokens: {self.avg_output_tokens} plus avg_input_tokens {self.avg_input_tokens} is above "
-                f"max_total_tokens {self.max_total_tokens}: no request that long is accepted"
-            )
-        if p:
-            raise ValueError("\n".join(p))
+    def _cross_field(self, info: ValidationInfo) -> Settings:
+        if info.context and info.context.get(_FIELDS_ONLY):
+            return self
+        problems = cross_field_problems(self)
+        if problems:
+            raise ValueError("\n".join(text for _, text in problems))
         return self
 
     # ----- derived facts -------------------------------------------------------------
@@ -414,10 +375,76 @@ class Settings(BaseModel):
     @classmethod
     def from_context(cls, raw: Mapping[str, object] | None) -> Settings:
         """Validate one resolved dict of settings; every problem is reported at once."""
+        values = dict(raw or {})
         try:
-            return cls.model_validate(dict(raw or {}))
+            return cls.model_validate(values)
         except ValidationError as exc:
-            raise SettingsError(_problems(exc, dict(raw or {}))) from None
+            problems = _problems(exc, values)
+            bad = {str(e["loc"][0]) for e in exc.errors() if e["loc"]}
+            if bad:  # the rules between the keys that are good still report, all at once
+                rest = {k: v for k, v in values.items() if k not in bad}
+                good = cls.model_validate(rest, context={_FIELDS_ONLY: True})  # these keys validated above
+                problems += [text for keys, text in cross_field_problems(good) if not keys & bad]
+            raise SettingsError(problems) from None
+
+
+def cross_field_problems(s: Settings) -> list[tuple[frozenset[str], str]]:
+    """Rules between fields, each with the keys it reads (a rule reading a bad key is skipped)."""
+    p: list[tuple[frozenset[str], str]] = []
+
+    def rule(keys: str, text: str) -> None:
+        p.append((frozenset(keys.split()), text))
+
+    size = s.model_size_b if s.model_size_b is not None else infer_model_size_b(s.model_id)
+    if size is None:
+        rule(
+            "model_size_b model_id",
+            f"model_size_b: not set and cannot be inferred from model_id {s.model_id!r}; "
+            "give the size in billions of parameters, e.g. -c model_size_b=8",
+        )
+    elif (need := model_memory_gib(size)) > s.gpu.gpu_memory_gib:
+        fitting = [t for t, g in gpus.gpu_table().items() if g.gpu_memory_gib >= need][:5]
+        rule(
+            "instance_type model_size_b model_id",
+            f"instance_type: {s.instance_type!r} has {s.gpu.gpu_memory_gib:.0f} GiB of GPU memory, but a "
+            f"{size:g}B model needs about {need:.0f} GiB (2 bytes/parameter x {MEMORY_HEADROOM} headroom); "
+            f"instance types that fit: {', '.join(fitting) or 'none'}",
+        )
+    if s.min_instances > s.max_instances:
+        rule(
+            "min_instances max_instances",
+            f"min_instances: {s.min_instances} is greater than max_instances {s.max_instances}",
+        )
+    elif not s.min_instances <= s.instance_count <= s.max_instances:
+        rule(
+            "instance_count min_instances max_instances",
+            f"instance_count: {s.instance_count} must lie between min_instances {s.min_instances} "
+            f"and max_instances {s.max_instances}",
+        )
+    if s.max_input_tokens >= s.max_total_tokens:
+        rule(
+            "max_input_tokens max_total_tokens",
+            f"max_input_tokens: {s.max_input_tokens} must be below max_total_tokens {s.max_total_tokens}",
+        )
+    elif s.default_max_tokens > s.max_total_tokens - s.max_input_tokens:
+        rule(
+            "default_max_tokens max_total_tokens max_input_tokens",
+            f"default_max_tokens: {s.default_max_tokens} must be between 1 and "
+            f"max_total_tokens - max_input_tokens ({s.max_total_tokens - s.max_input_tokens})",
+        )
+    if s.avg_input_tokens > s.max_input_tokens:
+        rule(
+            "avg_input_tokens max_input_tokens",
+            f"avg_input_tokens: {s.avg_input_tokens} is above max_input_tokens {s.max_input_tokens}: "
+            "no request that long is accepted",
+        )
+    if s.avg_input_tokens + s.avg_output_tokens > s.max_total_tokens:
+        rule(
+            "avg_input_tokens avg_output_tokens max_total_tokens",
+            f"avg_output_tokens: {s.avg_output_tokens} plus avg_input_tokens {s.avg_input_tokens} is above "
+            f"max_total_tokens {s.max_total_tokens}: no request that long is accepted",
+        )
+    return p
 
 
 def _field_kinds(name: str) -> tuple[object, ...]:

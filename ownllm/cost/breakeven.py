@@ -128,7 +128,7 @@ def chart_points(center_values: list[float]) -> list[float]:
     hi = max(finite) if finite else 1000.0
     start = 10 ** max(1, math.floor(math.log10(lo)) - 1)
     end = 10 ** min(10, math.ceil(math.log10(hi)) + 1)
-    points = []
+    points: list[float] = []
     r = start
     while r <= end and len(points) < 8:
         points.append(float(r))

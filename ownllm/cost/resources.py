@@ -8,7 +8,7 @@ reported as unpriced, never as $0.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -133,7 +133,7 @@ Pricer = Callable[[StackContext, str, dict[str, Any], Usage], list[Item]]
 PRICERS: dict[str, Pricer] = {}
 
 
-def pricer(*types: str):
+def pricer(*types: str) -> Callable[[Pricer], Pricer]:
     def register(fn: Pricer) -> Pricer:
         for t in types:
             PRICERS[t] = fn
@@ -149,8 +149,10 @@ def _item(
     daily: float | None,
     basis: str,
     category: str,
-    prices: list[Price] = (),
-    **kw,
+    prices: Sequence[Price] = (),
+    *,
+    min_daily_usd: float | None = None,
+    max_daily_usd: float | None = None,
 ) -> Item:
     return Item(
         ctx.stack.name,
@@ -161,7 +163,8 @@ def _item(
         category,
         sources=sorted({f"{p.item} ({p.region}): {p.source}, {p.date}" for p in prices}),
         uses_estimated_price=any(p.is_estimate or p.region != ctx.region for p in prices),
-        **kw,
+        min_daily_usd=min_daily_usd,
+        max_daily_usd=max_daily_usd,
     )
 
 
@@ -905,7 +908,7 @@ MONTHLY_FEES = {
 }
 
 
-def _monthly_fee(catalog_item: str, what: str, remark: str):
+def _monthly_fee(catalog_item: str, what: str, remark: str) -> Pricer:
     def price_monthly(ctx: StackContext, lid: str, res: dict, usage: Usage) -> list[Item]:
         price, note = ctx.price(catalog_item)
         return [

@@ -10,6 +10,7 @@ the instance-hours per day that the estimate bills.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 MINUTES_PER_WEEK = 7 * 24 * 60
@@ -131,7 +132,7 @@ class Capacity:
     def max_count(self) -> int:
         return max(s.high for s in self.segments)
 
-    def instance_hours_per_day(self, needed_at) -> float:
+    def instance_hours_per_day(self, needed_at: Callable[[int, int], int]) -> float:
         """Average instance-hours per day when `needed_at(weekday, hour)` instances are wanted."""
         total = 0.0
         for seg in self.segments:
@@ -156,7 +157,7 @@ class Capacity:
         return ", ".join(parts)
 
 
-def _split_by_hour(start: int, end: int):
+def _split_by_hour(start: int, end: int) -> Iterator[tuple[int, int]]:
     t = start
     while t < end:
         nxt = min(end, (t // 60 + 1) * 60)

@@ -49,6 +49,17 @@ def test_every_problem_is_reported_at_once():
     assert "accepted: vllm, lmi, tgi" in msgs[0]
 
 
+def test_a_bad_key_does_not_hide_a_broken_rule_between_two_good_keys():
+    msgs = problems(instance_type="ml.g5.2xlargeX", min_instances=3, max_instances=2)
+    assert [m.split(":")[0] for m in msgs] == ["instance_type", "min_instances"]
+    assert msgs[1] == "min_instances: 3 is greater than max_instances 2"
+
+
+def test_a_rule_that_reads_a_bad_key_is_not_reported_against_its_default():
+    [msg] = problems(instance_type="ml.g5.2xlargeX", model_id="meta-llama/Llama-3.1-70B-Instruct")
+    assert msg.startswith("instance_type: 'ml.g5.2xlargeX' is not a supported GPU instance type")
+
+
 def test_unknown_keys_are_rejected_with_a_suggestion():
     [msg] = problems(instance_typ="ml.g5.2xlarge")
     assert msg.startswith("instance_typ: unknown setting; did you mean instance_type")
