@@ -9,14 +9,9 @@ from typing import Any
 from ownllm.cost import breakeven as be
 from ownllm.cost.assembly import Assembly, load_assembly
 from ownllm.cost.catalog import Catalog, load_catalog
+from ownllm.cost.graph import link
 from ownllm.cost.model import Estimate, Item, monthly
-from ownllm.cost.resources import (
-    StackContext,
-    implicit_log_items,
-    prepare,
-    price_resource,
-    variant_instance_hours,
-)
+from ownllm.cost.pricers import PricingContext, implicit_log_items, price_resource, variant_instance_hours
 from ownllm.cost.usage import Usage, usage_from_settings
 
 
@@ -26,7 +21,9 @@ class Estimator:
     def __init__(self, assembly: Assembly, catalog: Catalog):
         self.assembly = assembly
         self.catalog = catalog
-        self.contexts: list[StackContext] = [prepare(s, catalog) for s in assembly.stacks]
+        self.contexts = [PricingContext(s, catalog=catalog) for s in assembly.stacks]
+        for ctx in self.contexts:
+            link(ctx)
 
     def items(self, usage: Usage) -> list[Item]:
         items: list[Item] = []

@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 
 from ownllm.cost.estimate import estimate_cdk_out
+from ownllm.cost.graph import invocations_per_day
 from ownllm.cost.model import FREE, UNPRICED
-from ownllm.cost.resources import FREE_TYPES, PRICERS, invocations_per_day
+from ownllm.cost.pricers import PRICERS
+from ownllm.cost.pricers.free import FREE_TYPES
 
 from .builders import CONFIG, ENDPOINT, FUNCTION, monitoring_resources, serving_resources
 
