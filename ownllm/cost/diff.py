@@ -25,6 +25,7 @@ class Change:
     basis: str
     priced_before: bool = True
     priced_after: bool = True
+    moved: tuple[str, ...] = ()  # the components whose cost changed, e.g. ("Duration",)
 
     @property
     def delta(self) -> float:
@@ -93,6 +94,18 @@ def _change(kind: str, old: Item | None, new: Item | None) -> Change:
         ref.basis,
         priced_before=old is None or old.priced,
         priced_after=new is None or new.priced,
+        moved=moved_components(old, new) if old is not None and new is not None else (),
+    )
+
+
+def moved_components(old: Item, new: Item) -> tuple[str, ...]:
+    """Names of the components whose daily cost changed between two versions of a line."""
+    before = {c.name: c.daily_usd for c in old.components}
+    after = {c.name: c.daily_usd for c in new.components}
+    return tuple(
+        name
+        for name in [*before, *(n for n in after if n not in before)]
+        if abs(after.get(name, 0.0) - before.get(name, 0.0)) >= EPSILON_USD
     )
 
 
@@ -162,8 +175,9 @@ def markdown_diff(d: CostDiff, *, comment: bool = False, base_note: str = "") ->
             before = usd(c.before) if c.kind != "added" else ""
             after = usd(c.after) if c.kind != "removed" else ""
             delta = _signed(c.delta) if c.priced_before and c.priced_after else "?"
+            kind = f"{c.kind} ({', '.join(c.moved)})" if c.moved else c.kind
             out.append(
-                f"| {c.kind} | {_cell(c.stack)} | {_cell(c.logical_id)} | {_cell(c.resource_type)} | "
+                f"| {kind} | {_cell(c.stack)} | {_cell(c.logical_id)} | {_cell(c.resource_type)} | "
                 f"{before} | {after} | {delta} | {_cell(c.basis)} |"
             )
         out.append("")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ownllm.cost.model import FREE, PER_REQUEST, UNPRICED, Item, price_text
-from ownllm.cost.pricers.base import PricingContext, _item, pricer
+from ownllm.cost.pricers.base import PricingContext, _item, component, pricer
 from ownllm.cost.usage import GB, Usage
 
 
@@ -14,20 +14,24 @@ def _data_transfer_item(ctx: PricingContext, lid: str, usage: Usage) -> Item:
         ctx,
         f"{lid}/DataTransferOut",
         "data transfer out (internet)",
-        gb * price.usd,
+        None,
         f"{usage.requests_per_day:,.0f} responses x {usage.response_bytes:,} B = {gb:.4g} GB "
         f"x {price_text(price.usd)}/GB" + note,
         PER_REQUEST,
         [price],
+        components=[component("Data transfer out", gb, price)],
     )
 
 
 @pricer("AWS::ApiGateway::RestApi")
 def price_rest_api(ctx: PricingContext, lid: str, res: dict, usage: Usage) -> list[Item]:
     price, note = ctx.price("apigateway.rest.requests")
-    daily = usage.requests_per_day / 1e6 * price.usd
+    requests = [component("Requests", usage.requests_per_day / 1e6, price)]
     basis = f"{usage.requests_per_day:,.0f} requests x {price_text(price.usd)}/1M (REST API)" + note
-    return [_item(ctx, lid, res["Type"], daily, basis, PER_REQUEST, [price]), _data_transfer_item(ctx, lid, usage)]
+    return [
+        _item(ctx, lid, res["Type"], None, basis, PER_REQUEST, [price], components=requests),
+        _data_transfer_item(ctx, lid, usage),
+    ]
 
 
 @pricer("AWS::ApiGatewayV2::Api")
@@ -45,12 +49,15 @@ def price_http_api(ctx: PricingContext, lid: str, res: dict, usage: Usage) -> li
             )
         ]
     price, note = ctx.price("apigateway.http.requests")
-    daily = usage.requests_per_day / 1e6 * price.usd
+    requests = [component("Requests", usage.requests_per_day / 1e6, price)]
     basis = (
         f"{usage.requests_per_day:,.0f} requests x {price_text(price.usd)}/1M "
         f"(HTTP API; each request under 512 KB counts once)" + note
     )
-    return [_item(ctx, lid, res["Type"], daily, basis, PER_REQUEST, [price]), _data_transfer_item(ctx, lid, usage)]
+    return [
+        _item(ctx, lid, res["Type"], None, basis, PER_REQUEST, [price], components=requests),
+        _data_transfer_item(ctx, lid, usage),
+    ]
 
 
 @pricer("AWS::ApiGateway::Stage")

@@ -8,7 +8,7 @@ from typing import Any
 
 from ownllm.cost.catalog import Catalog, Price
 from ownllm.cost.graph import StackGraph
-from ownllm.cost.model import Item
+from ownllm.cost.model import Component, Item
 from ownllm.cost.usage import Usage
 
 
@@ -37,6 +37,18 @@ class PricingContext(StackGraph):
         return p, note
 
 
+def component(
+    name: str,
+    quantity_per_day: float,
+    price: Price,
+    *,
+    min_quantity: float | None = None,
+    max_quantity: float | None = None,
+) -> Component:
+    """`quantity_per_day` in the catalog row's own unit."""
+    return Component(name, price.unit, quantity_per_day, price.usd, price.item, min_quantity, max_quantity)
+
+
 Pricer = Callable[[PricingContext, str, dict[str, Any], Usage], list[Item]]
 PRICERS: dict[str, Pricer] = {}
 
@@ -61,7 +73,9 @@ def _item(
     *,
     min_daily_usd: float | None = None,
     max_daily_usd: float | None = None,
+    components: Sequence[Component] = (),
 ) -> Item:
+    """A line of the estimate; with components and no `daily`, its figures are their sum."""
     return Item(
         ctx.stack.name,
         logical_id,
@@ -73,4 +87,5 @@ def _item(
         uses_estimated_price=any(p.is_estimate or p.region != ctx.region for p in prices),
         min_daily_usd=min_daily_usd,
         max_daily_usd=max_daily_usd,
+        components=list(components),
     )

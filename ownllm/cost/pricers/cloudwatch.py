@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ownllm.cost.graph import invocations_per_day
 from ownllm.cost.model import FIXED, FREE, PER_REQUEST, UNPRICED, Item, per_month_to_daily, price_text
-from ownllm.cost.pricers.base import Pricer, PricingContext, _item, pricer
+from ownllm.cost.pricers.base import Pricer, PricingContext, _item, component, pricer
 from ownllm.cost.usage import Usage
 
 
@@ -32,10 +32,11 @@ def price_alarm(ctx: PricingContext, lid: str, res: dict, usage: Usage) -> list[
             ctx,
             lid,
             res["Type"],
-            per_month_to_daily(n * price.usd),
+            None,
             f"{n} metric(s) x {price_text(price.usd)}/alarm-metric-month ({kind}, {period:g} s period)" + note,
             FIXED,
             [price],
+            components=[component("Alarm metrics", per_month_to_daily(n), price)],
         )
     ]
 
@@ -57,10 +58,11 @@ def _monthly_fee(catalog_item: str, what: str, remark: str) -> Pricer:
                 ctx,
                 lid,
                 res["Type"],
-                per_month_to_daily(price.usd),
+                None,
                 f"{what} x {price_text(price.usd)}/month{remark}" + note,
                 FIXED,
                 [price],
+                components=[component("Monthly fee", per_month_to_daily(1), price)],
             )
         ]
 
@@ -83,11 +85,12 @@ def price_schedule(ctx: PricingContext, lid: str, res: dict, usage: Usage) -> li
             ctx,
             lid,
             res["Type"],
-            per_day / 1e6 * price.usd,
+            None,
             f"{per_day:g} invocations/day ({expression}) x {price_text(price.usd)}/1M "
             "(the 14M/month free tier is not applied)" + note,
             PER_REQUEST,
             [price],
+            components=[component("Invocations", per_day / 1e6, price)],
         )
     ]
 

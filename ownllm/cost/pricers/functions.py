@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ownllm.cost.model import FIXED, FREE, PER_REQUEST, UNPRICED, Item, per_month_to_daily, price_text
-from ownllm.cost.pricers.base import PricingContext, _item, pricer
+from ownllm.cost.pricers.base import PricingContext, _item, component, pricer
 from ownllm.cost.usage import Usage
 
 LAMBDA_DEFAULT_MEMORY_MB = 128
@@ -81,13 +81,16 @@ def price_lambda(ctx: PricingContext, lid: str, res: dict, usage: Usage) -> list
     gb = memory_mb / 1024
     duration_price, n1 = ctx.price(f"lambda.duration:{arch}")
     request_price, n2 = ctx.price("lambda.requests")
-    daily = invocations * seconds * gb * duration_price.usd + invocations / 1e6 * request_price.usd
+    parts = [
+        component("Requests", invocations / 1e6, request_price),
+        component("Duration", invocations * seconds * gb, duration_price),
+    ]
     basis = (
         f"{invocations:,.0f} invocations x {seconds:.2f} s x {gb:g} GB ({memory_mb:g} MB, {arch}) "
         f"x {price_text(duration_price.usd)}/GB-s + {invocations:,.0f} x {price_text(request_price.usd)}/1M requests"
         f" ({why})" + (n1 or n2)
     )
-    items = [_item(ctx, lid, rtype, daily, basis, PER_REQUEST, [duration_price, request_price])]
+    items = [_item(ctx, lid, rtype, None, basis, PER_REQUEST, [duration_price, request_price], components=parts)]
     declared = (res.get("Metadata") or {}).get(CUSTOM_METRICS_METADATA)
     if isinstance(declared, dict) and isinstance(declared.get("always"), int):
         items.append(_custom_metrics_item(ctx, lid, declared))
@@ -103,10 +106,10 @@ def _custom_metrics_item(ctx: PricingContext, lid: str, declared: dict) -> Item:
         ctx,
         f"{lid}/CustomMetrics",
         "CloudWatch custom metrics (EMF)",
-        per_month_to_daily(always * price.usd),
+        None,
         f"{always} metric(s) emitted on every request x {price_text(price.usd)}/metric-month "
         f"(up to {at_most} when every error class occurs)" + note,
         FIXED,
         [price],
-        max_daily_usd=per_month_to_daily(at_most * price.usd),
+        components=[component("Metrics", per_month_to_daily(always), price, max_quantity=per_month_to_daily(at_most))],
     )

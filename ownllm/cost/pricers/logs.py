@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ownllm.cost.model import FIXED, FREE, PER_REQUEST, Item, per_month_to_daily, price_text
-from ownllm.cost.pricers.base import PricingContext, _item, pricer
+from ownllm.cost.pricers.base import PricingContext, _item, component, pricer
 from ownllm.cost.pricers.functions import _lambda_invocations
 from ownllm.cost.usage import GB, Usage
 
@@ -25,7 +25,7 @@ def _log_item(
     gb = bytes_per_day / GB
     kept = retention_days if retention_days else NEVER_EXPIRE_STORAGE_DAYS
     stored_gb = gb * kept
-    daily = gb * ingest.usd + per_month_to_daily(stored_gb * storage.usd)
+    parts = [component("Ingestion", gb, ingest), component("Storage", per_month_to_daily(stored_gb), storage)]
     who = " + ".join(w for w, _ in writers)
     retention = (
         f"{kept:g} days retention"
@@ -36,7 +36,7 @@ def _log_item(
         f"{prefix}{who}: {gb:.4g} GB/day x {price_text(ingest.usd)}/GB ingestion + "
         f"{stored_gb:.4g} GB stored ({retention}, uncompressed) x {price_text(storage.usd)}/GB-month" + (n1 or n2)
     )
-    return _item(ctx, lid, rtype, daily, basis, PER_REQUEST, [ingest, storage])
+    return _item(ctx, lid, rtype, None, basis, PER_REQUEST, [ingest, storage], components=parts)
 
 
 def _lambda_log_writer(ctx: PricingContext, fid: str, usage: Usage) -> tuple[str, float] | None:
@@ -139,9 +139,10 @@ def price_metric_filter(ctx: PricingContext, lid: str, res: dict, usage: Usage) 
             ctx,
             lid,
             res["Type"],
-            per_month_to_daily(n * price.usd),
+            None,
             f"{n} custom metric(s) x {price_text(price.usd)}/metric-month" + note,
             FIXED,
             [price],
+            components=[component("Metrics", per_month_to_daily(n), price)],
         )
     ]

@@ -7,7 +7,7 @@ import math
 from ownllm.cost.catalog import Price, hosting_item
 from ownllm.cost.graph import VariantPlan
 from ownllm.cost.model import FREE, INSTANCES, PER_REQUEST, UNPRICED, Item, price_text, usd
-from ownllm.cost.pricers.base import PricingContext, Unpriceable, _item, pricer
+from ownllm.cost.pricers.base import PricingContext, Unpriceable, _item, component, pricer
 from ownllm.cost.usage import GB, Usage
 
 
@@ -57,9 +57,10 @@ def price_endpoint(ctx: PricingContext, lid: str, res: dict, usage: Usage) -> li
             continue
         _, price, note = priced[0]
         hours, needed = variant_instance_hours(plan, usage)
-        daily = hours * price.usd
-        low = plan.capacity.bound_hours_per_day(high=False) * price.usd
-        high = plan.capacity.bound_hours_per_day(high=True) * price.usd
+        low_hours = plan.capacity.bound_hours_per_day(high=False)
+        high_hours = plan.capacity.bound_hours_per_day(high=True)
+        usage_part = component("Instance usage", hours, price, min_quantity=low_hours, max_quantity=high_hours)
+        low, high = usage_part.min_daily_usd, usage_part.max_daily_usd
         rate = f"{plan.instance_type} x {price_text(price.usd)}/h"
         cap = plan.capacity
         if cap.scaling == "fixed":
@@ -84,9 +85,7 @@ def price_endpoint(ctx: PricingContext, lid: str, res: dict, usage: Usage) -> li
             )
         if needed > cap.max_count:
             basis += f"; CAPACITY: the load needs {needed} instances, at most {cap.max_count} can run"
-        items.append(
-            _item(ctx, item_id, rtype, daily, basis + note, INSTANCES, [price], min_daily_usd=low, max_daily_usd=high)
-        )
+        items.append(_item(ctx, item_id, rtype, None, basis + note, INSTANCES, [price], components=[usage_part]))
     if plans and any(p.instance_type and not p.problem for p in plans):
         try:
             price, note = ctx.price("sagemaker.data-processed")
@@ -96,11 +95,12 @@ def price_endpoint(ctx: PricingContext, lid: str, res: dict, usage: Usage) -> li
                     ctx,
                     f"{lid}/DataProcessed",
                     "AWS::SageMaker::Endpoint (data processed)",
-                    gb * price.usd,
+                    None,
                     f"{usage.requests_per_day:,.0f} requests x {usage.request_bytes + usage.response_bytes:,} B "
                     f"= {gb:.4g} GB in+out x {price_text(price.usd)}/GB" + note,
                     PER_REQUEST,
                     [price],
+                    components=[component("Data processed", gb, price)],
                 )
             )
         except Unpriceable as exc:
