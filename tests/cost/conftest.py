@@ -40,3 +40,11 @@ def cdk_out(tmp_path: Path) -> Callable[..., Path]:
         return write_cdk_out(tmp_path / f"cdk.out.{counter['n']}", stacks, **kw)
 
     return write
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--refresh-golden",
+        action="store_true",
+        help="synthesize the golden variants again and rewrite tests/cost/golden (review the diff)",
+    )
