@@ -29,7 +29,7 @@ from ownllm import gpus
 
 ENGINES = ("vllm", "lmi", "tgi")
 # Serving memory ~= 2 bytes per parameter at 16-bit, with >= 1.2x headroom for the KV cache
-# and runtime (shared/reference/economics.md, after ray-project/llm-numbers).
+# and runtime (ray-project/llm-numbers, "Rules of thumb for sizing").
 BYTES_PER_PARAM = 2
 MEMORY_HEADROOM = 1.2
 # API Gateway REST integrations time out at 29 s; the Lambda must finish first.

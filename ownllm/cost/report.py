@@ -75,14 +75,7 @@ def print_terminal(est: Estimate, file: IO[str] | None = None) -> None:
     )
     charged, unpriced, zero = _cost_lines(est)
     wide = console.width >= 150
-    table = Table(
-        title=f"ownllm cost estimate: {headline(est)}",
-        caption=_where(est),
-        title_justify="left",
-        caption_justify="left",
-        box=box.SIMPLE_HEAD,
-        pad_edge=False,
-    )
+    table = Table(caption=_where(est), caption_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
     table.add_column("stack / resource", no_wrap=True, overflow="ellipsis")
     if wide:
         table.add_column("type", no_wrap=True)
@@ -117,6 +110,7 @@ def print_terminal(est: Estimate, file: IO[str] | None = None) -> None:
         row(f"+ {len(charged) - TERMINAL_LINES} more lines", "", usd(rest), usd(monthly(rest)), "")
     if zero:
         row(f"+ {len(zero)} resources with no charge", "", "$0.00", "$0.00", "see cost-estimate.md")
+    console.print(f"[bold]ownllm cost estimate[/]: {headline(est)}")
     console.print(table)
     top = est.top(1)
     if top and not wide:
