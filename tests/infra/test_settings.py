@@ -1,6 +1,10 @@
 """Bad settings fail before any construct is built, one message per problem."""
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -231,3 +235,36 @@ def test_resolved_settings_round_trip_through_cdk_out(tmp_path):
     )
     assert write_recorded_settings(tmp_path, settings) == tmp_path / SETTINGS_FILE
     assert Settings.from_context(read_recorded_settings(tmp_path)) == settings
+
+
+def _run_app(tmp_path: Path, context: dict) -> subprocess.CompletedProcess[str]:
+    root = Path(__file__).resolve().parents[2]
+    cdk_context = json.loads((root / "cdk.json").read_text())["context"]
+    env = {
+        **os.environ,
+        "CDK_OUTDIR": str(tmp_path),
+        "CDK_CONTEXT_JSON": json.dumps({**cdk_context, **context}),
+        "OWNLLM_SKIP_COST": "1",
+        "PYTHONPATH": str(root),
+    }
+    return subprocess.run([sys.executable, "app.py"], cwd=root, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_a_dash_c_typo_on_cdk_synth_fails_synth_with_did_you_mean(tmp_path):
+    result = _run_app(tmp_path, {"instnace_type": "ml.g5.4xlarge"})
+    assert result.returncode == 1
+    assert "  - instnace_type: unknown setting; did you mean instance_type?" in result.stderr.splitlines()
+    assert "Traceback" not in result.stderr
+
+
+def test_synth_records_the_settings_it_resolved_in_cdk_out(tmp_path):
+    from ownllm.settings import read_recorded_settings
+
+    result = _run_app(tmp_path, {"requests_per_day": "5000", "timezone": "Asia/Tokyo"})
+    assert result.returncode == 0, result.stderr
+    recorded = Settings.from_context(read_recorded_settings(tmp_path))
+    assert (recorded.requests_per_day, recorded.timezone, recorded.instance_type) == (
+        5000,
+        "Asia/Tokyo",
+        "ml.g5.2xlarge",
+    )
