@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from ownllm.cost.assembly import AssemblyError
+from ownllm.cost.cdk_command import cdk_command, shows_bill
 from ownllm.cost.estimate import estimate_cdk_out
 from ownllm.cost.model import Estimate, usd
 from ownllm.cost.template import TemplateValueError
@@ -74,9 +75,12 @@ def report_after_synth(outdir: str | os.PathLike, settings: Any, *, stream: IO[s
         (stream or sys.stderr).write(f"ownllm: cost estimate failed: {exc}\n")
         raise SystemExit(2) from None
     write_reports(estimate, outdir)
-    from ownllm.cost.report import print_terminal
+    from ownllm.cost.report import headline, print_terminal
 
-    print_terminal(estimate, file=stream or sys.stderr)
+    if shows_bill(cdk_command()):
+        print_terminal(estimate, file=stream or sys.stderr)
+    else:  # cdk ls, diff, destroy: the bill is in cdk.out, one line is enough
+        (stream or sys.stderr).write(f"ownllm cost estimate: {headline(estimate)} ({MARKDOWN_NAME} in cdk.out)\n")
     limit = getattr(settings, "max_daily_usd", None)
     if limit is not None and (estimate.daily_usd > limit or not estimate.complete):
         raise BudgetExceeded(estimate, float(limit))
