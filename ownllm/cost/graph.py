@@ -7,6 +7,7 @@ function writes to, how many instances an endpoint variant can run, hour by hour
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,14 +69,23 @@ class StackGraph:
         return literal(value, self.stack.parameters)
 
     def number(
-        self, value: Any, default: float | None, *, lid: str, prop: str, minimum: float = 0.0, whole: bool = False
+        self,
+        value: Any,
+        default: float | None,
+        *,
+        lid: str,
+        prop: str,
+        minimum: float = 0.0,
+        maximum: float = math.inf,
+        whole: bool = False,
     ) -> float | None:
         """A plain number from the template (or `default` when it is not set or not a literal);
         a negative, non-finite or fractional-count value raises TemplateValueError."""
         plain = self.literal(value)
         if plain is None:
             return default
-        return checked_number(plain, where=(self.stack.template_file, lid, prop), minimum=minimum, whole=whole)
+        where = (self.stack.template_file, lid, prop)
+        return checked_number(plain, where=where, minimum=minimum, maximum=maximum, whole=whole)
 
     def alternatives(self, value: Any, *, lid: str, prop: str, whole: bool = False) -> list[Any] | None:
         """Every value an intrinsic can resolve to (Fn::If branches, mapping rows); numbers checked."""

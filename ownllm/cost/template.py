@@ -99,14 +99,24 @@ def branches(value: Any, template: dict[str, Any]) -> list[Any] | None:
     return None
 
 
-def checked_number(value: Any, *, where: tuple[str, str, str], minimum: float = 0.0, whole: bool = False) -> float:
-    """A template number that a deployment could have: finite, >= minimum, whole if a count."""
+def checked_number(
+    value: Any,
+    *,
+    where: tuple[str, str, str],
+    minimum: float = 0.0,
+    maximum: float = math.inf,
+    whole: bool = False,
+) -> float:
+    """A template number that a deployment could have: finite, in [minimum, maximum], whole if a count."""
     try:
         number = float(value)
     except (TypeError, ValueError):
         number = math.nan
-    if isinstance(value, bool) or not math.isfinite(number) or number < minimum or (whole and not number.is_integer()):
+    out_of_range = number < minimum or number > maximum
+    if isinstance(value, bool) or not math.isfinite(number) or out_of_range or (whole and not number.is_integer()):
         accepted = f"a whole number >= {minimum:g}" if whole else f"a finite number >= {minimum:g}"
+        if maximum < math.inf:
+            accepted += f" and <= {maximum:g}"
         raise TemplateValueError(*where, value, accepted)
     return number
 

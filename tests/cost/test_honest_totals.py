@@ -114,13 +114,17 @@ def test_impossible_numbers_are_refused_naming_file_resource_and_property(cdk_ou
     )
 
 
-def test_a_negative_lambda_memory_is_refused_by_cost_estimate_in_one_line(cdk_out, tmp_path, capsys):
+@pytest.mark.parametrize("memory", [-128, 1e9])
+def test_a_lambda_memory_no_function_can_have_is_refused_by_cost_estimate_in_one_line(
+    cdk_out, tmp_path, capsys, memory
+):
     r = serving_resources()
-    r[FUNCTION]["Properties"]["MemorySize"] = -128
+    r[FUNCTION]["Properties"]["MemorySize"] = memory
     out = cdk_out({"S": r})
     assert main(["cost", "estimate", "--cdk-out", str(out), "--settings", str(tmp_path / "none")]) == 2
     assert capsys.readouterr().err == (
-        f"ownllm: {out / 'S.template.json'}: {FUNCTION} MemorySize: -128 is not a finite number >= 128\n"
+        f"ownllm: {out / 'S.template.json'}: {FUNCTION} MemorySize: {memory!r} is not a finite number >= 128 "
+        "and <= 10240\n"
     )
 
 

@@ -8,6 +8,11 @@ from ownllm.cost.usage import Usage
 
 LAMBDA_DEFAULT_MEMORY_MB = 128
 LAMBDA_DEFAULT_TIMEOUT_S = 3
+# Lambda memory is 128-10,240 MB; a timeout is at most 900 s, or 5,400 s for Lambda Managed
+# Instances invoked asynchronously (docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html,
+# .../configuration-timeout.html). Anything outside is a template no deployment could have.
+LAMBDA_MEMORY_MB_RANGE = (128, 10_240)
+LAMBDA_MAX_TIMEOUT_S = 5_400
 # A header-checking authorizer's billed time (Lambda bills per ms; ~1 ms of work plus runtime).
 AUTHORIZER_DURATION_S = 0.01
 # Function metadata key under which a stack declares the custom metrics the function emits.
@@ -19,7 +24,14 @@ def _lambda_invocations(ctx: PricingContext, lid: str, usage: Usage) -> tuple[fl
     """(invocations/day, seconds each, why) or None when nothing in the templates calls it."""
     props = ctx.props(lid)
     timeout = (
-        ctx.number(props.get("Timeout"), LAMBDA_DEFAULT_TIMEOUT_S, lid=lid, prop="Timeout", minimum=1)
+        ctx.number(
+            props.get("Timeout"),
+            LAMBDA_DEFAULT_TIMEOUT_S,
+            lid=lid,
+            prop="Timeout",
+            minimum=1,
+            maximum=LAMBDA_MAX_TIMEOUT_S,
+        )
         or LAMBDA_DEFAULT_TIMEOUT_S
     )
     if lid in ctx.request_lambdas:
@@ -74,7 +86,14 @@ def price_lambda(ctx: PricingContext, lid: str, res: dict, usage: Usage) -> list
         ]
     invocations, seconds, why = calls
     memory_mb = (
-        ctx.number(props.get("MemorySize"), LAMBDA_DEFAULT_MEMORY_MB, lid=lid, prop="MemorySize", minimum=128)
+        ctx.number(
+            props.get("MemorySize"),
+            LAMBDA_DEFAULT_MEMORY_MB,
+            lid=lid,
+            prop="MemorySize",
+            minimum=LAMBDA_MEMORY_MB_RANGE[0],
+            maximum=LAMBDA_MEMORY_MB_RANGE[1],
+        )
         or LAMBDA_DEFAULT_MEMORY_MB
     )
     arch = ctx.literal((props.get("Architectures") or ["x86_64"])[0]) or "x86_64"
