@@ -251,9 +251,13 @@ def _prepare_endpoints(ctx: StackGraph) -> None:
                     "InitialInstanceCount is neither a literal nor a choice between literals (Fn::If, Fn::FindInMap)"
                 )
             count_range = counts or [0]
-            capacity = _variant_capacity(
-                ctx, eid, endpoint_name, name, min(count_range), max(count_range), variant, targets
-            )
+            try:
+                capacity = _variant_capacity(
+                    ctx, eid, endpoint_name, name, min(count_range), max(count_range), variant, targets
+                )
+            except UnknownCapacity as exc:
+                capacity = scaling.Capacity.fixed(0)
+                problem = problem or str(exc)
             itypes = tuple(t for t in types or [] if isinstance(t, str))
             plans.append(
                 VariantPlan(
@@ -269,6 +273,22 @@ def _prepare_endpoints(ctx: StackGraph) -> None:
                 )
             )
         ctx.endpoint_plans[eid] = plans
+
+
+class UnknownCapacity(ValueError):
+    """A scaling bound that is neither a literal nor a choice between literals."""
+
+
+def _counts(ctx: StackGraph, value: Any, default: int, *, lid: str, prop: str) -> list[int]:
+    """The instance counts a bound can take (one for a literal, each branch of Fn::If)."""
+    if value is None:
+        return [default]
+    found = ctx.alternatives(value, lid=lid, prop=prop, whole=True)
+    if found is None:
+        raise UnknownCapacity(
+            f"{lid} {prop} is neither a literal nor a choice between literals (Fn::If, Fn::FindInMap)"
+        )
+    return [int(v) for v in found]
 
 
 def _variant_capacity(
@@ -292,8 +312,8 @@ def _variant_capacity(
         )
         if not names_endpoint or not text.endswith(f"/variant/{variant_name}"):
             continue
-        lo = int(ctx.number(p.get("MinCapacity"), low_count, lid=tid, prop="MinCapacity", whole=True) or 0)
-        hi = int(ctx.number(p.get("MaxCapacity"), high_count, lid=tid, prop="MaxCapacity", whole=True) or 0)
+        lo = min(_counts(ctx, p.get("MinCapacity"), low_count, lid=tid, prop="MinCapacity"))
+        hi = max(_counts(ctx, p.get("MaxCapacity"), high_count, lid=tid, prop="MaxCapacity"))
         if lo > hi:
             ctx.warnings.append(
                 f"{ctx.stack.name}/{tid}: MinCapacity {lo} is above MaxCapacity {hi}, which Application Auto "
@@ -323,14 +343,8 @@ def _variant_capacity(
     managed = variant.get("ManagedInstanceScaling") or {}
     if ctx.literal(managed.get("Status")) == "ENABLED":
         cfg = "ManagedInstanceScaling"
-        lo = int(
-            ctx.number(managed.get("MinInstanceCount"), low_count, lid=eid, prop=f"{cfg}.MinInstanceCount", whole=True)
-            or 0
-        )
-        hi = int(
-            ctx.number(managed.get("MaxInstanceCount"), high_count, lid=eid, prop=f"{cfg}.MaxInstanceCount", whole=True)
-            or 0
-        )
+        lo = min(_counts(ctx, managed.get("MinInstanceCount"), low_count, lid=eid, prop=f"{cfg}.MinInstanceCount"))
+        hi = max(_counts(ctx, managed.get("MaxInstanceCount"), high_count, lid=eid, prop=f"{cfg}.MaxInstanceCount"))
         cap = scaling.capacity_from_target(lo, hi, [])
         cap.described = f"managed instance scaling {lo}..{hi}"
         return cap

@@ -200,3 +200,21 @@ def test_min_capacity_above_max_capacity_is_warned(cdk_out, settings):
     r = serving_resources(autoscaling=(3, 2))
     est = estimate_cdk_out(cdk_out({"S": r}), settings())
     assert any("MinCapacity 3 is above MaxCapacity 2" in w for w in est.warnings)
+
+
+def test_an_autoscaling_ceiling_chosen_by_fn_if_is_priced_up_to_its_highest_branch(cdk_out, settings):
+    """MaxCapacity 2 or 4: the range reaches 4 x 24 h x $2.03 = $194.88/day."""
+    r = serving_resources(autoscaling=(1, 2))
+    target = next(v for v in r.values() if v["Type"] == "AWS::ApplicationAutoScaling::ScalableTarget")
+    target["Properties"]["MaxCapacity"] = {"Fn::If": ["Prod", 4, 2]}
+    line = endpoint_line(estimate_cdk_out(cdk_out({"S": r}), settings()))
+    assert (line.min_daily_usd, line.max_daily_usd) == pytest.approx((48.72, 194.88))
+
+
+def test_an_autoscaling_floor_that_cannot_be_read_leaves_the_endpoint_unpriced(cdk_out, settings):
+    r = serving_resources(autoscaling=(1, 2))
+    target_id, target = next((k, v) for k, v in r.items() if v["Type"] == "AWS::ApplicationAutoScaling::ScalableTarget")
+    target["Properties"]["MinCapacity"] = {"Fn::ImportValue": "Floor"}
+    line = endpoint_line(estimate_cdk_out(cdk_out({"S": r}), settings()))
+    assert (line.category, line.daily_usd) == (UNPRICED, None)
+    assert line.basis.startswith(f"{target_id} MinCapacity is neither a literal")
