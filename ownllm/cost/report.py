@@ -161,7 +161,10 @@ def mermaid_chart(est: Estimate) -> str:
 def markdown(est: Estimate, heading: str = "#") -> str:
     charged, unpriced, zero = _cost_lines(est)
     h2 = heading + "#"
-    out = [f"{heading} ownllm cost estimate", "", f"**{headline(est)}** in {_where(est)}.", ""]
+    title = (
+        "ownllm cost estimate" if est.complete else f"ownllm cost estimate (INCOMPLETE: {len(est.unpriced)} unpriced)"
+    )
+    out = [f"{heading} {title}", "", f"**{headline(est)}** in {_where(est)}.", ""]
     if est.budget.get("max_daily_usd") is not None:
         state = "**exceeded**" if est.budget.get("exceeded") else "within"
         out += [f"Budget guard: max_daily_usd = {usd(est.budget['max_daily_usd'])}: {state}.", ""]

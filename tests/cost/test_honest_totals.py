@@ -68,6 +68,7 @@ def test_an_instance_type_missing_from_the_catalog_makes_the_estimate_incomplete
     doc = est.to_dict()
     assert (doc["complete"], [u["logical_id"] for u in doc["unpriced"]]) == (False, [ENDPOINT])
     assert headline(est).startswith("INCOMPLETE, 1 unpriced resource(s) not counted: at least $")
+    assert markdown(est).splitlines()[0] == "# ownllm cost estimate (INCOMPLETE: 1 unpriced)"
     assert markdown(est).splitlines()[2].startswith("**INCOMPLETE, 1 unpriced resource(s) not counted")
     out = io.StringIO()
     print_terminal(est, file=out)
