@@ -219,9 +219,9 @@ class Settings(BaseModel):
     # ----- field rules ---------------------------------------------------------------
     @field_validator("*", mode="before")
     @classmethod
-    def _plain_input(cls, value: object, info: Any) -> object:
+    def _plain_input(cls, value: object, info: ValidationInfo) -> object:
         """-c values arrive as text: 'none' clears an optional key; a bool is never a number."""
-        kinds = _field_kinds(info.field_name)
+        kinds = _field_kinds(info.field_name) if info.field_name else ()
         if isinstance(value, str) and value.strip().lower() in _NONE_WORDS and type(None) in kinds:
             return None
         if isinstance(value, bool) and (int in kinds or float in kinds):
