@@ -26,6 +26,16 @@ def make_settings(**overrides: Any) -> Settings:
     return Settings.from_context(base)
 
 
+@pytest.fixture(autouse=True)
+def no_region_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Environment-agnostic stacks are priced in AWS_REGION / CDK_DEFAULT_REGION when set; the
+    tests' hand-worked bills are us-east-1's, whatever the machine running them says."""
+    from ownllm.cost.assembly import REGION_VARIABLES
+
+    for name in REGION_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+
+
 @pytest.fixture
 def settings() -> Callable[..., Settings]:
     return make_settings
