@@ -143,12 +143,21 @@ def _estimate(args: argparse.Namespace) -> int:
     from ownllm.cost.report import markdown, print_terminal
     from ownllm.cost.synth_hook import write_reports
     from ownllm.cost.template import TemplateValueError
+    from ownllm.settings import parse_overrides
 
     settings = _settings_or_exit(args.settings, args.context, args.cdk_out)
     try:
         est = estimate_cdk_out(args.cdk_out, settings)
     except (AssemblyError, TemplateValueError) as exc:
         raise CommandError([str(exc)]) from None
+    pinned = sorted({s["region"] for s in est.stacks if s["region_source"] == "stack environment"})
+    if "region" in parse_overrides(args.context) and pinned:
+        raise CommandError(
+            [
+                f"-c region: the stacks were synthesized for {', '.join(pinned)} (their environment), so the "
+                "estimate cannot move them; run `cdk synth -c region=...`"
+            ]
+        )
     if args.write:
         write_reports(est, args.cdk_out)
     if args.format == "json":

@@ -131,3 +131,21 @@ def test_json_piped_into_a_reader_that_stops_early_ends_without_a_traceback(cdk_
     err = proc.stderr.read().decode()
     assert proc.wait() == 0
     assert "Traceback" not in err and "BrokenPipe" not in err
+
+
+def test_dash_c_region_is_refused_for_stacks_synthesized_for_a_region(cdk_out, capsys, tmp_path):
+    out = cdk_out({"OwnLlm": serving_resources("ml.g5.4xlarge", 1)}, environment="aws://123456789012/eu-west-1")
+    rc = main(
+        ["cost", "estimate", "--cdk-out", str(out), "--settings", str(tmp_path / "none"), "-c", "region=us-west-2"]
+    )
+    assert rc == 2
+    assert capsys.readouterr().err == (
+        "ownllm: -c region: the stacks were synthesized for eu-west-1 (their environment), so the estimate "
+        "cannot move them; run `cdk synth -c region=...`\n"
+    )
+
+
+def test_dash_c_region_prices_an_environment_agnostic_cdk_out_there(cdk_out, capsys, tmp_path):
+    out = cdk_out({"OwnLlm": serving_resources("ml.g5.4xlarge", 1)})
+    doc = estimate_json(capsys, "--cdk-out", str(out), "--settings", str(tmp_path / "none"), "-c", "region=eu-west-1")
+    assert (doc["region"], doc["region_source"]) == ("eu-west-1", "settings.region")
