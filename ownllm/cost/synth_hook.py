@@ -14,13 +14,16 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING
 
 from ownllm.cost.assembly import AssemblyError
 from ownllm.cost.cdk_command import cdk_command, shows_bill
 from ownllm.cost.estimate import estimate_cdk_out
 from ownllm.cost.model import Estimate, usd
 from ownllm.cost.template import TemplateValueError
+
+if TYPE_CHECKING:
+    from ownllm.settings import Settings
 
 JSON_NAME = "cost-estimate.json"
 MARKDOWN_NAME = "cost-estimate.md"
@@ -62,7 +65,7 @@ def write_reports(estimate: Estimate, outdir: str | os.PathLike) -> tuple[Path, 
     return json_path, md_path
 
 
-def report_after_synth(outdir: str | os.PathLike, settings: Any, *, stream: IO[str] | None = None) -> Estimate:
+def report_after_synth(outdir: str | os.PathLike, settings: Settings, *, stream: IO[str] | None = None) -> Estimate:
     """Estimate the templates in `outdir`, print the table to stderr, write the reports.
 
     Raises BudgetExceeded when settings.max_daily_usd is set and the estimate is above it
@@ -81,7 +84,7 @@ def report_after_synth(outdir: str | os.PathLike, settings: Any, *, stream: IO[s
         print_terminal(estimate, file=stream or sys.stderr)
     else:  # cdk ls, diff, destroy: the bill is in cdk.out, one line is enough
         (stream or sys.stderr).write(f"ownllm cost estimate: {headline(estimate)} ({MARKDOWN_NAME} in cdk.out)\n")
-    limit = getattr(settings, "max_daily_usd", None)
+    limit = settings.max_daily_usd
     if limit is not None and (estimate.daily_usd > limit or not estimate.complete):
         raise BudgetExceeded(estimate, float(limit))
     return estimate
