@@ -76,7 +76,8 @@ _HF_ID_RE = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 _STACK_PREFIX_RE = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,30}")
 _REGION_RE = re.compile(r"[a-z]{2}(-gov)?-[a-z]+-\d")
 # Secrets Manager names: 1-512 ASCII letters, digits and /_+=.@- (CreateSecret's Name,
-# https://docs.aws.amazon.com/secretsmanager/latest/apireference/API_CreateSecret.html).
+# https://docs.aws.amazon.com/secretsmanager/latest/apireference/API_CreateSecret.html; the
+# length is NameType's min/max in boto/botocore botocore/data/secretsmanager/2017-10-17/service-2.json).
 # The name is pasted into a {{resolve:secretsmanager:NAME:...}} dynamic reference, so this
 # also keeps ':' '{' '}' out of it.
 _SECRET_NAME_RE = re.compile(r"[A-Za-z0-9/_+=.@-]{1,512}")
