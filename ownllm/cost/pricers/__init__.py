@@ -10,7 +10,7 @@ from __future__ import annotations
 from ownllm.cost.graph import is_custom
 from ownllm.cost.model import FREE, UNPRICED, Item
 from ownllm.cost.pricers import apigateway, cloudwatch, functions, logs, sagemaker  # noqa: F401 - registers pricers
-from ownllm.cost.pricers.base import PRICERS, PricingContext, Unpriceable, _item
+from ownllm.cost.pricers.base import PRICERS, PricingContext, Unpriceable, line_item
 from ownllm.cost.pricers.free import FREE_TYPES, SKIPPED_TYPES, USAGE_UNKNOWN
 from ownllm.cost.pricers.logs import implicit_log_items
 from ownllm.cost.pricers.sagemaker import variant_instance_hours
@@ -28,13 +28,15 @@ def price_resource(ctx: PricingContext, lid: str, res: dict, usage: Usage) -> li
         try:
             return fn(ctx, lid, res, usage)
         except Unpriceable as exc:
-            return [_item(ctx, lid, rtype, None, str(exc), UNPRICED)]
+            return [line_item(ctx, lid, rtype, None, str(exc), UNPRICED)]
     if rtype in FREE_TYPES:
-        return [_item(ctx, lid, rtype, 0.0, FREE_TYPES[rtype], FREE)]
+        return [line_item(ctx, lid, rtype, 0.0, FREE_TYPES[rtype], FREE)]
     if rtype in USAGE_UNKNOWN:
-        return [_item(ctx, lid, rtype, None, USAGE_UNKNOWN[rtype], UNPRICED)]
+        return [line_item(ctx, lid, rtype, None, USAGE_UNKNOWN[rtype], UNPRICED)]
     if is_custom(rtype):
         return [
-            _item(ctx, lid, rtype, None, "custom resource: what it creates or calls is not in the template", UNPRICED)
+            line_item(
+                ctx, lid, rtype, None, "custom resource: what it creates or calls is not in the template", UNPRICED
+            )
         ]
-    return [_item(ctx, lid, rtype, None, f"no pricer for {rtype}", UNPRICED)]
+    return [line_item(ctx, lid, rtype, None, f"no pricer for {rtype}", UNPRICED)]

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from ownllm.cost.model import FREE, PER_REQUEST, UNPRICED, Item, price_text
-from ownllm.cost.pricers.base import PricingContext, _item, component, pricer
+from ownllm.cost.pricers.base import PricingContext, component, line_item, pricer
 from ownllm.cost.usage import GB, Usage
 
 
 def _data_transfer_item(ctx: PricingContext, lid: str, usage: Usage) -> Item:
     price, note = ctx.price("datatransfer.out.internet")
     gb = usage.requests_per_day * usage.response_bytes / GB
-    return _item(
+    return line_item(
         ctx,
         f"{lid}/DataTransferOut",
         "data transfer out (internet)",
@@ -29,7 +29,7 @@ def price_rest_api(ctx: PricingContext, lid: str, res: dict, usage: Usage) -> li
     requests = [component("Requests", usage.requests_per_day / 1e6, price)]
     basis = f"{usage.requests_per_day:,.0f} requests x {price_text(price.usd)}/1M (REST API)" + note
     return [
-        _item(ctx, lid, res["Type"], None, basis, PER_REQUEST, [price], components=requests),
+        line_item(ctx, lid, res["Type"], None, basis, PER_REQUEST, [price], components=requests),
         _data_transfer_item(ctx, lid, usage),
     ]
 
@@ -39,7 +39,7 @@ def price_http_api(ctx: PricingContext, lid: str, res: dict, usage: Usage) -> li
     protocol = ctx.literal((res.get("Properties") or {}).get("ProtocolType")) or "HTTP"
     if protocol != "HTTP":
         return [
-            _item(
+            line_item(
                 ctx,
                 lid,
                 res["Type"],
@@ -55,7 +55,7 @@ def price_http_api(ctx: PricingContext, lid: str, res: dict, usage: Usage) -> li
         f"(HTTP API; each request under 512 KB counts once)" + note
     )
     return [
-        _item(ctx, lid, res["Type"], None, basis, PER_REQUEST, [price], components=requests),
+        line_item(ctx, lid, res["Type"], None, basis, PER_REQUEST, [price], components=requests),
         _data_transfer_item(ctx, lid, usage),
     ]
 
@@ -65,7 +65,7 @@ def price_rest_stage(ctx: PricingContext, lid: str, res: dict, usage: Usage) -> 
     props = res.get("Properties") or {}
     if ctx.literal(props.get("CacheClusterEnabled")) is True:
         return [
-            _item(
+            line_item(
                 ctx,
                 lid,
                 res["Type"],
@@ -74,4 +74,4 @@ def price_rest_stage(ctx: PricingContext, lid: str, res: dict, usage: Usage) -> 
                 UNPRICED,
             )
         ]
-    return [_item(ctx, lid, res["Type"], 0.0, "no charge: requests are billed on the API line", FREE)]
+    return [line_item(ctx, lid, res["Type"], 0.0, "no charge: requests are billed on the API line", FREE)]

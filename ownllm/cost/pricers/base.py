@@ -62,7 +62,7 @@ def pricer(*types: str) -> Callable[[Pricer], Pricer]:
     return register
 
 
-def _item(
+def line_item(
     ctx: PricingContext,
     logical_id: str,
     rtype: str,

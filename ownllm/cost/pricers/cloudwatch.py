@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ownllm.cost.graph import invocations_per_day
 from ownllm.cost.model import FIXED, FREE, PER_REQUEST, UNPRICED, Item, per_month_to_daily, price_text
-from ownllm.cost.pricers.base import Pricer, PricingContext, _item, component, pricer
+from ownllm.cost.pricers.base import Pricer, PricingContext, component, line_item, pricer
 from ownllm.cost.usage import Usage
 
 
@@ -28,7 +28,7 @@ def price_alarm(ctx: PricingContext, lid: str, res: dict, usage: Usage) -> list[
     kind = "high-resolution" if period < 60 else "standard"
     price, note = ctx.price(f"cloudwatch.alarm.{kind}")
     return [
-        _item(
+        line_item(
             ctx,
             lid,
             res["Type"],
@@ -54,7 +54,7 @@ def _monthly_fee(catalog_item: str, what: str, remark: str) -> Pricer:
     def price_monthly(ctx: PricingContext, lid: str, res: dict, usage: Usage) -> list[Item]:
         price, note = ctx.price(catalog_item)
         return [
-            _item(
+            line_item(
                 ctx,
                 lid,
                 res["Type"],
@@ -78,10 +78,12 @@ def price_schedule(ctx: PricingContext, lid: str, res: dict, usage: Usage) -> li
     expression = ctx.literal((res.get("Properties") or {}).get("ScheduleExpression"))
     per_day = invocations_per_day(expression) if isinstance(expression, str) else None
     if per_day is None:
-        return [_item(ctx, lid, res["Type"], None, f"schedule {expression!r}: invocations per day unknown", UNPRICED)]
+        return [
+            line_item(ctx, lid, res["Type"], None, f"schedule {expression!r}: invocations per day unknown", UNPRICED)
+        ]
     price, note = ctx.price("scheduler.invocations")
     return [
-        _item(
+        line_item(
             ctx,
             lid,
             res["Type"],
@@ -100,7 +102,7 @@ def price_nested_stack(ctx: PricingContext, lid: str, res: dict, usage: Usage) -
     asset = (res.get("Metadata") or {}).get("aws:asset:path")
     if asset:
         return [
-            _item(
+            line_item(
                 ctx,
                 lid,
                 res["Type"],
@@ -109,4 +111,4 @@ def price_nested_stack(ctx: PricingContext, lid: str, res: dict, usage: Usage) -
                 FREE,
             )
         ]
-    return [_item(ctx, lid, res["Type"], None, "nested stack whose template is not in cdk.out", UNPRICED)]
+    return [line_item(ctx, lid, res["Type"], None, "nested stack whose template is not in cdk.out", UNPRICED)]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ownllm.cost.model import FIXED, FREE, PER_REQUEST, UNPRICED, Item, per_month_to_daily, price_text
-from ownllm.cost.pricers.base import PricingContext, _item, component, pricer
+from ownllm.cost.pricers.base import PricingContext, component, line_item, pricer
 from ownllm.cost.usage import Usage
 
 LAMBDA_DEFAULT_MEMORY_MB = 128
@@ -20,7 +20,7 @@ CUSTOM_METRICS_METADATA = "ownllm:custom-metrics"
 SCHEDULED_LAMBDA_DURATION_S = 1.0
 
 
-def _lambda_invocations(ctx: PricingContext, lid: str, usage: Usage) -> tuple[float, float, str] | None:
+def lambda_invocations(ctx: PricingContext, lid: str, usage: Usage) -> tuple[float, float, str] | None:
     """(invocations/day, seconds each, why) or None when nothing in the templates calls it."""
     props = ctx.props(lid)
     timeout = (
@@ -61,20 +61,20 @@ def price_lambda(ctx: PricingContext, lid: str, res: dict, usage: Usage) -> list
     rtype = res["Type"]
     if lid in ctx.deploy_lambdas and lid not in ctx.request_lambdas:
         return [
-            _item(
+            line_item(
                 ctx, lid, rtype, 0.0, "no daily charge: a custom-resource handler, invoked only while deploying", FREE
             )
         ]
-    calls = _lambda_invocations(ctx, lid, usage)
+    calls = lambda_invocations(ctx, lid, usage)
     if calls is None and lid in ctx.unknown_schedules:
         return [
-            _item(
+            line_item(
                 ctx, lid, rtype, None, f"schedule {ctx.unknown_schedules[lid]!r}: invocations per day unknown", UNPRICED
             )
         ]
     if calls is None:
         return [
-            _item(
+            line_item(
                 ctx,
                 lid,
                 rtype,
@@ -109,7 +109,7 @@ def price_lambda(ctx: PricingContext, lid: str, res: dict, usage: Usage) -> list
         f"x {price_text(duration_price.usd)}/GB-s + {invocations:,.0f} x {price_text(request_price.usd)}/1M requests"
         f" ({why})" + (n1 or n2)
     )
-    items = [_item(ctx, lid, rtype, None, basis, PER_REQUEST, [duration_price, request_price], components=parts)]
+    items = [line_item(ctx, lid, rtype, None, basis, PER_REQUEST, [duration_price, request_price], components=parts)]
     declared = (res.get("Metadata") or {}).get(CUSTOM_METRICS_METADATA)
     if isinstance(declared, dict) and isinstance(declared.get("always"), int):
         items.append(_custom_metrics_item(ctx, lid, declared))
@@ -121,7 +121,7 @@ def _custom_metrics_item(ctx: PricingContext, lid: str, declared: dict) -> Item:
     metadata: `always` are sent on every request; up to `at_most` once every error class occurs."""
     price, note = ctx.price("cloudwatch.custom-metric")
     always, at_most = declared["always"], max(declared.get("at_most", declared["always"]), declared["always"])
-    return _item(
+    return line_item(
         ctx,
         f"{lid}/CustomMetrics",
         "CloudWatch custom metrics (EMF)",

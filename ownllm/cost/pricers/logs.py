@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from ownllm.cost.model import FIXED, FREE, PER_REQUEST, Item, per_month_to_daily, price_text
-from ownllm.cost.pricers.base import PricingContext, _item, component, pricer
-from ownllm.cost.pricers.functions import _lambda_invocations
+from ownllm.cost.pricers.base import PricingContext, component, line_item, pricer
+from ownllm.cost.pricers.functions import lambda_invocations
 from ownllm.cost.usage import GB, Usage
 
 NEVER_EXPIRE_STORAGE_DAYS = 365
@@ -36,11 +36,11 @@ def _log_item(
         f"{prefix}{who}: {gb:.4g} GB/day x {price_text(ingest.usd)}/GB ingestion + "
         f"{stored_gb:.4g} GB stored ({retention}, uncompressed) x {price_text(storage.usd)}/GB-month" + (n1 or n2)
     )
-    return _item(ctx, lid, rtype, None, basis, PER_REQUEST, [ingest, storage], components=parts)
+    return line_item(ctx, lid, rtype, None, basis, PER_REQUEST, [ingest, storage], components=parts)
 
 
 def _lambda_log_writer(ctx: PricingContext, fid: str, usage: Usage) -> tuple[str, float] | None:
-    calls = _lambda_invocations(ctx, fid, usage)
+    calls = lambda_invocations(ctx, fid, usage)
     if calls is None or fid in ctx.deploy_lambdas and fid not in ctx.request_lambdas:
         return None
     per_day = calls[0]
@@ -70,7 +70,7 @@ def price_log_group(ctx: PricingContext, lid: str, res: dict, usage: Usage) -> l
         )
     if not writers:
         return [
-            _item(
+            line_item(
                 ctx,
                 lid,
                 res["Type"],
@@ -135,7 +135,7 @@ def price_metric_filter(ctx: PricingContext, lid: str, res: dict, usage: Usage) 
     n = len((res.get("Properties") or {}).get("MetricTransformations") or []) or 1
     price, note = ctx.price("cloudwatch.custom-metric")
     return [
-        _item(
+        line_item(
             ctx,
             lid,
             res["Type"],

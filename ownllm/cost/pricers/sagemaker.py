@@ -7,7 +7,7 @@ import math
 from ownllm.cost.catalog import Price, hosting_item
 from ownllm.cost.graph import VariantPlan
 from ownllm.cost.model import FREE, INSTANCES, PER_REQUEST, UNPRICED, Item, price_text, usd
-from ownllm.cost.pricers.base import PricingContext, Unpriceable, _item, component, pricer
+from ownllm.cost.pricers.base import PricingContext, Unpriceable, component, line_item, pricer
 from ownllm.cost.usage import GB, Usage
 
 
@@ -30,7 +30,7 @@ def price_endpoint(ctx: PricingContext, lid: str, res: dict, usage: Usage) -> li
         item_id = lid if len(plans) == 1 else f"{lid}/{plan.variant}"
         rtype = "AWS::SageMaker::Endpoint"
         if plan.problem or not plan.instance_type:
-            items.append(_item(ctx, item_id, rtype, None, plan.problem or "no instance type", UNPRICED))
+            items.append(line_item(ctx, item_id, rtype, None, plan.problem or "no instance type", UNPRICED))
             continue
         priced: list[tuple[str, Price, str]] = []
         missing: list[str] = []
@@ -42,7 +42,7 @@ def price_endpoint(ctx: PricingContext, lid: str, res: dict, usage: Usage) -> li
         if missing:
             choice = f" (an intrinsic chooses between {', '.join(plan.instance_types)})" if plan.alternatives else ""
             items.append(
-                _item(
+                line_item(
                     ctx,
                     item_id,
                     rtype,
@@ -85,13 +85,13 @@ def price_endpoint(ctx: PricingContext, lid: str, res: dict, usage: Usage) -> li
             )
         if needed > cap.max_count:
             basis += f"; CAPACITY: the load needs {needed} instances, at most {cap.max_count} can run"
-        items.append(_item(ctx, item_id, rtype, None, basis + note, INSTANCES, [price], components=[usage_part]))
+        items.append(line_item(ctx, item_id, rtype, None, basis + note, INSTANCES, [price], components=[usage_part]))
     if plans and any(p.instance_type and not p.problem for p in plans):
         try:
             price, note = ctx.price("sagemaker.data-processed")
             gb = usage.requests_per_day * (usage.request_bytes + usage.response_bytes) / GB
             items.append(
-                _item(
+                line_item(
                     ctx,
                     f"{lid}/DataProcessed",
                     "AWS::SageMaker::Endpoint (data processed)",
@@ -105,7 +105,7 @@ def price_endpoint(ctx: PricingContext, lid: str, res: dict, usage: Usage) -> li
             )
         except Unpriceable as exc:
             items.append(
-                _item(
+                line_item(
                     ctx, f"{lid}/DataProcessed", "AWS::SageMaker::Endpoint (data processed)", None, str(exc), UNPRICED
                 )
             )
@@ -125,7 +125,7 @@ def _alternatives_item(
         f"chosen at deploy time: {types}; {cap.min_count}..{cap.max_count} instances ({cap.described}); "
         f"range {usd(low)}..{usd(high)}/day, counted at the top of the range"
     ) + "".join(sorted({n for _, _, n in priced if n}))
-    return _item(
+    return line_item(
         ctx, item_id, rtype, high, basis, INSTANCES, [p for _, p, _ in priced], min_daily_usd=low, max_daily_usd=high
     )
 
@@ -136,4 +136,4 @@ def price_endpoint_config(ctx: PricingContext, lid: str, res: dict, usage: Usage
         basis = "no charge: its instances are billed on the endpoint line"
     else:
         basis = "no charge: no endpoint in this stack uses it, so it runs nothing"
-    return [_item(ctx, lid, res["Type"], 0.0, basis, FREE)]
+    return [line_item(ctx, lid, res["Type"], 0.0, basis, FREE)]
