@@ -19,6 +19,7 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, get_args
 
@@ -278,9 +279,7 @@ class Settings(BaseModel):
     @classmethod
     def _timezone(cls, v: str) -> str:
         if not is_iana_timezone(v):
-            import zoneinfo
-
-            hint = _did_you_mean(v, sorted(zoneinfo.available_timezones()))
+            hint = _did_you_mean(v, sorted(_iana_names()))
             raise ValueError(f"is not an IANA time zone name like 'Europe/Berlin' or 'UTC'{hint}")
         return v
 
@@ -454,11 +453,22 @@ def _field_kinds(name: str) -> tuple[object, ...]:
     return get_args(annotation) or (annotation,)
 
 
-def is_iana_timezone(name: str) -> bool:
+@cache
+def _iana_names() -> frozenset[str]:
     import zoneinfo
 
-    if not name or name != name.strip() or name.startswith("/") or ".." in name:
+    # "localtime" is this machine's zone, not a name another machine knows.
+    return frozenset(zoneinfo.available_timezones()) - {"localtime"}
+
+
+def is_iana_timezone(name: str) -> bool:
+    """A name from the IANA database ('Europe/Berlin', 'UTC'), not a path or a machine's own zone."""
+    if name == "UTC" or name in _iana_names():
+        return True
+    if _iana_names() or not name or name != name.strip() or name.startswith("/") or ".." in name:
         return False
+    import zoneinfo  # no zone database listed here (no tzdata): loading the zone is the test
+
     try:
         zoneinfo.ZoneInfo(name)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):

@@ -169,6 +169,7 @@ def test_the_timezone_must_be_an_iana_name_and_a_typo_gets_a_suggestion():
         "timezone: '../../etc/passwd' is not an IANA time zone name like 'Europe/Berlin' or 'UTC'"
     ]
     assert Settings.from_context({"timezone": "America/New_York"}).timezone == "America/New_York"
+    assert problems(timezone="localtime")[0].startswith("timezone: 'localtime' is not an IANA time zone name")
 
 
 def test_the_hugging_face_token_secret_must_be_a_secrets_manager_name_that_cannot_break_the_dynamic_reference():
