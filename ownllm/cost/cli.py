@@ -82,14 +82,8 @@ def load_settings(path: str | None, overrides: list[str], cdk_out: str | None = 
     """The settings to price `cdk_out` with: what synth recorded there unless a cdk.json is named,
     then `-c` overrides. A key that would change the templates cannot be applied to an existing
     cdk.out and is refused. Raises SettingsError."""
-    from ownllm.settings import (
-        ESTIMATE_KEYS,
-        Settings,
-        SettingsError,
-        load_settings,
-        parse_overrides,
-        read_recorded_settings,
-    )
+    from ownllm.settings import ESTIMATE_KEYS, Settings, SettingsError, parse_overrides, read_recorded_settings
+    from ownllm.settings import load_settings as from_cdk_json
 
     extra = parse_overrides(overrides)
     refused = [k for k in extra if k in Settings.model_fields and k not in ESTIMATE_KEYS]
@@ -104,7 +98,7 @@ def load_settings(path: str | None, overrides: list[str], cdk_out: str | None = 
     recorded = read_recorded_settings(cdk_out) if cdk_out and path is None else None
     if recorded is not None:
         return Settings.from_context({**recorded, **extra})
-    return load_settings(path if path is not None else DEFAULT_CDK_JSON, extra)
+    return from_cdk_json(path if path is not None else DEFAULT_CDK_JSON, extra)
 
 
 def _settings_or_exit(path: str | None, overrides: list[str], cdk_out: str | None) -> Settings:
