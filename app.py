@@ -11,7 +11,8 @@ evaluates rules on create and update, also when `cdk deploy` creates its change 
 deploy is refused with the estimate in the message, while delete never evaluates them.
 `cdk diff` falls back to a template diff when its change set is refused (its default
 `--method=auto`; aws/aws-cdk-cli PR #1266). With OWNLLM_BUDGET_STRICT=1 (for `make synth`
-and CI) an over-budget synth also exits 1 after writing its output.
+and CI), and under `cdk synth` or `cdk deploy` (ownllm/cost/cdk_command.py), an over-budget
+synth also exits 1 after writing its output; `cdk ls`, `diff` and `destroy` never fail over it.
 """
 
 import os
@@ -21,7 +22,7 @@ from pathlib import Path
 from aws_cdk import App
 
 from ownllm.artifacts import check_compatible, load_artifacts
-from ownllm.settings import SettingsError, settings_from_app_context
+from ownllm.settings import SettingsError, settings_from_app_context, write_recorded_settings
 
 ROOT = Path(__file__).resolve().parent
 
@@ -29,7 +30,7 @@ ROOT = Path(__file__).resolve().parent
 def main() -> int:
     app = App()
     try:
-        settings = settings_from_app_context(app.node.try_get_context)
+        settings = settings_from_app_context(app.node.get_all_context())
         artifacts = load_artifacts(ROOT / "model_artifacts")
         check_compatible(settings, artifacts)
         from stacks.ownllm_app import build_stacks, check_region
@@ -41,8 +42,10 @@ def main() -> int:
 
     build_stacks(app, settings, artifacts)  # after validation: no construct for bad settings
     assembly = app.synth()
+    write_recorded_settings(assembly.directory, settings)  # `ownllm cost estimate` prices with these
     if os.environ.get("OWNLLM_SKIP_COST") == "1":
         return 0
+    from ownllm.cost.cdk_command import cdk_command, guards_budget
     from ownllm.cost.model import usd
     from ownllm.cost.synth_hook import BudgetExceeded, report_after_synth, write_reports
 
@@ -58,7 +61,8 @@ def main() -> int:
         build_stacks(guarded, settings, artifacts, refuse_deploy=refusal)
         write_reports(over.estimate, guarded.synth().directory)
         print(f"{over.code}\nThe templates carry a CostGuard rule: cdk deploy will be refused.", file=sys.stderr)
-        return 1 if os.environ.get("OWNLLM_BUDGET_STRICT") == "1" else 0
+        strict = os.environ.get("OWNLLM_BUDGET_STRICT") == "1" or guards_budget(cdk_command())
+        return 1 if strict else 0
     return 0
 
 

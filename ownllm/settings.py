@@ -1,32 +1,92 @@
-"""One typed, validated settings object, built once from CDK context and passed down.
+"""One typed, validated settings object, resolved once by one loader and passed down.
 
-Pure Python (no CDK import): the CLI, the cost model and the tests build it from a plain
-dict. Every problem found is reported at once, one line per problem, naming the key, the
-bad value and what would be accepted, before any construct is built.
+Pure Python (no CDK import): synth, `ownllm cost`, `ownllm local` and `ownllm bench
+--calibrate` all resolve settings here, with one precedence:
+
+    field defaults  <  cdk.json context.ownllm  <  flat context keys (cdk.json, then -c)
+
+Unknown keys are refused the same way wherever they come from. Every problem is reported
+at once, one line per problem, naming the key, the bad value and what would be accepted.
+Synth records the resolved settings in cdk.out (SETTINGS_FILE), so a later
+`ownllm cost estimate` prices the assembly with the settings it was built from.
 """
 
 from __future__ import annotations
 
+import difflib
+import json
+import os
 import re
-from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Annotated, Any, get_args
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic_core import ErrorDetails
 
 from ownllm import gpus
 
 ENGINES = ("vllm", "lmi", "tgi")
 # Serving memory ~= 2 bytes per parameter at 16-bit, with >= 1.2x headroom for the KV cache
-# and runtime (shared/reference/economics.md, after ray-project/llm-numbers).
+# and runtime (ray-project/llm-numbers, "Rules of thumb for sizing").
 BYTES_PER_PARAM = 2
 MEMORY_HEADROOM = 1.2
 # API Gateway REST integrations time out at 29 s; the Lambda must finish first.
 API_GATEWAY_TIMEOUT_S = 29
+# Lambda: memory 128-10240 MB; a synchronous invocation's payload is at most 6 MB.
+LAMBDA_MEMORY_MB = (128, 10_240)
+LAMBDA_PAYLOAD_BYTES = 6 * 1024 * 1024
 DAYS = ("MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN")
+# CloudWatch Logs retention values (AWS::Logs::LogGroup RetentionInDays).
+RETENTION_DAYS = (
+    1,
+    3,
+    5,
+    7,
+    14,
+    30,
+    60,
+    90,
+    120,
+    150,
+    180,
+    365,
+    400,
+    545,
+    731,
+    1096,
+    1827,
+    2192,
+    2557,
+    2922,
+    3288,
+    3653,
+)
+
+# Where synth records the settings it resolved, inside the cloud assembly directory.
+SETTINGS_FILE = "ownllm-settings.json"
+SETTINGS_SCHEMA = "ownllm.settings/1"
 
 _SIZE_RE = re.compile(r"(?<![A-Za-z0-9.])(?:(\d+)x)?(\d+(?:\.\d+)?)b(?![a-z])", re.IGNORECASE)
-_HOURS_RE = re.compile(r"^(\d{1,2}):?(\d{2})?-(\d{1,2}):?(\d{2})?$")
-_EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_S3_PREFIX_RE = re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$")
-_HF_ID_RE = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+_HOURS_RE = re.compile(r"(\d{1,2}):?(\d{2})?-(\d{1,2}):?(\d{2})?")
+_EMAIL_RE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+_S3_PREFIX_RE = re.compile(r"s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/\S*)?")
+_HF_ID_RE = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
+_STACK_PREFIX_RE = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,30}")
+_REGION_RE = re.compile(r"[a-z]{2}(-gov)?-[a-z]+-\d")
+# Secrets Manager names: 1-512 ASCII letters, digits and /_+=.@- (CreateSecret's Name,
+# https://docs.aws.amazon.com/secretsmanager/latest/apireference/API_CreateSecret.html; the
+# length is NameType's min/max in boto/botocore botocore/data/secretsmanager/2017-10-17/service-2.json).
+# The name is pasted into a {{resolve:secretsmanager:NAME:...}} dynamic reference, so this
+# also keeps ':' '{' '}' out of it.
+_SECRET_NAME_RE = re.compile(r"[A-Za-z0-9/_+=.@-]{1,512}")
+# A context key in ownllm's namespace: lower-case snake case. CDK's own keys ('@aws-cdk/...',
+# 'aws:cdk:...', 'acknowledged-issue-numbers') never look like this.
+_SETTING_KEY_RE = re.compile(r"[a-z][a-z0-9_]*")
+_NONE_WORDS = ("", "none", "null")
+_FIELDS_ONLY = "fields_only"  # validation context: check each field, not the rules between them
 
 
 class SettingsError(ValueError):
@@ -70,60 +130,212 @@ class ActiveHours:
         return (self.end_hour - self.start_hour) * len(self.days)
 
 
-@dataclass(frozen=True)
-class Settings:
+Positive = Annotated[int, Field(gt=0)]
+NonNegative = Annotated[int, Field(ge=0)]
+PositiveFloat = Annotated[float, Field(gt=0)]
+OptionalPositiveFloat = Annotated[float | None, Field(gt=0)]
+Count = Annotated[int, Field(ge=1)]
+
+# Why a bound exists, appended to the message when a value is out of it.
+_WHY: dict[str, str] = {
+    "instance_count": "an instance-backed endpoint cannot run on 0",
+    "min_instances": "an instance-backed endpoint cannot run on 0",
+    "max_instances": "an instance-backed endpoint cannot run on 0",
+    "max_request_bytes": "Lambda's 6 MB payload limit",
+    "lambda_timeout_s": f"API Gateway's integration timeout is {API_GATEWAY_TIMEOUT_S} s",
+}
+
+# Keys an existing cdk.out can be re-priced with: they change the usage assumptions, the
+# prices or the guard, not the templates. Every other key needs a new synth.
+ESTIMATE_KEYS = frozenset(
+    {
+        "requests_per_day",
+        "avg_input_tokens",
+        "avg_output_tokens",
+        "generation_tokens_per_s",
+        "instance_tokens_per_s",
+        "max_daily_usd",
+        "api_input_usd_per_m",
+        "api_output_usd_per_m",
+        "region",
+        "model_size_b",
+    }
+)
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", allow_inf_nan=False, protected_namespaces=(), validate_default=False
+    )
+
     # What to serve, and on what.
     model_id: str = "Qwen/Qwen2.5-7B-Instruct"
-    model_size_b: float | None = None
+    model_size_b: OptionalPositiveFloat = None
     engine: str = "vllm"
     instance_type: str = "ml.g5.2xlarge"
-    instance_count: int = 1
-    min_instances: int = 1
-    max_instances: int = 2
-    target_concurrency_per_instance: int = 8
+    instance_count: Count = 1
+    min_instances: Count = 1
+    max_instances: Count = 2
+    target_concurrency_per_instance: Positive = 8
     # Business hours only: "08:00-20:00", on active_days, in timezone (IANA name).
     active_hours: str | None = None
     active_days: str = "MON-FRI"
     timezone: str = "UTC"
     # Engine limits, also enforced by the Lambda before a request reaches the GPU.
-    max_input_tokens: int = 4096
-    max_total_tokens: int = 8192
-    max_batch_size: int = 64
-    default_max_tokens: int = 512
-    max_request_bytes: int = 262_144
+    max_input_tokens: Positive = 4096
+    max_total_tokens: Positive = 8192
+    max_batch_size: Positive = 64
+    default_max_tokens: Positive = 512
+    max_request_bytes: Annotated[int, Field(ge=1024, le=LAMBDA_PAYLOAD_BYTES)] = 262_144
     hf_token_secret_name: str | None = None
     # API.
-    api_rate_limit_rps: float = 10.0
-    api_burst_limit: int = 20
-    api_quota_per_day: int = 50_000
-    lambda_memory_mb: int = 128
+    api_rate_limit_rps: PositiveFloat = 10.0
+    api_burst_limit: Positive = 20
+    api_quota_per_day: Positive = 50_000
+    lambda_memory_mb: Annotated[int, Field(ge=LAMBDA_MEMORY_MB[0], le=LAMBDA_MEMORY_MB[1])] = 128
     # API Gateway needs an account-wide CloudWatch role to write access logs. It is one per
     # region (AWS::ApiGateway::Account); set false if another stack already manages it.
     apigw_cloudwatch_role: bool = True
-    lambda_timeout_s: int = 28
+    lambda_timeout_s: Annotated[int, Field(ge=3, le=API_GATEWAY_TIMEOUT_S - 1)] = 28
     log_retention_days: int = 30
     # Monitoring.
     alarm_email: str | None = None
-    latency_p95_ms: int = 20_000
-    gpu_memory_alarm_percent: float = 95.0
+    latency_p95_ms: Positive = 20_000
+    gpu_memory_alarm_percent: Annotated[float, Field(gt=0, le=100)] = 95.0
     # Usage assumptions for the cost estimate (and its budget guard).
-    requests_per_day: int = 1_000
-    avg_input_tokens: int = 500
-    avg_output_tokens: int = 250
-    generation_tokens_per_s: float = 40.0
-    instance_tokens_per_s: float | None = None
-    max_daily_usd: float | None = None
-    api_input_usd_per_m: float | None = None
-    api_output_usd_per_m: float | None = None
+    requests_per_day: NonNegative = 1_000
+    avg_input_tokens: NonNegative = 500
+    avg_output_tokens: Positive = 250
+    generation_tokens_per_s: PositiveFloat = 40.0
+    instance_tokens_per_s: OptionalPositiveFloat = None
+    max_daily_usd: OptionalPositiveFloat = None
+    api_input_usd_per_m: OptionalPositiveFloat = None
+    api_output_usd_per_m: OptionalPositiveFloat = None
     # Where: None keeps the stacks environment-agnostic (deployable to any region; images
-    # resolved through a per-region map, prices for us-east-1 unless told otherwise).
+    # resolved through a per-region map; the estimate is priced for AWS_REGION /
+    # CDK_DEFAULT_REGION when set, else us-east-1).
     region: str | None = None
     # Naming.
     stack_prefix: str = "OwnLlm"
-    # Filled in by validation.
-    resolved_model_size_b: float = field(default=0.0, compare=False)
+
+    # ----- field rules ---------------------------------------------------------------
+    @field_validator("*", mode="before")
+    @classmethod
+    def _plain_input(cls, value: object, info: ValidationInfo) -> object:
+        """-c values arrive as text: 'none' clears an optional key; a bool is never a number."""
+        kinds = _field_kinds(info.field_name) if info.field_name else ()
+        if isinstance(value, str) and value.strip().lower() in _NONE_WORDS and type(None) in kinds:
+            return None
+        if isinstance(value, bool) and (int in kinds or float in kinds):
+            raise ValueError("is not a whole number" if int in kinds else "is not a number")
+        return value
+
+    @field_validator("engine")
+    @classmethod
+    def _engine(cls, v: str) -> str:
+        if v not in ENGINES:
+            raise ValueError(f"is not supported; accepted: {', '.join(ENGINES)}{_did_you_mean(v, ENGINES)}")
+        return v
+
+    @field_validator("model_id")
+    @classmethod
+    def _model_id(cls, v: str) -> str:
+        if v.startswith("s3://"):
+            if not _S3_PREFIX_RE.fullmatch(v):
+                raise ValueError(
+                    "is not an s3:// prefix with a valid bucket name "
+                    "(3-63 lowercase letters, digits, '.' and '-'), e.g. s3://my-bucket/llama-3-8b/"
+                )
+        elif not _HF_ID_RE.fullmatch(v):
+            raise ValueError("is neither a Hugging Face id ('org/name') nor an s3:// prefix of weights")
+        return v
+
+    @field_validator("instance_type")
+    @classmethod
+    def _instance_type(cls, v: str) -> str:
+        if gpus.gpu_info(v) is None:
+            close = gpus.close_instance_types(v)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise ValueError(
+                f"is not a supported GPU instance type{hint} (families: {', '.join(gpus.SUPPORTED_FAMILIES)})"
+            )
+        return v
+
+    @field_validator("active_hours")
+    @classmethod
+    def _active_hours(cls, v: str | None) -> str | None:
+        if v is not None and _hour_range(v) is None:
+            raise ValueError("is not a whole-hour range like '08:00-20:00' (start < end, 0-24)")
+        return v
+
+    @field_validator("active_days")
+    @classmethod
+    def _active_days(cls, v: str) -> str:
+        if _expand_days(v) is None:
+            raise ValueError("is not a day range like 'MON-FRI' or a list 'MON,WED,FRI'")
+        return v
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, v: str) -> str:
+        if not is_iana_timezone(v):
+            hint = _did_you_mean(v, sorted(_iana_names()))
+            raise ValueError(f"is not an IANA time zone name like 'Europe/Berlin' or 'UTC'{hint}")
+        return v
+
+    @field_validator("hf_token_secret_name")
+    @classmethod
+    def _secret_name(cls, v: str | None) -> str | None:
+        if v is not None and not _SECRET_NAME_RE.fullmatch(v):
+            raise ValueError(
+                "is not a Secrets Manager secret name (1-512 ASCII letters, digits and the characters /_+=.@-)"
+            )
+        return v
+
+    @field_validator("log_retention_days")
+    @classmethod
+    def _retention(cls, v: int) -> int:
+        if v not in RETENTION_DAYS:
+            raise ValueError(f"is not a CloudWatch retention; accepted: {', '.join(map(str, RETENTION_DAYS))}")
+        return v
+
+    @field_validator("alarm_email")
+    @classmethod
+    def _email(cls, v: str | None) -> str | None:
+        if v is not None and not _EMAIL_RE.fullmatch(v):
+            raise ValueError("is not an email address")
+        return v
+
+    @field_validator("stack_prefix")
+    @classmethod
+    def _stack_prefix(cls, v: str) -> str:
+        if not _STACK_PREFIX_RE.fullmatch(v):
+            raise ValueError("must start with a letter and use letters, digits and '-' (max 31)")
+        return v
+
+    @field_validator("region")
+    @classmethod
+    def _region(cls, v: str | None) -> str | None:
+        if v is not None and not _REGION_RE.fullmatch(v):
+            raise ValueError("is not an AWS region name like 'us-east-1'")
+        return v
+
+    @model_validator(mode="after")
+    def _cross_field(self, info: ValidationInfo) -> Settings:
+        if info.context and info.context.get(_FIELDS_ONLY):
+            return self
+        problems = cross_field_problems(self)
+        if problems:
+            raise ValueError("\n".join(text for _, text in problems))
+        return self
 
     # ----- derived facts -------------------------------------------------------------
+    @property
+    def resolved_model_size_b(self) -> float:
+        size = self.model_size_b if self.model_size_b is not None else infer_model_size_b(self.model_id)
+        assert size is not None, "validated settings always know the model size"
+        return size
+
     @property
     def gpu(self) -> gpus.GpuInfo:
         info = gpus.gpu_info(self.instance_type)
@@ -151,251 +363,290 @@ class Settings:
     def schedule(self) -> ActiveHours | None:
         if not self.active_hours:
             return None
-        m = _HOURS_RE.match(self.active_hours.strip())
-        assert m, "validated"
-        return ActiveHours(int(m.group(1)), int(m.group(3)), _expand_days(self.active_days) or (), self.timezone)
+        hours = _hour_range(self.active_hours)
+        days = _expand_days(self.active_days)
+        assert hours is not None and days is not None, "validated"
+        return ActiveHours(hours[0], hours[1], days, self.timezone)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return self.model_dump(mode="json")
 
     # ----- construction --------------------------------------------------------------
     @classmethod
-    def from_context(cls, raw: dict[str, Any] | None) -> Settings:
-        """Build from the 'ownllm' context dict plus flat `-c key=value` overrides.
-
-        Values from `-c` arrive as strings; they are coerced to each field's type.
-        """
-        raw = dict(raw or {})
-        known = {f.name: f for f in fields(cls) if f.name != "resolved_model_size_b"}
-        problems: list[str] = []
-        values: dict[str, Any] = {}
-        for key, value in raw.items():
-            if key not in known:
-                close = " or ".join(_close(key, list(known)))
-                problems.append(f"{key}: unknown setting" + (f"; did you mean {close}?" if close else ""))
-                continue
-            coerced, problem = _coerce(key, value, known[key].type)
-            if problem:
-                problems.append(problem)
-            else:
-                values[key] = coerced
-        if problems:
-            raise SettingsError(problems)
-        settings = cls(**values)
-        return settings._validated()
-
-    def _validated(self) -> Settings:
-        p: list[str] = []
-        if self.engine not in ENGINES:
-            p.append(f"engine: {self.engine!r} is not supported; accepted: {', '.join(ENGINES)}")
-        if not (self.model_from_s3 or _HF_ID_RE.match(self.model_id)):
-            p.append(
-                f"model_id: {self.model_id!r} is neither a Hugging Face id ('org/name') nor an s3:// prefix of weights"
-            )
-        if self.model_from_s3 and not _S3_PREFIX_RE.match(self.model_id):
-            p.append(
-                f"model_id: {self.model_id!r} is not an s3:// prefix with a valid bucket name "
-                "(3-63 lowercase letters, digits, '.' and '-'), e.g. s3://my-bucket/llama-3-8b/"
-            )
-        size = self.model_size_b if self.model_size_b is not None else infer_model_size_b(self.model_id)
-        if size is None:
-            p.append(
-                f"model_size_b: not set and cannot be inferred from model_id {self.model_id!r}; "
-                "give the size in billions of parameters, e.g. -c model_size_b=8"
-            )
-        elif size <= 0:
-            p.append(f"model_size_b: {size!r} must be a positive number of billions of parameters")
-        info = gpus.gpu_info(self.instance_type)
-        if info is None:
-            close = gpus.close_instance_types(self.instance_type)
-            hint = f"; did you mean {', '.join(close)}?" if close else ""
-            p.append(
-                f"instance_type: {self.instance_type!r} is not a supported GPU instance type{hint} "
-                f"(families: {', '.join(gpus.SUPPORTED_FAMILIES)})"
-            )
-        elif size and size > 0:
-            need = model_memory_gib(size)
-            if need > info.gpu_memory_gib:
-                fitting = [t for t, g in gpus.gpu_table().items() if g.gpu_memory_gib >= need][:5]
-                p.append(
-                    f"instance_type: {self.instance_type!r} has {info.gpu_memory_gib:.0f} GiB of GPU memory, but a "
-                    f"{size:g}B model needs about {need:.0f} GiB (2 bytes/parameter x {MEMORY_HEADROOM} headroom); "
-                    f"instance types that fit: {', '.join(fitting) or 'none'}"
-                )
-        for key in ("instance_count", "min_instances", "max_instances"):
-            if getattr(self, key) < 1:
-                p.append(
-                    f"{key}: {getattr(self, key)} must be at least 1 (an instance-backed endpoint cannot run on 0)"
-                )
-        if self.min_instances > self.max_instances:
-            p.append(f"min_instances: {self.min_instances} is greater than max_instances {self.max_instances}")
-        elif not self.min_instances <= self.instance_count <= self.max_instances:
-            p.append(
-                f"instance_count: {self.instance_count} must lie between min_instances {self.min_instances} "
-                f"and max_instances {self.max_instances}"
-            )
-        if self.active_hours:
-            m = _HOURS_RE.match(self.active_hours.strip())
-            if (
-                not m
-                or m.group(2) not in (None, "00")
-                or m.group(4) not in (None, "00")
-                or not (0 <= int(m.group(1)) < int(m.group(3)) <= 24)
-            ):
-                p.append(
-                    f"active_hours: {self.active_hours!r} is not a whole-hour range like '08:00-20:00' (start < end, 0-24)"
-                )
-            if _expand_days(self.active_days) is None:
-                p.append(f"active_days: {self.active_days!r} is not a day range like 'MON-FRI' or a list 'MON,WED,FRI'")
-        if self.alarm_email and not _EMAIL_RE.match(self.alarm_email):
-            p.append(f"alarm_email: {self.alarm_email!r} is not an email address")
-        if self.max_input_tokens >= self.max_total_tokens:
-            p.append(
-                f"max_input_tokens: {self.max_input_tokens} must be below max_total_tokens {self.max_total_tokens}"
-            )
-        if not 0 < self.default_max_tokens <= self.max_total_tokens - self.max_input_tokens:
-            p.append(
-                f"default_max_tokens: {self.default_max_tokens} must be between 1 and "
-                f"max_total_tokens - max_input_tokens ({self.max_total_tokens - self.max_input_tokens})"
-            )
-        if not 1024 <= self.max_request_bytes <= 6 * 1024 * 1024:
-            p.append(
-                f"max_request_bytes: {self.max_request_bytes} must be between 1024 and 6291456 (Lambda's 6 MB payload limit)"
-            )
-        if not 128 <= self.lambda_memory_mb <= 10240:
-            p.append(f"lambda_memory_mb: {self.lambda_memory_mb} must be between 128 and 10240")
-        if not 3 <= self.lambda_timeout_s < API_GATEWAY_TIMEOUT_S:
-            p.append(
-                f"lambda_timeout_s: {self.lambda_timeout_s} must be between 3 and {API_GATEWAY_TIMEOUT_S - 1} "
-                f"(API Gateway's integration timeout is {API_GATEWAY_TIMEOUT_S} s)"
-            )
-        if self.log_retention_days not in RETENTION_DAYS:
-            p.append(
-                f"log_retention_days: {self.log_retention_days} is not a CloudWatch retention; "
-                f"accepted: {', '.join(map(str, RETENTION_DAYS))}"
-            )
-        for key in (
-            "latency_p95_ms",
-            "max_batch_size",
-            "target_concurrency_per_instance",
-            "api_burst_limit",
-            "api_quota_per_day",
-            "avg_output_tokens",
-        ):
-            if getattr(self, key) <= 0:
-                p.append(f"{key}: {getattr(self, key)} must be greater than 0")
-        for key in ("requests_per_day", "avg_input_tokens"):
-            if getattr(self, key) < 0:
-                p.append(f"{key}: {getattr(self, key)} must not be negative")
-        for key in (
-            "api_rate_limit_rps",
-            "generation_tokens_per_s",
-            "instance_tokens_per_s",
-            "max_daily_usd",
-            "api_input_usd_per_m",
-            "api_output_usd_per_m",
-        ):
-            v = getattr(self, key)
-            if v is not None and v <= 0:
-                p.append(f"{key}: {v} must be greater than 0")
-        if not 0 < self.gpu_memory_alarm_percent <= 100:
-            p.append(f"gpu_memory_alarm_percent: {self.gpu_memory_alarm_percent} must be in (0, 100]")
-        if not re.match(r"^[A-Za-z][A-Za-z0-9-]{0,30}$", self.stack_prefix):
-            p.append(
-                f"stack_prefix: {self.stack_prefix!r} must start with a letter and use letters, digits and '-' (max 31)"
-            )
-        if self.region is not None and not re.match(r"^[a-z]{2}(-gov)?-[a-z]+-\d$", self.region):
-            p.append(f"region: {self.region!r} is not an AWS region name like 'us-east-1'")
-        if p:
-            raise SettingsError(p)
-        object.__setattr__(self, "resolved_model_size_b", float(size))
-        return self
+    def from_context(cls, raw: Mapping[str, object] | None) -> Settings:
+        """Validate one resolved dict of settings; every problem is reported at once."""
+        values = dict(raw or {})
+        try:
+            return cls.model_validate(values)
+        except ValidationError as exc:
+            problems = _problems(exc, values)
+            bad = {str(e["loc"][0]) for e in exc.errors() if e["loc"]}
+            if bad:  # the rules between the keys that are good still report, all at once
+                rest = {k: v for k, v in values.items() if k not in bad}
+                good = cls.model_validate(rest, context={_FIELDS_ONLY: True})  # these keys validated above
+                problems += [text for keys, text in cross_field_problems(good) if not keys & bad]
+            raise SettingsError(problems) from None
 
 
-RETENTION_DAYS = (
-    1,
-    3,
-    5,
-    7,
-    14,
-    30,
-    60,
-    90,
-    120,
-    150,
-    180,
-    365,
-    400,
-    545,
-    731,
-    1096,
-    1827,
-    2192,
-    2557,
-    2922,
-    3288,
-    3653,
-)
+def cross_field_problems(s: Settings) -> list[tuple[frozenset[str], str]]:
+    """Rules between fields, each with the keys it reads (a rule reading a bad key is skipped)."""
+    p: list[tuple[frozenset[str], str]] = []
+
+    def rule(keys: str, text: str) -> None:
+        p.append((frozenset(keys.split()), text))
+
+    size = s.model_size_b if s.model_size_b is not None else infer_model_size_b(s.model_id)
+    if size is None:
+        rule(
+            "model_size_b model_id",
+            f"model_size_b: not set and cannot be inferred from model_id {s.model_id!r}; "
+            "give the size in billions of parameters, e.g. -c model_size_b=8",
+        )
+    elif (need := model_memory_gib(size)) > s.gpu.gpu_memory_gib:
+        fitting = [t for t, g in gpus.gpu_table().items() if g.gpu_memory_gib >= need][:5]
+        rule(
+            "instance_type model_size_b model_id",
+            f"instance_type: {s.instance_type!r} has {s.gpu.gpu_memory_gib:.0f} GiB of GPU memory, but a "
+            f"{size:g}B model needs about {need:.0f} GiB (2 bytes/parameter x {MEMORY_HEADROOM} headroom); "
+            f"instance types that fit: {', '.join(fitting) or 'none'}",
+        )
+    if s.min_instances > s.max_instances:
+        rule(
+            "min_instances max_instances",
+            f"min_instances: {s.min_instances} is greater than max_instances {s.max_instances}",
+        )
+    elif not s.min_instances <= s.instance_count <= s.max_instances:
+        rule(
+            "instance_count min_instances max_instances",
+            f"instance_count: {s.instance_count} must lie between min_instances {s.min_instances} "
+            f"and max_instances {s.max_instances}",
+        )
+    if s.max_input_tokens >= s.max_total_tokens:
+        rule(
+            "max_input_tokens max_total_tokens",
+            f"max_input_tokens: {s.max_input_tokens} must be below max_total_tokens {s.max_total_tokens}",
+        )
+    elif s.default_max_tokens > s.max_total_tokens - s.max_input_tokens:
+        rule(
+            "default_max_tokens max_total_tokens max_input_tokens",
+            f"default_max_tokens: {s.default_max_tokens} must be between 1 and "
+            f"max_total_tokens - max_input_tokens ({s.max_total_tokens - s.max_input_tokens})",
+        )
+    if s.avg_input_tokens > s.max_input_tokens:
+        rule(
+            "avg_input_tokens max_input_tokens",
+            f"avg_input_tokens: {s.avg_input_tokens} is above max_input_tokens {s.max_input_tokens}: "
+            "no request that long is accepted",
+        )
+    if s.avg_input_tokens + s.avg_output_tokens > s.max_total_tokens:
+        rule(
+            "avg_input_tokens avg_output_tokens max_total_tokens",
+            f"avg_output_tokens: {s.avg_output_tokens} plus avg_input_tokens {s.avg_input_tokens} is above "
+            f"max_total_tokens {s.max_total_tokens}: no request that long is accepted",
+        )
+    return p
+
+
+def _field_kinds(name: str) -> tuple[object, ...]:
+    """The types a field accepts: (int,), (float, NoneType), ..."""
+    annotation = Settings.model_fields[name].annotation
+    return get_args(annotation) or (annotation,)
+
+
+@cache
+def _iana_names() -> frozenset[str]:
+    import zoneinfo
+
+    # "localtime" is this machine's zone, not a name another machine knows.
+    return frozenset(zoneinfo.available_timezones()) - {"localtime"}
+
+
+def is_iana_timezone(name: str) -> bool:
+    """A name from the IANA database ('Europe/Berlin', 'UTC'), not a path or a machine's own zone."""
+    if name == "UTC" or name in _iana_names():
+        return True
+    if _iana_names() or not name or name != name.strip() or name.startswith("/") or ".." in name:
+        return False
+    import zoneinfo  # no zone database listed here (no tzdata): loading the zone is the test
+
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        return False
+    return True
+
+
+def _hour_range(text: str) -> tuple[int, int] | None:
+    m = _HOURS_RE.fullmatch(text)
+    if not m or m.group(2) not in (None, "00") or m.group(4) not in (None, "00"):
+        return None
+    start, end = int(m.group(1)), int(m.group(3))
+    return (start, end) if 0 <= start < end <= 24 else None
 
 
 def _expand_days(spec: str) -> tuple[str, ...] | None:
-    spec = spec.strip().upper()
+    spec = spec.upper()
     if "-" in spec and "," not in spec:
         a, _, b = spec.partition("-")
         if a in DAYS and b in DAYS and DAYS.index(a) <= DAYS.index(b):
             return DAYS[DAYS.index(a) : DAYS.index(b) + 1]
         return None
-    days = tuple(d.strip() for d in spec.split(","))
+    days = tuple(spec.split(","))
     return days if days and all(d in DAYS for d in days) else None
 
 
-def _close(key: str, options: list[str]) -> list[str]:
-    import difflib
-
-    return difflib.get_close_matches(key, options, n=2, cutoff=0.75)
-
-
-def _coerce(key: str, value: Any, annotation: str) -> tuple[Any, str | None]:
-    """Coerce one raw context value to the field's declared type (annotations are strings)."""
-    optional = "None" in annotation
-    base = annotation.replace(" | None", "").strip()
-    if value is None or (optional and isinstance(value, str) and value.strip().lower() in ("", "none", "null")):
-        if optional:
-            return None, None
-        return None, f"{key}: a value is required ({base})"
-    if base == "str":
-        return (str(value), None)
-    if base == "int":
-        if isinstance(value, bool):
-            return None, f"{key}: {value!r} is not a whole number"
-        if isinstance(value, int):
-            return value, None
-        if isinstance(value, float) and value.is_integer():
-            return int(value), None
-        if isinstance(value, str) and re.fullmatch(r"[+-]?\d+", value.strip()):
-            return int(value), None
-        return None, f"{key}: {value!r} is not a whole number"
-    if base == "bool":
-        if isinstance(value, bool):
-            return value, None
-        if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0", "yes", "no"):
-            return value.strip().lower() in ("true", "1", "yes"), None
-        return None, f"{key}: {value!r} is not true or false"
-    if base == "float":
-        if isinstance(value, bool):
-            return None, f"{key}: {value!r} is not a number"
-        try:
-            return float(value), None
-        except (TypeError, ValueError):
-            return None, f"{key}: {value!r} is not a number"
-    return value, None
+def _did_you_mean(value: str, options: Sequence[str]) -> str:
+    close = difflib.get_close_matches(value, list(options), n=2, cutoff=0.75)
+    return f"; did you mean {' or '.join(close)}?" if close else ""
 
 
-def settings_from_app_context(try_get_context) -> Settings:
-    """Read the 'ownllm' context object, then apply flat `-c key=value` overrides."""
-    base = dict(try_get_context("ownllm") or {})
-    for f in fields(Settings):
-        override = try_get_context(f.name)
-        if override is not None:
-            base[f.name] = override
-    return Settings.from_context(base)
+# ----- pydantic errors -> one line each ----------------------------------------------------
+
+
+def _problems(exc: ValidationError, raw: dict[str, object]) -> list[str]:
+    out: list[str] = []
+    for error in exc.errors():
+        if not error["loc"]:  # cross-field rules: already whole lines
+            out.extend(str(_ctx(error).get("error", error["msg"])).splitlines())
+            continue
+        key = str(error["loc"][0])
+        out.append(f"{key}: {_describe(key, raw.get(key), error)}")
+    return out
+
+
+def _ctx(error: ErrorDetails) -> dict[str, Any]:
+    return dict(error.get("ctx") or {})
+
+
+def _describe(key: str, value: object, error: ErrorDetails) -> str:
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        return "unknown setting" + _did_you_mean(key, list(Settings.model_fields))
+    shown = repr(value)
+    if kind == "value_error":
+        return f"{shown} {_ctx(error)['error']}"
+    if kind in ("int_parsing", "int_from_float", "int_type"):
+        return f"{shown} is not a whole number"
+    if kind == "finite_number":
+        return f"{shown} is not a finite number"
+    if kind in ("float_parsing", "float_type"):
+        return f"{shown} is not a number"
+    if kind in ("bool_parsing", "bool_type"):
+        return f"{shown} is not true or false"
+    if kind == "string_type":
+        return f"{shown} is not text"
+    if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
+        return f"{shown} {_bounds_text(key)}"
+    return f"{shown}: {error['msg']}"
+
+
+def _bounds_text(key: str) -> str:
+    lo: tuple[str, float] | None = None
+    hi: tuple[str, float] | None = None
+    for meta in Settings.model_fields[key].metadata:
+        for name in ("gt", "ge"):
+            if getattr(meta, name, None) is not None:
+                lo = (name, getattr(meta, name))
+        for name in ("lt", "le"):
+            if getattr(meta, name, None) is not None:
+                hi = (name, getattr(meta, name))
+    why = f" ({_WHY[key]})" if key in _WHY else ""
+    if lo and hi and lo[0] == "ge" and hi[0] == "le":
+        return f"must be between {lo[1]} and {hi[1]}{why}"
+    if lo and hi:
+        return f"must be in {'(' if lo[0] == 'gt' else '['}{lo[1]:g}, {hi[1]:g}{')' if hi[0] == 'lt' else ']'}{why}"
+    if lo:
+        text = "must be greater than 0" if lo == ("gt", 0) else f"must be at least {lo[1]:g}"
+        if lo == ("ge", 0):
+            text = "must not be negative"
+        return text + why
+    return f"must be at most {hi[1]:g}{why}" if hi else "is out of range"
+
+
+# ----- the one loader: where settings come from, and in which order -------------------------
+
+
+def is_setting_key(key: str) -> bool:
+    """Whether a flat context key belongs to ownllm (and so must be a known setting)."""
+    return bool(_SETTING_KEY_RE.fullmatch(key)) and key != "ownllm"
+
+
+def merge_context(ownllm: object, flat: Mapping[str, object], where: str = "context") -> dict[str, object]:
+    """context.ownllm, overridden by flat ownllm-looking keys: the one precedence."""
+    if ownllm is None:
+        ownllm = {}
+    if not isinstance(ownllm, Mapping):
+        raise SettingsError([f"{where}.ownllm: {ownllm!r} is not an object of settings"])
+    merged: dict[str, object] = dict(ownllm)
+    merged.update({k: v for k, v in flat.items() if is_setting_key(k)})
+    return merged
+
+
+def settings_from_app_context(context: Mapping[str, object]) -> Settings:
+    """Synth: every context key the app received (cdk.json, cdk.context.json, -c) merged."""
+    return Settings.from_context(merge_context(context.get("ownllm"), context))
+
+
+def read_cdk_json(path: str | os.PathLike[str]) -> dict[str, object]:
+    """The context of a cdk.json, {} when the file does not exist."""
+    p = Path(path)
+    if not p.exists():
+        return {}
+    try:
+        doc = json.loads(p.read_text())
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SettingsError([f"{p}: cannot be read ({exc})"]) from None
+    except ValueError as exc:
+        raise SettingsError([f"{p}: not valid JSON ({exc})"]) from None
+    context = doc.get("context", {}) if isinstance(doc, dict) else None
+    if not isinstance(context, dict):
+        raise SettingsError([f"{p}: 'context' is not an object"])
+    return context
+
+
+def parse_overrides(items: Sequence[str]) -> dict[str, str]:
+    """`-c key=value` items, as the CDK CLI takes them."""
+    out: dict[str, str] = {}
+    bad = [item for item in items if "=" not in item or not item.partition("=")[0].strip()]
+    if bad:
+        raise SettingsError([f"-c {item!r}: expected KEY=VALUE" for item in bad])
+    for item in items:
+        key, _, value = item.partition("=")
+        out[key.strip()] = value
+    return out
+
+
+def load_settings(cdk_json: str | os.PathLike[str] | None, overrides: Mapping[str, object] | None = None) -> Settings:
+    """CLI tools: cdk.json (if any) then -c overrides, with synth's precedence."""
+    context = read_cdk_json(cdk_json) if cdk_json else {}
+    where = str(cdk_json) if cdk_json else "context"
+    return Settings.from_context(merge_context(context.get("ownllm"), {**context, **(overrides or {})}, where))
+
+
+def setting_location(context: Mapping[str, object], key: str) -> tuple[str, ...]:
+    """Where in a cdk.json context the loader reads `key` from: a flat key wins."""
+    return (key,) if key in context else ("ownllm", key)
+
+
+# ----- settings recorded in cdk.out -------------------------------------------------------
+
+
+def write_recorded_settings(outdir: str | os.PathLike[str], settings: Settings) -> Path:
+    path = Path(outdir) / SETTINGS_FILE
+    path.write_text(json.dumps({"schema": SETTINGS_SCHEMA, "settings": settings.to_dict()}, indent=2) + "\n")
+    return path
+
+
+def read_recorded_settings(outdir: str | os.PathLike[str]) -> dict[str, object] | None:
+    """The settings dict synth recorded in `outdir`, or None when it recorded none."""
+    path = Path(outdir) / SETTINGS_FILE
+    if not path.is_file():
+        return None
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise SettingsError([f"{path}: not valid JSON ({exc})"]) from None
+    if not isinstance(doc, dict) or doc.get("schema") != SETTINGS_SCHEMA or not isinstance(doc.get("settings"), dict):
+        raise SettingsError([f"{path}: not an ownllm settings record (schema {SETTINGS_SCHEMA})"])
+    recorded: dict[str, object] = doc["settings"]
+    return recorded

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ownllm.bench.report import BenchReport, LevelSummary
-from ownllm.settings import Settings, SettingsError
+from ownllm.settings import Settings, SettingsError, setting_location
 
 MAX_ERROR_RATE = 0.01
 STAND_IN_MARK = "stand-in"
@@ -107,8 +107,10 @@ def write_calibration(cdk_json: Path, calibration: Calibration) -> dict[str, tup
         raise CalibrationError(f"{cdk_json}: context.ownllm is not an object")
     changes = {}
     for key, value in calibration.settings().items():
-        changes[key] = (ownllm.get(key), value)
-        ownllm[key] = value
+        # Write where the settings loader reads the key: a flat context key wins over context.ownllm.
+        home = context if setting_location(context, key) == (key,) else ownllm
+        changes[key] = (home.get(key), value)
+        home[key] = value
     cdk_json.write_text(json.dumps(doc, indent=_indent(text), ensure_ascii=False) + "\n")
     return changes
 

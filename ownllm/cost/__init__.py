@@ -1,7 +1,11 @@
 """The cost model: prices what `cdk synth` wrote to cdk.out, before anything is deployed.
 
 Pure Python, no CDK import, no boto3 on the estimate path: it runs after every synth and
-in CI, so it has to be cheap to import. Entry points: `synth_hook.report_after_synth`
-(called by the CDK app), `estimate.estimate_cdk_out`, and the `ownllm cost ...` /
-`ownllm prices refresh` commands in `cli`.
+in CI, so it has to be cheap to import. Layers, along Infracost's seams:
+`assembly`/`template` read cdk.out, `graph` links its resources, `pricers/` turn each into
+lines of cost components (`model`), `estimate` adds them up, and `report`/`diff` (and the
+JSON form in `model`) render them. Each line still carries its pricer's one-sentence basis;
+moving that wording into the renderers is the next step. Entry points:
+`synth_hook.report_after_synth` (called by the CDK app), `estimate.estimate_cdk_out`, and the
+`ownllm cost ...` / `ownllm prices ...` commands in `cli`.
 """

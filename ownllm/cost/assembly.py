@@ -15,6 +15,9 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_REGION = "us-east-1"
+# Where an environment-agnostic stack will most likely be deployed when settings.region is
+# unset: the CLI's region (AWS_REGION) and the one `cdk synth` resolved from the profile.
+REGION_VARIABLES = ("AWS_REGION", "CDK_DEFAULT_REGION")
 
 
 class AssemblyError(ValueError):
@@ -31,7 +34,8 @@ class Stack:
 
     @property
     def resources(self) -> dict[str, dict[str, Any]]:
-        return self.template.get("Resources") or {}
+        resources = self.template.get("Resources") or {}
+        return resources if isinstance(resources, dict) else {}
 
     @property
     def parameters(self) -> dict[str, dict[str, Any]]:
@@ -62,6 +66,9 @@ def resolve_region(environment: str | None, settings_region: str | None) -> tupl
         return region, "stack environment"
     if settings_region:
         return settings_region, "settings.region"
+    for variable in REGION_VARIABLES:
+        if os.environ.get(variable):
+            return os.environ[variable], variable
     return DEFAULT_REGION, "default (environment-agnostic stack, no settings.region)"
 
 
@@ -70,13 +77,37 @@ def load_assembly(outdir: str | os.PathLike, settings_region: str | None = None)
     if not (directory / "manifest.json").is_file():
         raise AssemblyError(f"{directory}: no manifest.json; run `cdk synth` first (or pass --cdk-out DIR)")
     assembly = Assembly(directory)
-    assembly.stacks.extend(_stacks_in(directory, settings_region, prefix=""))
+    assembly.stacks.extend(_stacks_in(directory, settings_region, prefix="", seen=set()))
     return assembly
 
 
-def _stacks_in(directory: Path, settings_region: str | None, prefix: str) -> Iterator[Stack]:
-    manifest = json.loads((directory / "manifest.json").read_text())
-    for artifact_id, artifact in (manifest.get("artifacts") or {}).items():
+def read_json_object(path: Path, what: str) -> dict[str, Any]:
+    """A JSON object from a cloud assembly file, or AssemblyError naming the file."""
+    try:
+        doc = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise AssemblyError(f"{path}: missing ({what} named in the cloud assembly)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise AssemblyError(f"{path}: cannot be read ({exc})") from None
+    except ValueError as exc:
+        raise AssemblyError(f"{path}: not valid JSON, truncated or corrupt ({exc}); run `cdk synth` again") from None
+    if not isinstance(doc, dict):
+        raise AssemblyError(f"{path}: not a {what} (a JSON object was expected)")
+    return doc
+
+
+def _stacks_in(directory: Path, settings_region: str | None, prefix: str, seen: set[Path]) -> Iterator[Stack]:
+    here = directory.resolve()
+    if here in seen:
+        raise AssemblyError(f"{directory / 'manifest.json'}: a nested cloud assembly refers back to {here}")
+    seen.add(here)
+    manifest = read_json_object(directory / "manifest.json", "cloud assembly manifest")
+    artifacts = manifest.get("artifacts") or {}
+    if not isinstance(artifacts, dict):
+        raise AssemblyError(f"{directory / 'manifest.json'}: 'artifacts' is not an object")
+    for artifact_id, artifact in artifacts.items():
+        if not isinstance(artifact, dict):
+            continue
         kind = artifact.get("type")
         props = artifact.get("properties") or {}
         if kind == "aws:cloudformation:stack":
@@ -84,7 +115,7 @@ def _stacks_in(directory: Path, settings_region: str | None, prefix: str) -> Ite
             if not template_file:
                 continue
             path = directory / template_file
-            template = json.loads(path.read_text())
+            template = read_json_object(path, "stack template")
             region, source = resolve_region(artifact.get("environment"), settings_region)
             name = artifact.get("displayName") or (prefix + artifact_id)
             stack = Stack(name, template, region, source, str(path))
@@ -94,22 +125,26 @@ def _stacks_in(directory: Path, settings_region: str | None, prefix: str) -> Ite
             sub = directory / props["directoryName"]
             if (sub / "manifest.json").is_file():
                 label = props.get("displayName") or artifact_id
-                yield from _stacks_in(sub, settings_region, prefix=f"{label}/")
+                yield from _stacks_in(sub, settings_region, prefix=f"{label}/", seen=seen)
 
 
-def _nested_stacks(directory: Path, parent: Stack) -> Iterator[Stack]:
+def _nested_stacks(directory: Path, parent: Stack, chain: tuple[str, ...] = ()) -> Iterator[Stack]:
+    chain = chain or (parent.template_file,)
     for logical_id, resource in parent.resources.items():
-        if resource.get("Type") != "AWS::CloudFormation::Stack":
+        if not isinstance(resource, dict) or resource.get("Type") != "AWS::CloudFormation::Stack":
             continue
         asset = (resource.get("Metadata") or {}).get("aws:asset:path")
         if not isinstance(asset, str) or not (directory / asset).is_file():
             continue
+        path = str(directory / asset)
+        if path in chain:
+            raise AssemblyError(f"{parent.template_file}: nested stack {logical_id} includes {path}, which includes it")
         child = Stack(
             f"{parent.name}/{logical_id}",
-            json.loads((directory / asset).read_text()),
+            read_json_object(directory / asset, "nested stack template"),
             parent.region,
             parent.region_source,
-            str(directory / asset),
+            path,
         )
         yield child
-        yield from _nested_stacks(directory, child)
+        yield from _nested_stacks(directory, child, (*chain, path))

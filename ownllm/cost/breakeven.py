@@ -11,10 +11,13 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ownllm.cost.catalog import Catalog
 from ownllm.cost.usage import Usage
+
+if TYPE_CHECKING:
+    from ownllm.settings import Settings
 
 # (largest model size in billions of parameters, catalog key, label)
 API_PRESETS = (
@@ -49,17 +52,12 @@ class ApiPrice:
         }
 
 
-def model_size_b(settings: Any) -> float | None:
-    size = getattr(settings, "resolved_model_size_b", 0.0) or getattr(settings, "model_size_b", None)
-    if not size:
-        from ownllm.settings import infer_model_size_b
-
-        size = infer_model_size_b(getattr(settings, "model_id", "") or "")
-    return size or None
+def model_size_b(settings: Settings) -> float:
+    return settings.resolved_model_size_b
 
 
-def api_price(settings: Any, catalog: Catalog) -> ApiPrice:
-    size = model_size_b(settings) or 8.0
+def api_price(settings: Settings, catalog: Catalog) -> ApiPrice:
+    size = model_size_b(settings)
     key, label = next((k, lbl) for limit, k, lbl in API_PRESETS if size <= limit)
     p_in = catalog.get(f"api.{key}:input", API_PRICE_REGION)
     p_out = catalog.get(f"api.{key}:output", API_PRICE_REGION)
@@ -128,7 +126,7 @@ def chart_points(center_values: list[float]) -> list[float]:
     hi = max(finite) if finite else 1000.0
     start = 10 ** max(1, math.floor(math.log10(lo)) - 1)
     end = 10 ** min(10, math.ceil(math.log10(hi)) + 1)
-    points = []
+    points: list[float] = []
     r = start
     while r <= end and len(points) < 8:
         points.append(float(r))

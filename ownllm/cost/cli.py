@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ownllm.cost.model import Estimate
+    from ownllm.settings import Settings
+
+DEFAULT_CDK_JSON = "cdk.json"
 
 
 def register(subparsers: Any) -> None:
@@ -45,13 +53,19 @@ def register(subparsers: Any) -> None:
     refresh.add_argument("--instance-types", help="comma-separated (default: every type the kit accepts)")
     refresh.add_argument("--output", help="catalog file to write (default: the bundled ownllm/data/prices.csv)")
     refresh.set_defaults(func=cmd_refresh)
+    show = prices_sub.add_parser("show", help="list the bundled catalog (offline)")
+    show.add_argument("--region", help="only this region")
+    show.add_argument("--item", help="only items containing this text, e.g. sagemaker.hosting")
+    show.add_argument("--format", choices=("table", "csv"), default="table")
+    show.set_defaults(func=cmd_show)
 
 
 def _settings_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--settings",
-        default="cdk.json",
-        help="cdk.json whose 'ownllm' context gives the settings (default: ./cdk.json if present)",
+        default=None,
+        help="cdk.json whose context gives the settings (default: the settings synth recorded in the cdk.out, "
+        "else ./cdk.json if present)",
     )
     p.add_argument(
         "-c",
@@ -59,92 +73,179 @@ def _settings_args(p: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="override one setting, as with `cdk synth -c`",
+        help="override one usage or price setting, as with `cdk synth -c` (keys that shape the templates "
+        "need a new synth and are refused)",
     )
 
 
-def load_settings(path: str | None, overrides: list[str]):
-    from ownllm.settings import Settings, SettingsError
+def load_settings(path: str | None, overrides: list[str], cdk_out: str | None = None) -> Settings:
+    """The settings to price `cdk_out` with: what synth recorded there unless a cdk.json is named,
+    then `-c` overrides. A key that would change the templates cannot be applied to an existing
+    cdk.out and is refused. Raises SettingsError."""
+    from ownllm.settings import ESTIMATE_KEYS, Settings, SettingsError, parse_overrides, read_recorded_settings
+    from ownllm.settings import load_settings as from_cdk_json
 
-    context: dict[str, Any] = {}
-    if path and Path(path).is_file():
-        raw = json.loads(Path(path).read_text()).get("context") or {}
-        context = dict(raw.get("ownllm") or {})
-        names = set(Settings.__dataclass_fields__) - {"resolved_model_size_b"}
-        context.update({k: v for k, v in raw.items() if k in names})
-    for item in overrides:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise SystemExit(f"-c {item!r}: expected KEY=VALUE")
-        context[key.strip()] = value
+    extra = parse_overrides(overrides)
+    refused = [k for k in extra if k in Settings.model_fields and k not in ESTIMATE_KEYS]
+    if refused:
+        raise SettingsError(
+            [
+                f"-c {k}: shapes the synthesized templates, so it cannot be applied to an existing cdk.out; "
+                f"run `cdk synth -c {k}=...` (keys an estimate applies: {', '.join(sorted(ESTIMATE_KEYS))})"
+                for k in refused
+            ]
+        )
+    recorded = read_recorded_settings(cdk_out) if cdk_out and path is None else None
+    if recorded is not None:
+        return Settings.from_context({**recorded, **extra})
+    return from_cdk_json(path if path is not None else DEFAULT_CDK_JSON, extra)
+
+
+def _settings_or_exit(path: str | None, overrides: list[str], cdk_out: str | None) -> Settings:
+    from ownllm.settings import SettingsError
+
     try:
-        return Settings.from_context(context)
+        return load_settings(path, overrides, cdk_out)
     except SettingsError as exc:
-        raise SystemExit(str(exc)) from None
+        raise CommandError(exc.problems) from None
+
+
+class CommandError(Exception):
+    """Bad input to a cost command: one line per problem, exit status 2."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+def _fail(exc: CommandError) -> int:
+    for problem in exc.problems:
+        print(f"ownllm: {problem}", file=sys.stderr)
+    return 2
 
 
 def cmd_estimate(args: argparse.Namespace) -> int:
+    try:
+        return _estimate(args)
+    except CommandError as exc:
+        return _fail(exc)
+
+
+def _estimate(args: argparse.Namespace) -> int:
     from ownllm.cost.assembly import AssemblyError
     from ownllm.cost.estimate import estimate_cdk_out
     from ownllm.cost.report import markdown, print_terminal
     from ownllm.cost.synth_hook import write_reports
+    from ownllm.cost.template import TemplateValueError
+    from ownllm.settings import parse_overrides
 
-    settings = load_settings(args.settings, args.context)
+    settings = _settings_or_exit(args.settings, args.context, args.cdk_out)
     try:
         est = estimate_cdk_out(args.cdk_out, settings)
-    except AssemblyError as exc:
-        print(f"ownllm: {exc}", file=sys.stderr)
-        return 2
+    except (AssemblyError, TemplateValueError) as exc:
+        raise CommandError([str(exc)]) from None
+    pinned = sorted({s["region"] for s in est.stacks if s["region_source"] == "stack environment"})
+    if "region" in parse_overrides(args.context) and pinned:
+        raise CommandError(
+            [
+                f"-c region: the stacks were synthesized for {', '.join(pinned)} (their environment), so the "
+                "estimate cannot move them; run `cdk synth -c region=...`"
+            ]
+        )
     if args.write:
         write_reports(est, args.cdk_out)
     if args.format == "json":
-        json.dump(est.to_dict(), sys.stdout, indent=2)
-        print()
+        _write_stdout(json.dumps(est.to_dict(), indent=2) + "\n")
     elif args.format == "markdown":
-        print(markdown(est))
+        _write_stdout(markdown(est) + "\n")
     else:
         print_terminal(est)
-    if est.budget.get("exceeded"):
-        print(
-            f"ownllm: estimate {est.daily_usd:,.2f} USD/day exceeds max_daily_usd {est.budget['max_daily_usd']:,.2f}",
-            file=sys.stderr,
-        )
+    if est.budget.get("exceeded") or est.budget.get("incomplete"):
+        from ownllm.cost.synth_hook import BudgetExceeded
+
+        print(str(BudgetExceeded(est, float(est.budget["max_daily_usd"])).code).splitlines()[0], file=sys.stderr)
         return 1
     return 0
 
 
+def _write_stdout(text: str) -> None:
+    """Write to stdout; a reader that went away (`| head`) ends the command quietly."""
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # Python would report the broken pipe again when it flushes stdout at exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+
+
 def cmd_diff(args: argparse.Namespace) -> int:
-    from ownllm.cost.diff import diff_estimates, load_estimate, markdown_diff
+    try:
+        return _diff(args)
+    except CommandError as exc:
+        return _fail(exc)
+
+
+def _diff(args: argparse.Namespace) -> int:
+    from ownllm.cost.assembly import AssemblyError
+    from ownllm.cost.diff import EstimateFileError, diff_estimates, load_estimate, markdown_diff
     from ownllm.cost.estimate import estimate_cdk_out
+    from ownllm.cost.template import TemplateValueError
 
-    def estimating_with(settings_path: str | None):
-        return lambda path: estimate_cdk_out(path, load_settings(settings_path, args.context))
+    def estimating_with(settings_path: str | None) -> Callable[[Path], Estimate]:
+        return lambda path: estimate_cdk_out(path, _settings_or_exit(settings_path, args.context, str(path)))
 
-    base, base_note = load_estimate(args.base, estimating_with(args.base_settings or args.settings))
-    head, head_note = load_estimate(args.head, estimating_with(args.settings))
+    try:
+        base, base_note = load_estimate(args.base, estimating_with(args.base_settings or args.settings))
+        head, head_note = load_estimate(args.head, estimating_with(args.settings))
+    except (EstimateFileError, AssemblyError, TemplateValueError) as exc:
+        raise CommandError([str(exc)]) from None
     if head is None:
-        print(f"ownllm: {head_note}", file=sys.stderr)
-        return 2
+        raise CommandError([head_note])
     note = "; ".join(n for n in (base_note, head_note) if n)
     text = markdown_diff(diff_estimates(base, head), comment=args.comment, base_note=note)
     if args.output:
         Path(args.output).write_text(text)
     else:
-        sys.stdout.write(text)
+        _write_stdout(text)
     return 0
 
 
 def cmd_refresh(args: argparse.Namespace) -> int:
     from ownllm.cost.catalog import CATALOG_PATH, load_catalog, write_rows
-    from ownllm.cost.refresh import pricing_client, refresh_catalog
+    from ownllm.cost.refresh import PricingUnavailable, pricing_client, refresh_catalog
 
     output = Path(args.output) if args.output else CATALOG_PATH
     existing = load_catalog(output if output.is_file() else None)
     types = [t.strip() for t in args.instance_types.split(",")] if args.instance_types else None
     regions = [r.strip() for r in args.regions.split(",") if r.strip()]
-    rows, missing = refresh_catalog(pricing_client(), existing, regions=regions, instance_types=types)
+    try:
+        rows, missing = refresh_catalog(pricing_client(), existing, regions=regions, instance_types=types)
+    except PricingUnavailable as exc:
+        print(f"ownllm prices refresh: {exc}", file=sys.stderr)
+        return 2
     write_rows(output, rows)
     print(f"wrote {len(rows)} prices to {output}", file=sys.stderr)
     if missing:
         print(f"not found, previous figure kept ({len(missing)}): {', '.join(missing)}", file=sys.stderr)
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    """The bundled catalog, offline: one row per price."""
+    from ownllm.cost.catalog import load_catalog
+
+    catalog = load_catalog()
+    rows = [p for p in catalog.prices if args.region in (None, p.region) and (not args.item or args.item in p.item)]
+    if args.format == "csv":
+        lines = ["region,item,usd,unit,source,date"] + [
+            f"{p.region},{p.item},{p.usd:.10g},{p.unit},{p.source},{p.date}" for p in rows
+        ]
+    else:
+        width = max((len(p.item) for p in rows), default=4)
+        lines = [f"{'region':<14} {'item':<{width}} {'usd':>14}  unit"] + [
+            f"{p.region:<14} {p.item:<{width}} {p.usd:>14.10g}  {p.unit}" for p in rows
+        ]
+        lines.append(f"{len(rows)} prices; catalog {catalog.path} of {catalog.date}")
+    _write_stdout("\n".join(lines) + "\n")
     return 0

@@ -25,6 +25,7 @@ class Change:
     basis: str
     priced_before: bool = True
     priced_after: bool = True
+    moved: tuple[str, ...] = ()  # the components whose cost changed, e.g. ("Duration",)
 
     @property
     def delta(self) -> float:
@@ -50,8 +51,13 @@ class CostDiff:
         return self.after - self.before
 
     @property
+    def complete(self) -> bool:
+        """Both totals count every resource; otherwise a change in them may be a price gone missing."""
+        return self.head.complete and (self.base is None or self.base.complete)
+
+    @property
     def percent(self) -> float | None:
-        return None if not self.before else self.delta / self.before * 100
+        return None if not self.before or not self.complete else self.delta / self.before * 100
 
 
 def diff_estimates(base: Estimate | None, head: Estimate) -> CostDiff:
@@ -88,6 +94,18 @@ def _change(kind: str, old: Item | None, new: Item | None) -> Change:
         ref.basis,
         priced_before=old is None or old.priced,
         priced_after=new is None or new.priced,
+        moved=moved_components(old, new) if old is not None and new is not None else (),
+    )
+
+
+def moved_components(old: Item, new: Item) -> tuple[str, ...]:
+    """Names of the components whose daily cost changed between two versions of a line."""
+    before = {c.name: c.daily_usd for c in old.components}
+    after = {c.name: c.daily_usd for c in new.components}
+    return tuple(
+        name
+        for name in [*before, *(n for n in after if n not in before)]
+        if abs(after.get(name, 0.0) - before.get(name, 0.0)) >= EPSILON_USD
     )
 
 
@@ -101,6 +119,16 @@ def _cell(text: str) -> str:
 
 
 def total_line(d: CostDiff) -> str:
+    if not d.complete:
+        sides = [
+            f"{name} has {len(e.unpriced)} unpriced"
+            for name, e in (("base", d.base), ("head", d.head))
+            if e is not None and not e.complete
+        ]
+        return (
+            f"**Incomplete: {'; '.join(sides)}, so the totals ({usd(d.before)}/day → {usd(d.after)}/day) "
+            "leave them out and no change is given.**"
+        )
     pct = "new" if d.percent is None else f"{d.percent:+.1f}%"
     if d.base is None:
         return f"**{usd(d.after)}/day** ({usd(monthly(d.after))}/month); no base estimate to compare with."
@@ -147,8 +175,9 @@ def markdown_diff(d: CostDiff, *, comment: bool = False, base_note: str = "") ->
             before = usd(c.before) if c.kind != "added" else ""
             after = usd(c.after) if c.kind != "removed" else ""
             delta = _signed(c.delta) if c.priced_before and c.priced_after else "?"
+            kind = f"{c.kind} ({', '.join(c.moved)})" if c.moved else c.kind
             out.append(
-                f"| {c.kind} | {_cell(c.stack)} | {_cell(c.logical_id)} | {_cell(c.resource_type)} | "
+                f"| {kind} | {_cell(c.stack)} | {_cell(c.logical_id)} | {_cell(c.resource_type)} | "
                 f"{before} | {after} | {delta} | {_cell(c.basis)} |"
             )
         out.append("")
@@ -171,6 +200,25 @@ def markdown_diff(d: CostDiff, *, comment: bool = False, base_note: str = "") ->
     return text
 
 
+class EstimateFileError(ValueError):
+    """A file given as an estimate is not one; the message names the file, in one line."""
+
+
+def read_estimate_file(path: Path) -> Estimate:
+    import json
+
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError) as exc:
+        raise EstimateFileError(f"{path}: cannot be read ({exc})") from None
+    except ValueError as exc:
+        raise EstimateFileError(f"{path}: not an ownllm cost estimate (not valid JSON: {exc})") from None
+    try:
+        return Estimate.from_dict(doc)
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise EstimateFileError(f"{path}: not an ownllm cost estimate ({exc})") from None
+
+
 def load_estimate(
     path: str | os.PathLike | None, estimate_dir: Callable[[Path], Estimate]
 ) -> tuple[Estimate | None, str]:
@@ -183,11 +231,11 @@ def load_estimate(
         return None, "no base given"
     p = Path(path)
     if p.is_file():
-        return Estimate.read_json(p), ""
+        return read_estimate_file(p), ""
     if p.is_dir():
         written = p / "cost-estimate.json"
         if written.is_file():
-            return Estimate.read_json(written), ""
+            return read_estimate_file(written), ""
         if (p / "manifest.json").is_file():
             return estimate_dir(p), f"{p} had no cost-estimate.json; estimated from its templates"
     return None, f"{p} holds no estimate or cloud assembly (base synth failed or had no stacks)"

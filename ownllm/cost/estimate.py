@@ -4,20 +4,18 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ownllm.cost import breakeven as be
 from ownllm.cost.assembly import Assembly, load_assembly
 from ownllm.cost.catalog import Catalog, load_catalog
+from ownllm.cost.graph import link
 from ownllm.cost.model import Estimate, Item, monthly
-from ownllm.cost.resources import (
-    StackContext,
-    implicit_log_items,
-    prepare,
-    price_resource,
-    variant_instance_hours,
-)
+from ownllm.cost.pricers import PricingContext, implicit_log_items, price_resource, variant_instance_hours
 from ownllm.cost.usage import Usage, usage_from_settings
+
+if TYPE_CHECKING:
+    from ownllm.settings import Settings
 
 
 class Estimator:
@@ -26,7 +24,9 @@ class Estimator:
     def __init__(self, assembly: Assembly, catalog: Catalog):
         self.assembly = assembly
         self.catalog = catalog
-        self.contexts: list[StackContext] = [prepare(s, catalog) for s in assembly.stacks]
+        self.contexts = [PricingContext(s, catalog=catalog) for s in assembly.stacks]
+        for ctx in self.contexts:
+            link(ctx)
 
     def items(self, usage: Usage) -> list[Item]:
         items: list[Item] = []
@@ -39,7 +39,7 @@ class Estimator:
     def daily_usd(self, usage: Usage) -> float:
         return sum(i.daily_usd for i in self.items(usage) if i.daily_usd is not None)
 
-    def capacity(self, usage: Usage, settings: Any) -> list[dict[str, Any]]:
+    def capacity(self, usage: Usage, settings: Settings) -> list[dict[str, Any]]:
         from ownllm import gpus
         from ownllm.settings import model_memory_gib
 
@@ -83,13 +83,13 @@ class Estimator:
         return rows
 
 
-def estimate_cdk_out(outdir: str | os.PathLike, settings: Any, catalog: Catalog | None = None) -> Estimate:
+def estimate_cdk_out(outdir: str | os.PathLike, settings: Settings, catalog: Catalog | None = None) -> Estimate:
     catalog = catalog or load_catalog()
-    assembly = load_assembly(outdir, getattr(settings, "region", None))
+    assembly = load_assembly(outdir, settings.region)
     return estimate_assembly(assembly, settings, catalog, source=str(outdir))
 
 
-def estimate_assembly(assembly: Assembly, settings: Any, catalog: Catalog, source: str = "") -> Estimate:
+def estimate_assembly(assembly: Assembly, settings: Settings, catalog: Catalog, source: str = "") -> Estimate:
     usage = usage_from_settings(settings)
     estimator = Estimator(assembly, catalog)
     items = estimator.items(usage)
@@ -100,7 +100,7 @@ def estimate_assembly(assembly: Assembly, settings: Any, catalog: Catalog, sourc
         if len({r for r, _ in regions}) > 1:
             region_source += "; stacks span " + ", ".join(sorted({r for r, _ in regions}))
     else:
-        region, region_source = (getattr(settings, "region", None) or "us-east-1"), "no stacks"
+        region, region_source = (settings.region or "us-east-1"), "no stacks"
 
     stacks = []
     for s in assembly.stacks:
@@ -166,7 +166,7 @@ def estimate_assembly(assembly: Assembly, settings: Any, catalog: Catalog, sourc
     if any(i.uses_estimated_price for i in items if i.daily_usd):
         warnings.append("some lines use catalog figures marked 'estimate'; run `ownllm prices refresh` to confirm")
 
-    limit = getattr(settings, "max_daily_usd", None)
+    limit = settings.max_daily_usd
     return Estimate(
         items=items,
         region=region,
@@ -179,7 +179,12 @@ def estimate_assembly(assembly: Assembly, settings: Any, catalog: Catalog, sourc
         capacity=capacity,
         chart=chart,
         warnings=warnings,
-        budget={"max_daily_usd": limit, "exceeded": bool(limit is not None and own_today > limit)},
+        budget={
+            "max_daily_usd": limit,
+            "exceeded": bool(limit is not None and own_today > limit),
+            # A guard cannot vouch for a bill with unpriced lines in it.
+            "incomplete": bool(limit is not None and any(not i.priced for i in items)),
+        },
         source=source,
     )
 

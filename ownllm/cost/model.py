@@ -27,6 +27,53 @@ def per_month_to_daily(usd_per_month: float) -> float:
     return usd_per_month / DAYS_PER_MONTH
 
 
+@dataclass(frozen=True)
+class Component:
+    """One priced quantity of a resource, as the bill itemises it: quantity x unit price.
+
+    Units are the price's own ("hour", "GB-second", "1M requests", "GB", "GB-month",
+    "metric-month", "month"); a monthly unit's daily quantity is the month's share of a day."""
+
+    name: str  # "Requests", "Duration", "Instance usage", "Ingestion", "Storage", ...
+    unit: str
+    quantity_per_day: float
+    unit_usd: float
+    price_item: str = ""  # the catalog row it was priced from
+    min_quantity_per_day: float | None = None
+    max_quantity_per_day: float | None = None
+
+    @property
+    def daily_usd(self) -> float:
+        return self.quantity_per_day * self.unit_usd
+
+    @property
+    def min_daily_usd(self) -> float:
+        q = self.quantity_per_day if self.min_quantity_per_day is None else self.min_quantity_per_day
+        return q * self.unit_usd
+
+    @property
+    def max_daily_usd(self) -> float:
+        q = self.quantity_per_day if self.max_quantity_per_day is None else self.max_quantity_per_day
+        return q * self.unit_usd
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["daily_usd"] = round(self.daily_usd, 8)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Component:
+        return cls(
+            name=str(d["name"]),
+            unit=str(d["unit"]),
+            quantity_per_day=float(d["quantity_per_day"]),
+            unit_usd=float(d["unit_usd"]),
+            price_item=str(d.get("price_item", "")),
+            min_quantity_per_day=d.get("min_quantity_per_day"),
+            max_quantity_per_day=d.get("max_quantity_per_day"),
+        )
+
+
 @dataclass
 class Item:
     stack: str
@@ -39,8 +86,13 @@ class Item:
     max_daily_usd: float | None = None
     sources: list[str] = field(default_factory=list)
     uses_estimated_price: bool = False
+    components: list[Component] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        if self.daily_usd is None and self.components:
+            self.daily_usd = sum(c.daily_usd for c in self.components)
+            self.min_daily_usd = sum(c.min_daily_usd for c in self.components)
+            self.max_daily_usd = sum(c.max_daily_usd for c in self.components)
         if self.daily_usd is not None:
             if self.min_daily_usd is None:
                 self.min_daily_usd = self.daily_usd
@@ -57,6 +109,7 @@ class Item:
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
+        d["components"] = [c.to_dict() for c in self.components]
         d["priced"] = self.priced
         d["monthly_usd"] = None if self.daily_usd is None else round(monthly(self.daily_usd), 4)
         for k in ("daily_usd", "min_daily_usd", "max_daily_usd"):
@@ -77,6 +130,7 @@ class Item:
             max_daily_usd=d.get("max_daily_usd"),
             sources=list(d.get("sources") or []),
             uses_estimated_price=bool(d.get("uses_estimated_price")),
+            components=[Component.from_dict(c) for c in d.get("components") or []],
         )
 
 
@@ -116,13 +170,19 @@ class Estimate:
     def unpriced(self) -> list[Item]:
         return [i for i in self.items if not i.priced]
 
+    @property
+    def complete(self) -> bool:
+        """False when a resource that could carry cost has no price: the totals leave it out."""
+        return not self.unpriced
+
     def top(self, n: int = 3) -> list[Item]:
-        return sorted((i for i in self.items if i.priced and i.daily_usd), key=lambda i: -i.daily_usd)[:n]
+        return sorted((i for i in self.items if i.priced and i.daily_usd), key=lambda i: -(i.daily_usd or 0.0))[:n]
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "schema": SCHEMA,
             "currency": "USD",
+            "complete": self.complete,
             "daily_usd": round(self.daily_usd, 4),
             "monthly_usd": round(self.monthly_usd, 2),
             "daily_usd_range": {"min": round(self.min_daily_usd, 4), "max": round(self.max_daily_usd, 4)},
@@ -152,7 +212,7 @@ class Estimate:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Estimate:
-        if "items" not in d or "daily_usd" not in d:
+        if not isinstance(d, dict) or "items" not in d or "daily_usd" not in d:
             raise ValueError("not an ownllm cost estimate (no 'items' / 'daily_usd')")
         return cls(
             items=[Item.from_dict(x) for x in d["items"]],

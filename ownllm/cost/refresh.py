@@ -13,6 +13,7 @@ import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date
+from functools import partial
 from typing import Any
 
 from ownllm.cost.catalog import Catalog, Price, hosting_item
@@ -47,6 +48,11 @@ def _usagetype(product: dict[str, Any]) -> str:
     return ((product.get("product") or {}).get("attributes") or {}).get("usagetype", "")
 
 
+def _is_hosting(instance_type: str, product: dict[str, Any]) -> bool:
+    usagetype = _usagetype(product)
+    return usagetype.split(":")[0].endswith("Host") and usagetype.endswith(instance_type)
+
+
 def queries_for(region: str, instance_types: Iterable[str]) -> list[Query]:
     out = []
     for itype in instance_types:
@@ -62,7 +68,7 @@ def queries_for(region: str, instance_types: Iterable[str]) -> list[Query]:
                     ("component", "Hosting"),
                 ),
                 # 'USE1-Host:ml.g5.2xlarge'; asynchronous inference is 'USE1-AsyncInf:...'
-                lambda p, t=itype: _usagetype(p).split(":")[0].endswith("Host") and _usagetype(p).endswith(t),
+                partial(_is_hosting, itype),
                 "hour",
             )
         )
@@ -142,6 +148,21 @@ def fetch(client: Any, query: Query) -> tuple[float, str] | None:
         kwargs["NextToken"] = token
 
 
+def _fetch_or_explain(client: Any, query: Query) -> tuple[float, str] | None:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        return fetch(client, query)
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        raise PricingUnavailable(
+            f"the Price List API refused {query.service_code} ({error.get('Code', '?')}: {error.get('Message', '')}); "
+            "the credentials need pricing:GetProducts"
+        ) from None
+    except BotoCoreError as exc:
+        raise PricingUnavailable(f"the Price List API cannot be reached ({exc})") from None
+
+
 def refresh_catalog(
     client: Any,
     existing: Catalog,
@@ -163,7 +184,7 @@ def refresh_catalog(
 
     def run(advance: Callable[[], None]) -> None:
         for q in queries:
-            found = fetch(client, q)
+            found = _fetch_or_explain(client, q)
             if found:
                 usd, sku = found
                 fetched[(q.region, q.item)] = Price(
@@ -193,7 +214,20 @@ def refresh_catalog(
     return list(rows.values()), missing
 
 
-def pricing_client():
-    import boto3  # only this command needs boto3; the estimate path never imports it
+class PricingUnavailable(Exception):
+    """The Price List API cannot be reached; the message says what is needed, in one line."""
 
-    return boto3.client("pricing", region_name=PRICING_REGION)
+
+def pricing_client() -> Any:
+    """A Price List API client, or PricingUnavailable naming what is missing."""
+    try:
+        import boto3  # only this command needs boto3; the estimate path never imports it
+    except ImportError:
+        raise PricingUnavailable("needs boto3: pip install boto3 (or pip install -e '.[dev]')") from None
+    session = boto3.Session()
+    if session.get_credentials() is None:
+        raise PricingUnavailable(
+            "needs AWS credentials allowed to call pricing:GetProducts (set AWS_PROFILE, or "
+            "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY); `ownllm prices show` lists the bundled catalog offline"
+        )
+    return session.client("pricing", region_name=PRICING_REGION)

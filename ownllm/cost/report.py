@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
 from typing import IO
 
 from ownllm.cost.breakeven import short_number
 from ownllm.cost.model import FREE, Estimate, Item, monthly, usd
 
 TERMINAL_LINES = 12
+# Under `cdk synth` stderr is a pipe with no width of its own: the table keeps to 80 columns.
+TERMINAL_WIDTH = 80
 
 
 def headline(est: Estimate) -> str:
     text = f"{usd(est.daily_usd)}/day, {usd(est.monthly_usd)}/month"
+    if not est.complete:
+        text = f"INCOMPLETE, {len(est.unpriced)} unpriced resource(s) not counted: at least {text}"
     if abs(est.max_daily_usd - est.min_daily_usd) > 0.005:
         text += f" (range {usd(est.min_daily_usd)}..{usd(est.max_daily_usd)}/day)"
     return text
@@ -35,59 +40,77 @@ def _cost_lines(est: Estimate) -> tuple[list[Item], list[Item], list[Item]]:
 # ----- terminal ------------------------------------------------------------------------------
 
 
+def use_color(out: IO[str], environ: Mapping[str, str] | None = None) -> bool:
+    """Colour only on a terminal, never with NO_COLOR (https://no-color.org); FORCE_COLOR=1 forces it.
+
+    `cdk synth` runs the app with FORCE_COLOR=0 and stderr on a pipe: no colour codes then."""
+    env = os.environ if environ is None else environ
+    if env.get("NO_COLOR"):
+        return False
+    force = env.get("FORCE_COLOR", "")
+    if force:
+        return force.lower() not in ("0", "false", "no")
+    return hasattr(out, "isatty") and out.isatty()
+
+
 def print_terminal(est: Estimate, file: IO[str] | None = None) -> None:
-    """The estimate as a short rich table, on stderr unless told otherwise."""
+    """The estimate as a short table, on stderr unless told otherwise.
+
+    The table keeps to 80 columns: stacks are section rows, so a resource cell holds only its
+    logical id; the type and basis columns appear only on a terminal wide enough for them
+    (cost-estimate.md always has them)."""
+    from rich import box
     from rich.console import Console  # imported here: synth pays for rich only when it prints
     from rich.table import Table
 
     out = file or sys.stderr
-    # Under `cdk synth` stderr is a pipe and rich would assume 80 columns: use a CI-log width.
+    color = use_color(out)
     piped = not (hasattr(out, "isatty") and out.isatty()) and "COLUMNS" not in os.environ
-    console = Console(file=out, highlight=False, width=120 if piped else None)
-    charged, unpriced, zero = _cost_lines(est)
-    # The basis column only where it fits; cost-estimate.md always has it.
-    wide = console.width >= 150
-    table = Table(
-        title=f"ownllm cost estimate: {headline(est)}",
-        caption=_where(est),
-        title_justify="left",
-        caption_justify="left",
+    console = Console(
+        file=out,
+        highlight=False,
+        force_terminal=color,
+        color_system="auto" if color else None,
+        width=TERMINAL_WIDTH if piped else None,
     )
-    table.add_column("stack / resource", overflow="fold")
-    table.add_column("type", overflow="fold")
+    charged, unpriced, zero = _cost_lines(est)
+    wide = console.width >= 150
+    table = Table(caption=_where(est), caption_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("stack / resource", no_wrap=True, overflow="ellipsis")
+    if wide:
+        table.add_column("type", no_wrap=True)
     table.add_column("$/day", justify="right", no_wrap=True)
     table.add_column("$/month", justify="right", no_wrap=True)
     if wide:
         table.add_column("basis", overflow="fold", ratio=1)
 
-    def row(*cells: str) -> None:
-        table.add_row(*(cells if wide else cells[:4]))
+    def row(name: str, rtype: str, daily: str, month: str, basis: str) -> None:
+        table.add_row(*((name, rtype, daily, month, basis) if wide else (name, daily, month)))
 
-    if len(est.stacks) > 1:
-        for s in est.stacks:
-            row(
-                f"[bold]{s['name']}[/]",
-                f"stack in {s['region']}",
-                usd(s["daily_usd"]),
-                usd(s["monthly_usd"]),
-                f"{s['resources']} resources",
-            )
-        table.add_section()
-    for item in charged[:TERMINAL_LINES]:
-        row(
-            f"{item.stack}/{item.logical_id}",
-            _short_type(item.resource_type),
-            usd(item.daily_usd),
-            usd(monthly(item.daily_usd or 0)),
-            item.basis,
-        )
+    shown = charged[:TERMINAL_LINES]
+    for stack in est.stacks or [{"name": i.stack} for i in est.items[:1]]:
+        mine = [i for i in shown + unpriced if i.stack == stack["name"]]
+        if not mine:
+            continue
+        if "daily_usd" in stack:
+            row(f"[bold]{stack['name']}[/]", "", usd(stack["daily_usd"]), usd(stack["monthly_usd"]), "")
+        for item in mine:
+            if item.priced:
+                row(
+                    f"  {item.logical_id}",
+                    _short_type(item.resource_type),
+                    usd(item.daily_usd),
+                    usd(monthly(item.daily_usd or 0)),
+                    item.basis,
+                )
+            else:
+                row(f"  {item.logical_id}", _short_type(item.resource_type), "[yellow]unpriced[/]", "", item.basis)
     if len(charged) > TERMINAL_LINES:
         rest = sum(i.daily_usd or 0 for i in charged[TERMINAL_LINES:])
         row(f"+ {len(charged) - TERMINAL_LINES} more lines", "", usd(rest), usd(monthly(rest)), "")
-    for item in unpriced:
-        row(f"{item.stack}/{item.logical_id}", _short_type(item.resource_type), "[yellow]unpriced[/]", "", item.basis)
     if zero:
-        row(f"+ {len(zero)} resources", "no charge", "$0.00", "$0.00", "see cost-estimate.md")
+        row(f"+ {len(zero)} resources with no charge", "", "$0.00", "$0.00", "see cost-estimate.md")
+    console.print(f"[bold]ownllm cost estimate[/]: {headline(est)}")
     console.print(table)
     top = est.top(1)
     if top and not wide:
@@ -138,7 +161,10 @@ def mermaid_chart(est: Estimate) -> str:
 def markdown(est: Estimate, heading: str = "#") -> str:
     charged, unpriced, zero = _cost_lines(est)
     h2 = heading + "#"
-    out = [f"{heading} ownllm cost estimate", "", f"**{headline(est)}** in {_where(est)}.", ""]
+    title = (
+        "ownllm cost estimate" if est.complete else f"ownllm cost estimate (INCOMPLETE: {len(est.unpriced)} unpriced)"
+    )
+    out = [f"{heading} {title}", "", f"**{headline(est)}** in {_where(est)}.", ""]
     if est.budget.get("max_daily_usd") is not None:
         state = "**exceeded**" if est.budget.get("exceeded") else "within"
         out += [f"Budget guard: max_daily_usd = {usd(est.budget['max_daily_usd'])}: {state}.", ""]

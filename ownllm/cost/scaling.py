@@ -10,6 +10,7 @@ the instance-hours per day that the estimate bills.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 MINUTES_PER_WEEK = 7 * 24 * 60
@@ -23,13 +24,21 @@ class ScheduleError(ValueError):
 
 
 def _expand(field_text: str, lo: int, hi: int, names: dict[str, int] | None = None) -> list[int]:
+    if any(mark in field_text.upper() for mark in ("L", "W", "#")) and not (
+        names and all(part.strip().upper() in names or "-" in part for part in field_text.split(","))
+    ):
+        # AWS cron's L (last), W (nearest weekday) and # (nth weekday of the month) depend on
+        # the month, so they have no weekly average.
+        raise ScheduleError(f"{field_text!r} depends on the month (L, W or #), not the week")
     values: set[int] = set()
     for part in field_text.split(","):
         part = part.strip().upper()
         step = 1
         if "/" in part:
             part, step_text = part.split("/", 1)
-            step = int(step_text)
+            step = _value(step_text, None)
+            if step < 1:
+                raise ScheduleError(f"{field_text!r}: the step must be at least 1")
         if part in ("*", "?"):
             start, end = lo, hi
         elif "-" in part:
@@ -51,6 +60,8 @@ def _expand(field_text: str, lo: int, hi: int, names: dict[str, int] | None = No
 def _value(text: str, names: dict[str, int] | None) -> int:
     if names and text in names:
         return names[text]
+    if not text.isdigit():
+        raise ScheduleError(f"{text!r} is not a number{' or a day name' if names else ''}")
     return int(text)
 
 
@@ -104,6 +115,15 @@ class Capacity:
     def fixed(cls, count: int) -> Capacity:
         return cls([Segment(0, MINUTES_PER_WEEK, count, count)], "fixed", f"{count} instance(s) all week")
 
+    @classmethod
+    def alternatives(cls, low: int, high: int) -> Capacity:
+        """A count an intrinsic chooses at deploy time (Fn::If): somewhere in low..high all week."""
+        return cls(
+            [Segment(0, MINUTES_PER_WEEK, low, high)],
+            "alternatives",
+            f"{low} or {high} instance(s) all week, chosen at deploy time",
+        )
+
     @property
     def min_count(self) -> int:
         return min(s.low for s in self.segments)
@@ -112,7 +132,7 @@ class Capacity:
     def max_count(self) -> int:
         return max(s.high for s in self.segments)
 
-    def instance_hours_per_day(self, needed_at) -> float:
+    def instance_hours_per_day(self, needed_at: Callable[[int, int], int]) -> float:
         """Average instance-hours per day when `needed_at(weekday, hour)` instances are wanted."""
         total = 0.0
         for seg in self.segments:
@@ -137,7 +157,7 @@ class Capacity:
         return ", ".join(parts)
 
 
-def _split_by_hour(start: int, end: int):
+def _split_by_hour(start: int, end: int) -> Iterator[tuple[int, int]]:
     t = start
     while t < end:
         nxt = min(end, (t // 60 + 1) * 60)

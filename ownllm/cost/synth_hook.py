@@ -14,21 +14,35 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING
 
+from ownllm.cost.assembly import AssemblyError
+from ownllm.cost.cdk_command import cdk_command, shows_bill
 from ownllm.cost.estimate import estimate_cdk_out
 from ownllm.cost.model import Estimate, usd
+from ownllm.cost.template import TemplateValueError
+
+if TYPE_CHECKING:
+    from ownllm.settings import Settings
 
 JSON_NAME = "cost-estimate.json"
 MARKDOWN_NAME = "cost-estimate.md"
 
 
 class BudgetExceeded(SystemExit):
-    """The estimate is above settings.max_daily_usd; the message says by how much and why."""
+    """The estimate is above settings.max_daily_usd, or has unpriced lines so that no one can
+    tell; the message says by how much and why."""
 
     def __init__(self, estimate: Estimate, limit: float):
         self.estimate = estimate
         self.limit = limit
+        if estimate.daily_usd <= limit:
+            unpriced = ", ".join(f"{i.stack}/{i.logical_id} ({i.basis})" for i in estimate.unpriced)
+            super().__init__(
+                f"ownllm: the estimate is incomplete, so it cannot show the bill stays under max_daily_usd "
+                f"{usd(limit)}/day: {len(estimate.unpriced)} unpriced: {unpriced}"
+            )
+            return
         top = "\n".join(
             f"  {usd(i.daily_usd)}/day  {i.stack}/{i.logical_id} ({i.resource_type}): {i.basis}"
             for i in estimate.top(3)
@@ -51,18 +65,26 @@ def write_reports(estimate: Estimate, outdir: str | os.PathLike) -> tuple[Path, 
     return json_path, md_path
 
 
-def report_after_synth(outdir: str | os.PathLike, settings: Any, *, stream: IO[str] | None = None) -> Estimate:
+def report_after_synth(outdir: str | os.PathLike, settings: Settings, *, stream: IO[str] | None = None) -> Estimate:
     """Estimate the templates in `outdir`, print the table to stderr, write the reports.
 
     Raises BudgetExceeded when settings.max_daily_usd is set and the estimate is above it
     (after the reports are written, so CI can still show them).
     """
-    estimate = estimate_cdk_out(outdir, settings)
+    try:
+        estimate = estimate_cdk_out(outdir, settings)
+    except (AssemblyError, TemplateValueError) as exc:
+        # One line and exit status 2 instead of a traceback through `cdk synth`.
+        (stream or sys.stderr).write(f"ownllm: cost estimate failed: {exc}\n")
+        raise SystemExit(2) from None
     write_reports(estimate, outdir)
-    from ownllm.cost.report import print_terminal
+    from ownllm.cost.report import headline, print_terminal
 
-    print_terminal(estimate, file=stream or sys.stderr)
-    limit = getattr(settings, "max_daily_usd", None)
-    if limit is not None and estimate.daily_usd > limit:
+    if shows_bill(cdk_command()):
+        print_terminal(estimate, file=stream or sys.stderr)
+    else:  # cdk ls, diff, destroy: the bill is in cdk.out, one line is enough
+        (stream or sys.stderr).write(f"ownllm cost estimate: {headline(estimate)} ({MARKDOWN_NAME} in cdk.out)\n")
+    limit = settings.max_daily_usd
+    if limit is not None and (estimate.daily_usd > limit or not estimate.complete):
         raise BudgetExceeded(estimate, float(limit))
     return estimate

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
+
+
+class TemplateValueError(ValueError):
+    """A value in a template that no deployment could have: one line naming file, resource and property."""
+
+    def __init__(self, template_file: str, logical_id: str, prop: str, value: object, accepted: str):
+        self.template_file, self.logical_id, self.prop, self.value = template_file, logical_id, prop, value
+        super().__init__(f"{template_file}: {logical_id} {prop}: {value!r} is not {accepted}")
 
 
 def refs(value: Any) -> set[str]:
@@ -47,6 +56,69 @@ def literal(value: Any, parameters: dict[str, Any] | None = None) -> Any:
         if isinstance(param, dict) and "Default" in param:
             return param["Default"]
     return None
+
+
+def branches(value: Any, template: dict[str, Any]) -> list[Any] | None:
+    """Every plain value `value` can take: [v] for a literal or a parameter's Default, the
+    branches of Fn::If, the candidates of Fn::FindInMap; None when one of them is unknown."""
+    if isinstance(value, (str, int, float, bool)):
+        return [value]
+    if not isinstance(value, dict) or len(value) != 1:
+        return None
+    ((key, inner),) = value.items()
+    if key == "Ref":
+        plain = literal(value, template.get("Parameters") or {})
+        return None if plain is None else [plain]
+    if key == "Fn::If" and isinstance(inner, list) and len(inner) == 3:
+        out: list[Any] = []
+        for branch in inner[1:]:
+            if branch == {"Ref": "AWS::NoValue"}:
+                continue
+            values = branches(branch, template)
+            if values is None:
+                return None
+            out.extend(v for v in values if v not in out)
+        return out or None
+    if key == "Fn::FindInMap" and isinstance(inner, list) and len(inner) == 3:
+        mapping = (template.get("Mappings") or {}).get(inner[0]) if isinstance(inner[0], str) else None
+        if not isinstance(mapping, dict):
+            return None
+        first = [inner[1]] if isinstance(inner[1], str) else list(mapping)
+        out = []
+        for top in first:
+            row = mapping.get(top)
+            if not isinstance(row, dict):
+                return None
+            seconds = [inner[2]] if isinstance(inner[2], str) else list(row)
+            for second in seconds:
+                if second not in row:
+                    return None
+                if row[second] not in out:
+                    out.append(row[second])
+        return out or None
+    return None
+
+
+def checked_number(
+    value: Any,
+    *,
+    where: tuple[str, str, str],
+    minimum: float = 0.0,
+    maximum: float = math.inf,
+    whole: bool = False,
+) -> float:
+    """A template number that a deployment could have: finite, in [minimum, maximum], whole if a count."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    out_of_range = number < minimum or number > maximum
+    if isinstance(value, bool) or not math.isfinite(number) or out_of_range or (whole and not number.is_integer()):
+        accepted = f"a whole number >= {minimum:g}" if whole else f"a finite number >= {minimum:g}"
+        if maximum < math.inf:
+            accepted += f" and <= {maximum:g}"
+        raise TemplateValueError(*where, value, accepted)
+    return number
 
 
 def number(value: Any, parameters: dict[str, Any] | None = None, default: float | None = None) -> float | None:

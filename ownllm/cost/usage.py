@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ownllm.settings import Settings
 
 # The Lambda forwarder waits for the model; beyond generation it spends a little on the
 # SageMaker round trip, request validation and JSON (de)serialisation.
@@ -102,14 +105,14 @@ class Usage:
         ]
 
 
-def usage_from_settings(settings: Any) -> Usage:
-    """Usage from ownllm.settings.Settings (or anything with the same attributes)."""
+def usage_from_settings(settings: Settings) -> Usage:
+    """The traffic to price for, from validated settings."""
     gen = float(settings.generation_tokens_per_s)
     if settings.instance_tokens_per_s:
         tps = float(settings.instance_tokens_per_s)
         source = "settings.instance_tokens_per_s"
     else:
-        concurrency = int(getattr(settings, "target_concurrency_per_instance", 8) or 8)
+        concurrency = settings.target_concurrency_per_instance
         tps = gen * concurrency
         source = (
             f"default: {gen:g} tokens/s per request x {concurrency} concurrent requests "
@@ -117,7 +120,7 @@ def usage_from_settings(settings: Any) -> Usage:
             "per-request speed at that concurrency"
         )
     hours_per_week, window, slots = 168.0, "24 h a day, 7 days a week", None
-    schedule = getattr(settings, "schedule", None)
+    schedule = settings.schedule
     if schedule is not None:
         from ownllm.settings import DAYS
 

@@ -22,19 +22,6 @@ UPSTREAM_KEY_ENV = "OWNLLM_UPSTREAM_KEY"
 REQUIRED = {"botocore": "botocore", "aws_lambda_powertools": "aws-lambda-powertools"}
 
 
-def _ownllm_context(path: str) -> dict:
-    """context.ownllm of a cdk.json, or {} when there is no such file."""
-    if not os.path.exists(path):
-        return {}
-    with open(path) as fh:
-        data = json.load(fh)
-    context = data.get("context", {}) if isinstance(data, dict) else {}
-    ownllm = context.get("ownllm", {}) if isinstance(context, dict) else {}
-    if not isinstance(ownllm, dict):
-        raise ValueError("context.ownllm is not an object")
-    return ownllm
-
-
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "local",
@@ -174,14 +161,12 @@ def run(args: argparse.Namespace) -> int:
             open(args.lambda_log, "a").close()
         except OSError as exc:
             return fail(f"--lambda-log {args.lambda_log}: {exc.strerror or exc}")
-    from ownllm.settings import Settings, SettingsError
+    from ownllm.settings import SettingsError, load_settings
 
     try:
-        settings = Settings.from_context(_ownllm_context(args.cdk_json))
+        settings = load_settings(args.cdk_json)  # the same loader and precedence as cdk synth
     except SettingsError as exc:
         return fail(f"{args.cdk_json}: {'; '.join(exc.problems)}")
-    except (OSError, ValueError) as exc:
-        return fail(f"{args.cdk_json}: cannot read its context.ownllm settings ({exc})")
     engine = args.engine or settings.engine
     timeout = INTEGRATION_TIMEOUT_S if args.timeout is None else args.timeout
     if not 0 < timeout <= INTEGRATION_TIMEOUT_S:
@@ -207,6 +192,7 @@ def run(args: argparse.Namespace) -> int:
             latency_s=args.latency,
             tokens_per_s=args.tokens_per_s,
             gateway_timeout_s=timeout,
+            lambda_timeout_s=float(settings.lambda_timeout_s),
             max_instances=args.instances,
             lambda_log=args.lambda_log,
             on_request=None if args.quiet else log,

@@ -39,8 +39,8 @@ from ownllm.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 FORWARDER_DIR = ROOT / "lambda" / "forwarder"
-LAMBDA_TIMEOUT_S = float(Settings.lambda_timeout_s)
-LAMBDA_MEMORY_MB = Settings.lambda_memory_mb
+LAMBDA_TIMEOUT_S = float(Settings.model_fields["lambda_timeout_s"].default)
+LAMBDA_MEMORY_MB: int = Settings.model_fields["lambda_memory_mb"].default
 # Lambda's init phase may take 10 s; a local cold start takes well under a second.
 INIT_TIMEOUT_S = 10.0
 # Lambda reclaims an environment after some minutes without work; so does the pool.

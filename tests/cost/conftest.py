@@ -26,6 +26,16 @@ def make_settings(**overrides: Any) -> Settings:
     return Settings.from_context(base)
 
 
+@pytest.fixture(autouse=True)
+def no_region_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Environment-agnostic stacks are priced in AWS_REGION / CDK_DEFAULT_REGION when set; the
+    tests' hand-worked bills are us-east-1's, whatever the machine running them says."""
+    from ownllm.cost.assembly import REGION_VARIABLES
+
+    for name in REGION_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+
+
 @pytest.fixture
 def settings() -> Callable[..., Settings]:
     return make_settings
@@ -40,3 +50,11 @@ def cdk_out(tmp_path: Path) -> Callable[..., Path]:
         return write_cdk_out(tmp_path / f"cdk.out.{counter['n']}", stacks, **kw)
 
     return write
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--refresh-golden",
+        action="store_true",
+        help="synthesize the golden variants again and rewrite tests/cost/golden (review the diff)",
+    )

@@ -88,8 +88,6 @@ def test_cost_estimate_reprints_an_existing_cdk_out(cdk_out, tmp_path, capsys):
             "--settings",
             str(tmp_path / "none.json"),
             "-c",
-            "instance_type=ml.g5.4xlarge",
-            "-c",
             "avg_output_tokens=192",
             "--format",
             "json",
@@ -109,8 +107,6 @@ def test_cost_estimate_exits_non_zero_over_budget(cdk_out, tmp_path, capsys):
             str(out),
             "--settings",
             str(tmp_path / "none.json"),
-            "-c",
-            "instance_type=ml.g5.4xlarge",
             "-c",
             "max_daily_usd=10",
         ]

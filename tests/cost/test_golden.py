@@ -62,10 +62,17 @@ def test_one_g5_4xlarge_at_1000_requests_a_day_behind_a_rest_api_adds_up_to_the_
     assert est.monthly_usd == pytest.approx(48.7353295 * DAYS_PER_MONTH, abs=1e-4)
 
 
-def test_the_lambda_basis_spells_out_requests_duration_memory_and_price(cdk_out, settings):
+def usage_of(est, logical_id: str) -> dict[str, tuple[float, float]]:
+    """{component: (quantity per day, unit price)} of one line."""
+    item = next(i for i in est.items if i.logical_id == logical_id)
+    return {c.name: (pytest.approx(c.quantity_per_day), c.unit_usd) for c in item.components}
+
+
+def test_the_lambda_line_is_its_requests_and_gb_seconds_at_their_prices(cdk_out, settings):
+    """1,000 invocations x 5.00 s x 0.125 GB (128 MB, x86_64) = 625 GB-s at $0.0000166667;
+    1,000 requests = 0.001 x 1M at $0.20."""
     est = estimate_cdk_out(cdk_out({"OwnLlm": serving_resources()}), settings())
-    basis = next(i.basis for i in est.items if i.logical_id == FUNCTION)
-    assert "1,000 invocations x 5.00 s x 0.125 GB (128 MB, x86_64) x $0.0000166667/GB-s" in basis
+    assert usage_of(est, FUNCTION) == {"Requests": (0.001, 0.2), "Duration": (625.0, 0.0000166667)}
 
 
 def test_at_1_5_million_requests_a_day_the_per_request_lines_grow_but_the_instance_does_not(cdk_out, settings):
@@ -103,7 +110,7 @@ def test_two_instances_cost_twice_one(cdk_out, settings):
     )
     item = next(i for i in est.items if i.logical_id == ENDPOINT)
     assert item.daily_usd == pytest.approx(97.44)
-    assert item.basis.startswith("2 x ml.g5.4xlarge x 24 h x $2.03/h")
+    assert usage_of(est, ENDPOINT) == {"Instance usage": (48.0, 2.03)}
 
 
 def test_autoscaling_1_to_4_at_low_load_bills_the_minimum_and_states_the_range(cdk_out, settings):
@@ -115,7 +122,8 @@ def test_autoscaling_1_to_4_at_low_load_bills_the_minimum_and_states_the_range(c
     item = next(i for i in est.items if i.logical_id == ENDPOINT)
     assert item.daily_usd == pytest.approx(48.72)
     assert (item.min_daily_usd, item.max_daily_usd) == (pytest.approx(48.72), pytest.approx(194.88))
-    assert "range 1..4 instances = $48.72..$194.88/day" in item.basis
+    [hours] = item.components
+    assert (hours.min_quantity_per_day, hours.quantity_per_day, hours.max_quantity_per_day) == (24.0, 24.0, 96.0)
     assert est.to_dict()["daily_usd_range"]["max"] == pytest.approx(est.daily_usd + 3 * 48.72, abs=1e-4)
 
 
@@ -128,7 +136,8 @@ def test_autoscaling_adds_the_instances_the_assumed_load_needs(cdk_out, settings
     )
     item = next(i for i in est.items if i.logical_id == ENDPOINT)
     assert item.daily_usd == pytest.approx(146.16)
-    assert "+ 2 more for the assumed load (3 needed)" in item.basis
+    assert usage_of(est, ENDPOINT) == {"Instance usage": (72.0, 2.03)}
+    assert est.capacity[0]["instances_needed"] == 3
 
 
 def test_business_hours_scheduling_averages_active_and_off_hours_capacity_over_the_week(cdk_out, settings):
@@ -154,8 +163,7 @@ def test_business_hours_scheduling_averages_active_and_off_hours_capacity_over_t
     )
     item = next(i for i in est.items if i.logical_id == ENDPOINT)
     assert item.daily_usd == pytest.approx(63.22)
-    assert "31.14 instance-h/day" in item.basis
-    assert "2 for 50 h/week" in item.basis and "1 for 118 h/week" in item.basis
+    assert usage_of(est, ENDPOINT) == {"Instance usage": (218 / 7, 2.03)}
 
 
 def test_business_hours_only_cuts_the_instance_bill_by_about_two_thirds(cdk_out, settings):
@@ -208,7 +216,7 @@ def test_a_budget_breach_fails_synth_with_estimate_limit_and_top_three_lines(cdk
     top = [line for line in message.splitlines() if line.startswith("  $")]
     assert [line.split()[1].split("/")[1] for line in top] == [ENDPOINT, FUNCTION, "ApiRestApi0B1C2D3E"]
     written = json.loads((out / "cost-estimate.json").read_text())
-    assert written["budget"] == {"max_daily_usd": 40.0, "exceeded": True}
+    assert written["budget"] == {"max_daily_usd": 40.0, "exceeded": True, "incomplete": False}
 
 
 def test_a_key_authorizer_is_billed_per_request_for_milliseconds_not_for_the_generation(cdk_out, settings):
@@ -267,4 +275,9 @@ def test_custom_metrics_a_function_declares_are_priced_per_metric_month(cdk_out,
     [item] = [i for i in est.items if i.logical_id == f"{FUNCTION}/CustomMetrics"]
     assert item.daily_usd == pytest.approx(1.5 / DAYS_PER_MONTH)
     assert item.max_daily_usd == pytest.approx(5.7 / DAYS_PER_MONTH)
-    assert "5 metric(s) emitted on every request" in item.basis
+    [metrics] = item.components
+    assert (metrics.unit, metrics.quantity_per_day, metrics.max_quantity_per_day) == (
+        "metric-month",
+        pytest.approx(5 / DAYS_PER_MONTH),
+        pytest.approx(19 / DAYS_PER_MONTH),
+    )

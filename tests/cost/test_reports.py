@@ -91,3 +91,44 @@ def test_the_basis_column_appears_only_where_the_terminal_is_wide_enough(
     print_terminal(est, file=buf)
     header = next(line for line in buf.getvalue().splitlines() if "stack / resource" in line)
     assert ("basis" in header) is shows_basis
+
+
+class _Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize(
+    "stream, env, colored",
+    [
+        (io.StringIO, {"FORCE_COLOR": "0"}, False),  # how `cdk synth` runs the app: a pipe, FORCE_COLOR=0
+        (_Tty, {"NO_COLOR": "1"}, False),
+        (_Tty, {}, True),
+        (io.StringIO, {"FORCE_COLOR": "1"}, True),
+    ],
+)
+def test_colour_codes_only_reach_a_terminal_and_never_with_no_color(
+    cdk_out, settings, monkeypatch, stream, env, colored
+):
+    est = report_after_synth(cdk_out({"S": serving_resources()}), settings(), stream=io.StringIO())
+    for name in ("NO_COLOR", "FORCE_COLOR", "COLUMNS"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("COLUMNS", "80")
+    buf = stream()
+    print_terminal(est, file=buf)
+    assert ("\x1b[" in buf.getvalue()) is colored
+
+
+def test_the_piped_table_fits_80_columns_and_keeps_each_logical_id_on_one_line(cdk_out, settings, monkeypatch):
+    long_id = "MonitoringLambdaDurationNearTimeoutAlarmBB9CFE99"
+    resources = {**serving_resources(), **monitoring_resources()}
+    resources[long_id] = resources.pop(next(k for k, v in resources.items() if v["Type"] == "AWS::CloudWatch::Alarm"))
+    est = report_after_synth(cdk_out({"OwnLlm-Monitoring": resources}), settings(), stream=io.StringIO())
+    monkeypatch.delenv("COLUMNS", raising=False)
+    buf = io.StringIO()
+    print_terminal(est, file=buf)
+    lines = buf.getvalue().splitlines()
+    assert max(len(line) for line in lines) <= 80
+    assert any(line.strip().startswith(long_id + " ") for line in lines)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 
 from ownllm.cost.estimate import estimate_cdk_out
+from ownllm.cost.graph import invocations_per_day
 from ownllm.cost.model import FREE, UNPRICED
-from ownllm.cost.resources import FREE_TYPES, PRICERS, invocations_per_day
+from ownllm.cost.pricers import PRICERS
+from ownllm.cost.pricers.free import FREE_TYPES
 
 from .builders import CONFIG, ENDPOINT, FUNCTION, monitoring_resources, serving_resources
 
@@ -69,7 +71,7 @@ def test_lambda_duration_is_capped_by_its_timeout(cdk_out, settings):
     """1,000 x 3 s (timeout) x 0.5 GB x $0.0000166667 + $0.0002 = 0.02500005 + 0.0002."""
     est = estimate_cdk_out(cdk_out({"S": serving_resources(lambda_memory=512, lambda_timeout=3)}), settings())
     assert item(est, FUNCTION).daily_usd == pytest.approx(0.02520005)
-    assert "capped at its 3 s timeout" in item(est, FUNCTION).basis
+    assert components(est, FUNCTION)["Duration"] == ("GB-second", pytest.approx(1000 * 3 * 0.5), 0.0000166667)
 
 
 def test_a_custom_resource_handler_is_deploy_time_only(cdk_out, settings):
@@ -115,7 +117,11 @@ def test_a_function_without_a_log_group_in_the_template_still_pays_for_its_logs(
     est = estimate_cdk_out(cdk_out({"S": r}), settings())
     implicit = item(est, f"{FUNCTION}/LogGroup")
     assert implicit.daily_usd == pytest.approx(0.0005 + 0.001 * 365 * 0.03 / DAYS_PER_MONTH)
-    assert "never expires" in implicit.basis
+    assert components(est, f"{FUNCTION}/LogGroup")["Storage"] == (
+        "GB-month",
+        pytest.approx(0.001 * 365 / DAYS_PER_MONTH),
+        0.03,
+    )
 
 
 def test_an_http_api_is_priced_at_the_http_rate(cdk_out, settings):
@@ -203,3 +209,43 @@ def test_an_eventbridge_scheduler_schedule_is_billed_per_invocation(cdk_out, set
     }
     est = estimate_cdk_out(cdk_out({"S": r}), settings())
     assert item(est, "Warm1A2B3C4D").daily_usd == pytest.approx(5 / 7 * 1.00 / 1e6)
+
+
+def components(est, logical_id):
+    return {c.name: (c.unit, c.quantity_per_day, c.unit_usd) for c in item(est, logical_id).components}
+
+
+def test_a_lambda_line_is_its_requests_and_its_duration_priced_separately(cdk_out, settings):
+    """1,000 invocations = 0.001 x 1M requests at $0.20; 1,000 x 5 s x 0.125 GB = 625 GB-s at $0.0000166667."""
+    est = estimate_cdk_out(cdk_out({"S": serving_resources()}), settings())
+    assert components(est, FUNCTION) == {
+        "Requests": ("1M requests", pytest.approx(0.001), 0.2),
+        "Duration": ("GB-second", pytest.approx(625.0), 0.0000166667),
+    }
+
+
+def test_an_endpoint_line_is_instance_hours_at_the_hourly_price(cdk_out, settings):
+    """Fixed 2 x ml.g5.4xlarge: 48 instance-hours a day at $2.03."""
+    est = estimate_cdk_out(cdk_out({"S": serving_resources("ml.g5.4xlarge", 2)}), settings(instance_count=2))
+    assert components(est, ENDPOINT) == {"Instance usage": ("hour", pytest.approx(48.0), 2.03)}
+
+
+def test_a_log_group_is_ingestion_plus_storage_in_gb_and_gb_months(cdk_out, settings):
+    """Access log: 1,000 x 450 B = 0.00045 GB/day ingested; kept 30 days = 0.0135 GB, a day's share of a
+    month is 0.0135 / 30.41667 GB-months."""
+    est = estimate_cdk_out(cdk_out({"S": serving_resources()}), settings())
+    assert components(est, "ApiAccessLogsE4F5A6B7") == {
+        "Ingestion": ("GB", pytest.approx(0.00045), 0.5),
+        "Storage": ("GB-month", pytest.approx(0.0135 / (730 / 24)), 0.03),
+    }
+
+
+def test_a_diff_names_the_component_that_moved(cdk_out, settings):
+    """Longer answers lengthen the Lambda's duration; its request count, and so its request charge, stays."""
+    from ownllm.cost.diff import diff_estimates
+
+    out = cdk_out({"S": serving_resources()})
+    base = estimate_cdk_out(out, settings(avg_output_tokens=192))
+    head = estimate_cdk_out(out, settings(avg_output_tokens=392))
+    change = next(c for c in diff_estimates(base, head).changes if c.logical_id == FUNCTION)
+    assert change.moved == ("Duration",)

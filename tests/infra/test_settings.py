@@ -1,5 +1,11 @@
 """Bad settings fail before any construct is built, one message per problem."""
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from ownllm.settings import Settings, SettingsError, infer_model_size_b
@@ -45,6 +51,17 @@ def test_every_problem_is_reported_at_once():
     msgs = problems(engine="triton", min_instances=0, alarm_email="nobody")
     assert [m.split(":")[0] for m in msgs] == ["engine", "min_instances", "alarm_email"]
     assert "accepted: vllm, lmi, tgi" in msgs[0]
+
+
+def test_a_bad_key_does_not_hide_a_broken_rule_between_two_good_keys():
+    msgs = problems(instance_type="ml.g5.2xlargeX", min_instances=3, max_instances=2)
+    assert [m.split(":")[0] for m in msgs] == ["instance_type", "min_instances"]
+    assert msgs[1] == "min_instances: 3 is greater than max_instances 2"
+
+
+def test_a_rule_that_reads_a_bad_key_is_not_reported_against_its_default():
+    [msg] = problems(instance_type="ml.g5.2xlargeX", model_id="meta-llama/Llama-3.1-70B-Instruct")
+    assert msg.startswith("instance_type: 'ml.g5.2xlargeX' is not a supported GPU instance type")
 
 
 def test_unknown_keys_are_rejected_with_a_suggestion():
@@ -110,3 +127,145 @@ def test_serving_json_must_be_keyed_by_engine(tmp_path):
     (tmp_path / "serving.json").write_text('{"vlm": {"X": "1"}}')
     with pytest.raises(SettingsError, match="'vlm' is not an engine; accepted: vllm, lmi, tgi"):
         load_artifacts(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "key, value, problem",
+    [
+        ("max_daily_usd", "nan", "max_daily_usd: 'nan' is not a finite number"),
+        ("max_daily_usd", float("inf"), "max_daily_usd: inf is not a finite number"),
+        ("generation_tokens_per_s", "-inf", "generation_tokens_per_s: '-inf' is not a finite number"),
+        ("requests_per_day", -5, "requests_per_day: -5 must not be negative"),
+        ("model_size_b", 0, "model_size_b: 0 must be greater than 0"),
+        ("gpu_memory_alarm_percent", 0, "gpu_memory_alarm_percent: 0 must be in (0, 100]"),
+        ("apigw_cloudwatch_role", "maybe", "apigw_cloudwatch_role: 'maybe' is not true or false"),
+    ],
+)
+def test_numbers_must_be_finite_and_in_range(key, value, problem):
+    assert problems(**{key: value}) == [problem]
+
+
+@pytest.mark.parametrize(
+    "key, value",
+    [
+        ("model_id", "Qwen/Qwen2.5-7B-Instruct\n"),
+        ("alarm_email", "ops@example.com\n"),
+        ("stack_prefix", "OwnLlm\n"),
+        ("region", "us-east-1\n"),
+        ("active_hours", "08:00-20:00\n"),
+    ],
+)
+def test_a_trailing_newline_makes_a_text_setting_invalid(key, value):
+    [msg] = problems(**{key: value})
+    assert msg.startswith(f"{key}: {value!r} ")
+
+
+def test_the_timezone_must_be_an_iana_name_and_a_typo_gets_a_suggestion():
+    assert problems(timezone="Europe/Berln") == [
+        "timezone: 'Europe/Berln' is not an IANA time zone name like 'Europe/Berlin' or 'UTC'; "
+        "did you mean Europe/Berlin or Europe/Belfast?"
+    ]
+    assert problems(timezone="../../etc/passwd") == [
+        "timezone: '../../etc/passwd' is not an IANA time zone name like 'Europe/Berlin' or 'UTC'"
+    ]
+    assert Settings.from_context({"timezone": "America/New_York"}).timezone == "America/New_York"
+    assert problems(timezone="localtime")[0].startswith("timezone: 'localtime' is not an IANA time zone name")
+
+
+def test_the_hugging_face_token_secret_must_be_a_secrets_manager_name_that_cannot_break_the_dynamic_reference():
+    assert problems(hf_token_secret_name="hf:token}}") == [
+        "hf_token_secret_name: 'hf:token}}' is not a Secrets Manager secret name "
+        "(1-512 ASCII letters, digits and the characters /_+=.@-)"
+    ]
+    assert Settings.from_context({"hf_token_secret_name": "ownllm/hf-token"}).hf_token_secret_name == "ownllm/hf-token"
+
+
+def test_an_average_request_longer_than_the_token_limits_is_refused():
+    assert problems(avg_input_tokens=5000) == [
+        "avg_input_tokens: 5000 is above max_input_tokens 4096: no request that long is accepted"
+    ]
+
+
+def test_an_unknown_flat_context_key_from_cdk_synth_dash_c_is_refused_like_one_in_cdk_json():
+    from ownllm.settings import settings_from_app_context
+
+    context = {"ownllm": {"engine": "vllm"}, "instnace_type": "ml.g5.4xlarge", "@aws-cdk/core:flag": True}
+    with pytest.raises(SettingsError) as caught:
+        settings_from_app_context(context)
+    assert caught.value.problems == ["instnace_type: unknown setting; did you mean instance_type?"]
+
+
+def test_flat_context_keys_win_over_context_ownllm_for_every_tool(tmp_path):
+    """synth, cost, local and bench read a cdk.json with both spellings the same way."""
+    from ownllm.settings import load_settings, settings_from_app_context
+
+    context = {"ownllm": {"engine": "vllm"}, "engine": "tgi"}
+    (tmp_path / "cdk.json").write_text(json.dumps({"context": context}))
+    assert settings_from_app_context(context).engine == "tgi"
+    assert load_settings(tmp_path / "cdk.json").engine == "tgi"
+    assert load_settings(tmp_path / "cdk.json", {"engine": "lmi"}).engine == "lmi"
+
+
+def test_calibration_writes_where_the_loader_reads(tmp_path):
+    from ownllm.bench.calibrate import Calibration, write_calibration
+    from ownllm.settings import load_settings
+
+    cdk_json = tmp_path / "cdk.json"
+    cdk_json.write_text(
+        json.dumps({"context": {"ownllm": {"instance_tokens_per_s": 100.0}, "instance_tokens_per_s": 200.0}})
+    )
+    write_calibration(cdk_json, Calibration(31.5, 640.0, 1, 16, 1))
+    assert load_settings(cdk_json).instance_tokens_per_s == 640.0
+
+
+def test_a_truncated_cdk_json_is_one_line_naming_the_file(tmp_path):
+    from ownllm.settings import load_settings
+
+    (tmp_path / "cdk.json").write_text('{"context": {"ownllm": {')
+    with pytest.raises(SettingsError) as caught:
+        load_settings(tmp_path / "cdk.json")
+    [msg] = caught.value.problems
+    assert msg.startswith(f"{tmp_path / 'cdk.json'}: not valid JSON (")
+
+
+def test_resolved_settings_round_trip_through_cdk_out(tmp_path):
+    from ownllm.settings import SETTINGS_FILE, read_recorded_settings, write_recorded_settings
+
+    settings = Settings.from_context(
+        {"requests_per_day": 5000, "active_hours": "08:00-20:00", "timezone": "Asia/Tokyo"}
+    )
+    assert write_recorded_settings(tmp_path, settings) == tmp_path / SETTINGS_FILE
+    assert Settings.from_context(read_recorded_settings(tmp_path)) == settings
+
+
+def _run_app(tmp_path: Path, context: dict) -> subprocess.CompletedProcess[str]:
+    root = Path(__file__).resolve().parents[2]
+    cdk_context = json.loads((root / "cdk.json").read_text())["context"]
+    env = {
+        **os.environ,
+        "CDK_OUTDIR": str(tmp_path),
+        "CDK_CONTEXT_JSON": json.dumps({**cdk_context, **context}),
+        "OWNLLM_SKIP_COST": "1",
+        "PYTHONPATH": str(root),
+    }
+    return subprocess.run([sys.executable, "app.py"], cwd=root, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_a_dash_c_typo_on_cdk_synth_fails_synth_with_did_you_mean(tmp_path):
+    result = _run_app(tmp_path, {"instnace_type": "ml.g5.4xlarge"})
+    assert result.returncode == 1
+    assert "  - instnace_type: unknown setting; did you mean instance_type?" in result.stderr.splitlines()
+    assert "Traceback" not in result.stderr
+
+
+def test_synth_records_the_settings_it_resolved_in_cdk_out(tmp_path):
+    from ownllm.settings import read_recorded_settings
+
+    result = _run_app(tmp_path, {"requests_per_day": "5000", "timezone": "Asia/Tokyo"})
+    assert result.returncode == 0, result.stderr
+    recorded = Settings.from_context(read_recorded_settings(tmp_path))
+    assert (recorded.requests_per_day, recorded.timezone, recorded.instance_type) == (
+        5000,
+        "Asia/Tokyo",
+        "ml.g5.2xlarge",
+    )
