@@ -8,7 +8,8 @@ A region is supported when all of these hold there:
 - the Powertools layer the forwarder uses is published (`POWERTOOLS_LAYER_REGIONS`).
 
 `AWS::Budgets::Budget` is optional: where CloudFormation lacks it the monitoring stack has no
-budget (and says so). The derived table is committed as ownllm/data/regions.json, so synth
+budget (and says so). `AWS::SageMaker::InferenceComponent` is needed only to scale to zero
+(min_instances 0), which is refused, by synth or by the template's region rule, elsewhere. The derived table is committed as ownllm/data/regions.json, so synth
 needs neither cfn-lint nor the SDK; tests/infra/test_regions.py derives it again and fails
 when a dependency's data moves. Regenerate with `python -m ownllm.regions --write`.
 """
@@ -62,6 +63,8 @@ REQUIRED_RESOURCE_TYPES = (
     "AWS::SageMaker::Model",
 )
 BUDGET_RESOURCE_TYPE = "AWS::Budgets::Budget"
+# min_instances 0 (scale to zero) runs the model as an inference component: fewer regions.
+SCALE_TO_ZERO_RESOURCE_TYPE = "AWS::SageMaker::InferenceComponent"
 
 # Regions where `AWSLambdaPowertoolsPythonV3-python314-arm64` (account 017000801446) is
 # published: aws-powertools/powertools-lambda-python docs/includes/_layer_homepage_arm64.md
@@ -109,11 +112,14 @@ class RegionTable:
     supported: tuple[str, ...]
     budgets: tuple[str, ...]  # the supported regions that also have AWS::Budgets::Budget
     excluded: dict[str, str] = field(default_factory=dict)  # region -> why
+    scale_to_zero: tuple[str, ...] = ()  # the supported regions that also have inference components
 
     def to_json(self) -> dict[str, object]:
         return {
             "_about": "Derived by ownllm/regions.py (python -m ownllm.regions --write); do not edit by hand.",
-            "supported": {r: {"budgets": r in self.budgets} for r in self.supported},
+            "supported": {
+                r: {"budgets": r in self.budgets, "scale_to_zero": r in self.scale_to_zero} for r in self.supported
+            },
             "excluded": dict(sorted(self.excluded.items())),
         }
 
@@ -124,6 +130,7 @@ class RegionTable:
             tuple(supported),
             tuple(r for r, facts in supported.items() if facts["budgets"]),
             dict(data["excluded"]),
+            tuple(r for r, facts in supported.items() if facts["scale_to_zero"]),
         )
 
 
@@ -134,6 +141,7 @@ def table() -> RegionTable:
 
 SUPPORTED_REGIONS: tuple[str, ...] = table().supported
 BUDGET_REGIONS: tuple[str, ...] = table().budgets
+SCALE_TO_ZERO_REGIONS: tuple[str, ...] = table().scale_to_zero
 
 
 def has_budgets(region: str) -> bool:
@@ -146,6 +154,16 @@ def unsupported_region_problem(region: str) -> str | None:
         return None
     why = table().excluded.get(region, "not a commercial AWS region that ownllm knows")
     return f"region: {region!r} is not supported ({why}); supported: {', '.join(SUPPORTED_REGIONS)}"
+
+
+def scale_to_zero_region_problem(region: str) -> str | None:
+    """One line when min_instances 0 cannot deploy to a region (no inference components there)."""
+    if region in SCALE_TO_ZERO_REGIONS:
+        return None
+    return (
+        f"min_instances: 0 (scale to zero) needs {SCALE_TO_ZERO_RESOURCE_TYPE}, which CloudFormation lacks in "
+        f"region {region!r}; it is available in: {', '.join(SCALE_TO_ZERO_REGIONS)}"
+    )
 
 
 # -- derivation (needs cfn-lint and the SageMaker SDK's image config: dev dependencies) ---------
@@ -194,7 +212,8 @@ def derive(
         else:
             supported.append(region)
     budgets = tuple(r for r in supported if BUDGET_RESOURCE_TYPE in resource_types[r])
-    return RegionTable(tuple(supported), budgets, excluded)
+    to_zero = tuple(r for r in supported if SCALE_TO_ZERO_RESOURCE_TYPE in resource_types[r])
+    return RegionTable(tuple(supported), budgets, excluded, to_zero)
 
 
 def derive_from_dependencies() -> RegionTable:

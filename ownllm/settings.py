@@ -139,7 +139,7 @@ Count = Annotated[int, Field(ge=1)]
 # Why a bound exists, appended to the message when a value is out of it.
 _WHY: dict[str, str] = {
     "instance_count": "an instance-backed endpoint cannot run on 0",
-    "min_instances": "an instance-backed endpoint cannot run on 0",
+    "min_instances": "0 runs the model as an inference component that scales to zero",
     "max_instances": "an instance-backed endpoint cannot run on 0",
     "max_request_bytes": "Lambda's 6 MB payload limit",
     "lambda_timeout_s": f"API Gateway's integration timeout is {API_GATEWAY_TIMEOUT_S} s",
@@ -174,7 +174,7 @@ class Settings(BaseModel):
     engine: str = "vllm"
     instance_type: str = "ml.g5.2xlarge"
     instance_count: Count = 1
-    min_instances: Count = 1
+    min_instances: NonNegative = 1  # 0: scale to zero (an inference component wakes on demand)
     max_instances: Count = 2
     target_concurrency_per_instance: Positive = 8
     # Business hours only: "08:00-20:00", on active_days, in timezone (IANA name).
@@ -349,6 +349,11 @@ class Settings(BaseModel):
     @property
     def model_memory_gib(self) -> float:
         return model_memory_gib(self.resolved_model_size_b)
+
+    @property
+    def scale_to_zero(self) -> bool:
+        """min_instances 0: the model runs as an inference component that can have no copies."""
+        return self.min_instances == 0
 
     @property
     def model_from_s3(self) -> bool:

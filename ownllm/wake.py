@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from ownllm.naming import DeployedNames
 
 SERVICE_NAMESPACE = "sagemaker"
-COPY_DIMENSION = "sagemaker:inference-component:DesiredCopyCount"
+COPY_DIMENSION = "sagemaker:inference-component:DesiredCopyCount"  # stacks/serving.py registers the same
 WAIT_POLL_S = 15.0
 WAIT_LIMIT_S = 30 * 60.0  # AWS documents 5-10 minutes for a 7-8B model; bigger models take longer
 

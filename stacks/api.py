@@ -119,7 +119,12 @@ class Forwarder(LoggedFunction):
                     scope, f"{id}Powertools", POWERTOOLS_LAYER.format(partition=Aws.PARTITION, region=Aws.REGION)
                 )
             ],
-            environment=forwarder_environment(s, endpoint_name=serving.endpoint_name, adapters=artifacts.adapters),
+            environment=forwarder_environment(
+                s,
+                endpoint_name=serving.endpoint_name,
+                adapters=artifacts.adapters,
+                inference_component=serving.inference_component_name if serving.scale_to_zero else None,
+            ),
             description=f"OpenAI-compatible front for SageMaker endpoint {serving.endpoint_name}",
         )
         serving.grant_invoke(self.function)

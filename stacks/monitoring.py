@@ -138,7 +138,15 @@ class LlmMonitoring(Construct):
         self.topic = AlarmTopic(self, "Alarms", alarm_email=s.alarm_email, budgets=budgets_here).topic
         action = cw_actions.SnsAction(self.topic)
         api_dims = {"ApiName": api.rest_api.rest_api_name, "Stage": STAGE}
-        sm_dims = {"EndpointName": serving.endpoint_name, "VariantName": VARIANT}
+        # A scale-to-zero model is an inference component: SageMaker reports its invocations per
+        # component (InferenceComponentName) and per copy rather than per variant and instance
+        # (monitoring-cloudwatch, "SageMaker AI inference component metrics").
+        to_zero = serving.scale_to_zero
+        sm_dims = (
+            {"InferenceComponentName": serving.inference_component_name}
+            if to_zero
+            else {"EndpointName": serving.endpoint_name, "VariantName": VARIANT}
+        )
 
         def api_metric(name: str, stat: str) -> cw.Metric:
             return cw.Metric(
@@ -152,15 +160,13 @@ class LlmMonitoring(Construct):
 
         api_5xx_rate = api_metric("5XXError", "Average")  # 0/1 per request, so the average is the rate
         invocation_5xx = sm_metric("Invocation5XXErrors", "Sum")
-        concurrency = sm_metric("ConcurrentRequestsPerModel", "Average")
+        concurrency = sm_metric("ConcurrentRequestsPerCopy" if to_zero else "ConcurrentRequestsPerModel", "Average")
+        per_unit = "InvocationsPerCopy" if to_zero else "InvocationsPerInstance"
         instances = cw.MathExpression(
-            # InvocationsPerInstance adds 1/instances per request, so the ratio is the instance count.
+            # InvocationsPerInstance (per copy) adds 1/instances per request, so the ratio is the count.
             expression="invocations / perInstance",
-            using_metrics={
-                "invocations": sm_metric("Invocations", "Sum"),
-                "perInstance": sm_metric("InvocationsPerInstance", "Sum"),
-            },
-            label="Instances in service (Invocations / InvocationsPerInstance)",
+            using_metrics={"invocations": sm_metric("Invocations", "Sum"), "perInstance": sm_metric(per_unit, "Sum")},
+            label=f"{'Copies' if to_zero else 'Instances'} in service (Invocations / {per_unit})",
             period=PERIOD,
         )
         timeout_ms = s.lambda_timeout_s * 1000

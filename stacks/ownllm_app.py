@@ -49,19 +49,25 @@ def daily_budget_usd(settings: Settings) -> float:
 def check_region(settings: Settings) -> None:
     """Raises SettingsError (one line: region, why, supported list) for an unsupported region."""
     problem = regions.unsupported_region_problem(settings.region) if settings.region else None
+    if problem is None and settings.region and settings.scale_to_zero:
+        problem = regions.scale_to_zero_region_problem(settings.region)
     if problem:
         raise SettingsError([problem])
 
 
-def add_region_rule(stack: Stack) -> CfnRule:
+def add_region_rule(stack: Stack, *, scale_to_zero: bool = False) -> CfnRule:
+    allowed, what = (
+        (regions.SCALE_TO_ZERO_REGIONS, "scales to zero (min_instances 0) only in these regions")
+        if scale_to_zero
+        else (regions.SUPPORTED_REGIONS, "supports only these regions")
+    )
     return CfnRule(
         stack,
         "SupportedRegion",
         assertions=[
             {
-                "assert": Fn.condition_contains(list(regions.SUPPORTED_REGIONS), Aws.REGION),
-                "assertDescription": "ownllm supports only these regions (ownllm/data/regions.json): "
-                + ", ".join(regions.SUPPORTED_REGIONS),
+                "assert": Fn.condition_contains(list(allowed), Aws.REGION),
+                "assertDescription": f"ownllm {what} (ownllm/data/regions.json): " + ", ".join(allowed),
             }
         ],
     )
@@ -125,7 +131,7 @@ def build_stacks(
     for stack in (serving, api, monitoring):
         Tags.of(stack).add("project", "ownllm")
         Tags.of(stack).add("ownllm:stack-prefix", prefix)
-        add_region_rule(stack)
+        add_region_rule(stack, scale_to_zero=settings.scale_to_zero)
         if refuse_deploy:
             add_cost_guard(stack, refuse_deploy)
     if nag:

@@ -18,6 +18,8 @@ from aws_cdk import (
     Token,
 )
 from aws_cdk import aws_applicationautoscaling as appscaling
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_ecr as ecr
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
@@ -28,7 +30,7 @@ from constructs import Construct
 from ownllm import engines, gpus
 from ownllm.artifacts import ModelArtifacts
 from ownllm.images import engine_image, engine_images
-from ownllm.naming import VARIANT, endpoint_name
+from ownllm.naming import VARIANT, deployed_names, endpoint_name
 from ownllm.schedule import window_moments
 from ownllm.settings import Settings
 from stacks.nag import acknowledge, arn_placeholder, partition_and_region
@@ -37,6 +39,10 @@ from stacks.nag import acknowledge, arn_placeholder, partition_and_region
 # health check; SageMaker's allowed range for both is 60-3600 s.
 STARTUP_HEALTH_CHECK_S = 1800
 MODEL_DOWNLOAD_TIMEOUT_S = 3600
+# Host memory one model copy reserves on a scale-to-zero endpoint; the weights live in GPU
+# memory. CreateInferenceComponent requires the figure and places copies by it.
+COMPONENT_HOST_MEMORY_MB = 1024
+COPY_COUNT_DIMENSION = "sagemaker:inference-component:DesiredCopyCount"
 # Packaged adapters sit under this key prefix, so SageMaker copies s3://<bucket>/model/ to
 # /opt/ml/model and they appear at /opt/ml/model/adapters/<name>.
 MODEL_DATA_PREFIX = "model"
@@ -150,26 +156,75 @@ class ServingEndpoint(Construct):
         if deployment is not None:
             self.model.node.add_dependency(deployment)
 
-        variant = sagemaker.CfnEndpointConfig.ProductionVariantProperty(
-            variant_name=VARIANT,
-            model_name=self.model.attr_model_name,
-            instance_type=s.instance_type,
-            initial_instance_count=s.instance_count,
-            initial_variant_weight=1.0,
-            container_startup_health_check_timeout_in_seconds=STARTUP_HEALTH_CHECK_S,
-            model_data_download_timeout_in_seconds=MODEL_DOWNLOAD_TIMEOUT_S,
-            # Instance-store GPU families reject VolumeSizeInGB (and KmsKeyId below).
-            volume_size_in_gb=None if gpus.is_instance_store(s.instance_type) else 128,
-            # A host AMI whose NVIDIA driver runs the image's CUDA version (ownllm/images.py).
-            inference_ami_version=image.inference_ami_version,
-        )
-        self.endpoint_config = sagemaker.CfnEndpointConfig(self, "EndpointConfig", production_variants=[variant])
+        self.scale_to_zero = s.scale_to_zero
+        self.inference_component_name = deployed_names(s.stack_prefix, s.instance_type).inference_component
+        # Instance-store GPU families reject VolumeSizeInGB (and KmsKeyId below).
+        volume = None if gpus.is_instance_store(s.instance_type) else 128
+        if self.scale_to_zero:
+            # Scale to zero needs an endpoint that hosts inference components: its variant names
+            # no model, lets SageMaker add and remove instances (managed instance scaling, down
+            # to 0) and routes to the least busy copy; the component places the model on it.
+            # (SageMaker developer guide, endpoint-auto-scaling-zero-instances.)
+            variant = sagemaker.CfnEndpointConfig.ProductionVariantProperty(
+                variant_name=VARIANT,
+                instance_type=s.instance_type,
+                initial_instance_count=s.instance_count,
+                managed_instance_scaling=sagemaker.CfnEndpointConfig.ManagedInstanceScalingProperty(
+                    status="ENABLED", min_instance_count=0, max_instance_count=s.max_instances
+                ),
+                routing_config=sagemaker.CfnEndpointConfig.RoutingConfigProperty(
+                    routing_strategy="LEAST_OUTSTANDING_REQUESTS"
+                ),
+                volume_size_in_gb=volume,
+                inference_ami_version=image.inference_ami_version,
+            )
+            self.endpoint_config = sagemaker.CfnEndpointConfig(
+                self, "EndpointConfig", production_variants=[variant], execution_role_arn=self.role.role_arn
+            )
+        else:
+            variant = sagemaker.CfnEndpointConfig.ProductionVariantProperty(
+                variant_name=VARIANT,
+                model_name=self.model.attr_model_name,
+                instance_type=s.instance_type,
+                initial_instance_count=s.instance_count,
+                initial_variant_weight=1.0,
+                container_startup_health_check_timeout_in_seconds=STARTUP_HEALTH_CHECK_S,
+                model_data_download_timeout_in_seconds=MODEL_DOWNLOAD_TIMEOUT_S,
+                volume_size_in_gb=volume,
+                # A host AMI whose NVIDIA driver runs the image's CUDA version (ownllm/images.py).
+                inference_ami_version=image.inference_ami_version,
+            )
+            self.endpoint_config = sagemaker.CfnEndpointConfig(self, "EndpointConfig", production_variants=[variant])
         self.endpoint = sagemaker.CfnEndpoint(
             self,
             "Endpoint",
             endpoint_name=self.endpoint_name,
             endpoint_config_name=self.endpoint_config.attr_endpoint_config_name,
         )
+        self.inference_component: sagemaker.CfnInferenceComponent | None = None
+        if self.scale_to_zero:
+            self.inference_component = sagemaker.CfnInferenceComponent(
+                self,
+                "Component",
+                endpoint_name=self.endpoint.attr_endpoint_name,
+                variant_name=VARIANT,
+                inference_component_name=self.inference_component_name,
+                specification=sagemaker.CfnInferenceComponent.InferenceComponentSpecificationProperty(
+                    model_name=self.model.attr_model_name,
+                    compute_resource_requirements=sagemaker.CfnInferenceComponent.InferenceComponentComputeResourceRequirementsProperty(
+                        # One copy takes every GPU of an instance: the engine's tensor-parallel degree.
+                        number_of_accelerator_devices_required=s.gpu_count,
+                        min_memory_required_in_mb=COMPONENT_HOST_MEMORY_MB,
+                    ),
+                    startup_parameters=sagemaker.CfnInferenceComponent.InferenceComponentStartupParametersProperty(
+                        container_startup_health_check_timeout_in_seconds=STARTUP_HEALTH_CHECK_S,
+                        model_data_download_timeout_in_seconds=MODEL_DOWNLOAD_TIMEOUT_S,
+                    ),
+                ),
+                # A stack update resets the copy count to this: one copy, which may then scale in.
+                runtime_config=sagemaker.CfnInferenceComponent.InferenceComponentRuntimeConfigProperty(copy_count=1),
+            )
+            self.inference_component.node.add_dependency(self.endpoint)
 
     def _model_data(
         self, s: Settings, artifacts: ModelArtifacts
@@ -269,11 +324,17 @@ class ServingEndpoint(Construct):
             "SageMaker copies every object under the one model-data prefix; object names are not known in advance.",
         )
 
-    def grant_invoke(self, grantee: iam.IGrantable) -> iam.Grant:
-        """Allow exactly sagemaker:InvokeEndpoint on this endpoint."""
-        return iam.Grant.add_to_principal(
-            grantee=grantee, actions=["sagemaker:InvokeEndpoint"], resource_arns=[self.endpoint_arn]
+    @property
+    def inference_component_arn(self) -> str:
+        return Stack.of(self).format_arn(
+            service="sagemaker", resource="inference-component", resource_name=self.inference_component_name
         )
+
+    def grant_invoke(self, grantee: iam.IGrantable) -> iam.Grant:
+        """Allow exactly sagemaker:InvokeEndpoint on this endpoint (and on its inference component,
+        a resource type the action also takes, when the model runs as one)."""
+        arns = [self.endpoint_arn] + ([self.inference_component_arn] if self.scale_to_zero else [])
+        return iam.Grant.add_to_principal(grantee=grantee, actions=["sagemaker:InvokeEndpoint"], resource_arns=arns)
 
 
 class EndpointAutoscaling(Construct):
@@ -323,6 +384,82 @@ class EndpointAutoscaling(Construct):
             )
 
 
+class ComponentAutoscaling(Construct):
+    """Copies of a scale-to-zero model: target tracking on concurrent requests per copy takes it
+    down to zero copies when idle (and managed instance scaling then releases the instance); an
+    alarm on NoCapacityInvocationFailures, the metric a refused request emits, adds the first
+    copy back, since target tracking cannot leave zero on its own. With active_hours, the window
+    keeps one copy warm and the floor drops to zero outside it.
+    (SageMaker developer guide, endpoint-auto-scaling-zero-instances; AWS ML blog, 2024-12-03.)"""
+
+    def __init__(self, scope: Construct, id: str, *, endpoint: ServingEndpoint, settings: Settings) -> None:
+        super().__init__(scope, id)
+        s = settings
+        component = endpoint.inference_component
+        if component is None:
+            raise ValueError("ComponentAutoscaling needs an endpoint that hosts an inference component")
+        self.target = appscaling.ScalableTarget(
+            self,
+            "Target",
+            service_namespace=appscaling.ServiceNamespace.SAGEMAKER,
+            resource_id=f"inference-component/{endpoint.inference_component_name}",
+            scalable_dimension=COPY_COUNT_DIMENSION,
+            min_capacity=0,
+            max_capacity=s.max_instances,
+            role=_autoscaling_service_linked_role(self),
+        )
+        self.target.node.add_dependency(component)
+        self.target.scale_to_track_metric(
+            "ConcurrencyTracking",
+            target_value=float(s.target_concurrency_per_instance),
+            predefined_metric=appscaling.PredefinedMetric.SAGEMAKER_INFERENCE_COMPONENT_CONCURRENT_REQUESTS_PER_COPY_HIGH_RESOLUTION,
+            scale_in_cooldown=Duration.minutes(10),
+            scale_out_cooldown=Duration.minutes(2),
+        )
+        wake = appscaling.StepScalingAction(
+            self,
+            "WakeFromZero",
+            scaling_target=self.target,
+            adjustment_type=appscaling.AdjustmentType.CHANGE_IN_CAPACITY,
+            cooldown=Duration.minutes(2),
+        )
+        wake.add_adjustment(adjustment=1, lower_bound=0)
+        self.no_capacity_alarm = cloudwatch.Alarm(
+            self,
+            "NoCapacity",
+            alarm_description="A request found no model copy: add one (wakes the endpoint from zero).",
+            metric=cloudwatch.Metric(
+                namespace="AWS/SageMaker",
+                metric_name="NoCapacityInvocationFailures",
+                dimensions_map={"InferenceComponentName": endpoint.inference_component_name},
+                statistic="Maximum",
+                period=Duration.minutes(1),
+            ),
+            threshold=1,
+            evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        self.no_capacity_alarm.add_alarm_action(cw_actions.ApplicationScalingAction(wake))
+        schedule = s.schedule
+        if schedule:
+            opening, closing = window_moments(schedule.start_hour, schedule.end_hour, schedule.days)
+            self.target.scale_on_schedule(
+                "StartOfActiveHours",
+                schedule=appscaling.Schedule.cron(hour=str(opening.hour), minute="0", week_day=opening.week_day),
+                min_capacity=1,
+                max_capacity=s.max_instances,
+                time_zone=TimeZone.of(schedule.timezone),
+            )
+            self.target.scale_on_schedule(
+                "EndOfActiveHours",
+                schedule=appscaling.Schedule.cron(hour=str(closing.hour), minute="0", week_day=closing.week_day),
+                min_capacity=0,
+                max_capacity=s.max_instances,
+                time_zone=TimeZone.of(schedule.timezone),
+            )
+
+
 def _autoscaling_service_linked_role(scope: Construct) -> iam.IRole:
     """Application Auto Scaling's service-linked role for SageMaker (created by AWS on first use)."""
     return iam.Role.from_role_arn(
@@ -346,7 +483,11 @@ class ServingStack(Stack):
         if notice:
             Annotations.of(self).add_warning_v2("ownllm:engine-notice", notice)
         self.serving = ServingEndpoint(self, "Llm", settings=settings, artifacts=artifacts)
-        self.autoscaling = EndpointAutoscaling(self, "Autoscaling", endpoint=self.serving, settings=settings)
+        self.autoscaling: EndpointAutoscaling | ComponentAutoscaling = (
+            ComponentAutoscaling(self, "Autoscaling", endpoint=self.serving, settings=settings)
+            if settings.scale_to_zero
+            else EndpointAutoscaling(self, "Autoscaling", endpoint=self.serving, settings=settings)
+        )
         role = self.serving.role
         acknowledge(
             role,

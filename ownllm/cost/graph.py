@@ -291,6 +291,20 @@ def _counts(ctx: StackGraph, value: Any, default: int, *, lid: str, prop: str) -
     return [int(v) for v in found]
 
 
+def _component_on_variant(ctx: StackGraph, text: str, referenced: set[str], eid: str, variant_name: str) -> bool:
+    """A scalable target of an inference component's copies hosted on this endpoint's variant
+    (scale to zero): one copy per instance, so its bounds are the variant's instance bounds."""
+    if not text.startswith("inference-component/"):
+        return False
+    for cid, component in ctx.of_type("AWS::SageMaker::InferenceComponent").items():
+        c = component.get("Properties") or {}
+        same = cid in referenced or text == f"inference-component/{ctx.literal(c.get('InferenceComponentName'))}"
+        hosted = eid in refs(c.get("EndpointName")) and ctx.literal(c.get("VariantName")) in (None, variant_name)
+        if same and hosted:
+            return True
+    return False
+
+
 def _variant_capacity(
     ctx: StackGraph,
     eid: str,
@@ -310,7 +324,8 @@ def _variant_capacity(
         names_endpoint = eid in refs(resource_id) or (
             isinstance(endpoint_name, str) and f"endpoint/{endpoint_name}/" in text
         )
-        if not names_endpoint or not text.endswith(f"/variant/{variant_name}"):
+        on_variant = names_endpoint and text.endswith(f"/variant/{variant_name}")
+        if not on_variant and not _component_on_variant(ctx, text, refs(resource_id), eid, variant_name):
             continue
         lo = min(_counts(ctx, p.get("MinCapacity"), low_count, lid=tid, prop="MinCapacity"))
         hi = max(_counts(ctx, p.get("MaxCapacity"), high_count, lid=tid, prop="MaxCapacity"))

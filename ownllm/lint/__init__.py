@@ -6,6 +6,7 @@ the project rules catch what validates on paper and fails on deploy (docs/aws-fa
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,6 +76,28 @@ def lint_text(text: str, *, name: str, regions: Sequence[str], rules: Any = None
     return sorted(found, key=lambda f: (f.template, f.line, f.rule, f.message))
 
 
+def deployable_regions(text: str, regions: Sequence[str]) -> list[str]:
+    """The regions a template's own region rule lets it deploy to (`Fn::Contains [[...],
+    {"Ref": "AWS::Region"}]` in any rule assertion), among `regions`; all of them without a rule.
+    A scale-to-zero serving stack, for one, allows only regions with inference components."""
+    try:
+        rules = (json.loads(text).get("Rules") or {}).values()
+    except ValueError:  # YAML or broken JSON: cfn-lint reports it
+        return list(regions)
+    allowed: set[str] | None = None
+    for rule in rules:
+        for assertion in rule.get("Assertions") or []:
+            contains = (assertion.get("Assert") or {}).get("Fn::Contains")
+            if isinstance(contains, list) and len(contains) == 2 and contains[1] == {"Ref": "AWS::Region"}:
+                names = {r for r in contains[0] if isinstance(r, str)}
+                allowed = names if allowed is None else allowed & names
+    return [r for r in regions if allowed is None or r in allowed]
+
+
 def lint_templates(paths: Iterable[Path], regions: Sequence[str]) -> list[Finding]:
     rules = project_rules()
-    return [f for p in paths for f in lint_text(p.read_text(), name=p.name, regions=regions, rules=rules)]
+    found: list[Finding] = []
+    for path in paths:
+        text = path.read_text()
+        found += lint_text(text, name=path.name, regions=deployable_regions(text, regions) or regions, rules=rules)
+    return found

@@ -32,6 +32,11 @@ VARIANTS = {
         ("region", "eu-west-1"),
     ),
     "vllm-two-lora-adapters": (),
+    "scale-to-zero-business-hours": (
+        ("min_instances", 0),
+        ("max_instances", 2),
+        ("active_hours", "09:00-17:00"),
+    ),
 }
 PROJECT_RULES = ("E9001", "E9002", "E9003", "E9004", "E9005", "E9006")
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 from ownllm.cost.catalog import Price, hosting_item
 from ownllm.cost.graph import VariantPlan
 from ownllm.cost.model import FREE, INSTANCES, PER_REQUEST, UNPRICED, Item, price_text, usd
 from ownllm.cost.pricers.base import PricingContext, Unpriceable, component, line_item, pricer
 from ownllm.cost.usage import GB, Usage
+from ownllm.scale_to_zero import ScaleToZeroUsage, expected_usage
 
 
 def variant_instance_hours(plan: VariantPlan, usage: Usage) -> tuple[float, int]:
@@ -19,7 +21,34 @@ def variant_instance_hours(plan: VariantPlan, usage: Usage) -> tuple[float, int]
     def needed_at(weekday: int, hour: int) -> int:
         return needed if usage.is_active(weekday, hour) else 0
 
-    return plan.capacity.instance_hours_per_day(needed_at), needed
+    hours = plan.capacity.instance_hours_per_day(needed_at)
+    wake = scale_to_zero_usage(plan, usage, needed)
+    if wake is not None:
+        # Billed while requests come and for each idle tail and wake, never below the floor the
+        # schedule holds (one warm copy through active_hours, for one).
+        floor = plan.capacity.instance_hours_per_day(lambda _weekday, _hour: 0)
+        hours = max(floor, wake.instance_hours_per_day)
+    return hours, needed
+
+
+def scale_to_zero_usage(plan: VariantPlan, usage: Usage, needed: int) -> ScaleToZeroUsage | None:
+    """Expected instance-hours of a variant whose floor reaches zero, averaged over the week; None
+    for one that never goes below an instance."""
+    cap = plan.capacity
+    if cap.min_count > 0 or cap.max_count < 1:
+        return None
+    days = len({weekday for weekday in range(7) for hour in range(24) if usage.is_active(weekday, hour)}) or 7
+    per_active_day = expected_usage(
+        requests_per_day=usage.requests_per_day * plan.weight_share * 7 / days,
+        active_hours_per_day=min(24.0, usage.active_hours_per_week / days) or 24.0,
+        instances_when_busy=min(max(needed, 1), cap.max_count),
+        max_instances=cap.max_count,
+    )
+    return replace(
+        per_active_day,
+        instance_hours_per_day=per_active_day.instance_hours_per_day * days / 7,
+        cold_starts_per_day=per_active_day.cold_starts_per_day * days / 7,
+    )
 
 
 @pricer("AWS::SageMaker::Endpoint")
@@ -82,6 +111,13 @@ def price_endpoint(ctx: PricingContext, lid: str, res: dict, usage: Usage) -> li
                 f"{rate} x {hours:.2f} instance-h/day, the weekly average of: {cap.summary()} "
                 f"({cap.described}; the assumed load needs {needed} while traffic arrives); "
                 f"range {usd(low)}..{usd(high)}/day"
+            )
+        wake = scale_to_zero_usage(plan, usage, needed)
+        if wake is not None:
+            basis += (
+                f"; scales to zero: about {wake.cold_starts_per_day:.2g} cold starts/day, each a "
+                f"~{wake.wait_s_per_cold_start / 60:.1f} min wait ({wake.assumptions.scale_in_idle_min:g} min idle "
+                f"to scale in, {wake.assumptions.release_min:g} min to release)"
             )
         if needed > cap.max_count:
             basis += f"; CAPACITY: the load needs {needed} instances, at most {cap.max_count} can run"

@@ -36,6 +36,8 @@ VARIANTS: dict[str, tuple[dict[str, Any], bool]] = {
     "two-fixed": ({"min_instances": 2, "max_instances": 2, "instance_count": 2}, False),
     "s3-weights": ({"model_id": "s3://my-weights/llama/8b/", "model_size_b": 8}, False),
     "eu-west-1": ({"region": "eu-west-1"}, False),
+    "scale-to-zero": ({"min_instances": 0}, False),
+    "scale-to-zero-business-hours": ({"min_instances": 0, "active_hours": "08:00-20:00"}, False),
 }
 
 
