@@ -25,9 +25,11 @@ def variant_instance_hours(plan: VariantPlan, usage: Usage) -> tuple[float, int]
     wake = scale_to_zero_usage(plan, usage, needed)
     if wake is not None:
         # Billed while requests come and for each idle tail and wake, never below the floor the
-        # schedule holds (one warm copy through active_hours, for one).
+        # schedule holds (one warm copy through active_hours, for one) nor above its ceiling (a
+        # schedule that caps the count at 0 off hours cuts the idle tail short).
         floor = plan.capacity.instance_hours_per_day(lambda _weekday, _hour: 0)
-        hours = max(floor, wake.instance_hours_per_day)
+        ceiling = plan.capacity.instance_hours_per_day(lambda _weekday, _hour: plan.capacity.max_count)
+        hours = min(max(floor, wake.instance_hours_per_day), ceiling)
     return hours, needed
 
 
