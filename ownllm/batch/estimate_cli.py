@@ -302,9 +302,10 @@ def render(e: Estimate) -> list[str]:
     lines += ["", "Cheapest instance types for this job:"]
     for option in e.cheapest:
         lines.append(
-            f"  {option.serving.instance_type:<16} {option.instances} x {option.hours:,.1f} h  instances {_usd(c.instance_usd)}, "
-            f"total {_usd(c.own_usd)}  ({option.serving.tokens_per_s:,.0f} tokens/s per instance at "
-            f"{_price(c.serving.hourly_usd)}/h)"
+            f"  {option.serving.instance_type:<16} {option.instances} x {option.hours:,.1f} h  "
+            f"instances {_usd(option.instance_usd)}, "
+            f"total {_usd(option.own_usd)}  ({option.serving.tokens_per_s:,.0f} tokens/s per instance at "
+            f"{_price(option.serving.hourly_usd)}/h)"
         )
     a = e.api
     lines += [
