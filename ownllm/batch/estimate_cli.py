@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,6 +92,16 @@ class Estimate:
     @property
     def quota_days(self) -> float:
         return self.job.requests / self.quota_per_day
+
+    @property
+    def rate_needed_rps(self) -> int:
+        """The usage plan rate that lets the job through as fast as the instances serve it."""
+        return math.ceil(self.job.requests / (self.configured.hours * 3600))
+
+    @property
+    def quota_needed(self) -> int:
+        """The daily quota that lets the job through as fast as the instances serve it."""
+        return math.ceil(self.job.requests / max(1.0, self.configured.hours / 24))
 
     def to_json(self) -> dict[str, object]:
         run = self.configured
@@ -292,12 +303,12 @@ def render(e: Estimate) -> list[str]:
     if e.rate_limit_hours > run.hours:
         lines.append(
             f"  api_rate_limit_rps {e.rate_limit_rps:g} lets this job through in no less than "
-            f"{e.rate_limit_hours:,.1f} h: raise it to {job.requests / run.hours / 3600:,.1f} or more for this job"
+            f"{e.rate_limit_hours:,.1f} h: raise it to {e.rate_needed_rps:,} or more for this job"
         )
-    if job.requests > e.quota_per_day:
+    if e.quota_needed > e.quota_per_day:
         lines.append(
             f"  api_quota_per_day {e.quota_per_day:,} spreads this job over {e.quota_days:,.1f} days: raise it to "
-            f"{job.requests:,} or more to send it in one day"
+            f"{e.quota_needed:,} or more for this job"
         )
     lines += ["", "Cheapest instance types for this job:"]
     for option in e.cheapest:

@@ -142,6 +142,16 @@ def test_within_picks_the_instance_count_and_says_when_it_passes_max_instances(t
         f"  --within 24 h needs {needed} instances, above max_instances 2: raise max_instances (and instance_count) "
         "in cdk.json for this job"
     ) in lines
+    # The usage plan lets 10 requests/s through: 4,000,000 / 10 / 3600 = 111.1 h; to keep up with the
+    # instances it needs 4,000,000 / (hours x 3600) requests/s, and the whole job inside one day's quota.
+    hours = 800_000_000 / (needed * tps) / 3600
+    assert (
+        "  api_rate_limit_rps 10 lets this job through in no less than 111.1 h: raise it to "
+        f"{math.ceil(4_000_000 / (hours * 3600))} or more for this job"
+    ) in lines
+    assert (
+        "  api_quota_per_day 50,000 spreads this job over 80.0 days: raise it to 4,000,000 or more for this job"
+    ) in lines
 
 
 @pytest.mark.parametrize(
