@@ -141,6 +141,8 @@ class Estimate:
                     "instance_usd": c.instance_usd,
                     "own_usd": c.own_usd,
                     "output_tokens_per_s_per_instance": c.serving.tokens_per_s,
+                    "hourly_usd": c.serving.hourly_usd,
+                    "price_is_estimate": c.serving.price_is_estimate,
                 }
                 for c in self.cheapest
             ],
@@ -288,7 +290,8 @@ def render(e: Estimate) -> list[str]:
         f"inside the {p.lambda_timeout_s:g} s Lambda timeout)",
         f"  time         {run.hours:,.1f} h  ({job.output_tokens:,} output tokens / ({run.instances} x "
         f"{s.tokens_per_s:,.0f} tokens/s))",
-        f"  instances    {_usd(run.instance_usd)}  ({run.instances} x {run.hours:,.1f} h x {_price(s.hourly_usd)}/h)",
+        f"  instances    {_usd(run.instance_usd)}  ({run.instances} x {run.hours:,.1f} h x {_price(s.hourly_usd)}/h"
+        f"{', an unconfirmed price' if s.price_is_estimate else ''})",
         f"  API Gateway  {_usd(run.apigateway_usd)}  ({job.requests:,} REST requests x {_price(p.apigateway_usd_per_m)}/1M)",
         f"  Lambda       {_usd(run.lambda_requests_usd + run.lambda_duration_usd)}  ({job.requests:,} requests x "
         f"{_price(p.lambda_usd_per_m)}/1M + {run.lambda_s:.1f} s x {p.lambda_memory_mb / 1024:g} GB x "
@@ -316,7 +319,7 @@ def render(e: Estimate) -> list[str]:
             f"  {option.serving.instance_type:<16} {option.instances} x {option.hours:,.1f} h  "
             f"instances {_usd(option.instance_usd)}, "
             f"total {_usd(option.own_usd)}  ({option.serving.tokens_per_s:,.0f} tokens/s per instance at "
-            f"{_price(option.serving.hourly_usd)}/h)"
+            f"{_price(option.serving.hourly_usd)}/h{', an unconfirmed price' if option.serving.price_is_estimate else ''})"
         )
     a = e.api
     lines += [

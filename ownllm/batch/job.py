@@ -81,6 +81,11 @@ class Serving:
     note: str = ""
 
     @property
+    def price_is_estimate(self) -> bool:
+        """The catalog marks derived or unconfirmed prices 'estimate' in their source."""
+        return "estimate" in self.price_source.lower()
+
+    @property
     def usd_per_m_output(self) -> float:
         return self.hourly_usd / (self.tokens_per_s * 3600) * 1e6
 

@@ -158,3 +158,22 @@ def test_instance_types_are_ranked_by_cost_per_output_token_from_the_performance
     assert g5.hourly_usd == 1.515
     assert 0 < g5.request_s < 28 - 0.2
     assert all(not o.fits for o in unfit)
+
+
+def test_an_unconfirmed_catalog_price_is_flagged_as_such():
+    """The catalog writes 'estimate' into the source of derived or unconfirmed prices (ml.g6e.xlarge's $2.61/h)."""
+    catalog = load_catalog()
+    model = resolve("Qwen/Qwen2.5-7B-Instruct")
+    fitting, _ = servings(
+        model,
+        Job(10, 10_000, 2_000),
+        catalog,
+        "us-east-1",
+        precision="bf16",
+        engine="vllm",
+        max_batch=64,
+        lambda_timeout_s=28,
+    )
+    flags = {s.instance_type: s.price_is_estimate for s in fitting}
+
+    assert (flags["ml.g6e.xlarge"], flags["ml.g5.2xlarge"]) == (True, False)
