@@ -31,7 +31,9 @@ from ownllm.perf.predict import predict, saturation
 BATCH_DISCOUNT = 0.5
 # The forwarder Lambda runs on arm64 (stacks/api.py ARCHITECTURE; tests/batch/test_job.py checks it).
 LAMBDA_ARCHITECTURE = "arm64"
-MB_PER_GB = 1024  # Lambda bills duration in GB-seconds of configured memory, GB = 1024 MB
+# Lambda bills duration in GB-seconds of configured memory; 128 MB counts as 0.125 GB (the worked
+# bill in shared/reference/economics.md: 5 s x 0.125 GB x $0.0000166667).
+MB_PER_GB = 1024
 CHEAPEST_SHOWN = 3
 _DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)\s*([mhd])", re.IGNORECASE)
 _HOURS_PER_UNIT = {"m": 1 / 60, "h": 1.0, "d": 24.0}
