@@ -28,6 +28,7 @@ from ownllm.batch.job import (
     run_cost,
     serving_on,
     servings,
+    speed_floor,
 )
 from ownllm.cost.usage import LAMBDA_OVERHEAD_S
 
@@ -224,6 +225,12 @@ def build(args: argparse.Namespace, settings: Settings) -> Estimate:
         reason = next(
             (o.note for o in unfit if o.instance_type == settings.instance_type), "has no price in the catalog"
         )
+        if reason.startswith("slower than"):  # plan's note when no concurrency meets the speed floor
+            reason = (
+                f"a {job.mean_output}-token answer must end inside the {settings.lambda_timeout_s} s Lambda timeout "
+                f"(lambda_timeout_s), which takes {speed_floor(job, settings.lambda_timeout_s):.1f} tokens/s per "
+                "request, and the performance model predicts less; ask for fewer output tokens"
+            )
         raise JobError(
             f"instance_type {settings.instance_type!r} cannot serve this job ({model.name}, {precision}, "
             f"{job.mean_input} in / {job.mean_output} out): {reason}"

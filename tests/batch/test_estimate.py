@@ -175,6 +175,12 @@ def test_within_picks_the_instance_count_and_says_when_it_passes_max_instances(t
             "--region 'mars-1': the price catalog has eu-west-1, us-east-1, us-west-2",
         ),
         ([*PUBLISHED_JOB, "-c", "instance_type=ml.g5.huge"], None),
+        (
+            ["--requests", "10", "--input-tokens", "1000", "--output-tokens", "2000"],
+            "instance_type 'ml.g5.2xlarge' cannot serve this job (Qwen/Qwen2.5-7B-Instruct, bf16, 1000 in / 2000 out): "
+            "a 2000-token answer must end inside the 28 s Lambda timeout (lambda_timeout_s), which takes 71.9 "
+            "tokens/s per request, and the performance model predicts less; ask for fewer output tokens",
+        ),
     ],
 )
 def test_bad_options_get_one_line_naming_the_option_and_exit_2(tmp_path, capsys, argv, message):
