@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 if TYPE_CHECKING:
     from ownllm.batch.jsonl import BatchRequest, ResultFileState, ResultWriter
     from ownllm.batch.run import Options, Result, Stats
+    from ownllm.settings import Settings
 
 KEY_ENV = "OWNLLM_API_KEY"
 MAX_CONCURRENCY = 1024
@@ -73,8 +74,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument(
         "--concurrency",
         type=int,
-        default=DEFAULT_CONCURRENCY,
-        help=f"requests in flight at once (default {DEFAULT_CONCURRENCY})",
+        help="requests in flight at once (default: the performance model's saturation concurrency for the "
+        "configured endpoint and this file's mean request, x instance_count, capped by what api_rate_limit_rps "
+        f"keeps busy; {DEFAULT_CONCURRENCY} when the model cannot size it)",
+    )
+    p.add_argument(
+        "--settings",
+        default="cdk.json",
+        help="cdk.json describing the endpoint, for the default --concurrency (default: ./cdk.json if present)",
+    )
+    p.add_argument(
+        "-c", "--context", action="append", default=[], metavar="KEY=VALUE", help="override one setting, as with cdk -c"
     )
     p.add_argument(
         "--max-rps",
@@ -116,22 +126,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
     e = sub.add_parser(
         "estimate",
-        help="count a batch's tokens before sending it: input (estimated) and the most output it allows",
+        help="a batch's tokens, its time and cost on your endpoint and the cheapest instances, and the API's bill",
         description=(
-            "Check INPUT as `batch run` does, then count its input tokens the way the forwarder estimates them "
-            "(about 4 bytes of text per token) and the most output tokens its requests allow: each request's "
-            "max_tokens, or the API's default_max_tokens from the settings."
+            "Count INPUT's tokens as the forwarder does (or take --requests, --input-tokens, --output-tokens), then "
+            "predict the job's time and cost on the configured endpoint (cdk.json) with the performance model, on "
+            "the cheapest instance types, and what a per-token API bills for it, with and without a batch discount."
         ),
     )
-    e.add_argument("input", type=Path, help="the batch input file (JSONL)")
-    e.add_argument(
-        "--settings",
-        default="cdk.json",
-        help="cdk.json whose 'ownllm' context gives default_max_tokens (default: ./cdk.json if present)",
-    )
-    e.add_argument(
-        "-c", "--context", action="append", default=[], metavar="KEY=VALUE", help="override one setting, as with cdk -c"
-    )
+    from ownllm.batch.estimate_cli import add_arguments
+
+    add_arguments(e)
     e.set_defaults(func=estimate)
 
 
@@ -158,6 +162,7 @@ def default_errors_path(output: Path) -> Path:
 
 
 def options_from(args: argparse.Namespace) -> Options:
+    from ownllm.batch.defaults import DEFAULT_CONCURRENCY
     from ownllm.batch.run import Options
 
     parts = urlsplit(args.url)
@@ -169,7 +174,7 @@ def options_from(args: argparse.Namespace) -> Options:
         raise UsageError(
             f"--url {args.url!r} must be an http:// or https:// URL with a host, e.g. http://127.0.0.1:8765/v1"
         )
-    if not 1 <= args.concurrency <= MAX_CONCURRENCY:
+    if args.concurrency is not None and not 1 <= args.concurrency <= MAX_CONCURRENCY:
         raise UsageError(f"--concurrency {args.concurrency} must be from 1 to {MAX_CONCURRENCY}")
     if args.max_attempts < 1:
         raise UsageError(f"--max-attempts {args.max_attempts} must be at least 1")
@@ -186,7 +191,7 @@ def options_from(args: argparse.Namespace) -> Options:
     return Options(
         base_url=args.url,
         api_key=args.key or None,
-        concurrency=args.concurrency,
+        concurrency=args.concurrency or DEFAULT_CONCURRENCY,
         max_attempts=args.max_attempts,
         max_rps=args.max_rps,
         timeout_s=args.timeout,
@@ -230,6 +235,16 @@ def plan_from(input_: Path, output: Path, errors: Path) -> Plan:
     return Plan(requests, todo, output_writer, errors_writer, output_state, errors_state)
 
 
+def _settings(args: argparse.Namespace) -> Settings:
+    """The settings that size the default concurrency; UsageError naming the problem."""
+    from ownllm.settings import SettingsError, load_settings, parse_overrides
+
+    try:
+        return load_settings(args.settings, parse_overrides(args.context))
+    except SettingsError as exc:
+        raise UsageError("; ".join(exc.problems)) from None
+
+
 def run(args: argparse.Namespace) -> int:
     from ownllm.batch.jsonl import BatchFileError
 
@@ -244,6 +259,7 @@ def run(args: argparse.Namespace) -> int:
     errors_path = args.errors or default_errors_path(args.output)
     try:
         options = options_from(args)
+        settings = _settings(args) if args.concurrency is None else None
         plan = plan_from(args.input, args.output, errors_path)
     except KeyboardInterrupt:
         print("ownllm batch run: stopped while checking the files; nothing was sent", file=sys.stderr)
@@ -261,41 +277,21 @@ def run(args: argparse.Namespace) -> int:
             print(f"ownllm batch run: ... and {len(exc.problems) - MAX_PROBLEMS_SHOWN} more", file=sys.stderr)
         print("ownllm batch run: nothing was sent", file=sys.stderr)
         return EXIT_USAGE
+    if settings is not None:
+        from dataclasses import replace
+
+        from ownllm.batch.estimate_cli import run_concurrency
+
+        concurrency, why = run_concurrency(settings, plan.requests, MAX_CONCURRENCY)
+        options = replace(options, concurrency=concurrency)
+        print(f"ownllm batch run: concurrency {concurrency}: {why}", file=sys.stderr)
     return _execute(args, options, plan)
 
 
 def estimate(args: argparse.Namespace) -> int:
-    from ownllm.batch.estimate import count_tokens
-    from ownllm.batch.jsonl import MAX_PROBLEMS_SHOWN, BatchFileError, load_requests
-    from ownllm.cost.cli import load_settings
+    from ownllm.batch.estimate_cli import main
 
-    try:
-        requests = load_requests(args.input)
-    except BatchFileError as exc:
-        for problem in exc.problems[:MAX_PROBLEMS_SHOWN]:
-            print(f"ownllm batch estimate: {problem}", file=sys.stderr)
-        if len(exc.problems) > MAX_PROBLEMS_SHOWN:
-            print(f"ownllm batch estimate: ... and {len(exc.problems) - MAX_PROBLEMS_SHOWN} more", file=sys.stderr)
-        return EXIT_USAGE
-    settings = load_settings(args.settings, args.context)
-    count = count_tokens(requests, settings.default_max_tokens)
-    print(f"requests       {count.requests}")
-    print(
-        f"input tokens   {count.input_tokens}  (estimated as the forwarder does: about 4 bytes of text per token "
-        "plus a few per chat message)"
-    )
-    print(
-        f"output tokens  at most {count.output_tokens_max}  ({count.requests - count.defaulted} with their own "
-        f"max_tokens; {count.defaulted} at default_max_tokens {count.default_max_tokens})"
-    )
-    if count.unreadable:
-        print(
-            f"ownllm batch estimate: {count.unreadable} request(s) have no prompt the API can read "
-            "(messages or prompt missing or of the wrong shape); their input is not counted and the API will "
-            "refuse them",
-            file=sys.stderr,
-        )
-    return 0
+    return main(args)
 
 
 def _execute(args: argparse.Namespace, options: Options, plan: Plan) -> int:

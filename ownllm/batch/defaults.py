@@ -2,7 +2,7 @@
 
 from ownllm.wake import WAIT_LIMIT_S
 
-DEFAULT_CONCURRENCY = 16  # until the performance model supplies one per deployment
+DEFAULT_CONCURRENCY = 16  # when the performance model cannot size one for the configured endpoint
 DEFAULT_MAX_ATTEMPTS = 6
 DEFAULT_TIMEOUT_S = 120.0
 # SageMaker provisions an instance for an endpoint scaled to zero in "several minutes", failing
