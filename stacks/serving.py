@@ -363,25 +363,8 @@ class EndpointAutoscaling(Construct):
                 scale_in_cooldown=Duration.minutes(10),  # new instances take minutes to load weights
                 scale_out_cooldown=Duration.minutes(2),
             )
-        schedule = s.schedule
-        if schedule:
-            # A window ending at 24:00 or past midnight closes on the next day (ownllm/schedule.py).
-            opening, closing = window_moments(schedule.start_hour, schedule.end_hour, schedule.days)
-            self.target.scale_on_schedule(
-                "StartOfActiveHours",
-                schedule=appscaling.Schedule.cron(hour=str(opening.hour), minute="0", week_day=opening.week_day),
-                min_capacity=s.min_instances,
-                max_capacity=s.max_instances,
-                time_zone=TimeZone.of(schedule.timezone),
-            )
-            # An instance-backed variant cannot run on zero instances: off hours keep one.
-            self.target.scale_on_schedule(
-                "EndOfActiveHours",
-                schedule=appscaling.Schedule.cron(hour=str(closing.hour), minute="0", week_day=closing.week_day),
-                min_capacity=1,
-                max_capacity=1,
-                time_zone=TimeZone.of(schedule.timezone),
-            )
+        # An instance-backed variant cannot run on zero instances: off hours keep one.
+        _schedule_active_hours(self.target, s, inside=(s.min_instances, s.max_instances), outside=(1, 1))
 
 
 class ComponentAutoscaling(Construct):
@@ -441,23 +424,26 @@ class ComponentAutoscaling(Construct):
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
         self.no_capacity_alarm.add_alarm_action(cw_actions.ApplicationScalingAction(wake))
-        schedule = s.schedule
-        if schedule:
-            opening, closing = window_moments(schedule.start_hour, schedule.end_hour, schedule.days)
-            self.target.scale_on_schedule(
-                "StartOfActiveHours",
-                schedule=appscaling.Schedule.cron(hour=str(opening.hour), minute="0", week_day=opening.week_day),
-                min_capacity=1,
-                max_capacity=s.max_instances,
-                time_zone=TimeZone.of(schedule.timezone),
-            )
-            self.target.scale_on_schedule(
-                "EndOfActiveHours",
-                schedule=appscaling.Schedule.cron(hour=str(closing.hour), minute="0", week_day=closing.week_day),
-                min_capacity=0,
-                max_capacity=s.max_instances,
-                time_zone=TimeZone.of(schedule.timezone),
-            )
+        _schedule_active_hours(self.target, s, inside=(1, s.max_instances), outside=(0, s.max_instances))
+
+
+def _schedule_active_hours(
+    target: appscaling.ScalableTarget, s: Settings, *, inside: tuple[int, int], outside: tuple[int, int]
+) -> None:
+    """(min, max) capacity through active_hours and outside them, when the settings have a window.
+    A window ending at 24:00 or past midnight closes on the next day (ownllm/schedule.py)."""
+    schedule = s.schedule
+    if not schedule:
+        return
+    opening, closing = window_moments(schedule.start_hour, schedule.end_hour, schedule.days)
+    for name, moment, (low, high) in (("StartOfActiveHours", opening, inside), ("EndOfActiveHours", closing, outside)):
+        target.scale_on_schedule(
+            name,
+            schedule=appscaling.Schedule.cron(hour=str(moment.hour), minute="0", week_day=moment.week_day),
+            min_capacity=low,
+            max_capacity=high,
+            time_zone=TimeZone.of(schedule.timezone),
+        )
 
 
 def _autoscaling_service_linked_role(scope: Construct) -> iam.IRole:
