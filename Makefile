@@ -1,6 +1,7 @@
 # Two commands a new user runs: `make synth` (setup + synth + cost report) and `make test`.
 SHELL := /bin/bash
-PY ?= python3.11
+# The first Python 3.11+ on PATH (override: make test PY=python3.12).
+PY ?= $(shell for p in python3.11 python3.12 python3.13 python3.14 python3; do command -v $$p >/dev/null && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null && { echo $$p; break; }; done)
 VENV := .venv
 BIN := $(VENV)/bin
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
@@ -13,7 +14,7 @@ export AWS_EC2_METADATA_DISABLED := true
 .PHONY: setup synth test lint bench clean
 
 $(BIN)/.installed: pyproject.toml
-	@command -v $(PY) >/dev/null || { echo "Python 3.11 is required ($(PY) not found)"; exit 1; }
+	@test -n "$(PY)" && command -v $(PY) >/dev/null || { echo "Python 3.11 or newer is required (none found on PATH)"; exit 1; }
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
