@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ownllm.cost.model import Estimate, Item, monthly, usd
+from ownllm.cost.report import markdown_cell
 
 COMMENT_MARKER = "<!-- ownllm-cost-preview -->"
 GITHUB_COMMENT_LIMIT = 65_536
@@ -114,10 +115,6 @@ def _signed(value: float) -> str:
     return sign + usd(abs(value))
 
 
-def _cell(text: str) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
-
-
 def total_line(d: CostDiff) -> str:
     if not d.complete:
         sides = [
@@ -177,8 +174,8 @@ def markdown_diff(d: CostDiff, *, comment: bool = False, base_note: str = "") ->
             delta = _signed(c.delta) if c.priced_before and c.priced_after else "?"
             kind = f"{c.kind} ({', '.join(c.moved)})" if c.moved else c.kind
             out.append(
-                f"| {kind} | {_cell(c.stack)} | {_cell(c.logical_id)} | {_cell(c.resource_type)} | "
-                f"{before} | {after} | {delta} | {_cell(c.basis)} |"
+                f"| {kind} | {markdown_cell(c.stack)} | {markdown_cell(c.logical_id)} | {markdown_cell(c.resource_type)} | "
+                f"{before} | {after} | {delta} | {markdown_cell(c.basis)} |"
             )
         out.append("")
     else:

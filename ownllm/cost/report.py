@@ -132,7 +132,8 @@ def _short_type(rtype: str) -> str:
 # ----- Markdown ------------------------------------------------------------------------------
 
 
-def _cell(text: str) -> str:
+def markdown_cell(text: object) -> str:
+    """Text that stays inside one Markdown table cell (the report's and the diff's)."""
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
@@ -171,7 +172,7 @@ def markdown(est: Estimate, heading: str = "#") -> str:
     if len(est.stacks) > 1:
         out += [f"{h2} Per stack", "", "| stack | region | $/day | $/month |", "| --- | --- | ---: | ---: |"]
         out += [
-            f"| {_cell(s['name'])} | {s['region']} | {usd(s['daily_usd'])} | {usd(s['monthly_usd'])} |"
+            f"| {markdown_cell(s['name'])} | {s['region']} | {usd(s['daily_usd'])} | {usd(s['monthly_usd'])} |"
             for s in est.stacks
         ]
         out.append("")
@@ -183,13 +184,13 @@ def markdown(est: Estimate, heading: str = "#") -> str:
     ]
     for i in charged:
         out.append(
-            f"| {_cell(i.stack)} | {_cell(i.logical_id)} | {_cell(i.resource_type)} | {usd(i.daily_usd)} | "
-            f"{usd(monthly(i.daily_usd or 0))} | {_cell(i.basis)} |"
+            f"| {markdown_cell(i.stack)} | {markdown_cell(i.logical_id)} | {markdown_cell(i.resource_type)} | {usd(i.daily_usd)} | "
+            f"{usd(monthly(i.daily_usd or 0))} | {markdown_cell(i.basis)} |"
         )
     for i in unpriced:
         out.append(
-            f"| {_cell(i.stack)} | {_cell(i.logical_id)} | {_cell(i.resource_type)} | **unpriced** | | "
-            f"{_cell(i.basis)} |"
+            f"| {markdown_cell(i.stack)} | {markdown_cell(i.logical_id)} | {markdown_cell(i.resource_type)} | **unpriced** | | "
+            f"{markdown_cell(i.basis)} |"
         )
     out.append("")
     if zero:
@@ -200,7 +201,8 @@ def markdown(est: Estimate, heading: str = "#") -> str:
             "| --- | --- | --- | --- |",
         ]
         out += [
-            f"| {_cell(i.stack)} | {_cell(i.logical_id)} | {_cell(i.resource_type)} | {_cell(i.basis)} |" for i in zero
+            f"| {markdown_cell(i.stack)} | {markdown_cell(i.logical_id)} | {markdown_cell(i.resource_type)} | {markdown_cell(i.basis)} |"
+            for i in zero
         ]
         out += ["", "</details>", ""]
     out += [f"{h2} Assumptions", ""] + [f"- {line}" for line in est.assumption_lines] + [""]
@@ -222,7 +224,7 @@ def markdown(est: Estimate, heading: str = "#") -> str:
                 "",
                 f"First line: this deployment (self-hosted); second line: {api.get('label', 'the API')} "
                 f"at ${api.get('input_usd_per_m', 0):g} / ${api.get('output_usd_per_m', 0):g} per 1M "
-                f"input / output tokens ({_cell(api.get('source', ''))}).{limit}",
+                f"input / output tokens ({markdown_cell(api.get('source', ''))}).{limit}",
                 "",
                 "| requests/day | self-hosted $/day | API $/day |",
                 "| ---: | ---: | ---: |",
@@ -247,17 +249,17 @@ def markdown(est: Estimate, heading: str = "#") -> str:
             needed = str(c["instances_needed"]) + ("" if c["serves_assumed_load"] else " (**over max**)")
             maxr = f"{c['max_requests_per_day']:,}" if c["max_requests_per_day"] is not None else "?"
             out.append(
-                f"| {_cell(c['stack'] + '/' + c['endpoint'])} | {c['instance_type']} | {c['scaling']} | "
+                f"| {markdown_cell(c['stack'] + '/' + c['endpoint'])} | {c['instance_type']} | {c['scaling']} | "
                 f"{needed} | {c['min_instances']}..{c['max_instances']} | {maxr} | {mem} | {need} |"
             )
         out.append("")
     if est.warnings:
-        out += [f"{h2} Warnings", ""] + [f"- {_cell(w)}" for w in est.warnings] + [""]
+        out += [f"{h2} Warnings", ""] + [f"- {markdown_cell(w)}" for w in est.warnings] + [""]
     sources = sorted({s for i in est.items for s in i.sources})
     if sources:
         out += (
             ["<details><summary>Price sources</summary>", ""]
-            + [f"- {_cell(s)}" for s in sources]
+            + [f"- {markdown_cell(s)}" for s in sources]
             + ["", "</details>", ""]
         )
     return "\n".join(out)
