@@ -47,6 +47,18 @@ class GatewayError:
     message: str | None  # None: API Gateway's own message
     headers: dict[str, str] = field(default_factory=dict)
 
+    def body(self, gateway_message: str, request_id: str) -> bytes:
+        """The body the deployed API answers, with the template's variables filled in (for the
+        local gateway): gateway_message is API Gateway's own text for the condition."""
+        error = {
+            "message": gateway_message if self.message is None else self.message,
+            "type": self.type,
+            "param": None,
+            "code": self.code,
+            "request_id": request_id,
+        }
+        return json.dumps({"error": error}).encode()
+
     def template(self) -> str:
         """The application/json body template: the forwarder's shape, request id included."""
         message = GATEWAY_MESSAGE if self.message is None else json.dumps(self.message)

@@ -2,16 +2,17 @@
 
 `Gateway` turns each HTTP request into the proxy event API Gateway sends for the deployed
 resource `/v1/{proxy+}` (stage `prod`), runs the function on a `LambdaPool` and answers
-with what it returns, after applying the gateway's own rules, with API Gateway's answers:
+with what it returns, after applying the gateway's own rules. Its own answers are the
+deployed API's gateway responses (ownllm/gateway_responses.py), OpenAI-shaped
+`{"error": {"message", "type", "param", "code", "request_id"}}`:
 
-- a path outside `/v1/...` -> 403 {"message": "Missing Authentication Token"}
+- a path outside `/v1/...` -> MISSING_AUTHENTICATION_TOKEN (404 `unknown_url` here)
 - no key (`x-api-key` or `Authorization: Bearer`, read by the deployed authorizer's own
-  `api_key_from_headers`) -> 401 {"message": "Unauthorized"}; a wrong key -> 403
-  {"message": "Forbidden"}
-- a body over 10 MB -> 413 {"message": "Request Too Long"}
-- no answer from the function within the integration timeout (29 s) -> 504
-  {"message": "Endpoint request timed out"}; a function that fails, times out or returns
-  something that is not a proxy response -> 502 {"message": "Internal server error"}.
+  `api_key_from_headers`) -> UNAUTHORIZED 401; a wrong key -> INVALID_API_KEY 403
+- a body over 10 MB -> REQUEST_TOO_LARGE 413
+- no answer from the function within the integration timeout (29 s) -> INTEGRATION_TIMEOUT
+  504 with `x-should-retry: false`; a function that fails, times out or returns something
+  that is not a proxy response -> DEFAULT_5XX, 502 "Internal server error".
 
 Not emulated: the usage plan's throttling and quota, Lambda's 6 MB invocation payload
 limit (the function's own MAX_REQUEST_BYTES check answers first), response streaming.
@@ -37,6 +38,7 @@ from types import ModuleType
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from ownllm.gateway_responses import gateway_errors
 from ownllm.local.lambda_pool import ACCOUNT_ID, LambdaPool, LocalStackError, load_module
 from ownllm.settings import API_GATEWAY_TIMEOUT_S
 
@@ -287,17 +289,16 @@ class Gateway:
                 self.on_request(record)
 
 
-def _message(text: str) -> bytes:
-    return json.dumps({"message": text}).encode()
-
-
-# API Gateway's own answers: status, body message, x-amzn-ErrorType.
-_UNAUTHORIZED = (401, "Unauthorized", "UnauthorizedException")
-_FORBIDDEN = (403, "Forbidden", "ForbiddenException")
-_NO_ROUTE = (403, "Missing Authentication Token", "MissingAuthenticationTokenException")
-_TOO_LARGE = (413, "Request Too Long", None)
-_LAMBDA_FAILED = (502, "Internal server error", None)
-_TIMED_OUT = (504, "Endpoint request timed out", None)
+# API Gateway's own answers: gateway response type, its default status and message (used where
+# the deployed gateway response keeps them), x-amzn-ErrorType.
+_UNAUTHORIZED = ("UNAUTHORIZED", 401, "Unauthorized", "UnauthorizedException")
+_FORBIDDEN = ("INVALID_API_KEY", 403, "Forbidden", "ForbiddenException")
+_NO_ROUTE = ("MISSING_AUTHENTICATION_TOKEN", 403, "Missing Authentication Token", "MissingAuthenticationTokenException")
+_TOO_LARGE = ("REQUEST_TOO_LARGE", 413, "Request Too Long", None)
+_LAMBDA_FAILED = ("DEFAULT_5XX", 502, "Internal server error", None)
+_TIMED_OUT = ("INTEGRATION_TIMEOUT", 504, "Endpoint request timed out", None)
+# The deployed API's gateway responses (the quota's message is never answered locally).
+_RESPONSES = {g.response_type: g for g in gateway_errors(quota_per_day=0)}
 
 
 class _GatewayHandler(BaseHTTPRequestHandler):
@@ -410,14 +411,16 @@ class _GatewayHandler(BaseHTTPRequestHandler):
             note = _error_code(data) or note
         self._send(status, out_headers, data, note=note)
 
-    def _gateway_answer(self, answer: tuple, *, close: bool = False, note: str = "") -> None:
-        status, message, error_type = answer
-        headers = [("Content-Type", "application/json")]
+    def _gateway_answer(self, answer: tuple[str, int, str, str | None], *, close: bool = False, note: str = "") -> None:
+        response_type, default_status, message, error_type = answer
+        response = _RESPONSES[response_type]
+        headers = [("Content-Type", "application/json"), *response.headers.items()]
         if error_type:
             headers.append(("x-amzn-ErrorType", error_type))
         if close:
             self.close_connection = True
-        self._send(status, headers, _message(message), note=note or message)
+        status = response.status or default_status
+        self._send(status, headers, response.body(message, self._request_id), note=note or message)
 
     def _send(self, status: int, headers: list[tuple[str, str]], data: bytes, note: str = "") -> None:
         gw = self.gateway

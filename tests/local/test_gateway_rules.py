@@ -26,28 +26,53 @@ def test_an_openai_style_bearer_key_is_accepted_too(stack, api, chat_body):
     assert (reply.status, reply.json()["object"]) == (200, "chat.completion")
 
 
-def test_a_request_without_a_key_is_refused_401_unauthorized_like_api_gateway(stack, api, chat_body):
+def _gateway_error(reply) -> tuple[int, str, str, str]:
+    """(status, type, code, message) of an OpenAI-shaped gateway answer carrying its request id."""
+    error = reply.error
+    assert error["request_id"] == reply.headers["x-amzn-requestid"]
+    assert error["param"] is None
+    return reply.status, error["type"], error["code"], error["message"]
+
+
+def test_a_request_without_a_key_is_refused_401_in_the_deployed_apis_openai_shape(stack, api, chat_body):
     reply = api(stack.url, "POST", "/v1/chat/completions", chat_body(stack), key=None)
-    assert (reply.status, reply.json()) == (401, {"message": "Unauthorized"})
+    assert _gateway_error(reply) == (
+        401,
+        "invalid_request_error",
+        "missing_api_key",
+        "No API key was sent. Send the API key as 'Authorization: Bearer <key>' (OpenAI clients' api_key) or as "
+        "'x-api-key'.",
+    )
     assert reply.headers["x-amzn-errortype"] == "UnauthorizedException"
 
 
 @pytest.mark.parametrize("headers", [{"x-api-key": "not-the-key"}, {"Authorization": "Bearer not-the-key"}])
 def test_a_wrong_key_is_refused_403_forbidden(stack, api, chat_body, headers):
     reply = api(stack.url, "POST", "/v1/chat/completions", chat_body(stack), headers, key=None)
-    assert (reply.status, reply.json()) == (403, {"message": "Forbidden"})
+    assert _gateway_error(reply)[:3] == (403, "invalid_request_error", "invalid_api_key")
+    assert reply.error["message"].startswith("The API key is not valid.")
     assert reply.headers["x-amzn-errortype"] == "ForbiddenException"
 
 
 @pytest.mark.parametrize("path", ["/", "/v1", "/v1/", "/v2/chat/completions", "/chat/completions", "/prod/v1/models"])
-def test_paths_outside_v1_answer_missing_authentication_token_even_with_a_key(stack, api, path):
+def test_paths_outside_v1_answer_unknown_url_even_with_a_key(stack, api, path):
     reply = api(stack.url, "POST", path, {"x": 1})
-    assert (reply.status, reply.json()) == (403, {"message": "Missing Authentication Token"})
+    assert _gateway_error(reply) == (
+        404,
+        "invalid_request_error",
+        "unknown_url",
+        "Unknown request URL. Routes: POST /v1/chat/completions, POST /v1/completions, GET /v1/models.",
+    )
 
 
 def test_a_body_over_10_mb_is_refused_413_by_the_gateway(stack, api):
     reply = api(stack.url, "POST", "/v1/chat/completions", b"x" * (PAYLOAD_LIMIT_BYTES + 1))
-    assert (reply.status, reply.json()) == (413, {"message": "Request Too Long"})
+    assert _gateway_error(reply) == (
+        413,
+        "invalid_request_error",
+        "request_too_large",
+        "Request body is larger than API Gateway's 10 MB limit.",
+    )
 
 
 def test_a_body_over_max_request_bytes_but_under_10_mb_gets_the_functions_own_openai_413(stack, api, chat_body):
@@ -70,7 +95,7 @@ def test_a_client_that_asks_expect_100_continue_is_refused_before_it_sends_an_ov
                 break
             answer += chunk
     assert answer.startswith(b"HTTP/1.1 413")
-    assert b'{"message": "Request Too Long"}' in answer
+    assert b'"code": "request_too_large"' in answer
 
 
 def test_the_gateway_request_id_is_the_request_id_the_function_reports(stack, api):

@@ -98,4 +98,5 @@ def test_a_wrong_key_raises_permission_denied_like_the_deployed_api(stack):
     client = openai.OpenAI(base_url=stack.base_url, api_key="wrong", max_retries=0)
     with pytest.raises(openai.PermissionDeniedError) as caught:
         client.models.list()
-    assert caught.value.body == {"message": "Forbidden"}
+    assert caught.value.code == "invalid_api_key"
+    assert caught.value.type == "invalid_request_error"
