@@ -188,6 +188,7 @@ RETRY_AFTER_UNAVAILABLE_S = 5
 # announcement (AWS ML blog, 2024-12-03) puts the whole wake at about 5-10 minutes for a
 # 7-8B model; nobody has measured it on this kit yet.
 RETRY_AFTER_STARTING_S = 60
+NO_RETRY = {"x-should-retry": "false"}
 WAKE_MINUTES = "5-10"
 _CONFIG_CODES = {
     "AccessDeniedException",
@@ -234,7 +235,7 @@ def map_upstream(f: UpstreamFailure) -> ApiError:
     if f.code != "ModelError":  # an engine's own text may quote the prompt: it stays in the engine's log group
         detail += f": {f.message}"
     if f.kind == "read_timeout":
-        return _upstream(
+        timed_out = _upstream(
             504,
             "The model did not answer in time. Ask for fewer tokens (max_tokens) or try again.",
             SERVER,
@@ -242,6 +243,10 @@ def map_upstream(f: UpstreamFailure) -> ApiError:
             "timeout",
             detail,
         )
+        # The openai client retries a 5xx twice unless told not to: a generation that ran out of
+        # time would run three times (openai-python _base_client.py, _should_retry).
+        timed_out.headers.update(NO_RETRY)
+        return timed_out
     if f.kind == "connect":
         return _upstream(
             502, "Could not reach the model endpoint.", SERVER, "upstream_unreachable", "upstream_error", detail

@@ -36,7 +36,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import ModuleType
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import parse_qsl, unquote
 
 from ownllm.gateway_responses import gateway_errors
 from ownllm.local.lambda_pool import ACCOUNT_ID, LambdaPool, LocalStackError, load_module
@@ -76,6 +76,13 @@ def api_key_from_headers(headers: dict) -> str | None:
 # -- the proxy event ---------------------------------------------------------------------------
 
 
+def split_target(target: str) -> tuple[str, str]:
+    """(path, query) of an HTTP request target. A target is a path, never a URL: `//[x` is a
+    path, where urllib's urlsplit would read a host and refuse it."""
+    path, _, query = target.partition("?")
+    return path, query.partition("#")[0]
+
+
 def rest_event(
     method: str,
     raw_path: str,
@@ -92,14 +99,14 @@ def rest_event(
     `path` excludes the stage (`requestContext.path` includes it); single-value maps keep
     the last value; a body that is not UTF-8 travels base64-encoded.
     """
-    split = urlsplit(raw_path)
-    path = unquote(split.path)
+    raw, query_text = split_target(raw_path)
+    path = unquote(raw)
     single: dict[str, str] = {}
     multi: dict[str, list[str]] = {}
     for name, value in headers:
         single[name] = value
         multi.setdefault(name, []).append(value)
-    query = parse_qsl(split.query, keep_blank_values=True)
+    query = parse_qsl(query_text, keep_blank_values=True)
     query_multi: dict[str, list[str]] = {}
     for k, v in query:
         query_multi.setdefault(k, []).append(v)
@@ -375,7 +382,7 @@ class _GatewayHandler(BaseHTTPRequestHandler):
         body = self._read_body()
         if body is None:
             return self._gateway_answer(_TOO_LARGE, close=True)
-        path = urlsplit(self.path).path
+        path = split_target(self.path)[0]
         if not path.startswith(PREFIX) or path == PREFIX:
             return self._gateway_answer(_NO_ROUTE)
         headers = list(self.headers.items())
@@ -426,7 +433,7 @@ class _GatewayHandler(BaseHTTPRequestHandler):
         gw = self.gateway
         # Recorded before the answer leaves, so whoever reads the record after the answer finds it.
         latency_ms = (time.monotonic() - self._started) * 1000
-        path = urlsplit(self.path).path
+        path = split_target(self.path)[0]
         gw._record(AccessRecord(self._request_id, self.command, path, status, round(latency_ms, 1), note))
         try:
             self.send_response(status)

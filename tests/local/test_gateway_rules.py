@@ -169,3 +169,10 @@ def test_one_keep_alive_connection_carries_many_requests(stack, chat_body):
         conn.close()
     assert statuses == [200] * 5
     assert len(sockets) == 1
+
+
+@pytest.mark.parametrize("path", ["//[", "//host/v1/models", "/v1/models#frag"])
+def test_request_targets_that_look_like_urls_are_paths_and_never_a_500(stack, api, path):
+    """A request target is a path: `//[` once made urllib read a host and raise (found by hypothesis)."""
+    reply = api(stack.url, "GET", path)
+    assert reply.status < 500
