@@ -199,7 +199,7 @@ def decide(
     low, high = k * per_instance * (1 - 1e-9), (k + 1) * per_instance * (1 - 1e-9)
     own_per_request = (own_daily(high) - own_daily(low)) / (high - low) if per_instance > 0 else math.inf
     api_per_request = api.per_request(usage)
-    breakeven = None if own_per_request >= api_per_request else find_breakeven(own_daily, api, usage)
+    breakeven = None if own_per_request >= api_per_request else _first_crossing(own_daily, api_per_request, per_instance)
     servable = max_instances * per_instance
     needed = None if breakeven is None else max(1, instances_for(breakeven, per_instance))
     within = usage.requests_per_day <= servable * (1 + 1e-9)
@@ -215,6 +215,45 @@ def decide(
         beyond_capacity=(needed is not None and needed > max_instances) or not within,
         assumed_load_within_capacity=within,
     )
+
+
+def _first_crossing(own_daily: Callable[[float], float], api_per_request: float, per_instance: float) -> float | None:
+    """The smallest volume where the API costs at least as much as owning, on a curve that steps
+    up by one instance every `per_instance` requests. Within a step the gap (API - own) grows with
+    volume, so its best point is the step's end: the first step whose end has a gap >= 0 holds the
+    crossing (found by doubling then halving the step count), which bisection then pins down.
+    A grid over volumes would miss a crossing that only touches a step's end."""
+
+    def gap(r: float) -> float:
+        return api_per_request * r - own_daily(r)
+
+    def end(k: int) -> float:
+        return k * per_instance * (1 - 1e-9)
+
+    if gap(0.0) >= 0:
+        return 0.0
+    high = 1
+    while gap(end(high)) < 0:
+        high *= 2
+        if end(high) > MAX_REQUESTS_PER_DAY:
+            return None
+    low = high // 2  # gap(end(low)) < 0, or low == 0
+    while high - low > 1:
+        mid = (low + high) // 2
+        if gap(end(mid)) >= 0:
+            high = mid
+        else:
+            low = mid
+    lo, hi = low * per_instance, end(high)
+    for _ in range(100):
+        if hi - lo <= max(1.0, hi * 1e-9):
+            break
+        mid = (lo + hi) / 2
+        if gap(mid) >= 0:
+            hi = mid
+        else:
+            lo = mid
+    return hi
 
 
 def step_points(per_instance: float, max_instances: int, limit: int = 6) -> list[float]:

@@ -167,8 +167,8 @@ def estimate_assembly(assembly: Assembly, settings: Settings, catalog: Catalog, 
     }
     if decision is not None:
         breakeven_info |= {
-            "own_usd_per_1k_requests_at_full_load": round(decision.own_usd_per_1k_requests_at_full_load, 4),
-            "api_usd_per_1k_requests": round(decision.api_usd_per_1k_requests, 4),
+            "own_usd_per_1k_requests_at_full_load": round(decision.own_usd_per_1k_requests_at_full_load, 6),
+            "api_usd_per_1k_requests": round(decision.api_usd_per_1k_requests, 6),
             "never_breaks_even": decision.never_breaks_even,
             "beyond_capacity": decision.beyond_capacity,
             "breakeven_instances": decision.breakeven_instances,
@@ -187,7 +187,7 @@ def estimate_assembly(assembly: Assembly, settings: Settings, catalog: Catalog, 
                 {
                     "kind": r.kind,
                     "value": r.value,
-                    "own_usd_per_1k_requests": round(r.own_usd_per_1k_requests, 4),
+                    "own_usd_per_1k_requests": round(r.own_usd_per_1k_requests, 6),
                     "breaks_even": r.own_usd_per_1k_requests < decision.api_usd_per_1k_requests,
                     "note": r.note,
                 }
