@@ -281,8 +281,8 @@ def test_the_dashboard_shows_concurrency_against_the_scaling_target_and_the_queu
     sm_dims = ["EndpointName", "ownllm-llm", "VariantName", "AllTraffic"]
     assert metric_rows(w) == [["AWS/SageMaker", "ConcurrentRequestsPerModel", *sm_dims]]
     assert [(a["value"], a["label"]) for a in w["annotations"]["horizontal"]] == [
-        (8, "scaling target"),
-        (12, "queueing alarm"),
+        (15, "scaling target"),
+        (22.5, "queueing alarm"),
     ]
 
 

@@ -349,3 +349,40 @@ def test_synth_records_the_settings_it_resolved_in_cdk_out(tmp_path):
         "Asia/Tokyo",
         "ml.g5.2xlarge",
     )
+
+
+@pytest.mark.parametrize(
+    "engine, precision, env",
+    [
+        ("vllm", "bf16", {"SM_VLLM_DTYPE": "bfloat16"}),
+        ("vllm", "fp8", {"SM_VLLM_QUANTIZATION": "fp8"}),
+        ("lmi", "fp16", {"OPTION_DTYPE": "fp16"}),
+        ("lmi", "fp8", {"OPTION_QUANTIZE": "fp8"}),
+        ("tgi", "bf16", {"DTYPE": "bfloat16"}),
+        ("tgi", "fp8", {"QUANTIZE": "fp8"}),
+    ],
+)
+def test_each_engine_is_told_the_precision_the_performance_model_assumed(engine, precision, env):
+    from ownllm.engines import PRECISION_ENV, container_environment
+
+    s = Settings.from_context({"engine": engine, "precision": precision})
+    container = container_environment(s)
+    told = {k: container[k] for k in {k for table in PRECISION_ENV[engine].values() for k in table} if k in container}
+    assert told == env
+
+
+def test_a_checkpoint_quantized_ahead_of_time_is_not_told_its_method_again():
+    from ownllm.engines import container_environment
+
+    s = Settings.from_context({"precision": "int4", "model_id": "Qwen/Qwen2.5-7B-Instruct-AWQ"})
+    env = container_environment(s)
+    assert [k for k in env if k in ("SM_VLLM_DTYPE", "SM_VLLM_QUANTIZATION")] == []
+
+
+def test_the_forwarder_caps_max_tokens_at_what_finishes_within_the_timeout():
+    """Calibrated at 10 tokens/s: (28 - 0.2) x 10 = 278 tokens; default_max_tokens 512 is lowered to it."""
+    from ownllm.forwarder import forwarder_environment
+
+    s = Settings.from_context({"generation_tokens_per_s": 10.0})
+    env = forwarder_environment(s, endpoint_name="e")
+    assert (env["MAX_INPUT_TOKENS"], env["MAX_TOTAL_TOKENS"], env["DEFAULT_MAX_TOKENS"]) == ("4096", "4374", "278")
