@@ -167,7 +167,9 @@ _WHY: dict[str, str] = {
 }
 
 # Keys an existing cdk.out can be re-priced with: they change the usage assumptions, the
-# prices or the guard, not the templates. Every other key needs a new synth.
+# prices or the guard. Every other key needs a new synth. (Token counts and measured speeds
+# also feed the model-derived defaults of the next synth: autoscaling target, alarms, max_tokens;
+# re-pricing asks "what would this traffic cost on what is built".)
 ESTIMATE_KEYS = frozenset(
     {
         "requests_per_day",

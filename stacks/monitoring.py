@@ -348,9 +348,7 @@ class LlmMonitoring(Construct):
                 left=[concurrency],
                 left_annotations=[
                     cw.HorizontalAnnotation(value=s.autoscaling_target, label="scaling target"),
-                    cw.HorizontalAnnotation(
-                        value=s.autoscaling_target * SATURATION_FACTOR, label="queueing alarm"
-                    ),
+                    cw.HorizontalAnnotation(value=s.autoscaling_target * SATURATION_FACTOR, label="queueing alarm"),
                 ],
                 width=6,
             ),

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ownllm.cost.catalog import Catalog
 from ownllm.cost.usage import Usage
@@ -52,11 +52,22 @@ class ApiPrice:
         }
 
 
-def model_size_b(settings: Settings) -> float:
+class ApiQuery(Protocol):
+    """What pricing the API reads: the model's size and optional explicit prices (Settings has them)."""
+
+    @property
+    def resolved_model_size_b(self) -> float: ...
+    @property
+    def api_input_usd_per_m(self) -> float | None: ...
+    @property
+    def api_output_usd_per_m(self) -> float | None: ...
+
+
+def model_size_b(settings: ApiQuery) -> float:
     return settings.resolved_model_size_b
 
 
-def api_price(settings: Settings, catalog: Catalog) -> ApiPrice:
+def api_price(settings: ApiQuery, catalog: Catalog) -> ApiPrice:
     size = model_size_b(settings)
     key, label = next((k, lbl) for limit, k, lbl in API_PRESETS if size <= limit)
     p_in = catalog.get(f"api.{key}:input", API_PRICE_REGION)
@@ -199,7 +210,9 @@ def decide(
     low, high = k * per_instance * (1 - 1e-9), (k + 1) * per_instance * (1 - 1e-9)
     own_per_request = (own_daily(high) - own_daily(low)) / (high - low) if per_instance > 0 else math.inf
     api_per_request = api.per_request(usage)
-    breakeven = None if own_per_request >= api_per_request else _first_crossing(own_daily, api_per_request, per_instance)
+    breakeven = (
+        None if own_per_request >= api_per_request else _first_crossing(own_daily, api_per_request, per_instance)
+    )
     servable = max_instances * per_instance
     needed = None if breakeven is None else max(1, instances_for(breakeven, per_instance))
     within = usage.requests_per_day <= servable * (1 + 1e-9)
@@ -248,11 +261,11 @@ def _first_crossing(own_daily: Callable[[float], float], api_per_request: float,
     for _ in range(100):
         if hi - lo <= max(1.0, hi * 1e-9):
             break
-        mid = (lo + hi) / 2
-        if gap(mid) >= 0:
-            hi = mid
+        middle = (lo + hi) / 2
+        if gap(middle) >= 0:
+            hi = middle
         else:
-            lo = mid
+            lo = middle
     return hi
 
 

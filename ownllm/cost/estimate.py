@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ownllm.cost import breakeven as be
@@ -140,7 +141,7 @@ def estimate_assembly(assembly: Assembly, settings: Settings, catalog: Catalog, 
     api_today = api.daily(usage)
     rows = [c for c in capacity if c["max_requests_per_day"]]
     servable = min((c["max_requests_per_day"] for c in rows), default=None)
-    own_curve = own_at
+    own_curve: Callable[[float], float] = own_at
     decision: be.Decision | None = None
     if rows:
         row = rows[0]

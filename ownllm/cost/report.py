@@ -233,9 +233,7 @@ def markdown(est: Estimate, heading: str = "#") -> str:
             flags = c.get("beyond_capacity") or [False] * len(c["requests_per_day"])
             out += [
                 f"| {r:,.0f} | {usd(o)} | {usd(a)} | {'**no**' if b else 'yes'} |"
-                for r, o, a, b in zip(
-                    c["requests_per_day"], c["own_daily_usd"], c["api_daily_usd"], flags, strict=True
-                )
+                for r, o, a, b in zip(c["requests_per_day"], c["own_daily_usd"], c["api_daily_usd"], flags, strict=True)
             ]
             out.append("")
     if est.capacity:

@@ -55,7 +55,11 @@ def test_lambda_gets_the_endpoint_engine_and_limits_it_enforces(default):
     # Lambda timeout at the modelled speed (Settings.max_output_tokens), below the engine's 8,192 - 4,096.
     cap = default.settings.max_output_tokens
     assert cap < 4096
-    assert (env["MAX_REQUEST_BYTES"], env["MAX_INPUT_TOKENS"], env["MAX_TOTAL_TOKENS"]) == ("262144", "4096", str(4096 + cap))
+    assert (env["MAX_REQUEST_BYTES"], env["MAX_INPUT_TOKENS"], env["MAX_TOTAL_TOKENS"]) == (
+        "262144",
+        "4096",
+        str(4096 + cap),
+    )
     assert env["LOG_PROMPTS"] == "false"
 
 

@@ -49,7 +49,9 @@ def test_a_model_too_big_for_the_gpu_names_the_precision_and_the_instance_types_
 
 def test_bf16_on_a_t4_is_refused_and_unset_precision_there_is_fp16():
     t4 = {"instance_type": "ml.g4dn.xlarge", "model_id": "Qwen/Qwen2.5-1.5B-Instruct"}
-    assert problems(precision="bf16", **t4) == ["precision: 'bf16' the T4 has no bf16; use precision fp16 (same size and speed)"]
+    assert problems(precision="bf16", **t4) == [
+        "precision: 'bf16' the T4 has no bf16; use precision fp16 (same size and speed)"
+    ]
     s = Settings.from_context(t4)
     assert (s.precision, s.resolved_precision, "precision" in s.derived_keys) == ("fp16", "fp16", True)
     assert Settings.from_context({}).precision == "bf16"
@@ -72,12 +74,20 @@ def test_an_unset_autoscaling_target_comes_from_the_performance_model_and_a_set_
 
     s = Settings.from_context({"latency_p95_ms": 9000})
     target, _ = saturation(
-        resolve("Qwen/Qwen2.5-7B-Instruct"), for_instance("ml.g5.2xlarge"), "bf16", "vllm", 500, 250,
-        min_tokens_per_s=20, max_batch=64,
+        resolve("Qwen/Qwen2.5-7B-Instruct"),
+        for_instance("ml.g5.2xlarge"),
+        "bf16",
+        "vllm",
+        500,
+        250,
+        min_tokens_per_s=20,
+        max_batch=64,
     )
     assert (s.target_concurrency_per_instance, s.autoscaling_target) == (target, target)
     assert (s.capacity.target_concurrency.source, s.latency_alarm_ms, s.capacity.latency_alarm_ms.source) == (
-        "model", 9000, "setting",
+        "model",
+        9000,
+        "setting",
     )
     assert s.derived_keys == {"precision", "target_concurrency_per_instance"}
     mine = Settings.from_context({"target_concurrency_per_instance": 4})
