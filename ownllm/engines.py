@@ -66,9 +66,10 @@ LMI_ASYNC_ENTRYPOINT = "djl_python.lmi_vllm.vllm_async_service"
 # vLLM DLC: every SM_VLLM_X becomes `--x` (aws/deep-learning-containers
 # scripts/docker/vllm/sagemaker_args.py, `flag_for`), so SM_VLLM_DTYPE is vLLM's --dtype
 # (float16, bfloat16) and SM_VLLM_QUANTIZATION its --quantization; fp8 is quantized as the engine
-# loads the weights ("Runtime quantization: fp8, bitsandbytes", docs.djl.ai LMI vllm_user_guide;
-# vLLM docs "FP8 W8A8": Ampere runs it weight-only through Marlin kernels).
-# LMI: OPTION_DTYPE (fp16, bf16) and OPTION_QUANTIZE (fp8), its option.dtype / option.quantize.
+# loads the weights (vLLM docs "FP8 W8A8": Ampere runs it weight-only through Marlin kernels).
+# LMI: OPTION_DTYPE (option.dtype, "fp16"/"bf16" in DJL Serving's configuration table) and
+# OPTION_QUANTIZE: "runtime quantization: fp8, bitsandbytes ... `OPTION_QUANTIZE=<fp8|bitsandbytes>`"
+# (deepjavalibrary/djl-serving serving/docs/lmi/user_guides/vllm_user_guide.md). Checked 2026-12-02.
 # TGI: DTYPE (float16, bfloat16) and QUANTIZE (fp8 among its values); the launcher says --dtype
 # "cannot be used with `--quantize`" (huggingface/text-generation-inference launcher/src/main.rs).
 # int8/int4: a checkpoint quantized ahead of time (AWQ, GPTQ, ...) whose config.json names the

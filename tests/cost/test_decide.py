@@ -202,3 +202,42 @@ def test_the_own_cost_curve_steps_up_with_each_instance_and_marks_volumes_beyond
     assert at[288_000.0][0] - at[144_000.0][0] == pytest.approx(48.72 + 144_000 * 0.0000153290, abs=0.02)
     assert at[432_000.0][0] - at[288_000.0][0] == pytest.approx(48.72 + 144_000 * 0.0000153290, abs=0.02)
     assert (at[288_000.0][1], at[432_000.0][1]) == (False, True)
+
+
+def test_the_default_deployment_never_breaks_even_and_says_why_in_quantities(cdk_out, settings):
+    """Qwen2.5-7B bf16 on ml.g5.2xlarge at the model's speeds (tps output tokens/s at the target):
+    one instance serves tps x 86,400 / 250 requests a day for $1.515 x 24 = $36.36, so at full load
+    $36.36 / (tps x 86,400 / 250) x 1,000 plus the per-request lines per 1,000 requests; the API
+    (500 + 250) x $0.22 / 1M x 1,000 = $0.165 per 1,000. With the model's 464 tokens/s that is
+    $0.2267 + ~$0.02 > $0.165: never."""
+    s = settings(
+        instance_type="ml.g5.2xlarge", avg_output_tokens=250, generation_tokens_per_s=None, instance_tokens_per_s=None
+    )
+    est = estimate_cdk_out(cdk_out({"S": serving_resources("ml.g5.2xlarge", autoscaling=(1, 2))}), s)
+    b = est.breakeven
+    per_instance = s.capacity.instance_tokens_per_s.value * 86_400 / 250
+    assert b["requests_per_day_per_instance"] == round(per_instance)
+    instance_share = 36.36 / per_instance * 1000
+    assert instance_share < b["own_usd_per_1k_requests_at_full_load"] < instance_share + 0.03
+    assert b["api_usd_per_1k_requests"] == pytest.approx(0.165)
+    assert (b["never_breaks_even"], b["breakeven_requests_per_day"], b["cheaper"]) == (True, None, "api")
+    assert all(m["own_usd_per_1k_requests"] < 0.165 for m in b["remedies"] if m["breaks_even"])
+
+
+def test_a_million_requests_a_day_on_two_instances_is_not_called_cheaper_to_own(cdk_out, settings):
+    """At $0.50 / $1.50 per 1M the API costs 1,000,000 x (500 x 0.5 + 250 x 1.5) / 1M = $625/day; two
+    ml.g5.2xlarge serve about 2 x 160,000 requests a day, so the million is beyond capacity."""
+    s = settings(
+        instance_type="ml.g5.2xlarge",
+        avg_output_tokens=250,
+        generation_tokens_per_s=None,
+        instance_tokens_per_s=None,
+        requests_per_day=1_000_000,
+        api_input_usd_per_m=0.5,
+        api_output_usd_per_m=1.5,
+    )
+    est = estimate_cdk_out(cdk_out({"S": serving_resources("ml.g5.2xlarge", autoscaling=(1, 2))}), s)
+    b = est.breakeven
+    assert b["api_daily_usd"] == pytest.approx(625)
+    assert (b["cheaper"], b["beyond_capacity"], b["assumed_load_within_capacity"]) == ("api", True, False)
+    assert b["breakeven_requests_per_day"] <= b["max_requests_per_day_at_max_capacity"]
