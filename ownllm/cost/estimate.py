@@ -273,6 +273,8 @@ def _breakeven_sentence(info: dict[str, Any], usage: Usage) -> str:
     own_1k, api_1k = info["own_usd_per_1k_requests_at_full_load"], info["api_usd_per_1k_requests"]
     servable = info["max_requests_per_day_at_max_capacity"]
     cap = info["max_instances"]
+    if not info["assumed_load_within_capacity"]:
+        head = head.replace("owning costs", f"owning as configured (at most {cap} instances) costs", 1)
     parts = [head]
     if info["never_breaks_even"]:
         parts.append(
