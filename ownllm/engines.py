@@ -62,6 +62,49 @@ VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
 LMI_ASYNC_ENTRYPOINT = "djl_python.lmi_vllm.vllm_async_service"
 
 
+# What each engine is told so that it serves the precision the performance model assumed.
+# vLLM DLC: every SM_VLLM_X becomes `--x` (aws/deep-learning-containers
+# scripts/docker/vllm/sagemaker_args.py, `flag_for`), so SM_VLLM_DTYPE is vLLM's --dtype
+# (float16, bfloat16) and SM_VLLM_QUANTIZATION its --quantization; fp8 is quantized as the engine
+# loads the weights (vLLM docs "FP8 W8A8": Ampere runs it weight-only through Marlin kernels).
+# LMI: OPTION_DTYPE (option.dtype, "fp16"/"bf16" in DJL Serving's configuration table) and
+# OPTION_QUANTIZE: "runtime quantization: fp8, bitsandbytes ... `OPTION_QUANTIZE=<fp8|bitsandbytes>`"
+# (deepjavalibrary/djl-serving serving/docs/lmi/user_guides/vllm_user_guide.md). Checked 2026-12-02.
+# TGI: DTYPE (float16, bfloat16) and QUANTIZE (fp8 among its values); the launcher says --dtype
+# "cannot be used with `--quantize`" (huggingface/text-generation-inference launcher/src/main.rs).
+# int8/int4: a checkpoint quantized ahead of time (AWQ, GPTQ, ...) whose config.json names the
+# method, which every engine reads itself; telling it again limits vLLM's kernel choice (LMI guide:
+# "If you are using a pre-quantized model, you should not set any quantization-specific configurations").
+PRECISION_ENV: dict[str, dict[str, dict[str, str]]] = {
+    "vllm": {
+        "bf16": {"SM_VLLM_DTYPE": "bfloat16"},
+        "fp16": {"SM_VLLM_DTYPE": "float16"},
+        "fp8": {"SM_VLLM_QUANTIZATION": "fp8"},
+        "int8": {},
+        "int4": {},
+    },
+    "lmi": {
+        "bf16": {"OPTION_DTYPE": "bf16"},
+        "fp16": {"OPTION_DTYPE": "fp16"},
+        "fp8": {"OPTION_QUANTIZE": "fp8"},
+        "int8": {},
+        "int4": {},
+    },
+    "tgi": {
+        "bf16": {"DTYPE": "bfloat16"},
+        "fp16": {"DTYPE": "float16"},
+        "fp8": {"QUANTIZE": "fp8"},
+        "int8": {},
+        "int4": {},
+    },
+}
+
+
+def precision_environment(settings: Settings) -> dict[str, str]:
+    """The engine's dtype/quantization variables for the settings' (resolved) precision."""
+    return dict(PRECISION_ENV[settings.engine][settings.resolved_precision])
+
+
 def model_location(settings: Settings) -> str:
     """What the engine loads: the Hub id, or the mounted model data for s3:// weights."""
     return MODEL_DIR if settings.model_from_s3 else settings.model_id
@@ -153,5 +196,6 @@ def container_environment(settings: Settings, artifacts: ModelArtifacts | None =
             env["LORA_ADAPTERS"] = ",".join(f"{a}={adapter_dir}/{a}" for a in adapters)
     else:  # pragma: no cover - settings validation rejects other engines
         raise ValueError(f"unknown engine {s.engine!r}")
+    env.update(precision_environment(s))
     env.update(artifacts.overrides_for(s.engine) if artifacts else {})
     return env

@@ -53,8 +53,11 @@ def forwarder_environment(
         "ADAPTERS": ",".join(adapters),
         "MAX_REQUEST_BYTES": str(s.max_request_bytes),
         "MAX_INPUT_TOKENS": str(s.max_input_tokens),
-        "MAX_TOTAL_TOKENS": str(s.max_total_tokens),
-        "DEFAULT_MAX_TOKENS": str(s.default_max_tokens),
+        # The forwarder reads MAX_TOTAL_TOKENS only to cap max_tokens at MAX_TOTAL_TOKENS -
+        # MAX_INPUT_TOKENS (lambda/forwarder/config.py): passing max_input_tokens + the cap makes
+        # that cap Settings.max_output_tokens, which also keeps an answer within the Lambda timeout.
+        "MAX_TOTAL_TOKENS": str(s.max_input_tokens + s.max_output_tokens),
+        "DEFAULT_MAX_TOKENS": str(min(s.default_max_tokens, s.max_output_tokens)),
         "LOG_PROMPTS": "false",
         "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
         "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,

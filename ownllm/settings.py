@@ -23,12 +23,33 @@ from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import ErrorDetails
 
+from ownllm import capacity as sizing
 from ownllm import gpus
+from ownllm.perf.models import ModelArch
 
 ENGINES = ("vllm", "lmi", "tgi")
+# Weight precisions the performance model knows and the engines are told (ownllm/engines.py).
+PRECISIONS = ("bf16", "fp16", "fp8", "int8", "int4")
+# int8/int4 serve a checkpoint quantized ahead of time (AWQ, GPTQ, W8A8...): the engines read the
+# method from its config.json, so the model id must name such a checkpoint.
+_QUANTIZED_ID_RE = {
+    "int4": re.compile(r"awq|gptq|int4|w4a16|4bit|nf4", re.IGNORECASE),
+    "int8": re.compile(r"int8|w8a8|w8a16|8bit|gptq", re.IGNORECASE),
+}
+# Settings left unset whose values the performance model (ownllm.capacity) or the hardware supplies.
+DERIVED_KEYS = ("precision", "target_concurrency_per_instance", "latency_p95_ms")
 # Serving memory ~= 2 bytes per parameter at 16-bit, with >= 1.2x headroom for the KV cache
 # and runtime (ray-project/llm-numbers, "Rules of thumb for sizing").
 BYTES_PER_PARAM = 2
@@ -146,7 +167,9 @@ _WHY: dict[str, str] = {
 }
 
 # Keys an existing cdk.out can be re-priced with: they change the usage assumptions, the
-# prices or the guard, not the templates. Every other key needs a new synth.
+# prices or the guard. Every other key needs a new synth. (Token counts and measured speeds
+# also feed the model-derived defaults of the next synth: autoscaling target, alarms, max_tokens;
+# re-pricing asks "what would this traffic cost on what is built".)
 ESTIMATE_KEYS = frozenset(
     {
         "requests_per_day",
@@ -176,7 +199,12 @@ class Settings(BaseModel):
     instance_count: Count = 1
     min_instances: NonNegative = 1  # 0: scale to zero (an inference component wakes on demand)
     max_instances: Count = 2
-    target_concurrency_per_instance: Positive = 8
+    # None: from the performance model (ownllm.capacity), the concurrency where throughput levels
+    # off while each request keeps min_tokens_per_s_per_request. Validated settings hold the number.
+    target_concurrency_per_instance: Positive | None = None
+    min_tokens_per_s_per_request: PositiveFloat = 20.0
+    # Weight precision; None: bf16, or fp16 on GPUs without bf16 (g4dn's T4).
+    precision: str | None = None
     # Business hours only: "08:00-20:00", on active_days, in timezone (IANA name).
     active_hours: str | None = None
     active_days: str = "MON-FRI"
@@ -200,13 +228,15 @@ class Settings(BaseModel):
     log_retention_days: int = 30
     # Monitoring.
     alarm_email: str | None = None
-    latency_p95_ms: Positive = 20_000
+    # None: twice the predicted request time, at most the Lambda timeout (ownllm.capacity).
+    latency_p95_ms: Positive | None = None
     gpu_memory_alarm_percent: Annotated[float, Field(gt=0, le=100)] = 95.0
     # Usage assumptions for the cost estimate (and its budget guard).
     requests_per_day: NonNegative = 1_000
     avg_input_tokens: NonNegative = 500
     avg_output_tokens: Positive = 250
-    generation_tokens_per_s: PositiveFloat = 40.0
+    # Measured by `ownllm bench --calibrate`; None: predicted by the performance model.
+    generation_tokens_per_s: OptionalPositiveFloat = None
     instance_tokens_per_s: OptionalPositiveFloat = None
     max_daily_usd: OptionalPositiveFloat = None
     api_input_usd_per_m: OptionalPositiveFloat = None
@@ -235,6 +265,13 @@ class Settings(BaseModel):
     def _engine(cls, v: str) -> str:
         if v not in ENGINES:
             raise ValueError(f"is not supported; accepted: {', '.join(ENGINES)}{_did_you_mean(v, ENGINES)}")
+        return v
+
+    @field_validator("precision")
+    @classmethod
+    def _precision(cls, v: str | None) -> str | None:
+        if v is not None and v not in PRECISIONS:
+            raise ValueError(f"is not supported; accepted: {', '.join(PRECISIONS)}{_did_you_mean(v, PRECISIONS)}")
         return v
 
     @field_validator("model_id")
@@ -327,7 +364,28 @@ class Settings(BaseModel):
         problems = cross_field_problems(self)
         if problems:
             raise ValueError("\n".join(text for _, text in problems))
-        return self
+        return self._with_derived_defaults()
+
+    _derived: frozenset[str] = PrivateAttr(default=frozenset())
+
+    def _with_derived_defaults(self) -> Settings:
+        """Fill the keys left unset from the hardware and the performance model, remembering which."""
+        unset = [k for k in DERIVED_KEYS if getattr(self, k) is None]
+        if not unset:
+            return self
+        update: dict[str, object] = {"precision": self.precision or sizing.default_precision(self.instance_type)}
+        with_precision = self.model_copy(update=update)
+        try:
+            cap = with_precision.capacity
+        except sizing.CapacityError as exc:
+            raise ValueError(str(exc)) from None
+        if self.target_concurrency_per_instance is None:
+            update["target_concurrency_per_instance"] = int(cap.target_concurrency.value)
+        if self.latency_p95_ms is None:
+            update["latency_p95_ms"] = int(cap.latency_alarm_ms.value)
+        resolved = self.model_copy(update=update)
+        resolved._derived = frozenset(unset)
+        return resolved
 
     # ----- derived facts -------------------------------------------------------------
     @property
@@ -356,6 +414,55 @@ class Settings(BaseModel):
         return self.min_instances == 0
 
     @property
+    def model_arch(self) -> ModelArch:
+        return sizing.model_arch(self.model_id, self.model_size_b, infer_model_size_b(self.model_id))
+
+    @property
+    def resolved_precision(self) -> str:
+        return self.precision or sizing.default_precision(self.instance_type)
+
+    @property
+    def derived_keys(self) -> frozenset[str]:
+        """The keys the user left unset, whose values came from the hardware or the performance model."""
+        return self._derived
+
+    @property
+    def capacity(self) -> sizing.ServingCapacity:
+        """What one instance serves at the autoscaling target; calibrated speeds beat the model."""
+        user_set = self.model_fields_set - self._derived
+        return sizing.serving_capacity(
+            self.model_arch,
+            self.instance_type,
+            self.resolved_precision,
+            self.engine,
+            self.avg_input_tokens,
+            self.avg_output_tokens,
+            self.max_batch_size,
+            self.min_tokens_per_s_per_request,
+            float(self.lambda_timeout_s),
+            self.target_concurrency_per_instance if "target_concurrency_per_instance" in user_set else None,
+            self.generation_tokens_per_s,
+            self.instance_tokens_per_s,
+            self.latency_p95_ms if "latency_p95_ms" in user_set else None,
+        )
+
+    @property
+    def autoscaling_target(self) -> int:
+        """Requests in flight per instance that target tracking holds (setting, else the model)."""
+        return int(self.capacity.target_concurrency.value)
+
+    @property
+    def latency_alarm_ms(self) -> int:
+        """The latency alarms' threshold (latency_p95_ms, else from the predicted request time)."""
+        return int(self.capacity.latency_alarm_ms.value)
+
+    @property
+    def max_output_tokens(self) -> int:
+        """The largest max_tokens a request may ask for: what the engine holds after the longest
+        prompt, and what finishes within the Lambda timeout at the predicted (or measured) speed."""
+        return min(self.max_total_tokens - self.max_input_tokens, int(self.capacity.max_output_tokens.value))
+
+    @property
     def model_from_s3(self) -> bool:
         return self.model_id.startswith("s3://")
 
@@ -374,7 +481,8 @@ class Settings(BaseModel):
         return ActiveHours(hours[0], hours[1], days, self.timezone)
 
     def to_dict(self) -> dict[str, Any]:
-        return self.model_dump(mode="json")
+        """The settings as given: derived defaults are left out, so reading them back derives them again."""
+        return self.model_dump(mode="json", exclude=set(self._derived))
 
     # ----- construction --------------------------------------------------------------
     @classmethod
@@ -407,14 +515,22 @@ def cross_field_problems(s: Settings) -> list[tuple[frozenset[str], str]]:
             f"model_size_b: not set and cannot be inferred from model_id {s.model_id!r}; "
             "give the size in billions of parameters, e.g. -c model_size_b=8",
         )
-    elif (need := model_memory_gib(size)) > s.gpu.gpu_memory_gib:
-        fitting = [t for t, g in gpus.gpu_table().items() if g.gpu_memory_gib >= need][:5]
-        rule(
-            "instance_type model_size_b model_id",
-            f"instance_type: {s.instance_type!r} has {s.gpu.gpu_memory_gib:.0f} GiB of GPU memory, but a "
-            f"{size:g}B model needs about {need:.0f} GiB (2 bytes/parameter x {MEMORY_HEADROOM} headroom); "
-            f"instance types that fit: {', '.join(fitting) or 'none'}",
+    else:
+        precision = s.resolved_precision
+        problem = sizing.fit_problem(
+            s.model_arch, s.instance_type, precision, s.engine, s.avg_input_tokens, s.avg_output_tokens
         )
+        if problem:
+            rule("precision instance_type model_size_b model_id engine avg_input_tokens avg_output_tokens", problem)
+        quantized = _QUANTIZED_ID_RE.get(precision)
+        if quantized and not s.model_from_s3 and not quantized.search(s.model_id):
+            rule(
+                "precision model_id",
+                f"precision: {precision!r} serves a checkpoint quantized ahead of time (the engine reads its "
+                f"method from config.json), but model_id {s.model_id!r} does not name one (AWQ, GPTQ, "
+                f"{'W4A16' if precision == 'int4' else 'W8A8'}); use such a model id, or precision fp8 "
+                "(quantized when the engine loads)",
+            )
     if s.min_instances > s.max_instances:
         rule(
             "min_instances max_instances",

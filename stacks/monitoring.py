@@ -8,7 +8,7 @@ Metric facts (names, dimensions, units, valid statistics), read 2026-12-02:
   table gives InvocationsPerInstance as 1/instances per request (valid statistic Sum).
 - AWS/SageMaker `ConcurrentRequestsPerModel` (EndpointName, VariantName): requests a model
   container is handling, queued ones included, every 10 s; the metric the target-tracking
-  policy holds at target_concurrency_per_instance
+  policy holds at the autoscaling target (Settings.autoscaling_target)
   (https://docs.aws.amazon.com/sagemaker/latest/dg/endpoint-auto-scaling-add-code-define.html).
 - /aws/sagemaker/Endpoints `GPUMemoryUtilization` is 0-100 x GPU count; vLLM reserves ~90% of
   GPU memory at start-up, so it is graphed, never alarmed.
@@ -170,7 +170,7 @@ class LlmMonitoring(Construct):
             period=PERIOD,
         )
         timeout_ms = s.lambda_timeout_s * 1000
-        saturated = s.target_concurrency_per_instance * SATURATION_FACTOR
+        saturated = s.autoscaling_target * SATURATION_FACTOR
 
         at_least = cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD
         above = cw.ComparisonOperator.GREATER_THAN_THRESHOLD
@@ -178,10 +178,10 @@ class LlmMonitoring(Construct):
             (
                 "ApiLatencyP95",
                 api_metric("Latency", "p95"),
-                s.latency_p95_ms,
+                s.latency_alarm_ms,
                 3,
                 above,
-                f"API p95 latency above {s.latency_p95_ms} ms",
+                f"API p95 latency above {s.latency_alarm_ms} ms",
             ),
             ("Api5xxRate", api_5xx_rate, 0.05, 2, above, "More than 5% of API requests fail with 5XX"),
             (
@@ -213,10 +213,10 @@ class LlmMonitoring(Construct):
                 # longer than the p95 target, a clear regression rather than a slow tail.
                 "ModelLatencyAverage",
                 sm_metric("ModelLatency", "Average"),
-                s.latency_p95_ms * 1000,  # ms -> microseconds
+                s.latency_alarm_ms * 1000,  # ms -> microseconds
                 3,
                 above,
-                f"SageMaker ModelLatency average above {s.latency_p95_ms} ms",
+                f"SageMaker ModelLatency average above {s.latency_alarm_ms} ms",
             ),
             ("Invocation5xxErrors", invocation_5xx, 5, 1, at_least, "SageMaker endpoint returned 5XX errors"),
             (
@@ -226,7 +226,7 @@ class LlmMonitoring(Construct):
                 SATURATED_PERIODS,
                 above,
                 f"Requests queue: concurrent requests per instance above {saturated:g} "
-                f"({SATURATION_FACTOR:g} x the scaling target {s.target_concurrency_per_instance}) for "
+                f"({SATURATION_FACTOR:g} x the scaling target {s.autoscaling_target}) for "
                 f"{SATURATED_PERIODS * 5} minutes",
             ),
         ]
@@ -320,7 +320,7 @@ class LlmMonitoring(Construct):
             cw.GraphWidget(
                 title="API latency (ms)",
                 left=[api_metric("Latency", p) for p in ("p50", "p90", "p95", "p99")],
-                left_annotations=[cw.HorizontalAnnotation(value=s.latency_p95_ms, label="p95 alarm")],
+                left_annotations=[cw.HorizontalAnnotation(value=s.latency_alarm_ms, label="p95 alarm")],
                 width=8,
             ),
             cw.GraphWidget(
@@ -346,17 +346,15 @@ class LlmMonitoring(Construct):
                     )
                     for stat in ("Average", "Maximum")
                 ],
-                left_annotations=[cw.HorizontalAnnotation(value=s.latency_p95_ms, label="average alarm")],
+                left_annotations=[cw.HorizontalAnnotation(value=s.latency_alarm_ms, label="average alarm")],
                 width=6,
             ),
             cw.GraphWidget(
                 title="Concurrent requests per instance",
                 left=[concurrency],
                 left_annotations=[
-                    cw.HorizontalAnnotation(value=s.target_concurrency_per_instance, label="scaling target"),
-                    cw.HorizontalAnnotation(
-                        value=s.target_concurrency_per_instance * SATURATION_FACTOR, label="queueing alarm"
-                    ),
+                    cw.HorizontalAnnotation(value=s.autoscaling_target, label="scaling target"),
+                    cw.HorizontalAnnotation(value=s.autoscaling_target * SATURATION_FACTOR, label="queueing alarm"),
                 ],
                 width=6,
             ),

@@ -358,7 +358,7 @@ class EndpointAutoscaling(Construct):
         if s.max_instances > s.min_instances:
             self.target.scale_to_track_metric(
                 "ConcurrencyTracking",
-                target_value=float(s.target_concurrency_per_instance),
+                target_value=float(s.autoscaling_target),
                 predefined_metric=appscaling.PredefinedMetric.SAGEMAKER_VARIANT_CONCURRENT_REQUESTS_PER_MODEL_HIGH_RESOLUTION,
                 scale_in_cooldown=Duration.minutes(10),  # new instances take minutes to load weights
                 scale_out_cooldown=Duration.minutes(2),
@@ -394,7 +394,7 @@ class ComponentAutoscaling(Construct):
         self.target.node.add_dependency(component)
         self.target.scale_to_track_metric(
             "ConcurrencyTracking",
-            target_value=float(s.target_concurrency_per_instance),
+            target_value=float(s.autoscaling_target),
             predefined_metric=appscaling.PredefinedMetric.SAGEMAKER_INFERENCE_COMPONENT_CONCURRENT_REQUESTS_PER_COPY_HIGH_RESOLUTION,
             scale_in_cooldown=Duration.minutes(10),
             scale_out_cooldown=Duration.minutes(2),

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ownllm.cost import breakeven as be
 from ownllm.cost.assembly import Assembly, load_assembly
-from ownllm.cost.catalog import Catalog, load_catalog
+from ownllm.cost.catalog import Catalog, hosting_item, load_catalog
 from ownllm.cost.graph import link
 from ownllm.cost.model import Estimate, Item, monthly
 from ownllm.cost.pricers import PricingContext, implicit_log_items, price_resource, variant_instance_hours
 from ownllm.cost.usage import Usage, usage_from_settings
 
 if TYPE_CHECKING:
+    from ownllm.perf.models import ModelArch
     from ownllm.settings import Settings
 
 
@@ -41,10 +43,10 @@ class Estimator:
 
     def capacity(self, usage: Usage, settings: Settings) -> list[dict[str, Any]]:
         from ownllm import gpus
-        from ownllm.settings import model_memory_gib
+        from ownllm.capacity import CapacityError, fit_problem
 
         size = be.model_size_b(settings)
-        need_gib = model_memory_gib(size) if size else None
+        arch = settings.model_arch
         rows = []
         for ctx in self.contexts:
             for eid, plans in ctx.endpoint_plans.items():
@@ -54,6 +56,17 @@ class Estimator:
                     _, needed = variant_instance_hours(plan, usage)
                     info = gpus.gpu_info(plan.instance_type)
                     cap = plan.capacity
+                    try:  # the template's instance may differ from the settings' (edited by hand)
+                        problem = fit_problem(
+                            arch,
+                            plan.instance_type,
+                            settings.resolved_precision,
+                            settings.engine,
+                            usage.avg_input_tokens,
+                            usage.avg_output_tokens,
+                        )
+                    except CapacityError as exc:
+                        problem = str(exc)
                     per_instance_per_day = usage.instance_tokens_per_s * usage.active_hours_per_week / 7 * 3600
                     servable = (
                         cap.max_count * per_instance_per_day / usage.avg_output_tokens / (plan.weight_share or 1)
@@ -76,8 +89,10 @@ class Estimator:
                             "max_requests_per_day": None if servable is None else round(servable),
                             "gpu_memory_gib": None if info is None else round(info.gpu_memory_gib, 1),
                             "model_size_b": size,
-                            "model_memory_gib": None if need_gib is None else round(need_gib, 1),
-                            "model_fits": None if info is None or need_gib is None else need_gib <= info.gpu_memory_gib,
+                            "precision": settings.resolved_precision,
+                            "weights_gib": round(_weights_gib(arch, settings.resolved_precision), 1),
+                            "model_fits": None if info is None else not problem,
+                            "fit_problem": problem,
                         }
                     )
         return rows
@@ -121,27 +136,73 @@ def estimate_assembly(assembly: Assembly, settings: Settings, catalog: Catalog, 
     def own_at(requests_per_day: float) -> float:
         return estimator.daily_usd(usage.with_requests(requests_per_day))
 
-    breakeven = be.find_breakeven(own_at, api, usage)
     capacity = estimator.capacity(usage, settings)
     own_today = sum(i.daily_usd for i in items if i.daily_usd is not None)
     api_today = api.daily(usage)
-    servable = min((c["max_requests_per_day"] for c in capacity if c["max_requests_per_day"]), default=None)
+    rows = [c for c in capacity if c["max_requests_per_day"]]
+    servable = min((c["max_requests_per_day"] for c in rows), default=None)
+    own_curve: Callable[[float], float] = own_at
+    decision: be.Decision | None = None
+    if rows:
+        row = rows[0]
+        per_instance = usage.instance_tokens_per_s * usage.active_hours_per_week / 7 * 3600 / usage.avg_output_tokens
+        hourly = catalog.get(hosting_item(row["instance_type"]), region) or catalog.get(
+            hosting_item(row["instance_type"]), be.API_PRICE_REGION
+        )
+        extra_daily = (hourly.usd if hourly else 0.0) * usage.active_hours_per_week / 7
+        own_curve = be.own_beyond_capacity(own_at, per_instance, row["max_instances"], extra_daily)
+        decision = be.decide(own_curve, api, usage, per_instance, row["min_instances"], row["max_instances"])
+        breakeven = decision.breakeven_requests_per_day
+    else:
+        breakeven = be.find_breakeven(own_at, api, usage)
+    within = decision is None or decision.assumed_load_within_capacity
     breakeven_info: dict[str, Any] = {
         "api": api.to_dict(),
         "api_usd_per_request": api.per_request(usage),
         "api_daily_usd": round(api_today, 4),
         "own_daily_usd": round(own_today, 4),
-        "cheaper": "own" if own_today < api_today else "api",
+        # A load beyond what max_instances serves is never cheaper to own: owning does not serve it.
+        "cheaper": "own" if own_today < api_today and within else "api",
         "breakeven_requests_per_day": None if breakeven is None else round(breakeven),
         "max_requests_per_day_at_max_capacity": servable,
     }
+    if decision is not None:
+        breakeven_info |= {
+            "own_usd_per_1k_requests_at_full_load": round(decision.own_usd_per_1k_requests_at_full_load, 6),
+            "api_usd_per_1k_requests": round(decision.api_usd_per_1k_requests, 6),
+            "never_breaks_even": decision.never_breaks_even,
+            "beyond_capacity": decision.beyond_capacity,
+            "breakeven_instances": decision.breakeven_instances,
+            "max_instances": decision.max_instances,
+            "requests_per_day_per_instance": round(decision.requests_per_day_per_instance),
+            "assumed_load_within_capacity": decision.assumed_load_within_capacity,
+            "serving": settings.capacity.label,
+            "remedies": [],
+        }
+        if decision.never_breaks_even:
+            per_request = decision.own_usd_per_1k_requests_at_full_load / 1000 - _instance_per_request(
+                extra_daily, decision.requests_per_day_per_instance
+            )
+            found = be.remedies(settings, usage, catalog, region, per_request)
+            breakeven_info["remedies"] = [
+                {
+                    "kind": r.kind,
+                    "value": r.value,
+                    "own_usd_per_1k_requests": round(r.own_usd_per_1k_requests, 6),
+                    "breaks_even": r.own_usd_per_1k_requests < decision.api_usd_per_1k_requests,
+                    "note": r.note,
+                }
+                for r in found
+            ]
     breakeven_info["summary"] = _breakeven_sentence(breakeven_info, usage)
 
-    points = be.chart_points([usage.requests_per_day, breakeven or 0])
-    chart = {
+    steps = be.step_points(decision.requests_per_day_per_instance, decision.max_instances) if decision else []
+    points = sorted({*be.chart_points([usage.requests_per_day, breakeven or 0]), *steps})
+    chart: dict[str, Any] = {
         "requests_per_day": points,
-        "own_daily_usd": [round(own_at(r), 2) for r in points],
+        "own_daily_usd": [round(own_curve(r), 2) for r in points],
         "api_daily_usd": [round(api.daily(usage, r), 2) for r in points],
+        "beyond_capacity": [servable is not None and r > servable * (1 + 1e-9) for r in points],
     }
 
     warnings = [w for ctx in estimator.contexts for w in ctx.warnings]
@@ -153,10 +214,7 @@ def estimate_assembly(assembly: Assembly, settings: Settings, catalog: Catalog, 
                 f"{row['max_instances']} can run; raise max_instances or instance_tokens_per_s if measured"
             )
         if row["model_fits"] is False:
-            warnings.append(
-                f"{where}: a {row['model_size_b']:g}B model needs about {row['model_memory_gib']:g} GiB of GPU "
-                f"memory; the instance has {row['gpu_memory_gib']:g} GiB"
-            )
+            warnings.append(f"{where}: {row['fit_problem']}")
     for ctx in estimator.contexts:
         if ctx.fallbacks:
             warnings.append(
@@ -189,6 +247,17 @@ def estimate_assembly(assembly: Assembly, settings: Settings, catalog: Catalog, 
     )
 
 
+def _weights_gib(arch: ModelArch, precision: str) -> float:
+    from ownllm.perf.hardware import GIB
+    from ownllm.perf.predict import PRECISIONS, weight_bytes
+
+    return weight_bytes(arch, PRECISIONS[precision]) / GIB
+
+
+def _instance_per_request(instance_daily_usd: float, per_instance: float) -> float:
+    return instance_daily_usd / per_instance if per_instance else 0.0
+
+
 def _breakeven_sentence(info: dict[str, Any], usage: Usage) -> str:
     api = info["api"]
     r = info["breakeven_requests_per_day"]
@@ -197,10 +266,57 @@ def _breakeven_sentence(info: dict[str, Any], usage: Usage) -> str:
         f"{api['label']} (${api['input_usd_per_m']:g} in / ${api['output_usd_per_m']:g} out per 1M tokens) "
         f"would cost ${info['api_daily_usd']:,.2f}/day."
     )
-    if r is None:
-        return head + " Owning never breaks even: per request it costs at least as much as the API."
-    tail = f" Owning breaks even at about {r:,.0f} requests/day."
-    servable = info.get("max_requests_per_day_at_max_capacity")
-    if servable is not None and r > servable:
-        tail += f" That is beyond what the configured maximum instances can serve (~{servable:,.0f}/day)."
-    return head + tail
+    if "never_breaks_even" not in info:  # no instance-backed endpoint to size
+        if r is None:
+            return head + " Owning never breaks even: per request it costs at least as much as the API."
+        return head + f" Owning breaks even at about {r:,.0f} requests/day."
+    own_1k, api_1k = info["own_usd_per_1k_requests_at_full_load"], info["api_usd_per_1k_requests"]
+    servable = info["max_requests_per_day_at_max_capacity"]
+    cap = info["max_instances"]
+    if not info["assumed_load_within_capacity"]:
+        head = head.replace("owning costs", f"owning as configured (at most {cap} instances) costs", 1)
+    parts = [head]
+    if info["never_breaks_even"]:
+        parts.append(
+            f"Owning never breaks even with {info['serving']}: a fully used instance costs ${own_1k:.4g} per "
+            f"1,000 requests, the API ${api_1k:.4g}."
+        )
+        better = [m for m in info["remedies"] if m["breaks_even"]]
+        if better:
+            parts.append(
+                "What would change that: "
+                + "; ".join(
+                    f"{_remedy_text(m)} (${m['own_usd_per_1k_requests']:.4g} per 1,000 requests)" for m in better
+                )
+                + f"; or an API priced above ${own_1k:.4g} per 1,000 requests."
+            )
+        else:
+            parts.append(
+                "No cheaper instance type that fits, and no other precision, brings it below the API; an API "
+                f"priced above ${own_1k:.4g} per 1,000 requests would."
+            )
+    else:
+        n = info["breakeven_instances"]
+        text = f"Owning breaks even at about {r:,.0f} requests/day, on {n} instance{'s' if n != 1 else ''}"
+        if n <= cap:
+            text += f", which max_instances ({cap}) allows."
+        else:
+            text += (
+                f": more than max_instances ({cap}) allows (at most about {servable:,.0f} requests/day); "
+                f"raise max_instances to {n} for owning to pay off."
+            )
+        parts.append(text)
+    if not info["assumed_load_within_capacity"]:
+        parts.append(
+            f"The assumed {usage.requests_per_day:,.0f} requests/day is beyond what {cap} instance"
+            f"{'s' if cap != 1 else ''} serve (about {servable:,.0f}/day): owning as configured does not serve "
+            "it, so it is not called cheaper to own."
+        )
+    return " ".join(parts)
+
+
+def _remedy_text(m: dict[str, Any]) -> str:
+    if m["kind"] == "instance_type":
+        return f"instance_type {m['value']}"
+    note = f", {m['note']}" if m["note"] else ""
+    return f"precision {m['value']}{note}"

@@ -142,7 +142,9 @@ def mermaid_chart(est: Estimate) -> str:
     points = chart.get("requests_per_day") or []
     if not points:
         return ""
-    labels = ", ".join(f'"{short_number(r)}"' for r in points)
+    beyond = chart.get("beyond_capacity") or [False] * len(points)
+    # Categories past what max_instances serves carry a "*" (xychart-beta has no per-point marks).
+    labels = ", ".join(f'"{short_number(r)}{"*" if b else ""}"' for r, b in zip(points, beyond, strict=True))
     own = ", ".join(f"{v:.2f}" for v in chart["own_daily_usd"])
     api = ", ".join(f"{v:.2f}" for v in chart["api_daily_usd"])
     return "\n".join(
@@ -214,8 +216,8 @@ def markdown(est: Estimate, heading: str = "#") -> str:
             api = b.get("api", {})
             servable = b.get("max_requests_per_day_at_max_capacity")
             limit = (
-                f" Beyond about {servable:,.0f} requests/day the configured maximum instances cannot keep "
-                "up; the first line then shows their cost at maximum capacity."
+                f" Volumes marked * are beyond what max_instances serves (about {servable:,.0f} requests/day): "
+                "the first line prices the instances they would need, which max_instances does not allow."
                 if servable
                 else ""
             )
@@ -226,26 +228,27 @@ def markdown(est: Estimate, heading: str = "#") -> str:
                 f"at ${api.get('input_usd_per_m', 0):g} / ${api.get('output_usd_per_m', 0):g} per 1M "
                 f"input / output tokens ({markdown_cell(api.get('source', ''))}).{limit}",
                 "",
-                "| requests/day | self-hosted $/day | API $/day |",
-                "| ---: | ---: | ---: |",
+                "| requests/day | self-hosted $/day | API $/day | within max_instances |",
+                "| ---: | ---: | ---: | --- |",
             ]
             c = est.chart
+            flags = c.get("beyond_capacity") or [False] * len(c["requests_per_day"])
             out += [
-                f"| {r:,.0f} | {usd(o)} | {usd(a)} |"
-                for r, o, a in zip(c["requests_per_day"], c["own_daily_usd"], c["api_daily_usd"], strict=True)
+                f"| {r:,.0f} | {usd(o)} | {usd(a)} | {'**no**' if b else 'yes'} |"
+                for r, o, a, b in zip(c["requests_per_day"], c["own_daily_usd"], c["api_daily_usd"], flags, strict=True)
             ]
             out.append("")
     if est.capacity:
         out += [
             f"{h2} Capacity",
             "",
-            "| endpoint | instance | scaling | needed | min..max | max requests/day | GPU memory | model needs |",
+            "| endpoint | instance | scaling | needed | min..max | max requests/day | GPU memory | weights |",
             "| --- | --- | --- | ---: | --- | ---: | ---: | ---: |",
         ]
         for c in est.capacity:
             fits = {True: "fits", False: "**does not fit**", None: "unknown"}[c["model_fits"]]
             mem = f"{c['gpu_memory_gib']:g} GiB" if c["gpu_memory_gib"] is not None else "unknown"
-            need = f"{c['model_memory_gib']:g} GiB ({fits})" if c["model_memory_gib"] is not None else "unknown"
+            need = f"{c['weights_gib']:g} GiB at {c['precision']} ({fits})"
             needed = str(c["instances_needed"]) + ("" if c["serves_assumed_load"] else " (**over max**)")
             maxr = f"{c['max_requests_per_day']:,}" if c["max_requests_per_day"] is not None else "?"
             out.append(

@@ -10,12 +10,11 @@ import math
 from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from ownllm.capacity import CALIBRATED, LAMBDA_OVERHEAD_S, MODEL, Figure
+
 if TYPE_CHECKING:
     from ownllm.settings import Settings
 
-# The Lambda forwarder waits for the model; beyond generation it spends a little on the
-# SageMaker round trip, request validation and JSON (de)serialisation.
-LAMBDA_OVERHEAD_S = 0.2
 # Log ingestion per request. Lambda: START/END/REPORT platform lines (~350 B) plus one
 # structured application log line (~650 B). API Gateway access log: one JSON line with
 # request id, ip, method, path, status, latency and sizes (~450 B).
@@ -37,12 +36,15 @@ class Usage:
     generation_tokens_per_s: float
     instance_tokens_per_s: float
     instance_tokens_per_s_source: str
+    generation_tokens_per_s_source: str = "settings.generation_tokens_per_s"
     active_hours_per_week: float = 168.0
     active_window: str = "24 h a day, 7 days a week"
     lambda_overhead_s: float = LAMBDA_OVERHEAD_S
     lambda_log_bytes_per_request: int = LAMBDA_LOG_BYTES_PER_REQUEST
     access_log_bytes_per_request: int = ACCESS_LOG_BYTES_PER_REQUEST
     endpoint_log_bytes_per_request: int = ENDPOINT_LOG_BYTES_PER_REQUEST
+    # How the serving figures the stacks use were reached (autoscaling target, alarm, max_tokens).
+    serving_lines: tuple[str, ...] = ()
     # (weekday index 0=MON, hour) pairs in which requests arrive; None means every hour.
     active_slots: frozenset[tuple[int, int]] | None = None
 
@@ -92,33 +94,24 @@ class Usage:
         return [
             f"{self.requests_per_day:,.0f} requests/day, arriving {self.active_window}",
             f"{self.avg_input_tokens:,} input + {self.avg_output_tokens:,} output tokens per request (average)",
-            f"{self.generation_tokens_per_s:g} tokens/s per request, so a request takes "
-            f"{self.avg_output_tokens:,} / {self.generation_tokens_per_s:g} + {self.lambda_overhead_s:g} s overhead "
-            f"= {self.lambda_duration_s:.2f} s in the Lambda",
-            f"instance throughput {self.instance_tokens_per_s:g} output tokens/s ({self.instance_tokens_per_s_source})",
+            f"{self.generation_tokens_per_s:.4g} tokens/s per request ({_named(self.generation_tokens_per_s_source)}), so a "
+            f"request takes {self.avg_output_tokens:,} / {self.generation_tokens_per_s:.4g} + "
+            f"{self.lambda_overhead_s:g} s overhead = {self.lambda_duration_s:.2f} s in the Lambda",
+            f"instance throughput {self.instance_tokens_per_s:.4g} output tokens/s ({_named(self.instance_tokens_per_s_source)})",
             f"log ingestion {self.lambda_log_bytes_per_request:,} B/request (Lambda) + "
             f"{self.access_log_bytes_per_request:,} B/request (API access log) + "
             f"{self.endpoint_log_bytes_per_request:,} B/request (model container)",
             f"{self.request_bytes:,} B in and {self.response_bytes:,} B out per request "
             f"({BYTES_PER_TOKEN} B/token + {ENVELOPE_BYTES} B envelope)",
+            *self.serving_lines,
             "on-demand prices, no free tier, no savings plan",
         ]
 
 
 def usage_from_settings(settings: Settings) -> Usage:
     """The traffic to price for, from validated settings."""
-    gen = float(settings.generation_tokens_per_s)
-    if settings.instance_tokens_per_s:
-        tps = float(settings.instance_tokens_per_s)
-        source = "settings.instance_tokens_per_s"
-    else:
-        concurrency = settings.target_concurrency_per_instance
-        tps = gen * concurrency
-        source = (
-            f"default: {gen:g} tokens/s per request x {concurrency} concurrent requests "
-            "(target_concurrency_per_instance), assuming a continuous-batching engine keeps "
-            "per-request speed at that concurrency"
-        )
+    cap = settings.capacity
+    gen, tps = cap.request_tokens_per_s, cap.instance_tokens_per_s
     hours_per_week, window, slots = 168.0, "24 h a day, 7 days a week", None
     schedule = settings.schedule
     if schedule is not None:
@@ -135,10 +128,30 @@ def usage_from_settings(settings: Settings) -> Usage:
         requests_per_day=float(settings.requests_per_day),
         avg_input_tokens=int(settings.avg_input_tokens),
         avg_output_tokens=int(settings.avg_output_tokens),
-        generation_tokens_per_s=gen,
-        instance_tokens_per_s=tps,
-        instance_tokens_per_s_source=source,
+        generation_tokens_per_s=gen.value,
+        instance_tokens_per_s=tps.value,
+        instance_tokens_per_s_source=_source(tps, "settings.instance_tokens_per_s"),
+        generation_tokens_per_s_source=_source(gen, "settings.generation_tokens_per_s"),
         active_hours_per_week=hours_per_week,
         active_window=window,
         active_slots=slots,
+        serving_lines=(
+            f"autoscaling target {cap.target_concurrency.value:g} concurrent requests per instance "
+            f"({cap.target_concurrency.source}: {cap.target_concurrency.basis})",
+            f"latency alarms at {settings.latency_alarm_ms:,} ms "
+            f"({cap.latency_alarm_ms.source}: {cap.latency_alarm_ms.basis})",
+            f"max_tokens at most {settings.max_output_tokens:,} per request "
+            f"(the least of max_total_tokens - max_input_tokens and, from the {cap.max_output_tokens.source}, "
+            f"what finishes within the Lambda timeout: {cap.max_output_tokens.basis})",
+        ),
     )
+
+
+def _source(figure: Figure, setting: str) -> str:
+    """Where a speed came from: the calibrated setting's name, or the model and what it predicted."""
+    return setting if figure.source == CALIBRATED else f"{figure.source}: {figure.basis}"
+
+
+def _named(source: str) -> str:
+    """A source for a report line: "model: ..." as is, a setting's name as calibrated."""
+    return source if source.startswith(f"{MODEL}:") else f"{CALIBRATED}: {source} (ownllm bench --calibrate)"

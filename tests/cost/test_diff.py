@@ -89,6 +89,8 @@ def test_cost_estimate_reprints_an_existing_cdk_out(cdk_out, tmp_path, capsys):
             str(tmp_path / "none.json"),
             "-c",
             "avg_output_tokens=192",
+            "-c",
+            "generation_tokens_per_s=40",
             "--format",
             "json",
         ]

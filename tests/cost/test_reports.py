@@ -71,6 +71,22 @@ def test_the_mermaid_chart_has_one_label_and_two_values_per_volume(synthesized):
     assert '"1k"' in chart
 
 
+def test_the_chart_marks_volumes_beyond_what_max_instances_serves(synthesized):
+    """Autoscaling 1..2, 144,000 requests/day per instance: 432,000 (a third instance) is beyond;
+    two instances: 2 x $48.72 + 288,000 x $0.0000153290 + $0.11 of alarms = $101.96."""
+    _, est, _ = synthesized
+    chart = mermaid_chart(est)
+    labels = [s.strip().strip('"') for s in chart.split("x-axis")[1].split("[")[1].split("]")[0].split(",")]
+    assert [label for label in labels if label.endswith("*")] == [
+        label for label, b in zip(labels, est.chart["beyond_capacity"], strict=True) if b
+    ]
+    assert {"144k", "288k", "432k*"} <= set(labels)
+    # The third instance adds $48.72 + 144,000 x $0.0000153290 of per-request lines = $50.93;
+    # the API at 432,000 x (500 + 192) x $0.22 / 1M = $65.77.
+    rows = [line for line in markdown(est).splitlines() if line.startswith(("| 288,000 |", "| 432,000 |"))]
+    assert rows == ["| 288,000 | $101.96 | $43.85 | yes |", "| 432,000 | $152.89 | $65.77 | **no** |"]
+
+
 def test_unpriced_lines_show_in_every_report(cdk_out, settings):
     r = serving_resources()
     r["Mystery"] = {"Type": "AWS::Foo::Bar"}

@@ -51,7 +51,15 @@ def test_lambda_gets_the_endpoint_engine_and_limits_it_enforces(default):
     assert env["ENDPOINT_NAME"] == "ownllm-llm"
     assert env["ENGINE"] == "vllm"
     assert env["MODEL_NAME"] == "Qwen/Qwen2.5-7B-Instruct"
-    assert (env["MAX_REQUEST_BYTES"], env["MAX_INPUT_TOKENS"], env["MAX_TOTAL_TOKENS"]) == ("262144", "4096", "8192")
+    # MAX_TOTAL_TOKENS - MAX_INPUT_TOKENS is the forwarder's max_tokens cap: what finishes within the
+    # Lambda timeout at the modelled speed (Settings.max_output_tokens), below the engine's 8,192 - 4,096.
+    cap = default.settings.max_output_tokens
+    assert cap < 4096
+    assert (env["MAX_REQUEST_BYTES"], env["MAX_INPUT_TOKENS"], env["MAX_TOTAL_TOKENS"]) == (
+        "262144",
+        "4096",
+        str(4096 + cap),
+    )
     assert env["LOG_PROMPTS"] == "false"
 
 

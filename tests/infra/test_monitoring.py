@@ -2,6 +2,7 @@
 Budgets accepts, one dashboard."""
 
 import json
+import math
 
 from aws_cdk.assertions import Annotations, Match
 
@@ -37,6 +38,15 @@ def test_api_p95_latency_alarm_uses_the_configured_threshold(default):
     assert (a["ExtendedStatistic"], a["Threshold"]) == ("p95", 20000)
 
 
+def test_unset_latency_alarms_default_to_twice_the_predicted_request_time(synth_app):
+    """The model's per-request speed s for 250 output tokens: ceil(2 x 250 / s) s, in ms for the API
+    alarm and in microseconds for ModelLatency."""
+    s = synth_app((("latency_p95_ms", None),))
+    expected = math.ceil(2 * 250 / s.settings.capacity.request_tokens_per_s.value) * 1000
+    assert alarm(s.monitoring, "Latency", "AWS/ApiGateway")["Threshold"] == expected
+    assert alarm(s.monitoring, "ModelLatency", "AWS/SageMaker")["Threshold"] == expected * 1000
+
+
 def test_api_5xx_rate_lambda_errors_throttles_and_duration_are_alarmed(default):
     t = default.monitoring
     assert alarm(t, "5XXError", "AWS/ApiGateway")["Threshold"] == 0.05
@@ -68,9 +78,11 @@ def test_gpu_memory_is_not_alarmed_because_vllm_reserves_it_at_start(default):
 
 
 def test_queueing_is_alarmed_when_concurrency_stays_above_the_scaling_target(default, synth_app):
+    """Unset, the target is the performance model's (Qwen2.5-7B bf16 on one A10G: 15 concurrent
+    requests at the 20 tokens/s floor): 1.5 x 15 = 22.5 concurrent requests, for 3 x 5 minutes."""
     a = alarm(default.monitoring, "ConcurrentRequestsPerModel", "AWS/SageMaker")
-    # 1.5 x target_concurrency_per_instance 8 = 12 concurrent requests, for 3 x 5 minutes.
-    assert (a["Statistic"], a["Threshold"], a["EvaluationPeriods"], a["Period"]) == ("Average", 12, 3, 300)
+    assert default.settings.autoscaling_target == 15
+    assert (a["Statistic"], a["Threshold"], a["EvaluationPeriods"], a["Period"]) == ("Average", 22.5, 3, 300)
     assert (a["ComparisonOperator"], a["Dimensions"]) == ("GreaterThanThreshold", SM_DIMS)
     s = synth_app((("target_concurrency_per_instance", 4),))
     assert alarm(s.monitoring, "ConcurrentRequestsPerModel", "AWS/SageMaker")["Threshold"] == 6
@@ -269,8 +281,8 @@ def test_the_dashboard_shows_concurrency_against_the_scaling_target_and_the_queu
     sm_dims = ["EndpointName", "ownllm-llm", "VariantName", "AllTraffic"]
     assert metric_rows(w) == [["AWS/SageMaker", "ConcurrentRequestsPerModel", *sm_dims]]
     assert [(a["value"], a["label"]) for a in w["annotations"]["horizontal"]] == [
-        (8, "scaling target"),
-        (12, "queueing alarm"),
+        (15, "scaling target"),
+        (22.5, "queueing alarm"),
     ]
 
 

@@ -88,6 +88,7 @@ def test_a_multi_gpu_instance_shards_the_model_over_every_gpu_with_tgi(synth_app
         "MAX_TOTAL_TOKENS": "8192",
         "MAX_BATCH_PREFILL_TOKENS": "4096",
         "MAX_CONCURRENT_REQUESTS": "128",
+        "DTYPE": "bfloat16",
     }
     assert "huggingface-pytorch-tgi-inference" in json.dumps(s.serving.to_json()["Mappings"])
 
@@ -109,6 +110,7 @@ def test_lmi_runs_vllm_in_async_mode_not_the_legacy_rolling_batch(synth_app):
         "OPTION_TENSOR_PARALLEL_DEGREE": "4",
         "OPTION_MAX_MODEL_LEN": "8192",
         "OPTION_MAX_ROLLING_BATCH_SIZE": "64",
+        "OPTION_DTYPE": "bf16",
     }
 
 
@@ -175,7 +177,8 @@ def test_autoscaling_tracks_high_resolution_concurrency_between_min_and_max(defa
                     "PredefinedMetricSpecification": {
                         "PredefinedMetricType": "SageMakerVariantConcurrentRequestsPerModelHighResolution"
                     },
-                    "TargetValue": 8,
+                    # Settings.autoscaling_target: the performance model's, unset in cdk.json.
+                    "TargetValue": default.settings.autoscaling_target,
                 }
             ),
         },

@@ -1,6 +1,7 @@
 """Bad settings fail before any construct is built, one message per problem."""
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -31,11 +32,100 @@ def test_unknown_instance_type_names_the_key_and_suggests_close_ones():
     assert "did you mean ml.g5.2xlarge" in msg
 
 
-def test_a_model_too_big_for_the_gpu_lists_instance_types_that_fit():
+def test_a_model_too_big_for_the_gpu_names_the_precision_and_the_instance_types_that_fit():
+    """Llama 3.1 70B at bf16: 70.6e9 x 2 B = 131.5 GiB of weights (131.6 with one 750-token
+    sequence's KV cache); one A10G leaves the engine 18.8 GiB; no precision fits there (int4 is 35 GiB)."""
     [msg] = problems(model_id="meta-llama/Llama-3.1-70B-Instruct")
-    assert "70B model needs about 156 GiB" in msg
-    assert "24 GiB" in msg
-    assert "ml.p4d.24xlarge" in msg
+    head, here, there = msg.split("; ")[0], msg.split("; ")[-2], msg.split("; ")[-1]
+    assert head.startswith(
+        "precision: 'bf16' does not fit meta-llama/Llama-3.1-70B-Instruct on ml.g5.2xlarge: needs 131.6 GiB"
+    )
+    assert here == "no precision fits there"
+    assert there == (
+        "instance types that fit at bf16: ml.g5.48xlarge, ml.g6.48xlarge, ml.g6e.12xlarge, ml.g6e.24xlarge, "
+        "ml.p4d.24xlarge"
+    )
+
+
+def test_bf16_on_a_t4_is_refused_and_unset_precision_there_is_fp16():
+    t4 = {"instance_type": "ml.g4dn.xlarge", "model_id": "Qwen/Qwen2.5-1.5B-Instruct"}
+    assert problems(precision="bf16", **t4) == [
+        "precision: 'bf16' the T4 has no bf16; use precision fp16 (same size and speed)"
+    ]
+    s = Settings.from_context(t4)
+    assert (s.precision, s.resolved_precision, "precision" in s.derived_keys) == ("fp16", "fp16", True)
+    assert Settings.from_context({}).precision == "bf16"
+
+
+def test_an_unknown_precision_lists_the_accepted_ones():
+    assert problems(precision="fp9") == ["precision: 'fp9' is not supported; accepted: bf16, fp16, fp8, int8, int4"]
+
+
+def test_int4_needs_a_model_id_that_names_a_checkpoint_quantized_ahead_of_time():
+    [msg] = problems(precision="int4")
+    assert msg.startswith("precision: 'int4' serves a checkpoint quantized ahead of time")
+    assert Settings.from_context({"precision": "int4", "model_id": "Qwen/Qwen2.5-7B-Instruct-AWQ"}).precision == "int4"
+
+
+def test_an_unset_autoscaling_target_comes_from_the_performance_model_and_a_set_one_wins():
+    """Qwen2.5-7B bf16 on one A10G, 500 in / 250 out, batch at most 64: perf.saturation with the
+    20 tokens/s floor gives the target; latency_p95_ms, set, stays as set."""
+    from ownllm.perf import for_instance, resolve, saturation
+
+    s = Settings.from_context({"latency_p95_ms": 9000})
+    target, _ = saturation(
+        resolve("Qwen/Qwen2.5-7B-Instruct"),
+        for_instance("ml.g5.2xlarge"),
+        "bf16",
+        "vllm",
+        500,
+        250,
+        min_tokens_per_s=20,
+        max_batch=64,
+    )
+    assert (s.target_concurrency_per_instance, s.autoscaling_target) == (target, target)
+    assert (s.capacity.target_concurrency.source, s.latency_alarm_ms, s.capacity.latency_alarm_ms.source) == (
+        "model",
+        9000,
+        "setting",
+    )
+    assert s.derived_keys == {"precision", "target_concurrency_per_instance"}
+    mine = Settings.from_context({"target_concurrency_per_instance": 4})
+    assert (mine.autoscaling_target, mine.capacity.target_concurrency.source) == (4, "setting")
+
+
+def test_a_higher_speed_floor_lowers_the_autoscaling_target():
+    assert Settings.from_context({"min_tokens_per_s_per_request": 30}).autoscaling_target < (
+        Settings.from_context({}).autoscaling_target
+    )
+
+
+def test_an_unset_latency_alarm_is_twice_the_predicted_request_time_in_whole_seconds():
+    """250 output tokens at the model's per-request speed s tokens/s take 250 / s seconds; the alarm is
+    ceil(2 x 250 / s) x 1,000 ms, at most the 28 s Lambda timeout."""
+    s = Settings.from_context({})
+    speed = s.capacity.request_tokens_per_s.value
+    assert s.latency_alarm_ms == math.ceil(2 * 250 / speed) * 1000
+    slow = Settings.from_context({"generation_tokens_per_s": 5.0})  # calibrated: 250 / 5 = 50 s
+    assert (slow.latency_alarm_ms, slow.capacity.latency_alarm_ms.source) == (28_000, "calibrated")
+
+
+def test_max_tokens_is_what_finishes_within_the_lambda_timeout():
+    """Calibrated at 10 tokens/s: (28 s - 0.2 s overhead) x 10 = 278 tokens, below the engine's
+    8,192 - 4,096 = 4,096. The model: (27.8 s - TTFT) x decode speed + 1."""
+    assert Settings.from_context({"generation_tokens_per_s": 10.0}).max_output_tokens == 278
+    s = Settings.from_context({})
+    c = s.capacity
+    assert s.max_output_tokens == math.floor((27.8 - c.time_to_first_token_s) * c.decode_tokens_per_s) + 1
+    fast = Settings.from_context({"generation_tokens_per_s": 1000.0})
+    assert fast.max_output_tokens == 4096
+
+
+def test_recorded_settings_leave_derived_defaults_out_so_they_are_derived_again():
+    s = Settings.from_context({"requests_per_day": 5000})
+    recorded = s.to_dict()
+    assert [k for k in ("precision", "target_concurrency_per_instance", "latency_p95_ms") if k in recorded] == []
+    assert Settings.from_context(recorded).autoscaling_target == s.autoscaling_target
 
 
 def test_min_above_max_is_rejected():
@@ -269,3 +359,40 @@ def test_synth_records_the_settings_it_resolved_in_cdk_out(tmp_path):
         "Asia/Tokyo",
         "ml.g5.2xlarge",
     )
+
+
+@pytest.mark.parametrize(
+    "engine, precision, env",
+    [
+        ("vllm", "bf16", {"SM_VLLM_DTYPE": "bfloat16"}),
+        ("vllm", "fp8", {"SM_VLLM_QUANTIZATION": "fp8"}),
+        ("lmi", "fp16", {"OPTION_DTYPE": "fp16"}),
+        ("lmi", "fp8", {"OPTION_QUANTIZE": "fp8"}),
+        ("tgi", "bf16", {"DTYPE": "bfloat16"}),
+        ("tgi", "fp8", {"QUANTIZE": "fp8"}),
+    ],
+)
+def test_each_engine_is_told_the_precision_the_performance_model_assumed(engine, precision, env):
+    from ownllm.engines import PRECISION_ENV, container_environment
+
+    s = Settings.from_context({"engine": engine, "precision": precision})
+    container = container_environment(s)
+    told = {k: container[k] for k in {k for table in PRECISION_ENV[engine].values() for k in table} if k in container}
+    assert told == env
+
+
+def test_a_checkpoint_quantized_ahead_of_time_is_not_told_its_method_again():
+    from ownllm.engines import container_environment
+
+    s = Settings.from_context({"precision": "int4", "model_id": "Qwen/Qwen2.5-7B-Instruct-AWQ"})
+    env = container_environment(s)
+    assert [k for k in env if k in ("SM_VLLM_DTYPE", "SM_VLLM_QUANTIZATION")] == []
+
+
+def test_the_forwarder_caps_max_tokens_at_what_finishes_within_the_timeout():
+    """Calibrated at 10 tokens/s: (28 - 0.2) x 10 = 278 tokens; default_max_tokens 512 is lowered to it."""
+    from ownllm.forwarder import forwarder_environment
+
+    s = Settings.from_context({"generation_tokens_per_s": 10.0})
+    env = forwarder_environment(s, endpoint_name="e")
+    assert (env["MAX_INPUT_TOKENS"], env["MAX_TOTAL_TOKENS"], env["DEFAULT_MAX_TOKENS"]) == ("4096", "4374", "278")
