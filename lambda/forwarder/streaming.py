@@ -77,7 +77,9 @@ def _decode(line: bytes) -> str:
 
 
 def sse(event: dict) -> bytes:
-    return b"data: " + json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode() + b"\n\n"
+    # UTF-8 rather than \u escapes; a lone surrogate an engine escaped (\ud800) cannot be UTF-8: "?".
+    data = json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "replace")
+    return b"data: " + data + b"\n\n"
 
 
 def in_band_error(err: errors.ApiError, request_id: str | None) -> bytes:

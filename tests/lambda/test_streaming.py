@@ -316,3 +316,65 @@ def test_any_split_of_an_engine_stream_into_parts_gives_the_same_chunks(name, cu
     assert b"".join(parts) == wire
     normaliser = streaming.Normaliser(_request(kind, engine, stop=["END!"]), engine, "req-1", CREATED)
     assert _run(normaliser, parts) == whole
+
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False)
+    | st.text(st.characters(codec=None, categories=None), max_size=10),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    max_leaves=20,
+)
+event_like = st.fixed_dictionaries(
+    {},
+    optional={
+        "choices": st.lists(
+            st.fixed_dictionaries(
+                {},
+                optional={
+                    "index": json_values,
+                    "delta": json_values | st.fixed_dictionaries({}, optional={"content": json_values}),
+                    "text": json_values,
+                    "finish_reason": json_values,
+                },
+            ),
+            max_size=2,
+        )
+        | json_values,
+        "token": json_values | st.fixed_dictionaries({}, optional={"text": json_values, "special": json_values}),
+        "details": json_values,
+        "usage": json_values,
+        "error": json_values,
+        "generated_text": json_values,
+    },
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    events=st.lists(event_like | json_values, max_size=6),
+    engine=st.sampled_from(["vllm", "lmi", "tgi"]),
+    kind=st.sampled_from([validate.CHAT, validate.COMPLETION]),
+    junk=st.binary(max_size=20),
+)
+def test_any_engine_stream_is_normalised_or_fails_as_a_status_or_an_in_band_error(events, engine, kind, junk):
+    lines = [json.dumps(e) for e in events]
+    wire = ("".join(f"data: {line}\n\n" for line in lines) if engine != "lmi" else "\n".join(lines)).encode() + junk
+    normaliser = streaming.Normaliser(_request(kind, engine), engine, "req-1", CREATED)
+    try:
+        out = _run(normaliser, [wire])
+    except (errors.UpstreamFailure, errors.ApiError) as exc:
+        answer = errors.map_upstream(exc) if isinstance(exc, errors.UpstreamFailure) else exc
+        assert answer.status >= 400
+        return
+    out.decode("utf-8")  # always valid UTF-8
+    assert out.endswith(streaming.DONE)
+    if normaliser.error is None:
+        assert normaliser.finish in ("stop", "length", "tool_calls", "content_filter", "function_call")
+
+
+def test_a_lone_surrogate_the_engine_escaped_reaches_the_client_as_valid_utf8():
+    wire = _sse(*_vllm_chat({"content": "a\ud800b"}), "[DONE]")
+    assert _events(_run(_normaliser(), [wire]))[1]["choices"][0]["delta"] == {"content": "a?b"}
