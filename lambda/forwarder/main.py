@@ -48,7 +48,9 @@ STREAM_ROUTES = {
     "/v1/completions": validate.COMPLETION,
     "/completions": validate.COMPLETION,
 }
-# Lambda Web Adapter passes API Gateway's request context and Lambda's context as JSON headers.
+# Lambda Web Adapter passes API Gateway's request context and Lambda's context as JSON headers;
+# the latter has `request_id`, `deadline` (epoch milliseconds) and `invoked_function_arn`
+# (awslabs/aws-lambda-web-adapter at 2194417: src/lib.rs, examples/aspnet-webapi-zip/src/LambdaContext.cs).
 REQUEST_CONTEXT_HEADER = "x-amzn-request-context"
 LAMBDA_CONTEXT_HEADER = "x-amzn-lambda-context"
 

@@ -8,6 +8,7 @@ import importlib.util
 import json
 import sys
 import threading
+import time
 
 import pytest
 from lambda_testkit import FORWARDER, MODEL
@@ -30,7 +31,9 @@ def main_module(forwarder_app):
     return module
 
 
-def _call(main_module, method: str, path: str, body: dict | None = None, on_body=None) -> tuple[int, dict, list]:
+def _call(
+    main_module, method: str, path: str, body: dict | None = None, on_body=None, lambda_context: dict | None = None
+) -> tuple[int, dict, list]:
     """(status, headers, body messages) of one request through the ASGI app."""
     raw = json.dumps(body).encode() if body is not None else b""
     messages: list = []
@@ -59,6 +62,8 @@ def _call(main_module, method: str, path: str, body: dict | None = None, on_body
             (b"x-amzn-request-context", json.dumps({"requestId": "apigw-1", "stage": "prod"}).encode()),
         ],
     }
+    if lambda_context is not None:
+        scope["headers"].append((b"x-amzn-lambda-context", json.dumps(lambda_context).encode()))
     asyncio.run(main_module.app(scope, receive, send))
     start = messages[0]
     headers = {k.decode(): v.decode() for k, v in start["headers"]}
@@ -163,3 +168,19 @@ def test_a_bad_streaming_request_is_a_400_naming_the_field(main_module, make_for
 def test_the_readiness_path_answers_200(main_module):
     status, _, bodies = _call(main_module, "GET", "/health")
     assert (status, bodies[0]["body"]) == (200, b'{"status":"ok"}')
+
+
+def test_a_stream_ends_in_band_with_a_timeout_before_the_lambdas_deadline(main_module, make_forwarder, logs):
+    """1.5 s left and a 1 s margin: the stream stops about 0.5 s in, long before 100 tokens at 20/s."""
+    make_forwarder("vllm", tokens_per_s=20, fill_max_tokens=True)
+    deadline_ms = int((time.time() + 1.5) * 1000)
+    context = {"request_id": "lambda-1", "deadline": deadline_ms, "invoked_function_arn": "arn:aws:lambda:x"}
+    body = {**CHAT, "stream": True, "max_tokens": 100}
+    status, _, bodies = _call(main_module, "POST", "/v1/chat/completions", body, lambda_context=context)
+    events = _events(bodies)
+    assert status == 200
+    assert events[-2]["error"]["code"] == "timeout"
+    assert events[-1] == "[DONE]"
+    assert len(events) < 60
+    [line] = [entry for entry in logs() if entry.get("message") == "request failed"]
+    assert (line["status"], line["error_class"], line["lambda_request_id"]) == (200, "timeout", "lambda-1")
