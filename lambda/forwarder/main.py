@@ -155,6 +155,7 @@ async def _stream(kind: str, body: bytes, request_id: str, context: _Context, se
     try:
         await _pump(invocation.chunks, send)
     finally:
+        invocation.chunks.close()  # a client gone mid-stream: stop reading from SageMaker
         usage = normaliser.usage
         log.update(
             prompt_tokens=usage["prompt_tokens"],

@@ -26,10 +26,9 @@ InvokeEndpointWithResponseStream documentation).
 from __future__ import annotations
 
 import contextvars
-import itertools
 import platform
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Generator, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
@@ -213,7 +212,7 @@ def invoke(
 
 @dataclass(frozen=True)
 class StreamedInvocation:
-    chunks: Iterator[bytes]  # the client's SSE bytes; the first is already read
+    chunks: Generator[bytes, None, None]  # the client's SSE bytes (the first already read); close() to stop
     first_chunk_ms: float  # from the call to the first chunk, retries included
     attempts: int
 
@@ -263,17 +262,30 @@ def invoke_stream(
         raise failure_from_exception(exc, call.attempts) from None
     finally:
         _CURRENT.reset(token)
-    events = response["Body"]
-    chunks = sse_stream(_parts(events, call.attempts, stream_deadline), normaliser, request_id)
+    parts = _parts(response["Body"], call.attempts, stream_deadline)
+    chunks = sse_stream(parts, normaliser, request_id)
     try:
         first = next(chunks, b"")
     except (UpstreamFailure, ApiError):
-        events.close()
+        parts.close()
         raise
-    return StreamedInvocation(itertools.chain([first], chunks), (time.perf_counter() - started) * 1000, call.attempts)
+    return StreamedInvocation(_resumed(first, chunks, parts), (time.perf_counter() - started) * 1000, call.attempts)
 
 
-def _parts(events: EventStream[ResponseStreamTypeDef], attempts: int, until: float | None) -> Iterator[bytes]:
+def _resumed(
+    first: bytes, chunks: Iterator[bytes], parts: Generator[bytes, None, None]
+) -> Generator[bytes, None, None]:
+    """The first chunk again, then the rest; closing it (a client gone) closes SageMaker's stream."""
+    try:
+        yield first
+        yield from chunks
+    finally:
+        parts.close()
+
+
+def _parts(
+    events: EventStream[ResponseStreamTypeDef], attempts: int, until: float | None
+) -> Generator[bytes, None, None]:
     """The PayloadPart bytes; SageMaker's stream errors and timeouts as UpstreamFailure."""
     try:
         for event in events:
