@@ -10,7 +10,9 @@ import sys
 import threading
 import time
 
+import openai
 import pytest
+from asgi_server import AsgiServer
 from lambda_testkit import FORWARDER, MODEL
 
 
@@ -184,3 +186,32 @@ def test_a_stream_ends_in_band_with_a_timeout_before_the_lambdas_deadline(main_m
     assert len(events) < 60
     [line] = [entry for entry in logs() if entry.get("message") == "request failed"]
     assert (line["status"], line["error_class"], line["lambda_request_id"]) == (200, "timeout", "lambda-1")
+
+
+# -- over HTTP, read by the official openai client -----------------------------------------
+
+
+def test_the_openai_client_reads_each_chunk_while_the_engine_is_still_generating(main_module, make_forwarder):
+    backend = _Gated()
+    make_forwarder("vllm", backend=backend)
+    with AsgiServer(main_module.app) as server:
+        client = openai.OpenAI(base_url=f"{server.url}/v1", api_key="k", max_retries=0, timeout=30)
+        stream = client.chat.completions.create(model=MODEL, messages=CHAT["messages"], stream=True)
+        first = next(iter(stream))
+        backend.go_on.set()
+        rest = list(stream)
+    assert (first.choices[0].delta.role, first.choices[0].delta.content) == ("assistant", "")
+    assert [c.choices[0].delta.content for c in rest[:1]] == ["Hi"]
+    assert rest[-1].choices[0].finish_reason == "stop"
+    assert backend.waited_in_vain is False
+
+
+def test_the_openai_client_sees_a_refusal_before_the_stream_as_its_own_exception(main_module, make_forwarder):
+    harness = make_forwarder("vllm")
+    harness.server.set_fault("throttle")
+    with AsgiServer(main_module.app) as server:
+        client = openai.OpenAI(base_url=f"{server.url}/v1", api_key="k", max_retries=0, timeout=30)
+        with pytest.raises(openai.RateLimitError) as caught:
+            client.chat.completions.create(model=MODEL, messages=CHAT["messages"], stream=True)
+    assert caught.value.status_code == 429
+    assert caught.value.body["code"] == "rate_limit_exceeded"
