@@ -330,6 +330,10 @@ def engine_failure(event: dict, raw: str) -> errors.UpstreamFailure | None:
         status = _TGI_ERROR_STATUS.get(event.get("error_type") or "", event.get("code"))
     elif event.get("object") == "error":  # older vLLM: {"object": "error", "message", "code"}
         status = event.get("code")
+    elif isinstance(event.get("code"), int) and isinstance(event.get("message"), str):
+        # LMI's async failure: its Output object, {"code", "message", ...} (djl-serving
+        # engines/python/src/main/java/ai/djl/python/engine/AsyncRequestManager.java sendErrorResponse)
+        status = event["code"]
     else:
         return None
     if not isinstance(status, int) or isinstance(status, bool) or not 400 <= status < 600 or status == _ENGINE_FAILED:

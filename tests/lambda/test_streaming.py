@@ -378,3 +378,11 @@ def test_any_engine_stream_is_normalised_or_fails_as_a_status_or_an_in_band_erro
 def test_a_lone_surrogate_the_engine_escaped_reaches_the_client_as_valid_utf8():
     wire = _sse(*_vllm_chat({"content": "a\ud800b"}), "[DONE]")
     assert _events(_run(_normaliser(), [wire]))[1]["choices"][0]["delta"] == {"content": "a?b"}
+
+
+def test_lmis_async_failure_object_before_any_chunk_is_the_engines_failure():
+    wire = b'{"code": 500, "message": "Async Inference Failure engine dead", "properties": {}}'
+    with pytest.raises(errors.UpstreamFailure) as caught:
+        _run(_normaliser(engine="lmi"), [wire])
+    answer = errors.map_upstream(caught.value)
+    assert (answer.status, answer.code, caught.value.original_status) == (502, "upstream_error", 500)
