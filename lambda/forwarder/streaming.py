@@ -10,7 +10,7 @@ What each engine streams on /invocations for a body with `stream: true`:
   line, ending with `data: [DONE]`; a failure mid-stream is `data: {"error": {...}}`.
 - lmi (vLLM async mode): vLLM's chunks as JSON lines, one chunk object per line with no
   `data:`, a blank line at the end and no [DONE]; a failure is a line
-  `{"code": 424, "error": "..."}` (djl-serving at d21927c4:
+  `{"code": 424, "error": "..."}` or LMI's `{"code", "message"}` (djl-serving at d21927c4:
   engines/python/setup/djl_python/lmi_vllm/request_response_utils.py
   vllm_stream_output_formatter strips `data: ` and ends at [DONE];
   engines/python/setup/djl_python/async_utils.py create_stream_chunk_output adds the
