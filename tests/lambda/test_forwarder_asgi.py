@@ -215,3 +215,23 @@ def test_the_openai_client_sees_a_refusal_before_the_stream_as_its_own_exception
             client.chat.completions.create(model=MODEL, messages=CHAT["messages"], stream=True)
     assert caught.value.status_code == 429
     assert caught.value.body["code"] == "rate_limit_exceeded"
+
+
+@pytest.mark.parametrize(("left_s", "expected_s"), [(600.0, 599.0), (3600.0, 899.0)])
+def test_a_stream_may_outlast_api_gateways_29_s_up_to_the_lambdas_deadline_and_15_minutes(
+    main_module, make_forwarder, monkeypatch, left_s, expected_s
+):
+    """Time left minus the 1 s margin, capped by API Gateway's 15-minute stream (900 s)."""
+    make_forwarder("vllm")
+    seen: dict = {}
+    real = main_module.upstream.invoke_stream
+
+    def spy(*args, **kwargs):
+        seen["until_in_s"] = kwargs["stream_deadline"] - time.monotonic()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(main_module.upstream, "invoke_stream", spy)
+    context = {"request_id": "lambda-1", "deadline": int((time.time() + left_s) * 1000)}
+    status, _, _ = _call(main_module, "POST", "/v1/chat/completions", {**CHAT, "stream": True}, lambda_context=context)
+    assert status == 200
+    assert expected_s - 1 < seen["until_in_s"] <= expected_s
