@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import time
@@ -155,7 +156,15 @@ async def _stream(kind: str, body: bytes, request_id: str, context: _Context, se
     try:
         await _pump(invocation.chunks, send)
     finally:
-        invocation.chunks.close()  # a client gone mid-stream: stop reading from SageMaker
+        # A client gone mid-stream: stop reading from SageMaker. If the read is cancelled while its
+        # thread still runs, that thread finishes the read and the generator is left to be collected.
+        with contextlib.suppress(ValueError):  # "generator already executing"
+            invocation.chunks.close()
+        if cfg.log_prompts:  # opt-in: prompts may hold personal data
+            prompt = req.messages if req.messages is not None else req.prompt
+            forwarder.logger.info(
+                "prompt", extra={"request_id": request_id, "prompt": prompt, "completion": normaliser.text}
+            )
         usage = normaliser.usage
         log.update(
             prompt_tokens=usage["prompt_tokens"],

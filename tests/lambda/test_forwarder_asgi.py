@@ -235,3 +235,10 @@ def test_a_stream_may_outlast_api_gateways_29_s_up_to_the_lambdas_deadline_and_1
     status, _, _ = _call(main_module, "POST", "/v1/chat/completions", {**CHAT, "stream": True}, lambda_context=context)
     assert status == 200
     assert expected_s - 1 < seen["until_in_s"] <= expected_s
+
+
+def test_a_streamed_answer_is_logged_with_its_prompt_only_with_log_prompts(main_module, make_forwarder, logs):
+    make_forwarder("vllm", env={"LOG_PROMPTS": "true"})
+    _call(main_module, "POST", "/v1/chat/completions", {**CHAT, "stream": True, "max_tokens": 2})
+    [line] = [entry for entry in logs() if entry.get("message") == "prompt"]
+    assert (line["prompt"], line["completion"]) == (CHAT["messages"], f"[stand-in for {MODEL}] This")
