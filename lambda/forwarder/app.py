@@ -192,11 +192,16 @@ def _error_response(err: errors.ApiError) -> Response:
     _current.log.update(error_class=err.error_class, error_code=err.code)
     if err.log_detail:
         _current.log["error_detail"] = err.log_detail
+    record_error_metric(err)
+    return Response(err.status, JSON, err.body(_current.request_id), _headers(err.headers))
+
+
+def record_error_metric(err: errors.ApiError) -> None:
+    """One Errors data point with the error's class (also for main.py's streams)."""
     with single_metric(
         name=telemetry.ERRORS, unit=MetricUnit.Count, value=1, default_dimensions=metrics.default_dimensions
     ) as m:
         m.add_dimension(name=telemetry.ERROR_CLASS_DIMENSION, value=err.error_class)
-    return Response(err.status, JSON, err.body(_current.request_id), _headers(err.headers))
 
 
 @app.exception_handler(errors.ApiError)

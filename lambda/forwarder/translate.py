@@ -55,21 +55,29 @@ class Completion:
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
-def engine_body(req: Request, config: Config) -> bytes:
-    """The bytes InvokeEndpoint sends: to_engine's body, encoded."""
+def engine_body(req: Request, config: Config, *, stream: bool = False) -> bytes:
+    """The bytes InvokeEndpoint (or, with stream, InvokeEndpointWithResponseStream) sends."""
     try:
-        return _ENCODER.encode(to_engine(req, config)).encode("utf-8")
+        return _ENCODER.encode(to_engine(req, config, stream=stream)).encode("utf-8")
     except UnicodeEncodeError:  # JSON can escape a lone surrogate (\ud800); UTF-8 cannot carry one
         param = "messages" if req.kind == CHAT else "prompt"
         raise errors.invalid("The request contains text that is not valid Unicode (a lone surrogate).", param) from None
 
 
-def to_engine(req: Request, config: Config) -> dict:
+def to_engine(req: Request, config: Config, *, stream: bool = False) -> dict:
     if req.kind == CHAT:
-        return _openai_chat(req, config.engine)
-    if config.engine in ("vllm", "lmi"):
-        return _openai_completion(req, config.engine)
-    return _native_completion(req)
+        body = _openai_chat(req, config.engine)
+    elif config.engine in ("vllm", "lmi"):
+        body = _openai_completion(req, config.engine)
+    else:
+        body = _native_completion(req)
+    if stream:
+        body["stream"] = True  # TGI's native body takes it too (router/src/lib.rs CompatGenerateRequest)
+        if "inputs" not in body:
+            # Always ask OpenAI-shaped engines for counts (their last chunk): usage is then reported,
+            # whether or not the client asked to see it.
+            body["stream_options"] = {"include_usage": True}
+    return body
 
 
 def _openai_sampling(req: Request, engine: str) -> dict:
@@ -186,7 +194,7 @@ def _count(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
-def _finish(value: Any) -> str:
+def finish_reason(value: Any) -> str:
     """OpenAI's finish_reason for an engine's (TGI and LMI say eos_token, stop_sequence)."""
     return _FINISH.get(value, "stop") if isinstance(value, str) else "stop"
 
@@ -211,7 +219,7 @@ def _from_openai(req: Request, answer: dict) -> tuple[str, str, list | None, tup
         text = ""
     if not isinstance(text, str):
         raise errors.bad_upstream_answer(f"generated text is {type(text).__name__}")
-    finish = _finish(choice.get("finish_reason"))
+    finish = finish_reason(choice.get("finish_reason"))
     if tool_calls and finish == "stop":
         finish = "tool_calls"
     usage = answer.get("usage")
@@ -232,7 +240,7 @@ def _from_native(req: Request, answer: Any) -> tuple[str, str, None, tuple[int |
     raw_finish = details.get("finish_reason", details.get("finish reason"))  # LMI docs spell both
     if raw_finish == "error":  # LMI reports failures during generation inside a 200 answer
         raise errors.bad_upstream_answer("engine reported finish_reason=error")
-    finish = _finish(raw_finish)
+    finish = finish_reason(raw_finish)
     if raw_finish == "stop_sequence":  # OpenAI leaves the stop sequence out of the text
         for stop in req.sampling.get("stop", ()):
             if text.endswith(stop):

@@ -1,4 +1,5 @@
-"""The one call this function makes: InvokeEndpoint, bounded by the time API Gateway allows.
+"""The calls this function makes: InvokeEndpoint, bounded by the time API Gateway allows, and
+InvokeEndpointWithResponseStream for token streaming.
 
 The client is created once, at import, from botocore alone (boto3's resource layer is
 not needed for one low-level call and costs cold-start time). Its endpoint comes from the
@@ -12,6 +13,14 @@ are kept, but two hooks bound them by the caller's deadline:
 - a retry that could not finish in the time left is never started (checked before the
   backoff sleep and again before sending): the previous attempt's failure is what the
   client is told about.
+
+Streaming: the same hooks bound the attempts until SageMaker answers; `deadline` is then
+the time by which the first chunk must arrive, and each later read may wait at most the
+read timeout that attempt got (the gap between two parts). The first chunk is read before
+invoke_stream returns, so every failure until then is still an HTTP status; later ones
+end the stream in-band (streaming.sse_stream). IAM: the streaming call is authorised by
+`sagemaker:InvokeEndpoint` too (botocore's sagemaker-runtime service model,
+InvokeEndpointWithResponseStream documentation).
 """
 
 from __future__ import annotations
@@ -19,7 +28,7 @@ from __future__ import annotations
 import contextvars
 import platform
 import time
-from collections.abc import Mapping
+from collections.abc import Generator, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
@@ -31,16 +40,21 @@ from botocore.exceptions import (
     ConnectionClosedError,
     ConnectTimeoutError,
     EndpointConnectionError,
+    EventStreamError,
     ReadTimeoutError,
 )
 from botocore.httpsession import URLLib3Session
-from errors import UpstreamFailure
+from errors import ApiError, UpstreamFailure
+from streaming import Normaliser, sse_stream
 
 if TYPE_CHECKING:
     from botocore.awsrequest import AWSResponse
+    from botocore.eventstream import EventStream
     from mypy_boto3_sagemaker_runtime import SageMakerRuntimeClient
+    from mypy_boto3_sagemaker_runtime.type_defs import ResponseStreamTypeDef
 
 OPERATION = "sagemaker-runtime.InvokeEndpoint"
+STREAM_OPERATION = "sagemaker-runtime.InvokeEndpointWithResponseStream"
 # Below this, an attempt (connect, send, queue, generate a few tokens) is not worth starting.
 MIN_ATTEMPT_S = 2.0
 # Recent botocore (1.44.5 here) reads a per-request read timeout from the request context.
@@ -93,10 +107,11 @@ def create_client(connect_timeout_s: float, read_timeout_s: float, max_attempts:
             ),
         ),
     )
-    client.meta.events.register(f"before-send.{OPERATION}", _before_send)
-    client.meta.events.register(f"response-received.{OPERATION}", _response_received)
-    # First, so a retry that cannot finish is given up before botocore sleeps its backoff.
-    client.meta.events.register_first(f"needs-retry.{OPERATION}", _needs_retry)
+    for operation in (OPERATION, STREAM_OPERATION):
+        client.meta.events.register(f"before-send.{operation}", _before_send)
+        client.meta.events.register(f"response-received.{operation}", _response_received)
+        # First, so a retry that cannot finish is given up before botocore sleeps its backoff.
+        client.meta.events.register_first(f"needs-retry.{operation}", _needs_retry)
     return client
 
 
@@ -193,6 +208,102 @@ def invoke(
     finally:
         _CURRENT.reset(token)
     return Invocation(payload, (time.perf_counter() - started) * 1000, call.attempts)
+
+
+@dataclass(frozen=True)
+class StreamedInvocation:
+    chunks: Generator[bytes, None, None]  # the client's SSE bytes (the first already read); close() to stop
+    first_chunk_ms: float  # from the call to the first chunk, retries included
+    attempts: int
+
+
+def invoke_stream(
+    client: SageMakerRuntimeClient,
+    endpoint_name: str,
+    body: bytes,
+    normaliser: Normaliser,
+    request_id: str | None,
+    *,
+    deadline: float,
+    connect_timeout_s: float,
+    read_timeout_s: float,
+    inference_component: str | None = None,
+    stream_deadline: float | None = None,
+) -> StreamedInvocation:
+    """Stream the engine's answer as OpenAI chunks.
+
+    Raises UpstreamFailure or ApiError (a status can still be chosen) for anything that goes
+    wrong before the first chunk. After it, failures end the stream in-band, and so does
+    reaching stream_deadline (time.monotonic(): what the front door allows a stream).
+    """
+    call = _Call(deadline, connect_timeout_s, read_timeout_s)
+    token = _CURRENT.set(call)
+    started = time.perf_counter()
+    try:
+        if inference_component:
+            response = client.invoke_endpoint_with_response_stream(
+                EndpointName=endpoint_name,
+                InferenceComponentName=inference_component,
+                Body=body,
+                ContentType="application/json",
+            )
+        else:
+            response = client.invoke_endpoint_with_response_stream(
+                EndpointName=endpoint_name, Body=body, ContentType="application/json"
+            )
+    except _RetryBudgetSpent:
+        failure = call.last_failure or UpstreamFailure("read_timeout", message="no time left for another attempt")
+        failure.attempts = call.attempts
+        raise failure from None
+    except ClientError as exc:
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        raise _failure_from_parsed(exc.response, status, call.attempts) from None
+    except Exception as exc:  # noqa: BLE001 - botocore's connection and timeout errors, and anything else on the wire
+        raise failure_from_exception(exc, call.attempts) from None
+    finally:
+        _CURRENT.reset(token)
+    parts = _parts(response["Body"], call.attempts, stream_deadline)
+    chunks = sse_stream(parts, normaliser, request_id)
+    try:
+        first = next(chunks, b"")
+    except (UpstreamFailure, ApiError):
+        parts.close()
+        raise
+    return StreamedInvocation(_resumed(first, chunks, parts), (time.perf_counter() - started) * 1000, call.attempts)
+
+
+def _resumed(
+    first: bytes, chunks: Iterator[bytes], parts: Generator[bytes, None, None]
+) -> Generator[bytes, None, None]:
+    """The first chunk again, then the rest; closing it (a client gone) closes SageMaker's stream."""
+    try:
+        yield first
+        yield from chunks
+    finally:
+        parts.close()
+
+
+def _parts(
+    events: EventStream[ResponseStreamTypeDef], attempts: int, until: float | None
+) -> Generator[bytes, None, None]:
+    """The PayloadPart bytes; SageMaker's stream errors and timeouts as UpstreamFailure."""
+    try:
+        for event in events:
+            part = event.get("PayloadPart")
+            if part is not None:
+                yield part["Bytes"]
+            if until is not None and time.monotonic() > until:
+                raise UpstreamFailure(
+                    "read_timeout", message="the stream outlived the time the API allows", attempts=attempts
+                )
+    except EventStreamError as exc:  # ModelStreamError, InternalStreamFailure
+        raise _failure_from_parsed(exc.response, None, attempts) from None
+    except UpstreamFailure:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a read timeout or dropped connection mid-stream
+        raise failure_from_exception(exc, attempts) from None
+    finally:
+        events.close()  # a stream cut short (deadline, client gone) releases its connection
 
 
 def _failure_from_parsed(parsed: Mapping[str, Any], status: int | None, attempts: int) -> UpstreamFailure:

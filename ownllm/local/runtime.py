@@ -1,4 +1,5 @@
-"""A local SageMaker runtime: `POST /endpoints/{name}/invocations` over plain HTTP.
+"""A local SageMaker runtime: `POST /endpoints/{name}/invocations` (InvokeEndpoint) and
+`/invocations-response-stream` (InvokeEndpointWithResponseStream) over plain HTTP.
 
 Point boto3 at it with AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME=server.url and unchanged code
 calls `invoke_endpoint` against a backend of your choice (StandIn, or a proxy to a real
@@ -12,6 +13,12 @@ engine). It answers the way SageMaker runtime does, so botocore raises the same 
     with RuntimeServer(backend=StandIn(engine="tgi")) as server:
         os.environ["AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME"] = server.url
         server.set_fault("throttle", times=1)   # the next call is throttled, then normal
+
+The streaming route answers 200 with AWS's event-stream encoding (ownllm.local.eventstream):
+one PayloadPart per piece the backend yields, sent as it is yielded (a backend with a
+`stream` method, like StandIn, streams; any other sends its whole answer as one part), and
+the backend's content type in X-Amzn-SageMaker-Content-Type. Errors before the stream are
+the same as InvokeEndpoint's; the `stream_error` fault ends a stream with ModelStreamError.
 """
 
 from __future__ import annotations
@@ -22,17 +29,32 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 from urllib.parse import unquote
 
+from ownllm.local import eventstream
 from ownllm.local.standin import StandIn
 
 __all__ = ["FAULTS", "RecordedRequest", "RuntimeServer", "StandIn"]
 
 Backend = Callable[[str, bytes, dict], "tuple[int, dict, bytes]"]
+
+
+@runtime_checkable
+class StreamingBackend(Protocol):
+    """A backend that can also answer piece by piece (StandIn)."""
+
+    def __call__(self, endpoint_name: str, body: bytes, headers: dict) -> tuple[int, dict, bytes]: ...
+
+    def stream(self, endpoint_name: str, body: bytes, headers: dict) -> tuple[int, dict, Iterator[bytes]]: ...
+
+
+# The ModelStreamError codes SageMaker documents (botocore's sagemaker-runtime service model).
+STREAM_BROKEN = "StreamBroken"
+INVOCATION_TIME_EXCEEDED = "ModelInvocationTimeExceeded"
 
 # name -> what it does (params with defaults in brackets)
 FAULTS = {
@@ -48,6 +70,8 @@ FAULTS = {
     "garbage": "HTTP 200 with a body that is not JSON (an engine answering nonsense)",
     "no_capacity": "an inference component scaled to zero: ValidationError, HTTP 400 'no capacity', until "
     "wake_s [300] seconds after the first such answer, then normal (the wake that answer triggers)",
+    "stream_error": "streams only: ModelStreamError with error_code [StreamBroken] after after_parts [1] "
+    "payload parts (the container's connection broke mid-answer)",
 }
 # SageMaker runtime's answer while an inference component has zero copies (SageMaker developer
 # guide, endpoint-auto-scaling-zero-instances).
@@ -66,6 +90,16 @@ class RecordedRequest:
 
     def json(self) -> Any:
         return json.loads(self.body)
+
+
+@dataclass(frozen=True)
+class _Stream:
+    """A streaming answer: the backend's content type and its pieces, and where to break it."""
+
+    content_type: str
+    pieces: Iterator[bytes]
+    break_after: int | None = None  # parts sent before a ModelStreamError, if injected
+    error_code: str = STREAM_BROKEN
 
 
 @dataclass
@@ -182,8 +216,10 @@ class RuntimeServer:
 
     # -- one invocation ----------------------------------------------------------------------
 
-    def _invoke(self, endpoint: str, body: bytes, headers: dict) -> tuple[int, dict, bytes] | None:
-        """(status, headers, body) to send, or None to drop the connection."""
+    def _invoke(
+        self, endpoint: str, body: bytes, headers: dict, stream: bool = False
+    ) -> tuple[int, dict, bytes] | _Stream | None:
+        """(status, headers, body) to send, a stream to send, or None to drop the connection."""
         self.requests.append(RecordedRequest(endpoint, body, headers))
         if self.endpoint_names is not None and endpoint not in self.endpoint_names:
             return self._not_found(endpoint)
@@ -223,12 +259,31 @@ class RuntimeServer:
                 return 200, {"Content-Type": "application/json"}, b"<html>502 Bad Gateway</html>"
             elif name == "no_capacity":
                 return _aws_error(400, "ValidationError", NO_CAPACITY_MESSAGE)
+        if stream:
+            return self._stream(endpoint, body, headers, fault)
         status, out_headers, out_body = self.backend(endpoint, body, headers)
         if not 200 <= status < 300:
             return self._model_error(endpoint, status, out_body.decode("utf-8", "replace"))
         out_headers = {"Content-Type": "application/json", **(out_headers or {})}
         out_headers["x-Amzn-Invoked-Production-Variant"] = "AllTraffic"
         return status, out_headers, out_body
+
+    def _stream(
+        self, endpoint: str, body: bytes, headers: dict, fault: _Fault | None
+    ) -> tuple[int, dict, bytes] | _Stream:
+        backend = self.backend
+        if isinstance(backend, StreamingBackend):
+            status, out_headers, pieces = backend.stream(endpoint, body, headers)
+        else:
+            status, out_headers, whole = backend(endpoint, body, headers)
+            pieces = iter([whole])
+        if not 200 <= status < 300:  # refused before streaming: SageMaker answers ModelError
+            return self._model_error(endpoint, status, b"".join(pieces).decode("utf-8", "replace"))
+        content_type = {k.lower(): v for k, v in (out_headers or {}).items()}.get("content-type", "application/json")
+        if fault is not None and fault.name == "stream_error":
+            error_code = str(fault.params.get("error_code", STREAM_BROKEN))
+            return _Stream(content_type, pieces, int(fault.params.get("after_parts", 1)), error_code)
+        return _Stream(content_type, pieces)
 
     def _endpoint_arn(self, endpoint: str) -> str:
         return f"arn:aws:sagemaker:{self.region}:{self.account_id}:endpoint/{endpoint.lower()}"
@@ -274,16 +329,21 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         parts = self.path.split("?", 1)[0].strip("/").split("/")
-        if len(parts) != 3 or parts[0] != "endpoints" or parts[2] != "invocations":
+        operations = ("invocations", "invocations-response-stream")
+        if len(parts) != 3 or parts[0] != "endpoints" or parts[2] not in operations:
             self._send(*_aws_error(404, "UnknownOperationException", f"No operation at {self.path}"))
             return
         endpoint = unquote(parts[1])
+        stream = parts[2] == "invocations-response-stream"
         try:
-            result = self.runtime._invoke(endpoint, body, {k.lower(): v for k, v in self.headers.items()})
+            result = self.runtime._invoke(endpoint, body, {k.lower(): v for k, v in self.headers.items()}, stream)
         except Exception as exc:  # noqa: BLE001 - a broken backend is an internal failure, not a hung client
             result = _aws_error(500, "InternalFailure", f"backend raised {type(exc).__name__}: {exc}")
         if result is None:
             self.close_connection = True
+            return
+        if isinstance(result, _Stream):
+            self._send_stream(result)
             return
         self._send(*result)
 
@@ -302,6 +362,37 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
         except (BrokenPipeError, ConnectionResetError):  # the client gave up (read timeout)
             self.close_connection = True
+
+    def _send_stream(self, stream: _Stream) -> None:
+        """200, then each piece as a PayloadPart in its own HTTP chunk, written as it comes."""
+        try:
+            self.send_response(200)
+            self.send_header("Content-Type", eventstream.CONTENT_TYPE)
+            self.send_header("X-Amzn-SageMaker-Content-Type", stream.content_type)
+            self.send_header("x-Amzn-Invoked-Production-Variant", "AllTraffic")
+            self.send_header("x-amzn-RequestId", str(uuid.uuid4()))
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            sent = 0
+            try:
+                for piece in stream.pieces:
+                    if stream.break_after is not None and sent >= stream.break_after:
+                        break
+                    if piece:
+                        self._chunk(eventstream.payload_part(piece))
+                        sent += 1
+            except Exception as exc:  # noqa: BLE001 - a backend failing mid-answer is a broken stream
+                self._chunk(eventstream.stream_error("ModelStreamError", f"backend raised {exc}", STREAM_BROKEN))
+            else:
+                if stream.break_after is not None:
+                    message = "Model stream broken (injected)."
+                    self._chunk(eventstream.stream_error("ModelStreamError", message, stream.error_code))
+            self.wfile.write(b"0\r\n\r\n")
+        except (BrokenPipeError, ConnectionResetError):  # the client went away mid-stream
+            self.close_connection = True
+
+    def _chunk(self, data: bytes) -> None:
+        self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet: tests and benches read stdout
         pass

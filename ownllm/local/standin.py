@@ -16,13 +16,23 @@ faithfully is the contract, as the engines document it:
   answers an OpenAI chat completion, adapter in `model` (any value but "tgi").
 
 Token counts are whitespace words, which is all a stand-in needs to be consistent.
+
+With `stream: true` (StandIn.stream, which the local runtime's
+invocations-response-stream route calls) it sends each engine's streaming wire shape, one
+piece at a time as it is "generated" (see lambda/forwarder/streaming.py for the sources):
+vllm SSE chunks ending `data: [DONE]`; lmi the same chunks as JSON lines, a blank line and
+no [DONE]; tgi SSE chat chunks and [DONE] for `messages`, and for `{inputs}` one token event
+each, the last with `details`, an end-of-sequence special token when it stopped by itself,
+and the stop sequence left in the text, as TGI does.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import time
 import zlib
+from collections.abc import Iterator
 from typing import Any
 
 ENGINES = ("vllm", "lmi", "tgi")
@@ -64,6 +74,10 @@ _ANSWER = [
 # defaults; vLLM generates up to the context length, here: the whole stand-in answer).
 _DEFAULT_MAX_NEW_TOKENS = {"vllm": None, "lmi": 30, "tgi": 100}
 _TGI_VERSION = "3.3.6-stand-in"
+_TOKEN = re.compile(r"\s*(?:\[[^\]]*\]|\S+)|\s+$")
+# Content types of each engine's stream: SSE, and LMI's JSON lines (djl-serving
+# engines/python/setup/djl_python/async_utils.py create_stream_chunk_output).
+_STREAM_TYPES = {"vllm": "text/event-stream; charset=utf-8", "lmi": "application/jsonlines", "tgi": "text/event-stream"}
 
 
 class _Reject(Exception):
@@ -89,7 +103,9 @@ class StandIn:
 
     latency_s is added to every answer (queueing, prefill); tokens_per_s paces the
     generated tokens (0 answers at once). max_total_tokens, when set, makes the stand-in
-    refuse prompt + max new tokens above it, the way the engines do.
+    refuse prompt + max new tokens above it, the way the engines do. fill_max_tokens makes
+    it generate exactly the max tokens asked for (repeating its text), as a model that never
+    stops by itself would: long answers for streaming and timeout tests.
     """
 
     def __init__(
@@ -100,6 +116,7 @@ class StandIn:
         tokens_per_s: float = 0.0,
         adapters: tuple[str, ...] | list[str] = (),
         max_total_tokens: int | None = None,
+        fill_max_tokens: bool = False,
     ):
         if engine not in ENGINES:
             raise ValueError(f"engine must be one of {ENGINES}, not {engine!r}")
@@ -109,6 +126,7 @@ class StandIn:
         self.tokens_per_s = tokens_per_s
         self.adapters = tuple(adapters)
         self.max_total_tokens = max_total_tokens
+        self.fill_max_tokens = fill_max_tokens
 
     def __call__(self, endpoint_name: str, body: bytes, headers: dict) -> tuple[int, dict, bytes]:
         try:
@@ -117,6 +135,9 @@ class StandIn:
             return self._error(_Reject(400, f"JSON decode error: {exc}"))
         if not isinstance(payload, dict):
             return self._error(_Reject(400, "request body must be a JSON object"))
+        if payload.get("stream") is True:  # InvokeEndpoint of a streaming body: the whole stream at once
+            status, out_headers, pieces = self.stream(endpoint_name, body, headers)
+            return status, out_headers, b"".join(pieces)
         try:
             answer, generated = self._answer(payload)
         except _Reject as exc:
@@ -167,6 +188,8 @@ class StandIn:
                 f"the request asked for {prompt_tokens} prompt + {max_new or 0} new tokens.",
             )
         tokens = [f"[stand-in for {model}]"] + _ANSWER
+        if self.fill_max_tokens and max_new is not None:
+            tokens = [tokens[i % len(tokens)] for i in range(max_new)]
         n = len(tokens) if max_new is None else min(max_new, len(tokens))
         text = " ".join(tokens[:n])
         stops = [stop] if isinstance(stop, str) else [s for s in stop or [] if isinstance(s, str)]
@@ -175,7 +198,7 @@ class StandIn:
             if at >= 0:
                 text = text[:at]
                 return text, max(_words(text), 1), False, True
-        return text, n, n < len(tokens), False
+        return text, n, n < len(tokens) or (self.fill_max_tokens and max_new is not None), False
 
     # -- OpenAI shapes (vLLM, LMI and TGI all answer `messages` this way) -------------------
 
@@ -284,6 +307,116 @@ class StandIn:
             return str(adapter)
         raise _Reject(400, f"Adapter {adapter!r} is not registered")
 
+    # -- streaming ---------------------------------------------------------------------------
+
+    def stream(self, endpoint_name: str, body: bytes, headers: dict) -> tuple[int, dict, Iterator[bytes]]:
+        """(status, headers, pieces): the engine's streaming answer, each piece sent as it is generated.
+
+        A refusal (bad body, unknown adapter, context too long) is a non-2xx with the engine's
+        error body, before anything streams, as the engines refuse before generating.
+        """
+        try:
+            payload = json.loads(body)
+            if not isinstance(payload, dict):
+                raise _Reject(400, "request body must be a JSON object")
+            if self.engine == "lmi" and "inputs" in payload:
+                raise _Reject(400, "the stand-in streams LMI's OpenAI bodies only (messages, prompt)")
+            answer, _ = self._answer({k: v for k, v in payload.items() if k not in ("stream", "stream_options")})
+        except (ValueError, UnicodeDecodeError) as exc:
+            status, out_headers, error = self._error(_Reject(400, f"JSON decode error: {exc}"))
+            return status, out_headers, iter([error])
+        except _Reject as exc:
+            status, out_headers, error = self._error(exc)
+            return status, out_headers, iter([error])
+        options = payload.get("stream_options")
+        include_usage = isinstance(options, dict) and options.get("include_usage") is True
+        events, generated = self._stream_events(payload, answer, include_usage)
+        return 200, {"Content-Type": _STREAM_TYPES[self.engine]}, self._paced(events, generated)
+
+    def _paced(self, events: list[tuple[bool, bytes]], generated: int) -> Iterator[bytes]:
+        """Each (is_token, wire bytes), after the latency and, for tokens, the time to generate one."""
+        if self.latency_s > 0:
+            time.sleep(self.latency_s)
+        tokens = sum(1 for is_token, _ in events if is_token)
+        per_token = 0.0
+        if self.tokens_per_s > 0 and tokens:
+            per_token = generated / self.tokens_per_s / tokens
+        for is_token, wire in events:
+            if is_token and per_token > 0:
+                time.sleep(per_token)
+            yield wire
+
+    def _stream_events(self, payload: dict, answer: Any, include_usage: bool) -> tuple[list[tuple[bool, bytes]], int]:
+        """(is_token, wire bytes) for each event, and the tokens generated."""
+        if isinstance(answer, list) or "generated_text" in answer:  # TGI native
+            return self._tgi_native_events(payload, answer[0] if isinstance(answer, list) else answer)
+        chat = answer["object"] == "chat.completion"
+        choice = answer["choices"][0]
+        text = choice["message"]["content"] if chat else choice["text"]
+        usage = answer["usage"]
+        base: dict[str, Any] = {
+            "id": answer["id"],
+            "object": "chat.completion.chunk" if chat else "text_completion",
+            "created": answer["created"],
+            "model": answer.get("model", self.model_name),
+        }
+        if self.engine == "tgi":
+            base["system_fingerprint"] = _TGI_VERSION
+            base["usage"] = None
+        pieces = _pieces(text) or [""]  # the finish reason comes with the last piece, even an empty one
+        chunks: list[tuple[bool, dict]] = []
+        if chat and self.engine != "tgi":  # vLLM opens with the role; TGI repeats it in every delta
+            first = {"index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": None, "finish_reason": None}
+            chunks.append((False, {**base, "choices": [first]}))
+        for i, piece in enumerate(pieces):
+            last = i == len(pieces) - 1
+            finish = choice["finish_reason"] if last else None
+            part: dict[str, Any] = {"index": 0}
+            if chat:
+                part["delta"] = {"role": "assistant", "content": piece} if self.engine == "tgi" else {"content": piece}
+            else:
+                part["text"] = piece
+            part.update(logprobs=None, finish_reason=finish)
+            chunks.append((True, {**base, "choices": [part]}))
+        if include_usage:
+            chunks.append((False, {**base, "choices": [], "usage": usage}))
+        if self.engine == "lmi":
+            events = [(t, json.dumps(c).encode() + b"\n") for t, c in chunks] + [(False, b"\n")]
+        else:
+            events = [(t, b"data: " + json.dumps(c).encode() + b"\n\n") for t, c in chunks]
+            events.append((False, b"data: [DONE]\n\n"))
+        return events, usage["completion_tokens"]
+
+    def _tgi_native_events(self, payload: dict, answer: dict) -> tuple[list[tuple[bool, bytes]], int]:
+        details = answer.get("details") or {}
+        params = payload.get("parameters") or {}
+        finish = details.get("finish_reason", "length")
+        text = answer["generated_text"]
+        if finish == "stop_sequence":  # TGI keeps the stop sequence in what it generated
+            stops = params.get("stop") or []
+            text += next((s for s in stops if isinstance(s, str) and s), "")
+        generated = details.get("generated_tokens", _words(text))
+        pieces = _pieces(text) or [""]
+        if finish == "eos_token":
+            pieces.append("</s>")
+        stream_details = {
+            "finish_reason": finish,
+            "generated_tokens": generated,
+            "seed": params.get("seed"),
+            "input_length": _words(payload.get("inputs") or ""),
+        }
+        events: list[tuple[bool, bytes]] = []
+        for i, piece in enumerate(pieces):
+            last = i == len(pieces) - 1
+            event = {
+                "index": i + 1,
+                "token": {"id": 1000 + i, "text": piece, "logprob": -0.5, "special": piece == "</s>"},
+                "generated_text": text if last else None,
+                "details": stream_details if last and params.get("details") else None,
+            }
+            events.append((True, b"data: " + json.dumps(event).encode() + b"\n\n"))
+        return events, generated
+
     # -- plumbing ----------------------------------------------------------------------------
 
     def _id(self, prefix: str, p: dict) -> str:
@@ -303,6 +436,12 @@ class StandIn:
         else:
             body = {"error": exc.message, "code": exc.status}
         return exc.status, dict(_JSON), json.dumps(body).encode()
+
+
+def _pieces(text: str) -> list[str]:
+    """The text as the tokens it streams in: the bracketed model marker and each word, with the
+    whitespace before it (so the pieces join back into the text)."""
+    return _TOKEN.findall(text)
 
 
 def _usage(prompt_tokens: int, completion_tokens: int) -> dict:
