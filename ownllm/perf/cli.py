@@ -241,7 +241,17 @@ def _render_plan(model: str, traffic: Any, options: list[Any], api: Any) -> None
         f"{traffic.input_tokens} in / {traffic.output_tokens} out, >= {traffic.min_tokens_per_s:g} tokens/s each"
     )
     table = Table(title=title)
-    for col in ("instance", "GPUs", "count", "$/day", "$/1M out", "out tok/s per instance", "headroom", "note"):
+    for col in (
+        "instance",
+        "GPUs",
+        "count",
+        "$/day",
+        "$/day at 0",
+        "$/1M out",
+        "out tok/s per instance",
+        "headroom",
+        "note",
+    ):
         table.add_column(col, justify="left" if col in ("instance", "note") else "right")
     for o in options:
         if o.fits:
@@ -250,19 +260,21 @@ def _render_plan(model: str, traffic: Any, options: list[Any], api: Any) -> None
                 f"{o.gpu_count} x {o.gpu}",
                 str(o.instances),
                 f"{o.daily_usd:,.2f}",
+                f"{o.scale_to_zero_daily_usd:,.2f}",
                 f"{o.usd_per_1m_output_tokens:,.2f}",
                 f"{o.instance_output_tokens_per_s:,.0f}",
                 f"{o.headroom:.0%}",
                 o.note,
             )
         else:
-            table.add_row(o.instance_type, f"{o.gpu_count} x {o.gpu}", "-", "-", "-", "-", "-", o.note)
+            table.add_row(o.instance_type, f"{o.gpu_count} x {o.gpu}", "-", "-", "-", "-", "-", "-", o.note)
     if api is not None:
         table.add_row(
             api.label,
             "per token",
             "-",
             f"{api.daily_usd:,.2f}",
+            "-",
             f"{api.usd_per_1m_output_tokens:,.2f}",
             "-",
             "-",
@@ -270,4 +282,8 @@ def _render_plan(model: str, traffic: Any, options: list[Any], api: Any) -> None
         )
     console = Console(width=max(Console().width, 130))
     console.print(table)
-    console.print("Instances billed 24 h a day; throughput predicted by the calibrated model (docs/performance.md).")
+    console.print(
+        "Instances billed 24 h a day; '$/day at 0' is the same fleet with min_instances 0 (scale to zero: idle "
+        "tails and wakes priced, ownllm/scale_to_zero.py); throughput predicted by the calibrated model "
+        "(docs/performance.md)."
+    )

@@ -27,6 +27,7 @@ from ownllm.perf.predict import (
     saturation,
     shard_problem,
 )
+from ownllm.scale_to_zero import expected_usage
 
 HOURS_PER_DAY = 24
 
@@ -63,6 +64,10 @@ class Option:
     headroom: float  # spare share of capacity at peak (0.25 = 25% more traffic fits)
     price_source: str
     note: str = ""
+    # The same instances with min_instances 0 (scale to zero): expected $/day for traffic spread
+    # over the active hours, idle tails and wakes included (ownllm/scale_to_zero.py).
+    scale_to_zero_daily_usd: float = 0.0
+    scale_to_zero_cold_starts_per_day: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -102,6 +107,16 @@ def _option(
     def build(fits: bool, instances: int, sat_c: int, sat_tps: float, note: str = "") -> Option:
         need = traffic.peak_output_tokens_per_s
         daily = instances * price * HOURS_PER_DAY
+        to_zero = (
+            expected_usage(
+                requests_per_day=traffic.requests_per_day,
+                active_hours_per_day=traffic.active_hours,
+                instances_when_busy=instances,
+                max_instances=instances,
+            )
+            if fits
+            else None
+        )
         per_m = daily / (traffic.output_tokens_per_day / 1e6) if traffic.output_tokens_per_day and fits else 0.0
         headroom = (instances * sat_tps / need - 1 if need else math.inf) if fits else 0.0
         return Option(
@@ -118,6 +133,8 @@ def _option(
             headroom=headroom,
             price_source=source,
             note=note,
+            scale_to_zero_daily_usd=to_zero.instance_hours_per_day * price if to_zero else 0.0,
+            scale_to_zero_cold_starts_per_day=to_zero.cold_starts_per_day if to_zero else 0.0,
         )
 
     mapped = ""

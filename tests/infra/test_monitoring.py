@@ -33,15 +33,15 @@ def widgets(t) -> dict[str, dict]:
     return {w["properties"]["title"]: w["properties"] for w in dashboard(t)["widgets"]}
 
 
-def test_api_p95_latency_alarm_uses_the_configured_threshold(default):
-    a = alarm(default.monitoring, "Latency", "AWS/ApiGateway")
+def test_api_p95_latency_alarm_uses_the_configured_threshold(synth_app):
+    a = alarm(synth_app((("latency_p95_ms", 20000),)).monitoring, "Latency", "AWS/ApiGateway")
     assert (a["ExtendedStatistic"], a["Threshold"]) == ("p95", 20000)
 
 
 def test_unset_latency_alarms_default_to_twice_the_predicted_request_time(synth_app):
     """The model's per-request speed s for 250 output tokens: ceil(2 x 250 / s) s, in ms for the API
     alarm and in microseconds for ModelLatency."""
-    s = synth_app((("latency_p95_ms", None),))
+    s = synth_app()
     expected = math.ceil(2 * 250 / s.settings.capacity.request_tokens_per_s.value) * 1000
     assert alarm(s.monitoring, "Latency", "AWS/ApiGateway")["Threshold"] == expected
     assert alarm(s.monitoring, "ModelLatency", "AWS/SageMaker")["Threshold"] == expected * 1000
@@ -56,9 +56,9 @@ def test_api_5xx_rate_lambda_errors_throttles_and_duration_are_alarmed(default):
     assert duration["ExtendedStatistic"] == "p99" and duration["Threshold"] == 0.9 * 28_000
 
 
-def test_model_latency_is_alarmed_on_its_average_in_microseconds(default):
+def test_model_latency_is_alarmed_on_its_average_in_microseconds(synth_app):
     """ModelLatency offers Average/Sum/Min/Max/SampleCount only: a percentile alarm never gets data."""
-    a = alarm(default.monitoring, "ModelLatency", "AWS/SageMaker")
+    a = alarm(synth_app((("latency_p95_ms", 20000),)).monitoring, "ModelLatency", "AWS/SageMaker")
     assert (a["Statistic"], a["Threshold"], a["EvaluationPeriods"]) == ("Average", 20_000 * 1000, 3)
     assert "ExtendedStatistic" not in a
     assert a["Dimensions"] == SM_DIMS
@@ -254,8 +254,9 @@ def test_the_dashboard_plots_api_requests_latency_percentiles_and_errors(default
         [*api, "Latency", *dims, {"stat": p}] for p in ("p50", "p90", "p95", "p99")
     ]
     assert w["API latency (ms)"]["annotations"]["horizontal"] == [
-        {"value": 20000, "label": "p95 alarm", "yAxis": "left"}
+        {"value": default.settings.latency_alarm_ms, "label": "p95 alarm", "yAxis": "left"}
     ]
+    assert default.settings.latency_alarm_ms == 17000  # 2 x 8.28 s per request, rounded up
     errors = metric_rows(w["Errors"])
     assert [row[:2] for row in errors] == [
         [*api, "4XXError"],
