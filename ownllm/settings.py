@@ -230,7 +230,6 @@ class Settings(BaseModel):
     alarm_email: str | None = None
     # None: twice the predicted request time, at most the Lambda timeout (ownllm.capacity).
     latency_p95_ms: Positive | None = None
-    gpu_memory_alarm_percent: Annotated[float, Field(gt=0, le=100)] = 95.0
     # Usage assumptions for the cost estimate (and its budget guard).
     requests_per_day: NonNegative = 1_000
     avg_input_tokens: NonNegative = 500

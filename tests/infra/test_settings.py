@@ -227,7 +227,7 @@ def test_serving_json_must_be_keyed_by_engine(tmp_path):
         ("generation_tokens_per_s", "-inf", "generation_tokens_per_s: '-inf' is not a finite number"),
         ("requests_per_day", -5, "requests_per_day: -5 must not be negative"),
         ("model_size_b", 0, "model_size_b: 0 must be greater than 0"),
-        ("gpu_memory_alarm_percent", 0, "gpu_memory_alarm_percent: 0 must be in (0, 100]"),
+        ("lambda_memory_mb", 64, "lambda_memory_mb: 64 must be between 128 and 10240"),
         ("apigw_cloudwatch_role", "maybe", "apigw_cloudwatch_role: 'maybe' is not true or false"),
     ],
 )
