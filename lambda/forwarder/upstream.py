@@ -29,6 +29,7 @@ import contextvars
 import platform
 import time
 from collections.abc import Generator, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
@@ -167,6 +168,25 @@ def _response_received(
         call.last_failure = _failure_from_parsed(parsed_response, status, call.attempts)
 
 
+@contextmanager
+def _calling(call: _Call) -> Iterator[None]:
+    """One InvokeEndpoint call under its deadline: whatever goes wrong leaves as an UpstreamFailure."""
+    token = _CURRENT.set(call)
+    try:
+        yield
+    except _RetryBudgetSpent:
+        failure = call.last_failure or UpstreamFailure("read_timeout", message="no time left for another attempt")
+        failure.attempts = call.attempts
+        raise failure from None
+    except ClientError as exc:
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        raise _failure_from_parsed(exc.response, status, call.attempts) from None
+    except Exception as exc:  # noqa: BLE001 - botocore's connection and timeout errors, and anything else on the wire
+        raise failure_from_exception(exc, call.attempts) from None
+    finally:
+        _CURRENT.reset(token)
+
+
 def invoke(
     client: SageMakerRuntimeClient,
     endpoint_name: str,
@@ -180,9 +200,8 @@ def invoke(
     """POST the body to the endpoint (to its inference component, when it hosts one); raise
     UpstreamFailure for anything but an answer."""
     call = _Call(deadline, connect_timeout_s, read_timeout_s)
-    token = _CURRENT.set(call)
     started = time.perf_counter()
-    try:
+    with _calling(call):
         if inference_component:
             response = client.invoke_endpoint(
                 EndpointName=endpoint_name,
@@ -196,17 +215,6 @@ def invoke(
                 EndpointName=endpoint_name, Body=body, ContentType="application/json", Accept="application/json"
             )
         payload = response["Body"].read()
-    except _RetryBudgetSpent:
-        failure = call.last_failure or UpstreamFailure("read_timeout", message="no time left for another attempt")
-        failure.attempts = call.attempts
-        raise failure from None
-    except ClientError as exc:
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-        raise _failure_from_parsed(exc.response, status, call.attempts) from None
-    except Exception as exc:  # noqa: BLE001 - botocore's connection and timeout errors, and anything else on the wire
-        raise failure_from_exception(exc, call.attempts) from None
-    finally:
-        _CURRENT.reset(token)
     return Invocation(payload, (time.perf_counter() - started) * 1000, call.attempts)
 
 
@@ -237,9 +245,8 @@ def invoke_stream(
     reaching stream_deadline (time.monotonic(): what the front door allows a stream).
     """
     call = _Call(deadline, connect_timeout_s, read_timeout_s)
-    token = _CURRENT.set(call)
     started = time.perf_counter()
-    try:
+    with _calling(call):
         if inference_component:
             response = client.invoke_endpoint_with_response_stream(
                 EndpointName=endpoint_name,
@@ -251,17 +258,6 @@ def invoke_stream(
             response = client.invoke_endpoint_with_response_stream(
                 EndpointName=endpoint_name, Body=body, ContentType="application/json"
             )
-    except _RetryBudgetSpent:
-        failure = call.last_failure or UpstreamFailure("read_timeout", message="no time left for another attempt")
-        failure.attempts = call.attempts
-        raise failure from None
-    except ClientError as exc:
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-        raise _failure_from_parsed(exc.response, status, call.attempts) from None
-    except Exception as exc:  # noqa: BLE001 - botocore's connection and timeout errors, and anything else on the wire
-        raise failure_from_exception(exc, call.attempts) from None
-    finally:
-        _CURRENT.reset(token)
     parts = _parts(response["Body"], call.attempts, stream_deadline)
     chunks = sse_stream(parts, normaliser, request_id)
     try:
