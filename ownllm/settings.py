@@ -382,9 +382,12 @@ class Settings(BaseModel):
             update["target_concurrency_per_instance"] = int(cap.target_concurrency.value)
         if self.latency_p95_ms is None:
             update["latency_p95_ms"] = int(cap.latency_alarm_ms.value)
-        resolved = self.model_copy(update=update)
-        resolved._derived = frozenset(unset)
-        return resolved
+        # In place, so Settings(...) gets them too (pydantic ignores another instance returned to
+        # __init__); the fields stay out of model_fields_set: the user did not set them.
+        for key, value in update.items():
+            object.__setattr__(self, key, value)
+        self._derived = frozenset(unset)
+        return self
 
     # ----- derived facts -------------------------------------------------------------
     @property
