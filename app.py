@@ -45,7 +45,7 @@ def main() -> int:
     write_recorded_settings(assembly.directory, settings)  # `ownllm cost estimate` prices with these
     if os.environ.get("OWNLLM_SKIP_COST") == "1":
         return 0
-    from ownllm.cost.cdk_command import cdk_command, guards_budget
+    from ownllm.cost.cdk_command import cdk_command, guards_budget, shows_bill
     from ownllm.cost.model import usd
     from ownllm.cost.synth_hook import BudgetExceeded, report_after_synth, write_reports
 
@@ -60,8 +60,10 @@ def main() -> int:
         guarded = App(outdir=assembly.directory)  # same context (CDK_CONTEXT_JSON) and output directory
         build_stacks(guarded, settings, artifacts, refuse_deploy=refusal)
         write_reports(over.estimate, guarded.synth().directory)
-        print(f"{over.code}\nThe templates carry a CostGuard rule: cdk deploy will be refused.", file=sys.stderr)
-        strict = os.environ.get("OWNLLM_BUDGET_STRICT") == "1" or guards_budget(cdk_command())
+        command = cdk_command()
+        if shows_bill(command):  # `cdk ls`, `diff` and `destroy` keep to the one headline line
+            print(f"{over.code}\nThe templates carry a CostGuard rule: cdk deploy will be refused.", file=sys.stderr)
+        strict = os.environ.get("OWNLLM_BUDGET_STRICT") == "1" or guards_budget(command)
         return 1 if strict else 0
     return 0
 

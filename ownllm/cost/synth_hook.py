@@ -80,11 +80,13 @@ def report_after_synth(outdir: str | os.PathLike, settings: Settings, *, stream:
     write_reports(estimate, outdir)
     from ownllm.cost.report import headline, print_terminal
 
+    limit = settings.max_daily_usd
+    over = limit is not None and (estimate.daily_usd > limit or not estimate.complete)
     if shows_bill(cdk_command()):
         print_terminal(estimate, file=stream or sys.stderr)
     else:  # cdk ls, diff, destroy: the bill is in cdk.out, one line is enough
-        (stream or sys.stderr).write(f"ownllm cost estimate: {headline(estimate)} ({MARKDOWN_NAME} in cdk.out)\n")
-    limit = settings.max_daily_usd
-    if limit is not None and (estimate.daily_usd > limit or not estimate.complete):
+        note = f"; over max_daily_usd {usd(float(limit))}/day, so cdk deploy is refused" if over and limit else ""
+        (stream or sys.stderr).write(f"ownllm cost estimate: {headline(estimate)} ({MARKDOWN_NAME} in cdk.out){note}\n")
+    if over and limit is not None:
         raise BudgetExceeded(estimate, float(limit))
     return estimate

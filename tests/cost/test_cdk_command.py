@@ -36,3 +36,22 @@ def test_only_synth_and_deploy_print_the_whole_bill(cdk_out, settings, monkeypat
         assert len(printed) > 5
     else:
         assert printed == ["ownllm cost estimate: $48.74/day, $1,482.37/month (cost-estimate.md in cdk.out)"]
+
+
+@pytest.mark.parametrize("command", ["ls", "diff", "destroy"])
+def test_an_over_budget_estimate_stays_one_line_under_ls_diff_and_destroy(cdk_out, settings, monkeypatch, command):
+    monkeypatch.setattr(synth_hook, "cdk_command", lambda: command)
+    stream = io.StringIO()
+    with pytest.raises(synth_hook.BudgetExceeded):
+        synth_hook.report_after_synth(cdk_out({"S": serving_resources()}), settings(max_daily_usd=5), stream=stream)
+    assert stream.getvalue().splitlines() == [
+        "ownllm cost estimate: $48.74/day, $1,482.37/month (cost-estimate.md in cdk.out); "
+        "over max_daily_usd $5.00/day, so cdk deploy is refused"
+    ]
+
+
+@pytest.mark.parametrize(("command", "fails"), [("synth", True), ("deploy", True), ("ls", False), (None, False)])
+def test_only_synth_and_deploy_fail_over_budget(command, fails):
+    from ownllm.cost.cdk_command import guards_budget
+
+    assert guards_budget(command) is fails
