@@ -1,0 +1,234 @@
+"""The deployed streaming path: API Gateway's STREAM transfer mode into the forwarder, which runs
+`main:app` in uvicorn behind Lambda Web Adapter, from an asset bundled without Docker."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import tomllib
+import urllib.request
+from email.parser import Parser
+from pathlib import Path
+
+import pytest
+
+from ownllm.forwarder import ASGI_SERVER_DISTRIBUTIONS, WEB_ADAPTER_LAYER_REGIONS
+from ownllm.regions import SUPPORTED_REGIONS
+from ownllm.settings import Settings, SettingsError
+
+ROOT = Path(__file__).resolve().parents[2]
+STAGE = {"Ref": "ApiRestApiDeploymentStageprodE828476C"}
+
+
+def methods(t) -> dict[str, dict]:
+    """Each method's properties by its resource's path under /v1 (CDK logical ids spell the path)."""
+    by_id = {
+        "ApiRestApiv1proxyANY": "{proxy+}",
+        "ApiRestApiv1chatcompletionsANY": "chat/completions",
+        "ApiRestApiv1completionsANY": "completions",
+    }
+    found = {}
+    for lid, m in t.find_resources("AWS::ApiGateway::Method").items():
+        [path] = [p for prefix, p in by_id.items() if lid.startswith(prefix)]
+        found[path] = m["Properties"]
+    return found
+
+
+def forwarder(t) -> dict:
+    [fn] = [f for lid, f in t.find_resources("AWS::Lambda::Function").items() if lid.startswith("ForwarderFunction")]
+    return fn["Properties"]
+
+
+def streaming_integration(timeout_ms: int) -> dict:
+    return {
+        "IntegrationHttpMethod": "POST",
+        "ResponseTransferMode": "STREAM",
+        "TimeoutInMillis": timeout_ms,
+        "Type": "AWS_PROXY",
+        "Uri": {
+            "Fn::Join": [
+                "",
+                [
+                    "arn:",
+                    {"Ref": "AWS::Partition"},
+                    ":apigateway:",
+                    {"Ref": "AWS::Region"},
+                    # InvokeWithResponseStream, not the buffered /invocations.
+                    ":lambda:path/2021-11-15/functions/",
+                    {"Fn::GetAtt": ["ForwarderFunctionB3355642", "Arn"]},
+                    "/response-streaming-invocations",
+                ],
+            ]
+        },
+    }
+
+
+def test_the_completion_routes_stream_for_as_long_as_api_timeout_allows(default):
+    found = methods(default.api)
+    assert found["chat/completions"]["Integration"] == streaming_integration(300_000)
+    assert found["completions"]["Integration"] == streaming_integration(300_000)
+
+
+def test_every_other_route_streams_from_the_same_function_within_api_gateways_29_seconds(default):
+    """GET /v1/models and the rest are buffered answers (app.handler), so they keep the 29 s budget."""
+    assert methods(default.api)["{proxy+}"]["Integration"] == streaming_integration(29_000)
+
+
+def test_every_method_keeps_the_api_key_the_usage_plan_and_the_key_authorizer(default):
+    [authorizer] = default.api.find_resources("AWS::ApiGateway::Authorizer")
+    found = methods(default.api)
+    assert sorted(found) == ["chat/completions", "completions", "{proxy+}"]
+    for path, props in found.items():
+        assert (props["HttpMethod"], props["ApiKeyRequired"], props["AuthorizationType"]) == (
+            "ANY",
+            True,
+            "CUSTOM",
+        ), path
+        assert props["AuthorizerId"] == {"Ref": authorizer}, path
+    [plan] = default.api.find_resources("AWS::ApiGateway::UsagePlan").values()
+    [stage] = default.api.find_resources("AWS::ApiGateway::Stage")
+    assert plan["Properties"]["ApiStages"][0]["Stage"] == {"Ref": stage}
+
+
+def test_api_timeout_sets_the_streaming_integrations_and_the_functions_timeouts(synth_app):
+    s = synth_app((("api_timeout_s", 900),))
+    found = methods(s.api)
+    assert found["chat/completions"]["Integration"]["TimeoutInMillis"] == 900_000
+    assert found["completions"]["Integration"]["TimeoutInMillis"] == 900_000
+    assert found["{proxy+}"]["Integration"]["TimeoutInMillis"] == 29_000
+    assert forwarder(s.api)["Timeout"] == 899
+
+
+@pytest.mark.parametrize("value", [29, 901])
+def test_an_api_timeout_outside_30_to_900_seconds_is_refused_naming_the_key(value):
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_context({"api_timeout_s": value})
+    assert str(caught.value).splitlines()[1] == (
+        f"  - api_timeout_s: {value} must be between 30 and 900 "
+        "(a stream outlasts the buffered 29 s and may last 900 s at most)"
+    )
+
+
+def test_the_function_runs_main_app_through_lambda_web_adapter(default):
+    fn = forwarder(default.api)
+    assert fn["Handler"] == "run.sh"
+    assert fn["Layers"][1] == {
+        "Fn::Join": [
+            "",
+            [
+                "arn:",
+                {"Ref": "AWS::Partition"},
+                ":lambda:",
+                {"Ref": "AWS::Region"},
+                ":753240598075:layer:LambdaAdapterLayerArm64:27",
+            ],
+        ]
+    }
+    env = fn["Environment"]["Variables"]
+    assert {k: v for k, v in env.items() if k.startswith(("AWS_", "PORT"))} == {
+        "AWS_LAMBDA_EXEC_WRAPPER": "/opt/bootstrap",
+        "AWS_LWA_INVOKE_MODE": "response_stream",
+        "AWS_LWA_READINESS_CHECK_PATH": "/health",
+        "PORT": "8080",
+        "AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH": "true",
+    }
+    # The forwarder's own contract is still there, for main.py and app.handler alike.
+    assert (env["ENDPOINT_NAME"], env["ENGINE"]) == ("ownllm-llm", "vllm")
+
+
+def test_the_web_adapter_layer_is_published_in_every_supported_region():
+    assert sorted(set(SUPPORTED_REGIONS) - set(WEB_ADAPTER_LAYER_REGIONS)) == []
+
+
+# -- the asset: what is deployed is what the tests run --------------------------------------
+
+
+def asset_dir(synthesized) -> Path:
+    key = forwarder(synthesized.api)["Code"]["S3Key"]
+    return synthesized.outdir / f"asset.{key.removesuffix('.zip')}"
+
+
+def pinned_versions() -> dict[str, str]:
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    return dict(d.split("==") for d in deps)
+
+
+def test_the_asset_bundles_the_asgi_server_at_the_versions_pinned_in_pyproject(default):
+    folder = asset_dir(default)
+    bundled = {}
+    for metadata in sorted(folder.glob("*.dist-info/METADATA")):
+        fields = Parser().parsestr(metadata.read_text())
+        bundled[fields["Name"].lower()] = fields["Version"]
+    pins = pinned_versions()
+    assert bundled == {name: pins[name] for name in ASGI_SERVER_DISTRIBUTIONS}
+    assert bundled == {"uvicorn": "0.54.0", "h11": "0.16.0", "click": "8.5.1"}
+    for package in ("uvicorn", "h11", "click"):
+        assert (folder / package / "__init__.py").is_file(), package
+    assert not list(folder.rglob("__pycache__")) and not list(folder.rglob("*.pyc"))
+
+
+def test_the_asset_holds_the_forwarder_and_an_executable_run_sh(default):
+    folder = asset_dir(default)
+    source = ROOT / "lambda" / "forwarder"
+    for module in sorted(source.glob("*.py")):
+        assert (folder / module.name).read_bytes() == module.read_bytes(), module.name
+    assert os.access(folder / "run.sh", os.X_OK)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def get(url: str) -> tuple[int, dict]:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return response.status, json.loads(response.read())
+
+
+def test_run_sh_serves_main_app_from_the_asset_on_the_port_the_adapter_polls(default, tmp_path):
+    """run.sh, as Lambda Web Adapter starts it, in the bundled asset: the Powertools layer and the
+    runtime's botocore come from this environment (PYTHONPATH's /opt/python, LAMBDA_RUNTIME_DIR),
+    uvicorn from the asset. The readiness path answers, and a buffered route reaches app.handler."""
+    folder = asset_dir(default)
+    fn = forwarder(default.api)
+    port = free_port()
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "python").symlink_to(sys.executable)
+    site_packages = next(p for p in sys.path if p.endswith("site-packages"))
+    env = {
+        **{k: v for k, v in fn["Environment"]["Variables"].items() if isinstance(v, str)},
+        "PORT": str(port),
+        "PATH": f"{bin_dir}:/usr/bin:/bin",
+        "PYTHONPATH": "",
+        "LAMBDA_RUNTIME_DIR": site_packages,
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+    server = subprocess.Popen(
+        [str(folder / "run.sh")], cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                status, body = get(f"http://127.0.0.1:{port}{env['AWS_LWA_READINESS_CHECK_PATH']}")
+                break
+            except OSError:
+                assert server.poll() is None, server.communicate()[0].decode()
+                assert time.monotonic() < deadline, "run.sh did not start serving within 30 s"
+                time.sleep(0.2)
+        assert (status, body) == (200, {"status": "ok"})
+        status, models = get(f"http://127.0.0.1:{port}/v1/models")
+        assert status == 200
+        assert [m["id"] for m in models["data"]] == ["Qwen/Qwen2.5-7B-Instruct"]
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
