@@ -232,7 +232,7 @@ class Settings(BaseModel):
     lambda_timeout_s: Annotated[int, Field(ge=3, le=API_GATEWAY_TIMEOUT_S - 1)] = 28
     # How long a streamed completion may run: the STREAM integration's timeout; the function's is
     # one second less, so its own deadline ends the stream first. 300 s: the longest answer the
-    # forwarder allows (max_total_tokens - max_input_tokens = 4,096 tokens) at the 20 tokens/s per
+    # engine allows (max_total_tokens - max_input_tokens = 4,096 tokens) at the 20 tokens/s per
     # request the sizing keeps takes 205 s, plus room for a queue; the 900 s maximum would mostly
     # bill Lambda time for stuck streams.
     api_timeout_s: Annotated[int, Field(ge=API_GATEWAY_TIMEOUT_S + 1, le=API_GATEWAY_STREAM_TIMEOUT_S)] = 300
