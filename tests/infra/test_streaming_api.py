@@ -179,6 +179,18 @@ def test_the_asset_holds_the_forwarder_and_an_executable_run_sh(default):
     assert os.access(folder / "run.sh", os.X_OK)
 
 
+# botocore and its imports (the python3.14 runtime), aws_lambda_powertools and its imports (the layer).
+RUNTIME_AND_LAYER_MODULES = (
+    "botocore",
+    "jmespath",
+    "dateutil",
+    "urllib3",
+    "six.py",
+    "aws_lambda_powertools",
+    "typing_extensions.py",
+)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -191,22 +203,29 @@ def get(url: str) -> tuple[int, dict]:
 
 
 def test_run_sh_serves_main_app_from_the_asset_on_the_port_the_adapter_polls(default, tmp_path):
-    """run.sh, as Lambda Web Adapter starts it, in the bundled asset: the Powertools layer and the
-    runtime's botocore come from this environment (PYTHONPATH's /opt/python, LAMBDA_RUNTIME_DIR),
-    uvicorn from the asset. The readiness path answers, and a buffered route reaches app.handler."""
+    """run.sh, as Lambda Web Adapter starts it, in the bundled asset, with a Python outside this
+    virtual environment: botocore and Powertools come from LAMBDA_RUNTIME_DIR (as the runtime and
+    the layer provide them), uvicorn, h11 and click only from the asset. The readiness path
+    answers, and a buffered route reaches app.handler."""
     folder = asset_dir(default)
     fn = forwarder(default.api)
     port = free_port()
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     (bin_dir / "python").symlink_to(sys.executable)
-    site_packages = next(p for p in sys.path if p.endswith("site-packages"))
+    # What the Lambda's runtime (botocore) and the Powertools layer provide, and nothing else: the
+    # ASGI server must come from the asset.
+    site_packages = Path(next(p for p in sys.path if p.endswith("site-packages")))
+    runtime_dir = tmp_path / "runtime"
+    runtime_dir.mkdir()
+    for name in RUNTIME_AND_LAYER_MODULES:
+        (runtime_dir / name).symlink_to(site_packages / name)
     env = {
         **{k: v for k, v in fn["Environment"]["Variables"].items() if isinstance(v, str)},
         "PORT": str(port),
         "PATH": f"{bin_dir}:/usr/bin:/bin",
         "PYTHONPATH": "",
-        "LAMBDA_RUNTIME_DIR": site_packages,
+        "LAMBDA_RUNTIME_DIR": str(runtime_dir),
         "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_ACCESS_KEY_ID": "test",
         "AWS_SECRET_ACCESS_KEY": "test",
