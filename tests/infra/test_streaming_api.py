@@ -3,25 +3,29 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import tomllib
 import urllib.request
+from collections.abc import Iterator
 from email.parser import Parser
 from pathlib import Path
 
 import pytest
 
 from ownllm.forwarder import ASGI_SERVER_DISTRIBUTIONS, WEB_ADAPTER_LAYER_REGIONS
+from ownllm.local.runtime import RuntimeServer
 from ownllm.regions import SUPPORTED_REGIONS
 from ownllm.settings import Settings, SettingsError
 
 ROOT = Path(__file__).resolve().parents[2]
-STAGE = {"Ref": "ApiRestApiDeploymentStageprodE828476C"}
+MODEL = "Qwen/Qwen2.5-7B-Instruct"
 
 
 def methods(t) -> dict[str, dict]:
@@ -202,52 +206,110 @@ def get(url: str) -> tuple[int, dict]:
         return response.status, json.loads(response.read())
 
 
-def test_run_sh_serves_main_app_from_the_asset_on_the_port_the_adapter_polls(default, tmp_path):
+class GatedEngine:
+    """A vLLM engine for the local SageMaker runtime that sends its first chunk, then waits until
+    the client has read it before it finishes: a buffered path would wait in vain."""
+
+    def __init__(self) -> None:
+        self.go_on = threading.Event()
+        self.waited_in_vain = False
+
+    def __call__(self, endpoint_name: str, body: bytes, headers: dict) -> tuple[int, dict, bytes]:
+        return 500, {}, b"{}"
+
+    def stream(self, endpoint_name: str, body: bytes, headers: dict) -> tuple[int, dict, Iterator[bytes]]:
+        chunk = {"id": "x", "object": "chat.completion.chunk", "created": 1, "model": MODEL}
+
+        def pieces() -> Iterator[bytes]:
+            delta = {"role": "assistant", "content": "Hi"}
+            yield f"data: {json.dumps({**chunk, 'choices': [{'index': 0, 'delta': delta}]})}\n\n".encode()
+            self.waited_in_vain = not self.go_on.wait(10)
+            done = {"index": 0, "delta": {}, "finish_reason": "stop"}
+            yield f"data: {json.dumps({**chunk, 'choices': [done]})}\n\ndata: [DONE]\n\n".encode()
+
+        return 200, {"Content-Type": "text/event-stream"}, pieces()
+
+
+@pytest.fixture(scope="module")
+def deployed_asset(default, tmp_path_factory):
     """run.sh, as Lambda Web Adapter starts it, in the bundled asset, with a Python outside this
     virtual environment: botocore and Powertools come from LAMBDA_RUNTIME_DIR (as the runtime and
-    the layer provide them), uvicorn, h11 and click only from the asset. The readiness path
-    answers, and a buffered route reaches app.handler."""
+    the layer provide them), uvicorn, h11 and click only from the asset. The forwarder talks to a
+    local SageMaker runtime. Yields (base URL, the environment it runs with, the engine)."""
+    tmp_path = tmp_path_factory.mktemp("deployed")
     folder = asset_dir(default)
     fn = forwarder(default.api)
     port = free_port()
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     (bin_dir / "python").symlink_to(sys.executable)
-    # What the Lambda's runtime (botocore) and the Powertools layer provide, and nothing else: the
-    # ASGI server must come from the asset.
     site_packages = Path(next(p for p in sys.path if p.endswith("site-packages")))
     runtime_dir = tmp_path / "runtime"
     runtime_dir.mkdir()
     for name in RUNTIME_AND_LAYER_MODULES:
         (runtime_dir / name).symlink_to(site_packages / name)
-    env = {
-        **{k: v for k, v in fn["Environment"]["Variables"].items() if isinstance(v, str)},
-        "PORT": str(port),
-        "PATH": f"{bin_dir}:/usr/bin:/bin",
-        "PYTHONPATH": "",
-        "LAMBDA_RUNTIME_DIR": str(runtime_dir),
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test",
-        "AWS_EC2_METADATA_DISABLED": "true",
-    }
-    server = subprocess.Popen(
-        [str(folder / "run.sh")], cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                status, body = get(f"http://127.0.0.1:{port}{env['AWS_LWA_READINESS_CHECK_PATH']}")
-                break
-            except OSError:
-                assert server.poll() is None, server.communicate()[0].decode()
-                assert time.monotonic() < deadline, "run.sh did not start serving within 30 s"
-                time.sleep(0.2)
-        assert (status, body) == (200, {"status": "ok"})
-        status, models = get(f"http://127.0.0.1:{port}/v1/models")
-        assert status == 200
-        assert [m["id"] for m in models["data"]] == ["Qwen/Qwen2.5-7B-Instruct"]
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
+    engine = GatedEngine()
+    with RuntimeServer(engine) as sagemaker:
+        env = {
+            **{k: v for k, v in fn["Environment"]["Variables"].items() if isinstance(v, str)},
+            "PORT": str(port),
+            "PATH": f"{bin_dir}:/usr/bin:/bin",
+            "PYTHONPATH": "",
+            "LAMBDA_RUNTIME_DIR": str(runtime_dir),
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_ACCESS_KEY_ID": "test",
+            "AWS_SECRET_ACCESS_KEY": "test",
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": sagemaker.url,
+        }
+        server = subprocess.Popen(
+            [str(folder / "run.sh")], cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
+        try:
+            base = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                    break
+                except OSError:
+                    assert server.poll() is None, server.communicate()[0].decode()
+                    assert time.monotonic() < deadline, "run.sh did not start serving within 30 s"
+                    time.sleep(0.2)
+            yield base, env, engine
+        finally:
+            server.terminate()
+            server.wait(timeout=10)
+
+
+def test_run_sh_answers_the_readiness_check_and_buffered_routes_from_the_asset(deployed_asset):
+    base, env, _ = deployed_asset
+    assert get(f"{base}{env['AWS_LWA_READINESS_CHECK_PATH']}") == (200, {"status": "ok"})
+    status, models = get(f"{base}/v1/models")
+    assert status == 200
+    assert [m["id"] for m in models["data"]] == [MODEL]
+
+
+def test_run_sh_streams_the_first_chunk_while_the_engine_is_still_generating(deployed_asset):
+    base, _, engine = deployed_asset
+    connection = http.client.HTTPConnection(base.removeprefix("http://"), timeout=20)
+    body = {"model": MODEL, "messages": [{"role": "user", "content": "Hi"}], "stream": True}
+    connection.request("POST", "/v1/chat/completions", json.dumps(body), {"Content-Type": "application/json"})
+    response = connection.getresponse()
+    assert (response.status, response.getheader("Content-Type")) == (200, "text/event-stream; charset=utf-8")
+    received = b""
+    while b'"Hi"' not in received:
+        piece = response.read1()
+        assert piece, f"the stream ended before the first chunk: {received!r}"
+        received += piece
+    engine.go_on.set()  # only now may the engine finish
+    received += response.read()
+    connection.close()
+    assert engine.waited_in_vain is False
+    events = [e.removeprefix("data: ") for e in received.decode().split("\n\n") if e]
+    assert events[-1] == "[DONE]"
+    assert [json.loads(e)["choices"][0]["delta"] for e in events[:-1] if json.loads(e)["choices"]] == [
+        {"role": "assistant", "content": ""},
+        {"content": "Hi"},
+        {},
+    ]
