@@ -14,6 +14,7 @@ import time
 import tomllib
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
 from email.parser import Parser
 from pathlib import Path
 
@@ -230,12 +231,27 @@ class GatedEngine:
         return 200, {"Content-Type": "text/event-stream"}, pieces()
 
 
+@dataclass
+class Deployed:
+    base_url: str
+    env: dict[str, str]
+    engine: GatedEngine
+    folder: Path
+
+    def python(self, code: str) -> str:
+        """Run Python code in the asset as run.sh runs the server (same interpreter and paths)."""
+        env = {**self.env, "PYTHONPATH": f"/opt/python:{self.env['LAMBDA_RUNTIME_DIR']}"}
+        done = subprocess.run(["python", "-c", code], cwd=self.folder, env=env, capture_output=True, timeout=60)
+        assert done.returncode == 0, done.stderr.decode()
+        return done.stdout.decode()
+
+
 @pytest.fixture(scope="module")
 def deployed_asset(default, tmp_path_factory):
     """run.sh, as Lambda Web Adapter starts it, in the bundled asset, with a Python outside this
     virtual environment: botocore and Powertools come from LAMBDA_RUNTIME_DIR (as the runtime and
     the layer provide them), uvicorn, h11 and click only from the asset. The forwarder talks to a
-    local SageMaker runtime. Yields (base URL, the environment it runs with, the engine)."""
+    local SageMaker runtime."""
     tmp_path = tmp_path_factory.mktemp("deployed")
     folder = asset_dir(default)
     fn = forwarder(default.api)
@@ -276,14 +292,14 @@ def deployed_asset(default, tmp_path_factory):
                     assert server.poll() is None, server.communicate()[0].decode()
                     assert time.monotonic() < deadline, "run.sh did not start serving within 30 s"
                     time.sleep(0.2)
-            yield base, env, engine
+            yield Deployed(base, env, engine, folder)
         finally:
             server.terminate()
             server.wait(timeout=10)
 
 
 def test_run_sh_answers_the_readiness_check_and_buffered_routes_from_the_asset(deployed_asset):
-    base, env, _ = deployed_asset
+    base, env = deployed_asset.base_url, deployed_asset.env
     assert get(f"{base}{env['AWS_LWA_READINESS_CHECK_PATH']}") == (200, {"status": "ok"})
     status, models = get(f"{base}/v1/models")
     assert status == 200
@@ -291,7 +307,7 @@ def test_run_sh_answers_the_readiness_check_and_buffered_routes_from_the_asset(d
 
 
 def test_run_sh_streams_the_first_chunk_while_the_engine_is_still_generating(deployed_asset):
-    base, _, engine = deployed_asset
+    base, engine = deployed_asset.base_url, deployed_asset.engine
     connection = http.client.HTTPConnection(base.removeprefix("http://"), timeout=20)
     body = {"model": MODEL, "messages": [{"role": "user", "content": "Hi"}], "stream": True}
     connection.request("POST", "/v1/chat/completions", json.dumps(body), {"Content-Type": "application/json"})
@@ -313,3 +329,11 @@ def test_run_sh_streams_the_first_chunk_while_the_engine_is_still_generating(dep
         {"content": "Hi"},
         {},
     ]
+
+
+def test_every_route_main_app_streams_has_a_streaming_method(default, deployed_asset):
+    """main.py's STREAM_ROUTES, read from the asset: each /v1 one is a method with the long budget."""
+    routes = json.loads(deployed_asset.python("import json, main; print(json.dumps(sorted(main.STREAM_ROUTES)))"))
+    assert routes == ["/chat/completions", "/completions", "/v1/chat/completions", "/v1/completions"]
+    streaming = {p for p, m in methods(default.api).items() if m["Integration"]["TimeoutInMillis"] == 300_000}
+    assert {r.removeprefix("/v1/") for r in routes if r.startswith("/v1/")} == streaming
