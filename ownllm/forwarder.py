@@ -65,3 +65,73 @@ def forwarder_environment(
     if inference_component:
         env["INFERENCE_COMPONENT_NAME"] = inference_component
     return env
+
+
+# -- Lambda Web Adapter: how the function runs main:app and streams ------------------------
+# aws/aws-lambda-web-adapter (1.0.0, README and .github/workflows/prod.json at 2912565, read
+# 2026-12-02): the arm64 layer is `LambdaAdapterLayerArm64` of account 753240598075, version 27.
+WEB_ADAPTER_LAYER = "arn:{partition}:lambda:{region}:753240598075:layer:LambdaAdapterLayerArm64:27"
+# The regions its release pipeline publishes to (prod.json, every one with arm64; me-south-1 was
+# dropped in #691). tests/infra/test_streaming_api.py checks every supported region is among them.
+WEB_ADAPTER_LAYER_REGIONS = (
+    "af-south-1",
+    "ap-east-1",
+    "ap-east-2",
+    "ap-northeast-1",
+    "ap-northeast-2",
+    "ap-northeast-3",
+    "ap-south-1",
+    "ap-south-2",
+    "ap-southeast-1",
+    "ap-southeast-2",
+    "ap-southeast-3",
+    "ap-southeast-4",
+    "ap-southeast-5",
+    "ap-southeast-6",
+    "ap-southeast-7",
+    "ca-central-1",
+    "ca-west-1",
+    "eu-central-1",
+    "eu-central-2",
+    "eu-north-1",
+    "eu-south-1",
+    "eu-south-2",
+    "eu-west-1",
+    "eu-west-2",
+    "eu-west-3",
+    "il-central-1",
+    "me-central-1",
+    "mx-central-1",
+    "sa-east-1",
+    "us-east-1",
+    "us-east-2",
+    "us-west-1",
+    "us-west-2",
+)
+# The handler: lambda/forwarder/run.sh starts the ASGI server on WEB_ADAPTER_PORT; the adapter
+# (the exec wrapper) forwards each invocation to it.
+WEB_ADAPTER_HANDLER = "run.sh"
+WEB_ADAPTER_PORT = 8080  # the adapter's default traffic port; run.sh reads it as $PORT
+# lambda/forwarder/main.py answers this path (HEALTH_PATH) once it can take requests.
+READINESS_CHECK_PATH = "/health"
+# What the asset bundles from this environment's site-packages: the ASGI server and what it
+# imports (uvicorn 0.54 requires click and h11; without uvloop/httptools it uses asyncio and
+# h11). Their versions are pinned in pyproject.toml, and tests/infra/test_streaming_api.py
+# checks the asset carries exactly those.
+ASGI_SERVER_DISTRIBUTIONS = ("uvicorn", "h11", "click")
+
+
+def web_adapter_environment() -> dict[str, str]:
+    """The variables that make Lambda Web Adapter run the function and stream its answers."""
+    return {
+        # aws-lambda-web-adapter README, "Lambda functions packaged as Zip package for AWS managed runtimes".
+        "AWS_LAMBDA_EXEC_WRAPPER": "/opt/bootstrap",
+        # README, configuration table: "buffered" or "response_stream".
+        "AWS_LWA_INVOKE_MODE": "response_stream",
+        "AWS_LWA_READINESS_CHECK_PATH": READINESS_CHECK_PATH,
+        # AWS_LWA_PORT falls back to PORT (README); run.sh passes PORT to uvicorn.
+        "PORT": str(WEB_ADAPTER_PORT),
+        # lambda_http (aws-lambda-rust-runtime, the adapter's HTTP layer) puts the REST stage in the
+        # path unless this is set; main.py routes on /v1/..., without the stage.
+        "AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH": "true",
+    }

@@ -56,6 +56,9 @@ BYTES_PER_PARAM = 2
 MEMORY_HEADROOM = 1.2
 # API Gateway REST integrations time out at 29 s; the Lambda must finish first.
 API_GATEWAY_TIMEOUT_S = 29
+# A REST integration in STREAM transfer mode may run up to 15 minutes (TimeoutInMillis up to
+# 900,000; API Gateway developer guide, "response-transfer-mode"), as long as Lambda's own 900 s cap.
+API_GATEWAY_STREAM_TIMEOUT_S = 900
 # Lambda: memory 128-10240 MB; a synchronous invocation's payload is at most 6 MB.
 LAMBDA_MEMORY_MB = (128, 10_240)
 LAMBDA_PAYLOAD_BYTES = 6 * 1024 * 1024
@@ -164,6 +167,8 @@ _WHY: dict[str, str] = {
     "max_instances": "an instance-backed endpoint cannot run on 0",
     "max_request_bytes": "Lambda's 6 MB payload limit",
     "lambda_timeout_s": f"API Gateway's integration timeout is {API_GATEWAY_TIMEOUT_S} s",
+    "api_timeout_s": f"a stream outlasts the buffered {API_GATEWAY_TIMEOUT_S} s and may last "
+    f"{API_GATEWAY_STREAM_TIMEOUT_S} s at most",
 }
 
 # Keys an existing cdk.out can be re-priced with: they change the usage assumptions, the
@@ -225,6 +230,12 @@ class Settings(BaseModel):
     # region (AWS::ApiGateway::Account); set false if another stack already manages it.
     apigw_cloudwatch_role: bool = True
     lambda_timeout_s: Annotated[int, Field(ge=3, le=API_GATEWAY_TIMEOUT_S - 1)] = 28
+    # How long a streamed completion may run: the STREAM integration's timeout; the function's is
+    # one second less, so its own deadline ends the stream first. 300 s: the longest answer the
+    # engine allows (max_total_tokens - max_input_tokens = 4,096 tokens) at the 20 tokens/s per
+    # request the sizing keeps takes 205 s, plus room for a queue; the 900 s maximum would mostly
+    # bill Lambda time for stuck streams.
+    api_timeout_s: Annotated[int, Field(ge=API_GATEWAY_TIMEOUT_S + 1, le=API_GATEWAY_STREAM_TIMEOUT_S)] = 300
     log_retention_days: int = 30
     # Monitoring.
     alarm_email: str | None = None

@@ -2,11 +2,25 @@
 
 from __future__ import annotations
 
+import importlib.metadata
+import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import cast
 
-from aws_cdk import Aws, CfnOutput, Duration, Environment, RemovalPolicy, Stack
+import jsii
+from aws_cdk import (
+    AssetHashType,
+    Aws,
+    BundlingOptions,
+    CfnOutput,
+    DockerImage,
+    Duration,
+    Environment,
+    ILocalBundling,
+    RemovalPolicy,
+    Stack,
+)
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
@@ -14,9 +28,16 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from ownllm.artifacts import ModelArtifacts
-from ownllm.forwarder import forwarder_environment, forwarder_module
+from ownllm.forwarder import (
+    ASGI_SERVER_DISTRIBUTIONS,
+    WEB_ADAPTER_HANDLER,
+    WEB_ADAPTER_LAYER,
+    forwarder_environment,
+    forwarder_module,
+    web_adapter_environment,
+)
 from ownllm.gateway_responses import gateway_errors
-from ownllm.settings import RETENTION_DAYS, Settings
+from ownllm.settings import API_GATEWAY_TIMEOUT_S, RETENTION_DAYS, Settings
 from stacks.nag import acknowledge
 from stacks.serving import ServingEndpoint
 
@@ -29,6 +50,11 @@ RUNTIME = lambda_.Runtime.PYTHON_3_14
 ARCHITECTURE = lambda_.Architecture.ARM_64  # 20% cheaper per GB-s than x86_64
 POWERTOOLS_LAYER = "arn:{partition}:lambda:{region}:017000801446:layer:AWSLambdaPowertoolsPythonV3-python314-arm64:27"
 STAGE = "prod"
+# The OpenAI routes that may stream (lambda/forwarder/main.py STREAM_ROUTES, under /v1; main.py
+# cannot be imported at synth, so test_streaming_api.py reads it from the asset and compares):
+# their methods get the api_timeout_s budget.
+STREAMING_ROUTES = ("chat/completions", "completions")
+ASSET_EXCLUDE = ("__pycache__", "*.pyc")
 # The stage throttle counts every request, keyed or not; the usage plan counts one key's. With
 # both equal, keyless or bad-key traffic (rejected by the authorizer, but counted first) could
 # use up the stage's allowance and throttle the key holders. The stage therefore allows what
@@ -63,7 +89,10 @@ class LoggedFunction(Construct):
         tracing: lambda_.Tracing | None = None,
         layers: Sequence[lambda_.ILayerVersion] | None = None,
         environment: Mapping[str, str] | None = None,
+        handler: str = "app.handler",
+        code: lambda_.Code | None = None,
     ) -> None:
+        """code: the asset, when it is more than code_path's files (default: those files)."""
         super().__init__(scope, id)
         self.log_group = logs.LogGroup(
             self, "Logs", retention=retention(retention_days), removal_policy=RemovalPolicy.DESTROY
@@ -75,8 +104,8 @@ class LoggedFunction(Construct):
             "Function",
             runtime=RUNTIME,
             architecture=ARCHITECTURE,
-            handler="app.handler",
-            code=lambda_.Code.from_asset(str(code_path), exclude=["__pycache__", "*.pyc"]),
+            handler=handler,
+            code=code or lambda_.Code.from_asset(str(code_path), exclude=list(ASSET_EXCLUDE)),
             role=self.role,
             log_group=self.log_group,
             logging_format=lambda_.LoggingFormat.JSON,
@@ -90,8 +119,53 @@ class LoggedFunction(Construct):
         acknowledge(self.role, "AwsSolutions-IAM5[Resource::*]", iam5_reason)
 
 
+@jsii.implements(ILocalBundling)
+class SitePackagesBundler:
+    """Bundles a Lambda asset without Docker: its source files, plus the named pure-Python
+    distributions copied from the site-packages this synth runs in, so the function runs the
+    very versions the tests ran (pinned in pyproject.toml)."""
+
+    def __init__(self, source: Path, distributions: Sequence[str]) -> None:
+        self.source = source
+        self.distributions = tuple(distributions)
+
+    def try_bundle(self, output_dir: str, *_options: object, **_keywords: object) -> bool:
+        """The bundling options are not needed; jsii passes them as one positional struct, while
+        the ILocalBundling protocol spells them as keywords: this signature accepts both."""
+        out = Path(output_dir)
+        shutil.copytree(self.source, out, ignore=shutil.ignore_patterns(*ASSET_EXCLUDE), dirs_exist_ok=True)
+        for name in self.distributions:
+            for relative, path in distribution_files(name):
+                (out / relative).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(path, out / relative)
+        return True
+
+
+def distribution_files(name: str) -> list[tuple[Path, Path]]:
+    """(path inside site-packages, file) for each importable file of an installed distribution
+    and its .dist-info; console scripts (outside site-packages) and byte code are left out."""
+    try:
+        dist = importlib.metadata.distribution(name)
+    except importlib.metadata.PackageNotFoundError:
+        raise RuntimeError(
+            f"{name} is not installed in this Python environment; the forwarder's asset bundles it "
+            "(run `make setup`, which installs pyproject.toml's pinned dependencies)"
+        ) from None
+    files = []
+    for entry in dist.files or ():
+        relative = Path(str(entry))
+        if relative.parts[0] == ".." or "__pycache__" in relative.parts or relative.suffix == ".pyc":
+            continue
+        files.append((relative, Path(str(dist.locate_file(entry)))))
+    return files
+
+
 class Forwarder(LoggedFunction):
-    """The Lambda that validates OpenAI-shaped requests and forwards them to the endpoint."""
+    """The Lambda that validates OpenAI-shaped requests and forwards them to the endpoint.
+
+    It runs `main:app` (lambda/forwarder/main.py) in uvicorn behind Lambda Web Adapter, so a
+    `stream: true` completion is sent chunk by chunk through API Gateway's STREAM transfer mode;
+    every other request goes to the buffered handler, app.handler, inside the same function."""
 
     def __init__(
         self,
@@ -108,23 +182,43 @@ class Forwarder(LoggedFunction):
             scope,
             id,
             code_path=code_path,
+            code=lambda_.Code.from_asset(
+                str(code_path),
+                # The hash of what is bundled, so a new uvicorn (or h11, click) is a new asset.
+                asset_hash_type=AssetHashType.OUTPUT,
+                bundling=BundlingOptions(
+                    # Never pulled: the local bundler always succeeds (CDK requires an image).
+                    image=DockerImage.from_registry("public.ecr.aws/lambda/python:3.14"),
+                    local=SitePackagesBundler(code_path, ASGI_SERVER_DISTRIBUTIONS),
+                ),
+            ),
+            handler=WEB_ADAPTER_HANDLER,
             retention_days=s.log_retention_days,
             iam5_reason="X-Ray's PutTraceSegments/PutTelemetryRecords only accept '*'; log streams of the "
             "function's own log group are created at run time.",
             memory_size=s.lambda_memory_mb,
-            timeout=Duration.seconds(s.lambda_timeout_s),
+            # One second inside the streaming integration's timeout: the function's own deadline
+            # (which main.py reads) ends a stream before API Gateway cuts it. app.handler keeps
+            # buffered answers inside API Gateway's 29 s whatever the function's timeout.
+            timeout=Duration.seconds(s.api_timeout_s - 1),
             tracing=lambda_.Tracing.ACTIVE,
             layers=[
                 lambda_.LayerVersion.from_layer_version_arn(
                     scope, f"{id}Powertools", POWERTOOLS_LAYER.format(partition=Aws.PARTITION, region=Aws.REGION)
-                )
+                ),
+                lambda_.LayerVersion.from_layer_version_arn(
+                    scope, f"{id}WebAdapter", WEB_ADAPTER_LAYER.format(partition=Aws.PARTITION, region=Aws.REGION)
+                ),
             ],
-            environment=forwarder_environment(
-                s,
-                endpoint_name=serving.endpoint_name,
-                adapters=artifacts.adapters,
-                inference_component=serving.inference_component_name if serving.scale_to_zero else None,
-            ),
+            environment={
+                **forwarder_environment(
+                    s,
+                    endpoint_name=serving.endpoint_name,
+                    adapters=artifacts.adapters,
+                    inference_component=serving.inference_component_name if serving.scale_to_zero else None,
+                ),
+                **web_adapter_environment(),
+            },
             description=f"OpenAI-compatible front for SageMaker endpoint {serving.endpoint_name}",
         )
         serving.grant_invoke(self.function)
@@ -201,22 +295,19 @@ class Api(Construct):
             ),
         )
         self.authorizer = KeyAuthorizer(self, "KeyAuthorizer", settings=s)
-        integration = apigw.LambdaIntegration(
-            handler,
-            proxy=True,
-            # No permission for the console's test-invoke-stage: nothing here uses it.
-            allow_test_invoke=False,
-            # Inside API Gateway's 29 s integration limit, with the Lambda's own timeout below it.
-            timeout=Duration.seconds(29),
-        )
+        # The function answers through Lambda Web Adapter in response_stream mode, so every method
+        # invokes it with InvokeWithResponseStream (STREAM transfer mode). Only the completion
+        # routes get the long budget: everything else is a buffered answer inside 29 s.
+        buffered = self._integration(handler, Duration.seconds(API_GATEWAY_TIMEOUT_S))
+        streamed = self._integration(handler, Duration.seconds(s.api_timeout_s))
         v1 = self.rest_api.root.add_resource("v1")
-        v1.add_resource("{proxy+}").add_method(
-            "ANY",
-            integration,
-            api_key_required=True,
-            authorizer=self.authorizer.authorizer,
-            authorization_type=apigw.AuthorizationType.CUSTOM,
-        )
+        self._add_method(v1.add_resource("{proxy+}"), buffered)
+        for route in STREAMING_ROUTES:
+            resource: apigw.IResource = v1
+            for part in route.split("/"):
+                resource = resource.get_resource(part) or resource.add_resource(part)
+            # ANY, not POST: other methods still reach the forwarder, which answers 405 with Allow.
+            self._add_method(resource, streamed)
 
         self.api_key = self.rest_api.add_api_key("ApiKey", description="ownllm API key")
         self.usage_plan = self.rest_api.add_usage_plan(
@@ -260,6 +351,26 @@ class Api(Construct):
                 "API Gateway's account-level logging role uses the AWS managed "
                 "AmazonAPIGatewayPushToCloudWatchLogs policy, the documented policy for that role.",
             )
+
+    def _add_method(self, resource: apigw.IResource, integration: apigw.Integration) -> None:
+        resource.add_method(
+            "ANY",
+            integration,
+            api_key_required=True,
+            authorizer=self.authorizer.authorizer,
+            authorization_type=apigw.AuthorizationType.CUSTOM,
+        )
+
+    @staticmethod
+    def _integration(handler: lambda_.IFunction, timeout: Duration) -> apigw.LambdaIntegration:
+        return apigw.LambdaIntegration(
+            handler,
+            proxy=True,
+            # No permission for the console's test-invoke-stage: nothing here uses it.
+            allow_test_invoke=False,
+            response_transfer_mode=apigw.ResponseTransferMode.STREAM,
+            timeout=timeout,
+        )
 
     @property
     def openai_base_url(self) -> str:

@@ -37,10 +37,11 @@ def test_lambda_may_only_invoke_its_own_endpoint(default):
     }
 
 
-def test_lambda_runs_the_newest_python_runtime_inside_api_gateways_budget(default):
+def test_lambda_runs_the_newest_python_runtime_inside_its_streaming_integrations_budget(default):
+    """api_timeout_s 300 is the streaming methods' timeout; the function stops a second earlier."""
     fn = function(default.api)
     assert fn["Runtime"] == "python3.14"
-    assert fn["Timeout"] == 28 < 29
+    assert fn["Timeout"] == 299 < 300
     assert fn["MemorySize"] == 128
     assert fn["TracingConfig"] == {"Mode": "Active"}
     assert "AWSLambdaPowertoolsPythonV3-python314-arm64" in json.dumps(fn["Layers"])
@@ -81,9 +82,9 @@ def test_the_api_is_regional_and_needs_an_api_key_on_every_method(default):
     methods = default.api.find_resources("AWS::ApiGateway::Method")
     assert methods and all(m["Properties"]["ApiKeyRequired"] for m in methods.values())
     assert all(m["Properties"]["AuthorizationType"] == "CUSTOM" for m in methods.values())
-    proxy = [m for m in methods.values() if m["Properties"]["HttpMethod"] == "ANY"]
-    assert proxy[0]["Properties"]["Integration"]["Type"] == "AWS_PROXY"
-    assert proxy[0]["Properties"]["Integration"]["TimeoutInMillis"] == 29000
+    assert {m["Properties"]["Integration"]["Type"] for m in methods.values()} == {"AWS_PROXY"}
+    [proxy] = [m for lid, m in methods.items() if lid.startswith("ApiRestApiv1proxyANY")]
+    assert proxy["Properties"]["Integration"]["TimeoutInMillis"] == 29000
 
 
 def test_the_usage_plan_carries_throttle_and_a_daily_quota(default):
@@ -129,9 +130,15 @@ def test_only_api_gateway_stage_traffic_may_invoke_the_forwarder_no_console_test
         for p in default.api.find_resources("AWS::Lambda::Permission").values()
         if p["Properties"]["FunctionName"] == {"Fn::GetAtt": ["ForwarderFunctionB3355642", "Arn"]}
     ]
-    [permission] = permissions
-    parts = permission["SourceArn"]["Fn::Join"][1]
-    assert parts[-2:] == [{"Ref": "ApiRestApiDeploymentStageprodE828476C"}, "/*/v1/*"]
+    # One per method: /v1/{proxy+} and the two streaming completion routes, each path-scoped.
+    assert sorted(p["SourceArn"]["Fn::Join"][1][-1] for p in permissions) == [
+        "/*/v1/*",
+        "/*/v1/chat/completions",
+        "/*/v1/completions",
+    ]
+    assert all(
+        p["SourceArn"]["Fn::Join"][1][-2] == {"Ref": "ApiRestApiDeploymentStageprodE828476C"} for p in permissions
+    )
     assert "test-invoke-stage" not in json.dumps(permissions)
 
 
