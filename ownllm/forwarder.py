@@ -58,6 +58,8 @@ def forwarder_environment(
         # that cap Settings.max_output_tokens, which also keeps an answer within the Lambda timeout.
         "MAX_TOTAL_TOKENS": str(s.max_input_tokens + s.max_output_tokens),
         "DEFAULT_MAX_TOKENS": str(min(s.default_max_tokens, s.max_output_tokens)),
+        # stream: true may run until the function's longer timeout: its own, higher cap.
+        "MAX_STREAM_TOKENS": str(s.max_stream_output_tokens),
         "LOG_PROMPTS": "false",
         "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
         "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,

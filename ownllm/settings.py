@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -474,6 +475,23 @@ class Settings(BaseModel):
         """The largest max_tokens a request may ask for: what the engine holds after the longest
         prompt, and what finishes within the Lambda timeout at the predicted (or measured) speed."""
         return min(self.max_total_tokens - self.max_input_tokens, int(self.capacity.max_output_tokens.value))
+
+    @property
+    def function_timeout_s(self) -> int:
+        """The forwarder's own timeout: a second under the streaming integration's, so the function's
+        deadline ends a stream in-band before API Gateway cuts it."""
+        return self.api_timeout_s - 1
+
+    @property
+    def max_stream_output_tokens(self) -> int:
+        """The largest max_tokens with stream: true: what the engine holds after the longest prompt,
+        and what a stream generates before the function's own timeout (api_timeout_s - 1 s, less the
+        forwarder's 1 s margin) at the same per-request speed."""
+        cap = self.capacity
+        budget = self.function_timeout_s - 1.0 - cap.time_to_first_token_s
+        speed = self.generation_tokens_per_s or cap.decode_tokens_per_s
+        tokens = math.floor(budget * speed) + 1
+        return max(1, min(self.max_total_tokens - self.max_input_tokens, tokens))
 
     @property
     def model_from_s3(self) -> bool:

@@ -200,7 +200,7 @@ class Forwarder(LoggedFunction):
             # One second inside the streaming integration's timeout: the function's own deadline
             # (which main.py reads) ends a stream before API Gateway cuts it. app.handler keeps
             # buffered answers inside API Gateway's 29 s whatever the function's timeout.
-            timeout=Duration.seconds(s.api_timeout_s - 1),
+            timeout=Duration.seconds(s.function_timeout_s),
             tracing=lambda_.Tracing.ACTIVE,
             layers=[
                 lambda_.LayerVersion.from_layer_version_arn(

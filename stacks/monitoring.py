@@ -169,7 +169,7 @@ class LlmMonitoring(Construct):
             label=f"{'Copies' if to_zero else 'Instances'} in service (Invocations / {per_unit})",
             period=PERIOD,
         )
-        timeout_ms = s.lambda_timeout_s * 1000
+        timeout_ms = s.function_timeout_s * 1000
         saturated = s.autoscaling_target * SATURATION_FACTOR
 
         at_least = cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD
@@ -206,7 +206,7 @@ class LlmMonitoring(Construct):
                 0.9 * timeout_ms,
                 2,
                 above,
-                f"Forwarder p99 duration above 90% of its {s.lambda_timeout_s} s timeout",
+                f"Forwarder p99 duration above 90% of its {s.function_timeout_s} s timeout",
             ),
             (
                 # ModelLatency has no percentiles: this fires when the *average* request takes

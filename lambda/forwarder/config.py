@@ -40,10 +40,20 @@ class Config:
     max_attempts: int = 3  # botocore standard mode: 1 call + at most 2 retries
     response_margin_s: float = 1.0  # kept back to build and log the answer
 
+    # Largest max_tokens with stream: true (a stream may run up to the function's longer timeout);
+    # None: the same as without.
+    max_stream_tokens: int | None = None
+
     @property
     def max_tokens_cap(self) -> int:
         """Largest max_tokens a request may ask for: whatever the context leaves after the longest prompt."""
         return self.max_total_tokens - self.max_input_tokens
+
+    def max_tokens_for(self, stream: bool) -> int:
+        """The cap for a request: a stream may ask for what finishes within its longer time."""
+        if stream and self.max_stream_tokens is not None:
+            return self.max_stream_tokens
+        return self.max_tokens_cap
 
     def resolve_model(self, name: str | None) -> tuple[str, str | None] | None:
         """(model name to report, adapter or None) for a requested name; None if unknown."""
@@ -137,6 +147,9 @@ def load(env: Mapping[str, str]) -> Config:
         inference_component=env.get("INFERENCE_COMPONENT_NAME", "").strip() or None,
         connect_timeout_s=_float(env, "UPSTREAM_CONNECT_TIMEOUT_S", 2.0, problems),
         read_timeout_s=_float(env, "UPSTREAM_READ_TIMEOUT_S", 25.0, problems),
+        max_stream_tokens=_int(env, "MAX_STREAM_TOKENS", max(cap, 1), problems)
+        if env.get("MAX_STREAM_TOKENS")
+        else None,
         max_attempts=_int(env, "UPSTREAM_MAX_ATTEMPTS", 3, problems),
     )
     if problems:

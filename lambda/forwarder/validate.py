@@ -69,8 +69,8 @@ def parse_json(raw: bytes | str, limit: int) -> dict:
 def parse(kind: str, raw: bytes | str, config: Config) -> Request:
     body = parse_json(raw, config.max_request_bytes)
     model, adapter = _model(body, config)
-    max_tokens = _max_tokens(body, config)
     stream = _optional(body, "stream", bool, "a boolean") or False
+    max_tokens = _max_tokens(body, config, stream)
     include_usage = False
     options = _optional(body, "stream_options", dict, "an object")
     if options is not None:
@@ -144,16 +144,19 @@ def _model(body: dict, config: Config) -> tuple[str, str | None]:
     return resolved
 
 
-def _max_tokens(body: dict, config: Config) -> int:
+def _max_tokens(body: dict, config: Config, stream: bool) -> int:
     key = "max_completion_tokens" if body.get("max_completion_tokens") is not None else "max_tokens"
     value = _optional(body, key, int, "an integer")
     if value is None:
         return config.default_max_tokens
     if value < 1:
         raise errors.invalid(f"'{key}' must be at least 1; got {value}.", key)
-    if value > config.max_tokens_cap:
+    cap = config.max_tokens_for(stream)
+    if value > cap:
+        longer = config.max_tokens_for(True)
+        hint = f' With "stream": true the limit is {longer}.' if not stream and longer > cap else ""
         raise errors.invalid(
-            f"'{key}' is {value}, above this API's limit of {config.max_tokens_cap} tokens per answer.",
+            f"'{key}' is {value}, above this API's limit of {cap} tokens per answer.{hint}",
             key,
             "max_tokens_exceeded",
         )

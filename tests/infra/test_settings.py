@@ -396,3 +396,16 @@ def test_the_forwarder_caps_max_tokens_at_what_finishes_within_the_timeout():
     s = Settings.from_context({"generation_tokens_per_s": 10.0})
     env = forwarder_environment(s, endpoint_name="e")
     assert (env["MAX_INPUT_TOKENS"], env["MAX_TOTAL_TOKENS"], env["DEFAULT_MAX_TOKENS"]) == ("4096", "4374", "278")
+
+
+def test_a_stream_may_ask_for_what_it_generates_before_the_functions_longer_timeout():
+    """(api_timeout_s - 1 s function margin - 1 s forwarder margin - time to first token) x decode speed
+    + 1, at most what the engine holds after the longest prompt."""
+    import math
+
+    s = Settings.from_context({"api_timeout_s": 60})
+    cap = s.capacity
+    expected = math.floor((60 - 2.0 - cap.time_to_first_token_s) * cap.decode_tokens_per_s) + 1
+    assert s.max_stream_output_tokens == expected
+    assert s.max_output_tokens < s.max_stream_output_tokens < s.max_total_tokens - s.max_input_tokens
+    assert Settings.from_context({}).max_stream_output_tokens == 8192 - 4096  # 298 s holds the whole context
