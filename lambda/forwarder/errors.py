@@ -203,23 +203,23 @@ _CONFIG_CODES = {
 
 
 def engine_message(original: str | None) -> str:
-    """The human part of an engine's error body (vLLM `message`, TGI/LMI `error`), bounded."""
+    """The human part of an engine's JSON error body (vLLM `message`, TGI/LMI `error`), bounded;
+    "" for anything else: text that is not the engine's own error object (an HTML page, a stack
+    trace, a proxy's answer) is not passed on to clients."""
     if not original:
         return ""
-    text = original
     try:
         parsed = json.loads(original)
     except ValueError:
-        parsed = None
+        return ""
     if isinstance(parsed, dict):
         for key in ("message", "error", "detail"):
             value = parsed.get(key)
             if isinstance(value, dict):
                 value = value.get("message")
             if isinstance(value, str) and value:
-                text = value
-                break
-    return text[:1000]
+                return value[:1000]
+    return ""
 
 
 def _upstream(
@@ -254,6 +254,8 @@ def map_upstream(f: UpstreamFailure) -> ApiError:
     code = f.code or ""
     if code == "ModelError":  # the container answered an error; SageMaker passes on its status
         original = f.original_status
+        if original in (401, 403):  # the engine refused its own caller: our configuration, not the request
+            return configuration(f"the engine answered {original}: {detail}")
         if original is not None and 400 <= original < 500:
             why = engine_message(f.original_message) or "the model server rejected the request"
             if original == 429:
@@ -298,6 +300,16 @@ def map_upstream(f: UpstreamFailure) -> ApiError:
             "not_ready",
             detail,
             RETRY_AFTER_NOT_READY_S,
+        )
+    if f.http_status == 429:  # a bare 429 (no code SageMaker documents): too many requests
+        return _upstream(
+            429,
+            "Too many requests for the model endpoint; slow down and retry.",
+            RATE_LIMIT,
+            "rate_limit_exceeded",
+            "throttled",
+            detail,
+            RETRY_AFTER_THROTTLED_S,
         )
     if code in ("ServiceUnavailable", "ServiceUnavailableException") or f.http_status == 503:
         return _upstream(

@@ -184,7 +184,7 @@ class Normaliser:
         try:
             event = json.loads(data)
         except (ValueError, RecursionError):
-            raise errors.bad_upstream_answer(f"stream event is not JSON: {data[:200]!r}") from None
+            raise errors.bad_upstream_answer(f"stream event is not JSON ({len(data)} bytes)") from None
         if not isinstance(event, dict):
             raise errors.bad_upstream_answer(f"stream event is a JSON {type(event).__name__}")
         failure = engine_failure(event, data)
@@ -195,7 +195,7 @@ class Normaliser:
         elif isinstance(event.get("token"), dict):
             self._tgi_token(event, out)
         else:
-            raise errors.bad_upstream_answer(f"stream event without choices or token: {data[:200]!r}")
+            raise errors.bad_upstream_answer(f"stream event without choices or token ({len(data)} bytes)")
 
     # -- engine shapes -------------------------------------------------------------------------
 

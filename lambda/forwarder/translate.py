@@ -52,7 +52,7 @@ class Completion:
 # -- requests ------------------------------------------------------------------------------
 
 # Compact, and UTF-8 rather than \u escapes: smaller bodies for non-English prompts.
-_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
 def engine_body(req: Request, config: Config, *, stream: bool = False) -> bytes:
@@ -62,6 +62,8 @@ def engine_body(req: Request, config: Config, *, stream: bool = False) -> bytes:
     except UnicodeEncodeError:  # JSON can escape a lone surrogate (\ud800); UTF-8 cannot carry one
         param = "messages" if req.kind == CHAT else "prompt"
         raise errors.invalid("The request contains text that is not valid Unicode (a lone surrogate).", param) from None
+    except ValueError:  # allow_nan=False: a non-finite number is never sent (validate refuses them first)
+        raise errors.invalid("The request contains a number that is not finite.", None) from None
 
 
 def to_engine(req: Request, config: Config, *, stream: bool = False) -> dict:
@@ -146,7 +148,8 @@ def from_engine(req: Request, config: Config, raw: bytes, response_id: str, crea
     try:
         answer = json.loads(raw)
     except (ValueError, RecursionError):
-        raise errors.bad_upstream_answer(f"not JSON: {raw[:200]!r}") from None
+        # Only the size: the body may quote the prompt or the answer, which stay out of logs.
+        raise errors.bad_upstream_answer(f"not JSON ({len(raw)} bytes)") from None
     created = int(time.time()) if created is None else created
     if isinstance(answer, dict) and isinstance(answer.get("choices"), list):
         text, finish, tool_calls, usage = _from_openai(req, answer)

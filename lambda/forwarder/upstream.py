@@ -45,7 +45,7 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 from botocore.httpsession import URLLib3Session
-from errors import ApiError, UpstreamFailure
+from errors import ApiError, UpstreamFailure, bad_upstream_answer
 from streaming import Normaliser, sse_stream
 
 if TYPE_CHECKING:
@@ -89,6 +89,9 @@ class Invocation:
 
 # A fixed User-Agent: botocore otherwise rebuilds and sanitises its many-part one, character
 # by character, twice per request (about a quarter of botocore's own CPU time per call).
+# The largest engine answer read: well under Lambda's 6 MB response limit, which the OpenAI
+# body (about the same size) and its headers must fit in.
+MAX_ANSWER_BYTES = 4 * 1024 * 1024
 USER_AGENT = f"ownllm-forwarder botocore/{botocore.__version__} Python/{platform.python_version()}"
 
 
@@ -214,7 +217,9 @@ def invoke(
             response = client.invoke_endpoint(
                 EndpointName=endpoint_name, Body=body, ContentType="application/json", Accept="application/json"
             )
-        payload = response["Body"].read()
+        payload = response["Body"].read(MAX_ANSWER_BYTES + 1)
+    if len(payload) > MAX_ANSWER_BYTES:  # Lambda answers at most 6 MB; a bigger one is not an answer
+        raise bad_upstream_answer(f"answer over {MAX_ANSWER_BYTES} bytes")
     return Invocation(payload, (time.perf_counter() - started) * 1000, call.attempts)
 
 

@@ -40,8 +40,15 @@ def _reject_constant(name: str) -> float:
     raise ValueError(f"{name} is not valid JSON")
 
 
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e400 parses as inf, which would reach the engine as Infinity
+        raise ValueError(f"{text[:20]} is too large for a number")
+    return value
+
+
 # Python's json accepts NaN and Infinity, which are not JSON and which no engine takes.
-_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float)
 
 
 def parse_json(raw: bytes | str, limit: int) -> dict:

@@ -35,7 +35,7 @@ def failures(monkeypatch) -> list[errors.UpstreamFailure]:
     return seen
 
 
-def _service(code: str, http: int, message: str = "", original: int | None = None) -> errors.UpstreamFailure:
+def _service(code: str | None, http: int, message: str = "", original: int | None = None) -> errors.UpstreamFailure:
     if code == "ModelError":
         return errors.UpstreamFailure("service", code, http, message, original, '{"error": "engine says no"}')
     return errors.UpstreamFailure("service", code, http, message)
@@ -73,6 +73,9 @@ MAPPING = [
     (_service("ModelError", 424, original=429), 429, BUSY, "rate_limit_exceeded", "throttled", "1"),
     (_service("ModelError", 424, original=500), 502, FAILED, "upstream_error", "upstream_error", None),
     (_service("ModelError", 424, original=None), 502, FAILED, "upstream_error", "upstream_error", None),
+    (_service("ModelError", 424, original=401), 500, FAILED, "configuration_error", "configuration", None),
+    (_service("ModelError", 424, original=403), 500, FAILED, "configuration_error", "configuration", None),
+    (_service(None, 429), 429, BUSY, "rate_limit_exceeded", "throttled", "1"),
     (_service("ThrottlingException", 400), 429, BUSY, "rate_limit_exceeded", "throttled", "1"),
     (_service("ModelNotReadyException", 429), 503, FAILED, "model_not_ready", "not_ready", "30"),
     (_service("ServiceUnavailable", 503), 503, FAILED, "service_unavailable", "unavailable", "5"),
@@ -114,8 +117,9 @@ def test_engine_messages_are_read_from_each_engines_error_body():
     assert errors.engine_message('{"object": "error", "message": "vllm says"}') == "vllm says"
     assert errors.engine_message('{"error": "tgi says", "error_type": "validation"}') == "tgi says"
     assert errors.engine_message('{"error": "lmi says", "code": 424}') == "lmi says"
-    assert errors.engine_message("plain text") == "plain text"
-    assert len(errors.engine_message("x" * 5000)) == 1000
+    assert errors.engine_message("plain text") == ""  # not the engine's error object: not shown to clients
+    assert errors.engine_message("<html>502 Bad Gateway</html>") == ""
+    assert len(errors.engine_message(json.dumps({"message": "x" * 5000}))) == 1000
 
 
 # -- what each fault becomes, and that the client gets exactly the mapped answer ---------------
