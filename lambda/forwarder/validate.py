@@ -89,7 +89,7 @@ def parse(kind: str, raw: bytes | str, config: Config) -> Request:
     if kind == CHAT:
         messages = _messages(body)
         extras = _chat_extras(body)
-        estimate = tokens.estimate_chat(messages)
+        estimate = tokens.estimate_chat(messages, extras)
         prompt_param = "messages"
     else:
         prompt = _prompt(body)

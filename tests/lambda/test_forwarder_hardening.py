@@ -54,3 +54,24 @@ def test_the_engine_body_encoder_refuses_non_finite_numbers():
     with pytest.raises(ValueError):
         translate._ENCODER.encode({"x": float("inf")})
     assert validate._DECODER.decode('{"x": 1.5e10}') == {"x": 1.5e10}
+
+
+def test_tools_tool_calls_and_response_format_count_towards_the_prompt_limit(forwarder):
+    """MAX_INPUT_TOKENS is 4096 in these tests: 20,000 bytes of tool schema are about 5,000 tokens."""
+    schema = {"type": "object", "description": "x" * 20_000}
+    tools = [{"type": "function", "function": {"name": "f", "parameters": schema}}]
+    answer = forwarder.chat(max_tokens=4, tools=tools)
+    assert (answer.status, answer.error["code"], answer.error["param"]) == (400, "context_length_exceeded", "messages")
+    answer = forwarder.chat(max_tokens=4, response_format={"type": "json_schema", "json_schema": schema})
+    assert answer.error["code"] == "context_length_exceeded"
+    calls = [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "y" * 20_000}}]
+    body = {
+        "model": "Qwen/Qwen2.5-7B-Instruct",
+        "max_tokens": 4,
+        "messages": [
+            {"role": "user", "content": "hi"},
+            {"role": "assistant", "content": None, "tool_calls": calls},
+            {"role": "tool", "tool_call_id": "c1", "content": "ok"},
+        ],
+    }
+    assert forwarder.call(body=body).error["code"] == "context_length_exceeded"
