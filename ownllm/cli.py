@@ -22,7 +22,11 @@ _COMMAND_MODULES = (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ownllm", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="ownllm",
+        description="Run your own open LLM on AWS: what it costs, which instance serves it, the API locally, "
+        "load tests and bulk jobs.",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in _COMMAND_MODULES:
         try:
