@@ -155,6 +155,7 @@ Positive = Annotated[int, Field(gt=0)]
 NonNegative = Annotated[int, Field(ge=0)]
 PositiveFloat = Annotated[float, Field(gt=0)]
 OptionalPositiveFloat = Annotated[float | None, Field(gt=0)]
+OptionalPositive = Annotated[int | None, Field(gt=0)]
 Count = Annotated[int, Field(ge=1)]
 
 # Why a bound exists, appended to the message when a value is out of it.
@@ -201,7 +202,7 @@ class Settings(BaseModel):
     max_instances: Count = 2
     # None: from the performance model (ownllm.capacity), the concurrency where throughput levels
     # off while each request keeps min_tokens_per_s_per_request. Validated settings hold the number.
-    target_concurrency_per_instance: Positive | None = None
+    target_concurrency_per_instance: OptionalPositive = None
     min_tokens_per_s_per_request: PositiveFloat = 20.0
     # Weight precision; None: bf16, or fp16 on GPUs without bf16 (g4dn's T4).
     precision: str | None = None
@@ -229,7 +230,7 @@ class Settings(BaseModel):
     # Monitoring.
     alarm_email: str | None = None
     # None: twice the predicted request time, at most the Lambda timeout (ownllm.capacity).
-    latency_p95_ms: Positive | None = None
+    latency_p95_ms: OptionalPositive = None
     # Usage assumptions for the cost estimate (and its budget guard).
     requests_per_day: NonNegative = 1_000
     avg_input_tokens: NonNegative = 500

@@ -396,3 +396,14 @@ def test_the_forwarder_caps_max_tokens_at_what_finishes_within_the_timeout():
     s = Settings.from_context({"generation_tokens_per_s": 10.0})
     env = forwarder_environment(s, endpoint_name="e")
     assert (env["MAX_INPUT_TOKENS"], env["MAX_TOTAL_TOKENS"], env["DEFAULT_MAX_TOKENS"]) == ("4096", "4374", "278")
+
+
+@pytest.mark.parametrize(
+    "key, value, problem",
+    [
+        ("latency_p95_ms", -1, "latency_p95_ms: -1 must be greater than 0"),
+        ("target_concurrency_per_instance", "0", "target_concurrency_per_instance: '0' must be greater than 0"),
+    ],
+)
+def test_an_optional_count_out_of_range_says_what_is_accepted(key, value, problem):
+    assert problems(**{key: value}) == [problem]
