@@ -59,6 +59,9 @@ API_GATEWAY_TIMEOUT_S = 29
 # Lambda: memory 128-10240 MB; a synchronous invocation's payload is at most 6 MB.
 LAMBDA_MEMORY_MB = (128, 10_240)
 LAMBDA_PAYLOAD_BYTES = 6 * 1024 * 1024
+# AWS APIs and CloudFormation take whole numbers as 32-bit signed integers (Smithy's `integer`
+# shape, https://smithy.io/2.0/spec/simple-types.html); a larger one reached the template as 1e+23.
+INT32_MAX = 2**31 - 1
 DAYS = ("MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN")
 # CloudWatch Logs retention values (AWS::Logs::LogGroup RetentionInDays).
 RETENTION_DAYS = (
@@ -151,12 +154,12 @@ class ActiveHours:
         return (self.end_hour - self.start_hour) * len(self.days)
 
 
-Positive = Annotated[int, Field(gt=0)]
-NonNegative = Annotated[int, Field(ge=0)]
+Positive = Annotated[int, Field(gt=0, le=INT32_MAX)]
+NonNegative = Annotated[int, Field(ge=0, le=INT32_MAX)]
 PositiveFloat = Annotated[float, Field(gt=0)]
 OptionalPositiveFloat = Annotated[float | None, Field(gt=0)]
-OptionalPositive = Annotated[int | None, Field(gt=0)]
-Count = Annotated[int, Field(ge=1)]
+OptionalPositive = Annotated[int | None, Field(gt=0, le=INT32_MAX)]
+Count = Annotated[int, Field(ge=1, le=INT32_MAX)]
 
 # Why a bound exists, appended to the message when a value is out of it.
 _WHY: dict[str, str] = {
@@ -659,6 +662,8 @@ def _describe(key: str, value: object, error: ErrorDetails) -> str:
         return f"{shown} is not true or false"
     if kind == "string_type":
         return f"{shown} is not text"
+    if kind == "less_than_equal" and _ctx(error).get("le") == INT32_MAX:
+        return f"{shown} is above {INT32_MAX}, the largest whole number AWS APIs take"
     if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
         return f"{shown} {_bounds_text(key)}"
     return f"{shown}: {error['msg']}"
@@ -672,7 +677,7 @@ def _bounds_text(key: str) -> str:
             if getattr(meta, name, None) is not None:
                 lo = (name, getattr(meta, name))
         for name in ("lt", "le"):
-            if getattr(meta, name, None) is not None:
+            if getattr(meta, name, None) not in (None, INT32_MAX):  # said only when exceeded (_describe)
                 hi = (name, getattr(meta, name))
     why = f" ({_WHY[key]})" if key in _WHY else ""
     if lo and hi and lo[0] == "ge" and hi[0] == "le":

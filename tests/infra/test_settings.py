@@ -407,3 +407,15 @@ def test_the_forwarder_caps_max_tokens_at_what_finishes_within_the_timeout():
 )
 def test_an_optional_count_out_of_range_says_what_is_accepted(key, value, problem):
     assert problems(**{key: value}) == [problem]
+
+
+@pytest.mark.parametrize("key", ["max_instances", "requests_per_day", "api_burst_limit", "latency_p95_ms"])
+def test_a_whole_number_too_large_for_aws_is_refused_instead_of_synthesized_as_a_float(key):
+    """99999999999999999999999 once reached the template as "MaxCapacity": 1e+23 and a $1e22/day bill."""
+    assert problems(**{key: "99999999999999999999999"}) == [
+        f"{key}: '99999999999999999999999' is above 2147483647, the largest whole number AWS APIs take"
+    ]
+
+
+def test_the_largest_32_bit_whole_number_is_still_accepted():
+    assert Settings.from_context({"requests_per_day": "2147483647"}).requests_per_day == 2_147_483_647
