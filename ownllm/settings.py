@@ -559,6 +559,17 @@ def cross_field_problems(s: Settings) -> list[tuple[frozenset[str], str]]:
             f"default_max_tokens: {s.default_max_tokens} must be between 1 and "
             f"max_total_tokens - max_input_tokens ({s.max_total_tokens - s.max_input_tokens})",
         )
+    known = sizing.bundled_arch(s.model_id)
+    if known is not None and s.max_total_tokens > known.context:
+        # vLLM refuses to start when max_model_len is above the config's max_position_embeddings
+        # ("User-specified max_model_len ... is greater than the derived max_model_len",
+        # vllm-project/vllm vllm/config.py, ModelConfig); positions past it were never trained.
+        rule(
+            "max_total_tokens model_id",
+            f"max_total_tokens: {s.max_total_tokens} is above the {known.context}-token context of "
+            f"{s.model_id} (max_position_embeddings in its config.json); the engine would not start; "
+            f"use at most {known.context}",
+        )
     if s.avg_input_tokens > s.max_input_tokens:
         rule(
             "avg_input_tokens max_input_tokens",

@@ -419,3 +419,18 @@ def test_a_whole_number_too_large_for_aws_is_refused_instead_of_synthesized_as_a
 
 def test_the_largest_32_bit_whole_number_is_still_accepted():
     assert Settings.from_context({"requests_per_day": "2147483647"}).requests_per_day == 2_147_483_647
+
+
+def test_max_total_tokens_above_the_models_context_window_is_refused():
+    """Llama 2 reads 4096 positions; vLLM would not start with max_model_len 8192 (the default)."""
+    assert problems(model_id="meta-llama/Llama-2-7b-chat-hf", max_input_tokens=2048) == [
+        "max_total_tokens: 8192 is above the 4096-token context of meta-llama/Llama-2-7b-chat-hf "
+        "(max_position_embeddings in its config.json); the engine would not start; use at most 4096"
+    ]
+
+
+def test_max_total_tokens_within_the_models_context_window_is_accepted():
+    s = Settings.from_context(
+        {"model_id": "meta-llama/Llama-2-7b-chat-hf", "max_total_tokens": 4096, "max_input_tokens": 2048}
+    )
+    assert s.max_total_tokens == 4096
