@@ -128,12 +128,14 @@ def infer_model_size_b(model_id: str) -> float | None:
     """Billions of parameters from a model id such as 'Qwen2.5-7B-Instruct' or 'Mixtral-8x7B'.
 
     For mixture-of-experts names (8x7B) the product is returned: an upper bound, which is
-    the safe side for a memory check.
+    the safe side for a memory check. An id naming no size ('Phi-3-mini') falls back to the
+    bundled model table's parameter count.
     """
     name = model_id.rstrip("/").rsplit("/", 1)[-1]
     matches = _SIZE_RE.findall(name)
     if not matches:
-        return None
+        known = sizing.bundled_arch(model_id)
+        return known.params_b if known is not None else None
     experts, size = matches[-1]
     return float(size) * (int(experts) if experts else 1)
 

@@ -434,3 +434,11 @@ def test_max_total_tokens_within_the_models_context_window_is_accepted():
         {"model_id": "meta-llama/Llama-2-7b-chat-hf", "max_total_tokens": 4096, "max_input_tokens": 2048}
     )
     assert s.max_total_tokens == 4096
+
+
+def test_a_bundled_model_whose_id_names_no_size_needs_no_model_size_b():
+    """The bundled table knows Phi-3-mini's 3.82B parameters; its id ("mini") names none."""
+    s = Settings.from_context(
+        {"model_id": "microsoft/Phi-3-mini-4k-instruct", "max_total_tokens": 4096, "max_input_tokens": 2048}
+    )
+    assert s.resolved_model_size_b == 3.82
