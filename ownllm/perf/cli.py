@@ -222,7 +222,10 @@ def _plan(args: argparse.Namespace) -> int:
     if args.apply:
         if chosen is None:
             raise InputError(f"--apply: no instance type fits {model.name} at {args.min_tokens_per_s} tokens/s")
-        applied = planner.apply(chosen, Path(args.settings))
+        try:
+            applied = planner.apply(chosen, Path(args.settings))
+        except planner.ApplyError as exc:
+            raise InputError(f"--settings {args.settings!r}: {exc}; nothing written") from None
     if args.json:
         print(json.dumps(planner.to_json(options, api), indent=2, default=str))
     else:

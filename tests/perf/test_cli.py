@@ -193,3 +193,43 @@ def test_plan_unknown_model_without_size_is_one_clear_line(capsys):
     assert code == 2
     assert err.startswith("ownllm plan: --model 'acme/secret': not in the bundled table; pass --model-size-b")
     assert err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    "text, problem",
+    [
+        ("{not json", "not valid JSON (Expecting property name enclosed in double quotes: line 1 column 2 (char 1))"),
+        ("[]", "not a JSON object"),
+        ('{"context": []}', "'context' is not an object"),
+        ('{"context": {"ownllm": [1]}}', "'context.ownllm' is not an object"),
+        (
+            '{"context": {"ownllm": {"max_instances": 2, "max_instances": 3}}}',
+            "key 'max_instances' appears twice (a rewrite would keep only one)",
+        ),
+    ],
+)
+def test_plan_apply_refuses_a_malformed_cdk_json_and_leaves_it_as_it_was(capsys, tmp_path, text, problem):
+    settings = tmp_path / "cdk.json"
+    settings.write_text(text)
+    code, out, err = run(capsys, *PLAN, "--apply", "--settings", str(settings))
+    assert (code, out, err) == (2, "", f"ownllm plan: --settings {str(settings)!r}: {problem}; nothing written\n")
+    assert settings.read_text() == text
+
+
+def test_plan_apply_refuses_a_cdk_json_that_is_not_utf8(capsys, tmp_path):
+    settings = tmp_path / "cdk.json"
+    settings.write_bytes(b"\xff\xfe{}")
+    code, out, err = run(capsys, *PLAN, "--apply", "--settings", str(settings))
+    assert (code, out) == (2, "")
+    assert err.startswith(f"ownllm plan: --settings {str(settings)!r}: cannot be read as UTF-8 (")
+    assert settings.read_bytes() == b"\xff\xfe{}"
+
+
+def test_plan_apply_updates_a_flat_context_key_where_the_loader_reads_it(capsys, tmp_path):
+    """A flat context key wins over context.ownllm; writing only the latter would change nothing."""
+    settings = tmp_path / "cdk.json"
+    settings.write_text(json.dumps({"context": {"instance_type": "ml.p5.48xlarge", "ownllm": {}}}))
+    code, out, _ = run(capsys, *PLAN, "--json", "--apply", "--settings", str(settings))
+    cheapest = next(o for o in json.loads(out)["options"] if o["fits"])
+    ctx = json.loads(settings.read_text())["context"]
+    assert (code, ctx["instance_type"], "instance_type" in ctx["ownllm"]) == (0, cheapest["instance_type"], False)
