@@ -36,7 +36,7 @@ from pydantic import (
 from pydantic_core import ErrorDetails
 
 from ownllm import capacity as sizing
-from ownllm import gpus
+from ownllm import gpus, regions
 from ownllm.perf.models import ModelArch
 
 ENGINES = ("vllm", "lmi", "tgi")
@@ -360,6 +360,9 @@ class Settings(BaseModel):
     def _region(cls, v: str | None) -> str | None:
         if v is not None and not _REGION_RE.fullmatch(v):
             raise ValueError("is not an AWS region name like 'us-east-1'")
+        reason = regions.unsupported_region_reason(v) if v is not None else None
+        if reason:  # refused here too, so no tool prices a region synth would refuse
+            raise ValueError(reason)
         return v
 
     @model_validator(mode="after")

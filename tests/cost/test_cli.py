@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from ownllm.cli import main
+from ownllm.regions import unsupported_region_problem
 from ownllm.settings import write_recorded_settings
 
 from .builders import serving_resources
@@ -149,3 +150,14 @@ def test_dash_c_region_prices_an_environment_agnostic_cdk_out_there(cdk_out, cap
     out = cdk_out({"OwnLlm": serving_resources("ml.g5.4xlarge", 1)})
     doc = estimate_json(capsys, "--cdk-out", str(out), "--settings", str(tmp_path / "none"), "-c", "region=eu-west-1")
     assert (doc["region"], doc["region_source"]) == ("eu-west-1", "settings.region")
+
+
+def test_dash_c_region_with_a_typo_is_refused_instead_of_priced_at_us_east_1_rates(cdk_out, capsys):
+    out = cdk_out({"OwnLlm": serving_resources("ml.g5.4xlarge", 1)})
+    write_recorded_settings(out, make_settings())
+    rc = main(["cost", "estimate", "--cdk-out", str(out), "-c", "region=us-eats-1"])
+    assert (rc, capsys.readouterr()) == (
+        2,
+        ("", f"ownllm: {unsupported_region_problem('us-eats-1')}\n"),
+    )
+    assert unsupported_region_problem("us-eats-1").endswith("; did you mean us-east-1?")
