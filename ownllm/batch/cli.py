@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import os
 import signal
 import sys
@@ -176,6 +177,15 @@ def options_from(args: argparse.Namespace) -> Options:
         )
     if args.concurrency is not None and not 1 <= args.concurrency <= MAX_CONCURRENCY:
         raise UsageError(f"--concurrency {args.concurrency} must be from 1 to {MAX_CONCURRENCY}")
+    for option, value in (
+        ("--max-rps", args.max_rps),
+        ("--backoff", args.backoff),
+        ("--timeout", args.timeout),
+        ("--startup-wait", args.startup_wait),
+        ("--cost-per-request", args.cost_per_request),
+    ):
+        if value is not None and not math.isfinite(value):
+            raise UsageError(f"{option} {value:g} must be a finite number")
     if args.max_attempts < 1:
         raise UsageError(f"--max-attempts {args.max_attempts} must be at least 1")
     if args.max_rps is not None and not args.max_rps > 0:

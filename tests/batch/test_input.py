@@ -138,6 +138,11 @@ def test_a_missing_input_is_one_line(tmp_path, server, capsys):
         (("--max-rps", "0"), "--max-rps 0 must be greater than 0"),
         (("--timeout", "-1"), "--timeout -1 must be greater than 0"),
         (("--cost-per-request", "-0.5"), "--cost-per-request -0.5 must not be negative"),
+        (("--timeout", "inf"), "--timeout inf must be a finite number"),
+        (("--backoff", "1e400"), "--backoff inf must be a finite number"),
+        (("--startup-wait", "inf"), "--startup-wait inf must be a finite number"),
+        (("--cost-per-request", "nan"), "--cost-per-request nan must be a finite number"),
+        (("--max-rps", "nan"), "--max-rps nan must be a finite number"),
     ],
 )
 def test_bad_options_are_one_line_each(tmp_path, server, capsys, extra, message):
