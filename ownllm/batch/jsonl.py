@@ -52,12 +52,19 @@ def _describe(value: object) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+def _no_constant(name: str) -> object:
+    """json.loads reads NaN and Infinity, which JSON (RFC 8259) has not: refuse them as the API would."""
+    raise ValueError(f"{name} is not a JSON number; give a finite number")
+
+
 def _check_line(number: int, text: str) -> tuple[BatchRequest | None, list[str]]:
     where = f"line {number}"
     try:
-        item = json.loads(text)
+        item = json.loads(text, parse_constant=_no_constant)
     except json.JSONDecodeError as exc:
         return None, [f"{where}: not valid JSON ({exc.msg} at column {exc.colno})"]
+    except ValueError as exc:
+        return None, [f"{where}: not valid JSON ({exc})"]
     if not isinstance(item, dict):
         return None, [f"{where}: expected a JSON object {{custom_id, method, url, body}}, got {_describe(item)}"]
     problems = []

@@ -197,3 +197,19 @@ def test_an_output_in_a_missing_folder_is_one_line(tmp_path, server, capsys):
     assert capsys.readouterr().err.splitlines() == [
         f"ownllm batch run: cannot open {output}: No such file or directory; nothing was sent"
     ]
+
+
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+def test_a_line_with_a_non_json_number_is_refused_before_anything_is_sent(tmp_path, server, capsys, constant):
+    """Python reads NaN and Infinity; JSON has no such numbers, and the API would refuse the request."""
+    source = tmp_path / "in.jsonl"
+    source.write_text(
+        json.dumps(request_line("a")).replace('"model": "test"', f'"model": "test", "temperature": {constant}') + "\n"
+    )
+
+    assert run_batch(source, server.url, tmp_path / "out.jsonl") == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"ownllm batch run: {source} line 1: not valid JSON ({constant} is not a JSON number; give a finite number)",
+        "ownllm batch run: nothing was sent",
+    ]
+    assert server.seen == []
