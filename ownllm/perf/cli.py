@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -72,7 +73,7 @@ def _number(option: str, value: str, kind: type[int] | type[float] = int, minimu
         n = kind(value)
     except (TypeError, ValueError):
         n = None
-    if n is None or n < minimum:
+    if n is None or not math.isfinite(n) or n < minimum:
         what = "a whole number" if kind is int else "a number"
         raise InputError(f"{option} {value!r}: must be {what} >= {minimum:g}")
     return n

@@ -168,9 +168,11 @@ def from_config(path: str | Path, name: str = "", params_b: float | None = None)
     """Architecture from a local Hugging Face config.json (multimodal configs: their text_config)."""
     try:
         cfg = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, ValueError) as exc:  # ValueError: not JSON, or not UTF-8
         raise ModelError(f"--model-config {path}: cannot read a JSON config ({exc})") from exc
-    text = cfg.get("text_config") or cfg
+    text = (cfg.get("text_config") or cfg) if isinstance(cfg, dict) else None
+    if not isinstance(text, dict):
+        raise ModelError(f"--model-config {path}: not a Hugging Face config.json (a JSON object of hyperparameters)")
     try:
         hidden = int(text["hidden_size"])
         layers = int(text["num_hidden_layers"])

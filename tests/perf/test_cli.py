@@ -233,3 +233,46 @@ def test_plan_apply_updates_a_flat_context_key_where_the_loader_reads_it(capsys,
     cheapest = next(o for o in json.loads(out)["options"] if o["fits"])
     ctx = json.loads(settings.read_text())["context"]
     assert (code, ctx["instance_type"], "instance_type" in ctx["ownllm"]) == (0, cheapest["instance_type"], False)
+
+
+@pytest.mark.parametrize(
+    "argv, problem",
+    [
+        (
+            ["capacity", "--instance-type", "ml.g5.2xlarge", "--model-size-b", "nan"],
+            "ownllm capacity: --model-size-b 'nan': must be a number >= 0.01",
+        ),
+        (
+            ["plan", "--model", "Qwen/Qwen2.5-7B-Instruct", "--requests-per-day", "1e400"],
+            "ownllm plan: --requests-per-day '1e400': must be a number >= 0",
+        ),
+        (
+            ["plan", "--model", "Qwen/Qwen2.5-7B-Instruct", "--active-hours", "nan"],
+            "ownllm plan: --active-hours 'nan': must be a number >= 0.01",
+        ),
+        (
+            ["plan", "--model", "Qwen/Qwen2.5-7B-Instruct", "--min-tokens-per-s", "inf"],
+            "ownllm plan: --min-tokens-per-s 'inf': must be a number >= 0",
+        ),
+    ],
+)
+def test_a_number_that_is_not_finite_is_one_line_not_a_traceback(capsys, argv, problem):
+    assert run(capsys, *argv) == (2, "", problem + "\n")
+
+
+@pytest.mark.parametrize(
+    "text, problem",
+    [
+        ("[1, 2]", "not a Hugging Face config.json (a JSON object of hyperparameters)"),
+        ('{"text_config": 7}', "not a Hugging Face config.json (a JSON object of hyperparameters)"),
+        (
+            "\udcff",
+            "cannot read a JSON config ('utf-8' codec can't decode byte 0xff in position 0: invalid start byte)",
+        ),
+    ],
+)
+def test_a_model_config_that_is_not_a_json_object_is_one_line(capsys, tmp_path, text, problem):
+    config = tmp_path / "config.json"
+    config.write_bytes(text.encode("utf-8", "surrogateescape"))
+    code, out, err = run(capsys, "capacity", "--instance-type", "ml.g5.2xlarge", "--model-config", str(config))
+    assert (code, out, err) == (2, "", f"ownllm capacity: --model-config {config}: {problem}\n")
