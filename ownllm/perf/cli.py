@@ -91,6 +91,15 @@ def _model(args: argparse.Namespace) -> Any:
         raise InputError(str(exc)) from exc
 
 
+def _check_context(model: Any, input_tokens: int, output_tokens: int) -> None:
+    """A request longer than the model's context window: no engine serves it, so nothing to predict."""
+    if model.context_known and input_tokens + output_tokens > model.context:
+        raise InputError(
+            f"--input-tokens {input_tokens} + --output-tokens {output_tokens}: above the {model.context}-token "
+            f"context of {model.name} (max_position_embeddings); no engine serves a request that long"
+        )
+
+
 def _check_choice(option: str, value: str, accepted: list[str]) -> str:
     if value.strip().lower() not in accepted:
         raise InputError(f"{option} {value!r}: accepted: {', '.join(accepted)}")
@@ -131,6 +140,7 @@ def _capacity(args: argparse.Namespace) -> int:
         else:
             raise InputError("--instance-type: required (e.g. ml.g5.2xlarge), or --gpu NAME --gpu-count N")
         model = _model(args)
+        _check_context(model, input_tokens, output_tokens)
         p = predict(
             model,
             hw,
@@ -205,6 +215,7 @@ def _plan(args: argparse.Namespace) -> int:
     if traffic.active_hours > 24:
         raise InputError(f"--active-hours {args.active_hours!r}: must be at most 24")
     model = _model(args)
+    _check_context(model, traffic.input_tokens, traffic.output_tokens)
     try:
         catalog = load_catalog(args.prices)
     except (OSError, ValueError) as exc:

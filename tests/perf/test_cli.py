@@ -276,3 +276,22 @@ def test_a_model_config_that_is_not_a_json_object_is_one_line(capsys, tmp_path, 
     config.write_bytes(text.encode("utf-8", "surrogateescape"))
     code, out, err = run(capsys, "capacity", "--instance-type", "ml.g5.2xlarge", "--model-config", str(config))
     assert (code, out, err) == (2, "", f"ownllm capacity: --model-config {config}: {problem}\n")
+
+
+@pytest.mark.parametrize("command", [["capacity", "--gpu", "h200"], ["plan"]])
+def test_a_request_longer_than_the_models_context_is_refused_not_predicted(capsys, command):
+    """Qwen2.5-7B reads 32768 positions; a 40256-token request once 'fit' an H200 with a speed."""
+    code, out, err = run(
+        capsys, *command, "--model", "Qwen/Qwen2.5-7B-Instruct", "--input-tokens", "40000", "--output-tokens", "256"
+    )
+    assert (code, out, err) == (
+        2,
+        "",
+        f"ownllm {command[0]}: --input-tokens 40000 + --output-tokens 256: above the 32768-token context of "
+        "Qwen/Qwen2.5-7B-Instruct (max_position_embeddings); no engine serves a request that long\n",
+    )
+
+
+def test_a_model_known_only_by_size_is_not_held_to_an_assumed_context(capsys):
+    code, _, _ = run(capsys, "capacity", "--gpu", "h200", "--model-size-b", "7", "--input-tokens", "20000", "--json")
+    assert code == 0
