@@ -161,3 +161,23 @@ def test_dash_c_region_with_a_typo_is_refused_instead_of_priced_at_us_east_1_rat
         ("", f"ownllm: {unsupported_region_problem('us-eats-1')}\n"),
     )
     assert unsupported_region_problem("us-eats-1").endswith("; did you mean us-east-1?")
+
+
+@pytest.mark.parametrize(
+    "argv, problem",
+    [
+        (
+            ["--region", "us-eats-1"],
+            "ownllm prices show: --region 'us-eats-1': the catalog has eu-west-1, us-east-1, us-west-2; "
+            "did you mean us-east-1?",
+        ),
+        (
+            ["--item", "nonsense"],
+            "ownllm prices show: --item 'nonsense': matches no catalog item "
+            "(items look like sagemaker.hosting:ml.g5.2xlarge; --item matches any part of one)",
+        ),
+    ],
+)
+def test_prices_show_for_a_region_or_item_the_catalog_lacks_says_so_instead_of_zero_prices(capsys, argv, problem):
+    assert main(["prices", "show", *argv]) == 2
+    assert capsys.readouterr() == ("", problem + "\n")
