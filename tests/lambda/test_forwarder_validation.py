@@ -101,6 +101,23 @@ def test_a_body_that_is_not_a_json_object_is_a_400(forwarder, body):
     assert answer.error["code"] == "invalid_json"
 
 
+@pytest.mark.parametrize(
+    "body, why",
+    [
+        ("{not json", "Expecting property name enclosed in double quotes at line 1 column 2"),
+        ('\ufeff{"messages": []}', "it starts with a byte order mark (U+FEFF); send UTF-8 without one"),
+        ('{"a": NaN}', "NaN is not valid JSON"),
+        (b'{"a": "\xff"}', "it is not UTF-8"),
+        ('{"max_tokens": ' + "9" * 5000 + "}", "a number in it has too many digits"),
+        ("[" * 100_000 + "]" * 100_000, "it is nested too deeply"),
+    ],
+)
+def test_a_body_that_is_not_json_says_what_is_wrong_and_where(forwarder, body, why):
+    answer = forwarder.call(body=body)
+    assert (answer.status, answer.error["code"]) == (400, "invalid_json")
+    assert answer.error["message"] == f"The request body is not valid JSON: {why}."
+
+
 def test_text_that_is_not_valid_unicode_is_a_400_not_a_crash(forwarder):
     answer = forwarder.call(body='{"messages": [{"role": "user", "content": "half a pair: \\ud800"}]}')
     assert answer.status == 400 and answer.error["param"] == "messages"
