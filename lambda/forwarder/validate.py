@@ -36,6 +36,11 @@ class Request:
     prompt_tokens_estimate: int = 0
 
 
+# vLLM's OpenAI server takes a seed in torch.long's range, a 64-bit integer
+# (vllm-project/vllm vllm/entrypoints/openai/protocol.py: Field(ge=_LONG_INFO.min, le=_LONG_INFO.max)).
+SEED_RANGE = (-(2**63), 2**63 - 1)
+
+
 class _NotJson(ValueError):
     """A reason the body is not JSON, already in words for the client."""
 
@@ -190,6 +195,10 @@ def _sampling(body: dict) -> dict:
         if value is not None:
             out[key] = value
     seed = _optional(body, "seed", int, "an integer")
+    if seed is not None and not SEED_RANGE[0] <= seed <= SEED_RANGE[1]:
+        raise errors.invalid(
+            f"'seed' must be between {SEED_RANGE[0]} and {SEED_RANGE[1]} (a 64-bit integer); got {seed}.", "seed"
+        )
     if seed is not None:
         out["seed"] = seed
     stop = body.get("stop")
