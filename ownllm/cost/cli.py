@@ -86,6 +86,8 @@ def load_settings(path: str | None, overrides: list[str], cdk_out: str | None = 
     from ownllm.settings import ESTIMATE_KEYS, Settings, SettingsError, parse_overrides, read_recorded_settings
     from ownllm.settings import load_settings as from_cdk_json
 
+    if path is not None and not Path(path).is_file():  # a typo must not price the defaults instead
+        raise SettingsError([f"--settings {path!r}: no such file"])
     extra = parse_overrides(overrides)
     refused = [k for k in extra if k in Settings.model_fields and k not in ESTIMATE_KEYS]
     if refused:
