@@ -54,6 +54,8 @@ DERIVED_KEYS = ("precision", "target_concurrency_per_instance", "latency_p95_ms"
 # and runtime (ray-project/llm-numbers, "Rules of thumb for sizing").
 BYTES_PER_PARAM = 2
 MEMORY_HEADROOM = 1.2
+# The smallest model size accepted, in billions of parameters (as `ownllm capacity --model-size-b`).
+MIN_MODEL_SIZE_B = 0.01
 # API Gateway REST integrations time out at 29 s; the Lambda must finish first.
 API_GATEWAY_TIMEOUT_S = 29
 # Lambda: memory 128-10240 MB; a synchronous invocation's payload is at most 6 MB.
@@ -169,6 +171,7 @@ _WHY: dict[str, str] = {
     "min_instances": "0 runs the model as an inference component that scales to zero",
     "max_instances": "an instance-backed endpoint cannot run on 0",
     "max_request_bytes": "Lambda's 6 MB payload limit",
+    "model_size_b": "billions of parameters; 0.01 is ten million, smaller than any served LLM",
     "lambda_timeout_s": f"API Gateway's integration timeout is {API_GATEWAY_TIMEOUT_S} s",
 }
 
@@ -199,7 +202,7 @@ class Settings(BaseModel):
 
     # What to serve, and on what.
     model_id: str = "Qwen/Qwen2.5-7B-Instruct"
-    model_size_b: OptionalPositiveFloat = None
+    model_size_b: Annotated[float | None, Field(ge=MIN_MODEL_SIZE_B)] = None
     engine: str = "vllm"
     instance_type: str = "ml.g5.2xlarge"
     instance_count: Count = 1

@@ -81,8 +81,9 @@ def _number(option: str, value: str, kind: type[int] | type[float] = int, minimu
 
 def _model(args: argparse.Namespace) -> Any:
     from ownllm.perf.models import ModelError, resolve
+    from ownllm.settings import MIN_MODEL_SIZE_B
 
-    size = _number("--model-size-b", args.model_size_b, float, 0.01) if args.model_size_b else None
+    size = _number("--model-size-b", args.model_size_b, float, MIN_MODEL_SIZE_B) if args.model_size_b else None
     if not (args.model or size or args.model_config):
         raise InputError("--model: required (a Hugging Face id), or give --model-size-b or --model-config")
     try:

@@ -226,7 +226,12 @@ def test_serving_json_must_be_keyed_by_engine(tmp_path):
         ("max_daily_usd", float("inf"), "max_daily_usd: inf is not a finite number"),
         ("generation_tokens_per_s", "-inf", "generation_tokens_per_s: '-inf' is not a finite number"),
         ("requests_per_day", -5, "requests_per_day: -5 must not be negative"),
-        ("model_size_b", 0, "model_size_b: 0 must be greater than 0"),
+        (
+            "model_size_b",
+            0,
+            "model_size_b: 0 must be at least 0.01 (billions of parameters; 0.01 is ten million, smaller than any "
+            "served LLM)",
+        ),
         ("lambda_memory_mb", 64, "lambda_memory_mb: 64 must be between 128 and 10240"),
         ("apigw_cloudwatch_role", "maybe", "apigw_cloudwatch_role: 'maybe' is not true or false"),
     ],
@@ -442,3 +447,10 @@ def test_a_bundled_model_whose_id_names_no_size_needs_no_model_size_b():
         {"model_id": "microsoft/Phi-3-mini-4k-instruct", "max_total_tokens": 4096, "max_input_tokens": 2048}
     )
     assert s.resolved_model_size_b == 3.82
+
+
+def test_a_model_size_below_ten_million_parameters_is_refused_as_ownllm_capacity_does():
+    assert problems(model_size_b="1e-6") == [
+        "model_size_b: '1e-6' must be at least 0.01 (billions of parameters; 0.01 is ten million, smaller than "
+        "any served LLM)"
+    ]
