@@ -106,10 +106,12 @@ def load_requests(path: Path) -> list[BatchRequest]:
     requests: list[BatchRequest] = []
     problems: list[str] = []
     first_seen: dict[str, int] = {}
-    for number, line in enumerate(text.splitlines(), start=1):
+    # Lines end at "\n" (and "\r\n"); str.splitlines would also split at U+2028 and other separators
+    # that JSON allows raw inside a string.
+    for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
-        request, found = _check_line(number, line)
+        request, found = _check_line(number, line.removesuffix("\r"))
         problems.extend(found)
         if request is None:
             continue

@@ -213,3 +213,14 @@ def test_a_line_with_a_non_json_number_is_refused_before_anything_is_sent(tmp_pa
         "ownllm batch run: nothing was sent",
     ]
     assert server.seen == []
+
+
+def test_a_line_separator_inside_a_json_string_does_not_split_the_line(tmp_path, server, capsys):
+    """JSONL lines end at "\\n"; U+2028 is valid raw inside a JSON string (str.splitlines split on it)."""
+    source = tmp_path / "in.jsonl"
+    line = request_line("a")
+    line["body"]["messages"][0]["content"] = "one\u2028two\x0cthree\x1cfour"
+    source.write_text(json.dumps(line, ensure_ascii=False) + "\r\n", encoding="utf-8")
+
+    assert run_batch(source, server.url, tmp_path / "out.jsonl", "--key", "k") == 0
+    assert [seen.custom_id for seen in server.seen] == ["a"]
