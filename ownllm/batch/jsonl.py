@@ -99,7 +99,7 @@ def load_requests(path: Path) -> list[BatchRequest]:
     except OSError as exc:
         raise BatchFileError([f"cannot read the input {path}: {exc.strerror or exc}"]) from None
     try:
-        text = raw.decode("utf-8")
+        text = raw.decode("utf-8").removeprefix("\ufeff")  # a byte order mark, as Windows editors write
     except UnicodeDecodeError as exc:
         bad_line = raw[: exc.start].count(b"\n") + 1
         raise BatchFileError([f"{path} line {bad_line}: not UTF-8 text (byte {exc.start})"]) from None

@@ -224,3 +224,11 @@ def test_a_line_separator_inside_a_json_string_does_not_split_the_line(tmp_path,
 
     assert run_batch(source, server.url, tmp_path / "out.jsonl", "--key", "k") == 0
     assert [seen.custom_id for seen in server.seen] == ["a"]
+
+
+def test_a_byte_order_mark_at_the_start_of_the_input_is_skipped_as_text_editors_write_it(tmp_path, server, capsys):
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(b"\xef\xbb\xbf" + (json.dumps(request_line("a")) + "\n").encode())
+
+    assert run_batch(source, server.url, tmp_path / "out.jsonl", "--key", "k") == 0
+    assert [seen.custom_id for seen in server.seen] == ["a"]
