@@ -735,15 +735,32 @@ def settings_from_app_context(context: Mapping[str, object]) -> Settings:
     return Settings.from_context(merge_context(context.get("ownllm"), context))
 
 
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    out: dict[str, object] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(key)
+        out[key] = value
+    return out
+
+
 def read_cdk_json(path: str | os.PathLike[str]) -> dict[str, object]:
     """The context of a cdk.json, {} when the file does not exist."""
     p = Path(path)
     if not p.exists():
         return {}
     try:
-        doc = json.loads(p.read_text())
+        doc = json.loads(p.read_text(), object_pairs_hook=_unique_keys)
     except (OSError, UnicodeDecodeError) as exc:
         raise SettingsError([f"{p}: cannot be read ({exc})"]) from None
+    except _DuplicateKey as exc:
+        raise SettingsError(
+            [f"{p}: key {str(exc)!r} appears twice in one object; JSON readers keep only the last, so say it once"]
+        ) from None
     except ValueError as exc:
         raise SettingsError([f"{p}: not valid JSON ({exc})"]) from None
     context = doc.get("context", {}) if isinstance(doc, dict) else None

@@ -454,3 +454,15 @@ def test_a_model_size_below_ten_million_parameters_is_refused_as_ownllm_capacity
         "model_size_b: '1e-6' must be at least 0.01 (billions of parameters; 0.01 is ten million, smaller than "
         "any served LLM)"
     ]
+
+
+def test_a_key_twice_in_cdk_json_is_refused_since_json_readers_silently_keep_only_the_last(tmp_path):
+    from ownllm.settings import load_settings
+
+    path = tmp_path / "cdk.json"
+    path.write_text('{"context": {"ownllm": {"instance_count": 1, "instance_count": 3}}}')
+    with pytest.raises(SettingsError) as caught:
+        load_settings(path)
+    assert caught.value.problems == [
+        f"{path}: key 'instance_count' appears twice in one object; JSON readers keep only the last, so say it once"
+    ]
