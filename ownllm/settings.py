@@ -781,6 +781,16 @@ def parse_overrides(items: Sequence[str]) -> dict[str, str]:
     return out
 
 
+def named_cdk_json(given: str | None, option: str = "--settings") -> str:
+    """The cdk.json a CLI reads: the one named on the command line, which must exist (a typo must not
+    price or size the defaults), else ./cdk.json if present."""
+    if given is None:
+        return "cdk.json"
+    if not Path(given).is_file():
+        raise SettingsError([f"{option} {given!r}: no such file"])
+    return given
+
+
 def load_settings(cdk_json: str | os.PathLike[str] | None, overrides: Mapping[str, object] | None = None) -> Settings:
     """CLI tools: cdk.json (if any) then -c overrides, with synth's precedence."""
     context = read_cdk_json(cdk_json) if cdk_json else {}

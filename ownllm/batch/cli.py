@@ -81,7 +81,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     p.add_argument(
         "--settings",
-        default="cdk.json",
         help="cdk.json describing the endpoint, for the default --concurrency (default: ./cdk.json if present)",
     )
     p.add_argument(
@@ -247,10 +246,10 @@ def plan_from(input_: Path, output: Path, errors: Path) -> Plan:
 
 def _settings(args: argparse.Namespace) -> Settings:
     """The settings that size the default concurrency; UsageError naming the problem."""
-    from ownllm.settings import SettingsError, load_settings, parse_overrides
+    from ownllm.settings import SettingsError, load_settings, named_cdk_json, parse_overrides
 
     try:
-        return load_settings(args.settings, parse_overrides(args.context))
+        return load_settings(named_cdk_json(args.settings), parse_overrides(args.context))
     except SettingsError as exc:
         raise UsageError("; ".join(exc.problems)) from None
 
