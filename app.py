@@ -22,7 +22,7 @@ from pathlib import Path
 from aws_cdk import App
 
 from ownllm.artifacts import check_compatible, load_artifacts
-from ownllm.settings import SettingsError, settings_from_app_context, write_recorded_settings
+from ownllm.settings import SettingsError, read_cdk_json, settings_from_app_context, write_recorded_settings
 
 ROOT = Path(__file__).resolve().parent
 
@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parent
 def main() -> int:
     app = App()
     try:
+        read_cdk_json("cdk.json")  # the CDK CLI reads it too, but keeps the last of a repeated key silently
         settings = settings_from_app_context(app.node.get_all_context())
         artifacts = load_artifacts(ROOT / "model_artifacts")
         check_compatible(settings, artifacts)

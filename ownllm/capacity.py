@@ -83,9 +83,19 @@ class ServingCapacity:
         }
 
 
+def _table_name(model_id: str) -> str:
+    """The name the bundled table knows a model by: a Hub id, or an s3:// prefix's last folder."""
+    return model_id.rstrip("/").rsplit("/", 1)[-1] if model_id.startswith("s3://") else model_id
+
+
+def bundled_arch(model_id: str) -> ModelArch | None:
+    """The architecture the bundled table holds for this model (from its config.json), else None."""
+    return lookup(_table_name(model_id))
+
+
 def model_arch(model_id: str, size_b: float | None, inferred_size_b: float | None) -> ModelArch:
     """The bundled architecture of a Hub id, else a Llama-shaped one of the (given or inferred) size."""
-    name = model_id.rstrip("/").rsplit("/", 1)[-1] if model_id.startswith("s3://") else model_id
+    name = _table_name(model_id)
     if lookup(name) is not None:
         return resolve(name, size_b=size_b)
     size = size_b or inferred_size_b

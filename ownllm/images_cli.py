@@ -53,8 +53,12 @@ def cmd_refresh(args: argparse.Namespace) -> int:
 def cmd_show(args: argparse.Namespace) -> int:
     from rich.table import Table
 
-    from ownllm import images
+    from ownllm import images, regions
 
+    problem = regions.unsupported_region_problem(args.region)
+    if problem:
+        _ERR.print(f"images show: --{problem}", markup=False)
+        return 2
     try:
         table = images.load_table()
     except images.ImageTableError as exc:

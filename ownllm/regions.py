@@ -16,6 +16,7 @@ when a dependency's data moves. Regenerate with `python -m ownllm.regions --writ
 
 from __future__ import annotations
 
+import difflib
 import importlib.util
 import json
 import re
@@ -148,12 +149,21 @@ def has_budgets(region: str) -> bool:
     return region in BUDGET_REGIONS
 
 
-def unsupported_region_problem(region: str) -> str | None:
-    """One line naming the region, why it is out and what is supported; None when supported."""
+def unsupported_region_reason(region: str) -> str | None:
+    """Why a region is out and what is supported (a typo gets a suggestion); None when supported."""
     if region in SUPPORTED_REGIONS:
         return None
-    why = table().excluded.get(region, "not a commercial AWS region that ownllm knows")
-    return f"region: {region!r} is not supported ({why}); supported: {', '.join(SUPPORTED_REGIONS)}"
+    known = table().excluded.get(region)
+    close = [] if known else difflib.get_close_matches(region, SUPPORTED_REGIONS, n=2, cutoff=0.8)
+    hint = f"; did you mean {' or '.join(close)}?" if close else ""
+    why = known or "not a commercial AWS region that ownllm knows"
+    return f"is not supported ({why}); supported: {', '.join(SUPPORTED_REGIONS)}{hint}"
+
+
+def unsupported_region_problem(region: str) -> str | None:
+    """One line naming the region, why it is out and what is supported; None when supported."""
+    reason = unsupported_region_reason(region)
+    return f"region: {region!r} {reason}" if reason else None
 
 
 def scale_to_zero_region_problem(region: str) -> str | None:

@@ -37,7 +37,7 @@ from pydantic import (
 from pydantic_core import ErrorDetails
 
 from ownllm import capacity as sizing
-from ownllm import gpus
+from ownllm import gpus, regions
 from ownllm.perf.models import ModelArch
 
 ENGINES = ("vllm", "lmi", "tgi")
@@ -55,6 +55,8 @@ DERIVED_KEYS = ("precision", "target_concurrency_per_instance", "latency_p95_ms"
 # and runtime (ray-project/llm-numbers, "Rules of thumb for sizing").
 BYTES_PER_PARAM = 2
 MEMORY_HEADROOM = 1.2
+# The smallest model size accepted, in billions of parameters (as `ownllm capacity --model-size-b`).
+MIN_MODEL_SIZE_B = 0.01
 # API Gateway REST integrations time out at 29 s; the Lambda must finish first.
 API_GATEWAY_TIMEOUT_S = 29
 # A REST integration in STREAM transfer mode may run up to 15 minutes (TimeoutInMillis up to
@@ -63,6 +65,9 @@ API_GATEWAY_STREAM_TIMEOUT_S = 900
 # Lambda: memory 128-10240 MB; a synchronous invocation's payload is at most 6 MB.
 LAMBDA_MEMORY_MB = (128, 10_240)
 LAMBDA_PAYLOAD_BYTES = 6 * 1024 * 1024
+# AWS APIs and CloudFormation take whole numbers as 32-bit signed integers (Smithy's `integer`
+# shape, https://smithy.io/2.0/spec/simple-types.html); a larger one reached the template as 1e+23.
+INT32_MAX = 2**31 - 1
 DAYS = ("MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN")
 # CloudWatch Logs retention values (AWS::Logs::LogGroup RetentionInDays).
 RETENTION_DAYS = (
@@ -129,12 +134,14 @@ def infer_model_size_b(model_id: str) -> float | None:
     """Billions of parameters from a model id such as 'Qwen2.5-7B-Instruct' or 'Mixtral-8x7B'.
 
     For mixture-of-experts names (8x7B) the product is returned: an upper bound, which is
-    the safe side for a memory check.
+    the safe side for a memory check. An id naming no size ('Phi-3-mini') falls back to the
+    bundled model table's parameter count.
     """
     name = model_id.rstrip("/").rsplit("/", 1)[-1]
     matches = _SIZE_RE.findall(name)
     if not matches:
-        return None
+        known = sizing.bundled_arch(model_id)
+        return known.params_b if known is not None else None
     experts, size = matches[-1]
     return float(size) * (int(experts) if experts else 1)
 
@@ -155,11 +162,12 @@ class ActiveHours:
         return (self.end_hour - self.start_hour) * len(self.days)
 
 
-Positive = Annotated[int, Field(gt=0)]
-NonNegative = Annotated[int, Field(ge=0)]
+Positive = Annotated[int, Field(gt=0, le=INT32_MAX)]
+NonNegative = Annotated[int, Field(ge=0, le=INT32_MAX)]
 PositiveFloat = Annotated[float, Field(gt=0)]
 OptionalPositiveFloat = Annotated[float | None, Field(gt=0)]
-Count = Annotated[int, Field(ge=1)]
+OptionalPositive = Annotated[int | None, Field(gt=0, le=INT32_MAX)]
+Count = Annotated[int, Field(ge=1, le=INT32_MAX)]
 
 # Why a bound exists, appended to the message when a value is out of it.
 _WHY: dict[str, str] = {
@@ -167,6 +175,7 @@ _WHY: dict[str, str] = {
     "min_instances": "0 runs the model as an inference component that scales to zero",
     "max_instances": "an instance-backed endpoint cannot run on 0",
     "max_request_bytes": "Lambda's 6 MB payload limit",
+    "model_size_b": "billions of parameters; 0.01 is ten million, smaller than any served LLM",
     "lambda_timeout_s": f"API Gateway's integration timeout is {API_GATEWAY_TIMEOUT_S} s",
     "api_timeout_s": f"a stream outlasts the buffered {API_GATEWAY_TIMEOUT_S} s and may last "
     f"{API_GATEWAY_STREAM_TIMEOUT_S} s at most",
@@ -199,7 +208,7 @@ class Settings(BaseModel):
 
     # What to serve, and on what.
     model_id: str = "Qwen/Qwen2.5-7B-Instruct"
-    model_size_b: OptionalPositiveFloat = None
+    model_size_b: Annotated[float | None, Field(ge=MIN_MODEL_SIZE_B)] = None
     engine: str = "vllm"
     instance_type: str = "ml.g5.2xlarge"
     instance_count: Count = 1
@@ -207,7 +216,7 @@ class Settings(BaseModel):
     max_instances: Count = 2
     # None: from the performance model (ownllm.capacity), the concurrency where throughput levels
     # off while each request keeps min_tokens_per_s_per_request. Validated settings hold the number.
-    target_concurrency_per_instance: Positive | None = None
+    target_concurrency_per_instance: OptionalPositive = None
     min_tokens_per_s_per_request: PositiveFloat = 20.0
     # Weight precision; None: bf16, or fp16 on GPUs without bf16 (g4dn's T4).
     precision: str | None = None
@@ -241,7 +250,7 @@ class Settings(BaseModel):
     # Monitoring.
     alarm_email: str | None = None
     # None: twice the predicted request time, at most the Lambda timeout (ownllm.capacity).
-    latency_p95_ms: Positive | None = None
+    latency_p95_ms: OptionalPositive = None
     # Usage assumptions for the cost estimate (and its budget guard).
     requests_per_day: NonNegative = 1_000
     avg_input_tokens: NonNegative = 500
@@ -366,6 +375,9 @@ class Settings(BaseModel):
     def _region(cls, v: str | None) -> str | None:
         if v is not None and not _REGION_RE.fullmatch(v):
             raise ValueError("is not an AWS region name like 'us-east-1'")
+        reason = regions.unsupported_region_reason(v) if v is not None else None
+        if reason:  # refused here too, so no tool prices a region synth would refuse
+            raise ValueError(reason)
         return v
 
     @model_validator(mode="after")
@@ -584,6 +596,17 @@ def cross_field_problems(s: Settings) -> list[tuple[frozenset[str], str]]:
             f"default_max_tokens: {s.default_max_tokens} must be between 1 and "
             f"max_total_tokens - max_input_tokens ({s.max_total_tokens - s.max_input_tokens})",
         )
+    known = sizing.bundled_arch(s.model_id)
+    if known is not None and s.max_total_tokens > known.context:
+        # vLLM refuses to start when max_model_len is above the config's max_position_embeddings
+        # ("User-specified max_model_len ... is greater than the derived max_model_len",
+        # vllm-project/vllm vllm/config.py, ModelConfig); positions past it were never trained.
+        rule(
+            "max_total_tokens model_id",
+            f"max_total_tokens: {s.max_total_tokens} is above the {known.context}-token context of "
+            f"{s.model_id} (max_position_embeddings in its config.json); the engine would not start; "
+            f"use at most {known.context}",
+        )
     if s.avg_input_tokens > s.max_input_tokens:
         rule(
             "avg_input_tokens max_input_tokens",
@@ -687,6 +710,8 @@ def _describe(key: str, value: object, error: ErrorDetails) -> str:
         return f"{shown} is not true or false"
     if kind == "string_type":
         return f"{shown} is not text"
+    if kind == "less_than_equal" and _ctx(error).get("le") == INT32_MAX:
+        return f"{shown} is above {INT32_MAX}, the largest whole number AWS APIs take"
     if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
         return f"{shown} {_bounds_text(key)}"
     return f"{shown}: {error['msg']}"
@@ -700,7 +725,7 @@ def _bounds_text(key: str) -> str:
             if getattr(meta, name, None) is not None:
                 lo = (name, getattr(meta, name))
         for name in ("lt", "le"):
-            if getattr(meta, name, None) is not None:
+            if getattr(meta, name, None) not in (None, INT32_MAX):  # said only when exceeded (_describe)
                 hi = (name, getattr(meta, name))
     why = f" ({_WHY[key]})" if key in _WHY else ""
     if lo and hi and lo[0] == "ge" and hi[0] == "le":
@@ -739,15 +764,32 @@ def settings_from_app_context(context: Mapping[str, object]) -> Settings:
     return Settings.from_context(merge_context(context.get("ownllm"), context))
 
 
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    out: dict[str, object] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(key)
+        out[key] = value
+    return out
+
+
 def read_cdk_json(path: str | os.PathLike[str]) -> dict[str, object]:
     """The context of a cdk.json, {} when the file does not exist."""
     p = Path(path)
     if not p.exists():
         return {}
     try:
-        doc = json.loads(p.read_text())
+        doc = json.loads(p.read_text(), object_pairs_hook=_unique_keys)
     except (OSError, UnicodeDecodeError) as exc:
         raise SettingsError([f"{p}: cannot be read ({exc})"]) from None
+    except _DuplicateKey as exc:
+        raise SettingsError(
+            [f"{p}: key {str(exc)!r} appears twice in one object; JSON readers keep only the last, so say it once"]
+        ) from None
     except ValueError as exc:
         raise SettingsError([f"{p}: not valid JSON ({exc})"]) from None
     context = doc.get("context", {}) if isinstance(doc, dict) else None
@@ -766,6 +808,16 @@ def parse_overrides(items: Sequence[str]) -> dict[str, str]:
         key, _, value = item.partition("=")
         out[key.strip()] = value
     return out
+
+
+def named_cdk_json(given: str | None, option: str = "--settings") -> str:
+    """The cdk.json a CLI reads: the one named on the command line, which must exist (a typo must not
+    price or size the defaults), else ./cdk.json if present."""
+    if given is None:
+        return "cdk.json"
+    if not Path(given).is_file():
+        raise SettingsError([f"{option} {given!r}: no such file"])
+    return given
 
 
 def load_settings(cdk_json: str | os.PathLike[str] | None, overrides: Mapping[str, object] | None = None) -> Settings:

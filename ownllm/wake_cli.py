@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from pathlib import Path
-from typing import Any
 
-from ownllm.naming import PLAIN_NAME_INSTANCE_TYPE as DEFAULT_INSTANCE_TYPE
 from ownllm.naming import deployed_names
 from ownllm.wake import WAIT_LIMIT_S, plan, run_plan, wait_for_copies
 
@@ -29,15 +25,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         p.set_defaults(func=_run, copies=copies, wait=False, waking=bool(copies))
 
 
-def _context(path: str) -> dict[str, Any]:
-    file = Path(path)
-    if not file.exists():
-        return {}
-    context = json.loads(file.read_text()).get("context") or {}
-    nested = context.get("ownllm")
-    return nested if isinstance(nested, dict) else context
-
-
 def _fail(message: str) -> int:
     print(f"ownllm: {message}", file=sys.stderr)
     return 2
@@ -46,13 +33,17 @@ def _fail(message: str) -> int:
 def _run(args: argparse.Namespace) -> int:
     if args.waking and not 1 <= args.copies <= 100:
         return _fail(f"--copies {args.copies}: expected a whole number from 1 to 100")
-    try:
-        context = _context(args.cdk_json)
-    except (OSError, ValueError) as exc:
-        return _fail(f"{args.cdk_json}: cannot read it ({exc})")
-    prefix = args.stack_prefix or context.get("stack_prefix") or "OwnLlm"
-    region = args.region or context.get("region")
-    names = deployed_names(str(prefix), str(context.get("instance_type") or DEFAULT_INSTANCE_TYPE))
+    from ownllm.settings import SettingsError, load_settings
+
+    given = {"stack_prefix": args.stack_prefix, "region": args.region}
+    try:  # the one loader: the same precedence and checks as synth, before any AWS call
+        settings = load_settings(args.cdk_json, {k: v for k, v in given.items() if v is not None})
+    except SettingsError as exc:
+        for problem in exc.problems:
+            print(f"ownllm: {problem}", file=sys.stderr)
+        return 2
+    prefix, region = settings.stack_prefix, settings.region
+    names = deployed_names(prefix, settings.instance_type)
     calls = plan(names, args.copies)
     if args.print:
         for call in calls:

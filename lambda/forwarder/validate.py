@@ -36,8 +36,17 @@ class Request:
     prompt_tokens_estimate: int = 0
 
 
+# vLLM's OpenAI server takes a seed in torch.long's range, a 64-bit integer
+# (vllm-project/vllm vllm/entrypoints/openai/protocol.py: Field(ge=_LONG_INFO.min, le=_LONG_INFO.max)).
+SEED_RANGE = (-(2**63), 2**63 - 1)
+
+
+class _NotJson(ValueError):
+    """A reason the body is not JSON, already in words for the client."""
+
+
 def _reject_constant(name: str) -> float:
-    raise ValueError(f"{name} is not valid JSON")
+    raise _NotJson(f"{name} is not valid JSON")
 
 
 def _finite_float(text: str) -> float:
@@ -63,14 +72,28 @@ def parse_json(raw: bytes | str, limit: int) -> dict:
         raise errors.invalid("The request body is empty; send a JSON object.", None, "invalid_json")
     try:
         text = raw if isinstance(raw, str) else raw.decode("utf-8")  # JSON on the wire is UTF-8 (RFC 8259)
+        if text.startswith("\ufeff"):
+            raise _NotJson("it starts with a byte order mark (U+FEFF); send UTF-8 without one")
         body = _DECODER.decode(text)
     except (ValueError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
         raise errors.invalid(
-            f"The request body is not valid JSON ({type(exc).__name__}).", None, "invalid_json"
+            f"The request body is not valid JSON: {_why_not_json(exc)}.", None, "invalid_json"
         ) from None
     if not isinstance(body, dict):
         raise errors.invalid("The request body must be a JSON object.", None, "invalid_json")
     return body
+
+
+def _why_not_json(exc: Exception) -> str:
+    if isinstance(exc, _NotJson):
+        return str(exc)
+    if isinstance(exc, UnicodeDecodeError):
+        return "it is not UTF-8"
+    if isinstance(exc, json.JSONDecodeError):
+        return f"{exc.msg} at line {exc.lineno} column {exc.colno}"
+    if isinstance(exc, RecursionError):
+        return "it is nested too deeply"
+    return "a number in it has too many digits"  # the one other ValueError: int() refuses > 4300 digits
 
 
 def parse(kind: str, raw: bytes | str, config: Config) -> Request:
@@ -182,6 +205,10 @@ def _sampling(body: dict) -> dict:
         if value is not None:
             out[key] = value
     seed = _optional(body, "seed", int, "an integer")
+    if seed is not None and not SEED_RANGE[0] <= seed <= SEED_RANGE[1]:
+        raise errors.invalid(
+            f"'seed' must be between {SEED_RANGE[0]} and {SEED_RANGE[1]} (a 64-bit integer); got {seed}.", "seed"
+        )
     if seed is not None:
         out["seed"] = seed
     stop = body.get("stop")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import os
 import signal
 import sys
@@ -80,7 +81,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     p.add_argument(
         "--settings",
-        default="cdk.json",
         help="cdk.json describing the endpoint, for the default --concurrency (default: ./cdk.json if present)",
     )
     p.add_argument(
@@ -176,6 +176,15 @@ def options_from(args: argparse.Namespace) -> Options:
         )
     if args.concurrency is not None and not 1 <= args.concurrency <= MAX_CONCURRENCY:
         raise UsageError(f"--concurrency {args.concurrency} must be from 1 to {MAX_CONCURRENCY}")
+    for option, value in (
+        ("--max-rps", args.max_rps),
+        ("--backoff", args.backoff),
+        ("--timeout", args.timeout),
+        ("--startup-wait", args.startup_wait),
+        ("--cost-per-request", args.cost_per_request),
+    ):
+        if value is not None and not math.isfinite(value):
+            raise UsageError(f"{option} {value:g} must be a finite number")
     if args.max_attempts < 1:
         raise UsageError(f"--max-attempts {args.max_attempts} must be at least 1")
     if args.max_rps is not None and not args.max_rps > 0:
@@ -237,10 +246,10 @@ def plan_from(input_: Path, output: Path, errors: Path) -> Plan:
 
 def _settings(args: argparse.Namespace) -> Settings:
     """The settings that size the default concurrency; UsageError naming the problem."""
-    from ownllm.settings import SettingsError, load_settings, parse_overrides
+    from ownllm.settings import SettingsError, load_settings, named_cdk_json, parse_overrides
 
     try:
-        return load_settings(args.settings, parse_overrides(args.context))
+        return load_settings(named_cdk_json(args.settings), parse_overrides(args.context))
     except SettingsError as exc:
         raise UsageError("; ".join(exc.problems)) from None
 

@@ -60,7 +60,6 @@ def add_arguments(e: argparse.ArgumentParser) -> None:
     e.add_argument("--json", action="store_true", help="print the estimate as JSON")
     e.add_argument(
         "--settings",
-        default="cdk.json",
         help="cdk.json whose 'ownllm' context describes the endpoint and API (default: ./cdk.json if present)",
     )
     e.add_argument(
@@ -344,10 +343,10 @@ def render(e: Estimate) -> list[str]:
 
 def main(args: argparse.Namespace) -> int:
     from ownllm.batch.jsonl import MAX_PROBLEMS_SHOWN, BatchFileError
-    from ownllm.settings import SettingsError, load_settings, parse_overrides
+    from ownllm.settings import SettingsError, load_settings, named_cdk_json, parse_overrides
 
     try:
-        settings = load_settings(args.settings, parse_overrides(args.context))
+        settings = load_settings(named_cdk_json(args.settings), parse_overrides(args.context))
         estimate = build(args, settings)
     except SettingsError as exc:
         for problem in exc.problems:

@@ -52,12 +52,19 @@ def _describe(value: object) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+def _no_constant(name: str) -> object:
+    """json.loads reads NaN and Infinity, which JSON (RFC 8259) has not: refuse them as the API would."""
+    raise ValueError(f"{name} is not a JSON number; give a finite number")
+
+
 def _check_line(number: int, text: str) -> tuple[BatchRequest | None, list[str]]:
     where = f"line {number}"
     try:
-        item = json.loads(text)
+        item = json.loads(text, parse_constant=_no_constant)
     except json.JSONDecodeError as exc:
         return None, [f"{where}: not valid JSON ({exc.msg} at column {exc.colno})"]
+    except ValueError as exc:
+        return None, [f"{where}: not valid JSON ({exc})"]
     if not isinstance(item, dict):
         return None, [f"{where}: expected a JSON object {{custom_id, method, url, body}}, got {_describe(item)}"]
     problems = []
@@ -92,17 +99,19 @@ def load_requests(path: Path) -> list[BatchRequest]:
     except OSError as exc:
         raise BatchFileError([f"cannot read the input {path}: {exc.strerror or exc}"]) from None
     try:
-        text = raw.decode("utf-8")
+        text = raw.decode("utf-8").removeprefix("\ufeff")  # a byte order mark, as Windows editors write
     except UnicodeDecodeError as exc:
         bad_line = raw[: exc.start].count(b"\n") + 1
         raise BatchFileError([f"{path} line {bad_line}: not UTF-8 text (byte {exc.start})"]) from None
     requests: list[BatchRequest] = []
     problems: list[str] = []
     first_seen: dict[str, int] = {}
-    for number, line in enumerate(text.splitlines(), start=1):
+    # Lines end at "\n" (and "\r\n"); str.splitlines would also split at U+2028 and other separators
+    # that JSON allows raw inside a string.
+    for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
-        request, found = _check_line(number, line)
+        request, found = _check_line(number, line.removesuffix("\r"))
         problems.extend(found)
         if request is None:
             continue

@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import functools
 import importlib.util
+import math
 import os
 import sys
 import threading
@@ -111,8 +112,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         if requests is not None and requests < 1:
             raise runner.BenchError(f"--requests {requests} must be at least 1")
-        if requests is None and duration <= 0:
-            raise runner.BenchError(f"--duration {duration:g} must be greater than 0")
+        if requests is None and not (math.isfinite(duration) and duration > 0):
+            raise runner.BenchError(f"--duration {duration:g} must be a finite number greater than 0")
         if args.instances < 1:
             raise runner.BenchError(f"--instances {args.instances} must be at least 1")
         if args.warmup is not None and args.warmup < 0:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import http.client
 import itertools
 import json
+import math
 import ssl
 import threading
 import time
@@ -56,12 +57,16 @@ class Target:
 
     def __post_init__(self) -> None:
         parts = urlsplit(self.base_url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
+        try:
+            port_ok = parts.port is None or parts.port > 0
+        except ValueError:  # not a number, or above 65535
+            port_ok = False
+        if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok:
             raise BenchError(f"URL {self.base_url!r} is not an http:// or https:// URL")
         if self.max_tokens < 1:
             raise BenchError(f"max tokens {self.max_tokens} must be at least 1")
-        if self.timeout_s <= 0:
-            raise BenchError(f"timeout {self.timeout_s} must be greater than 0")
+        if not (math.isfinite(self.timeout_s) and self.timeout_s > 0):
+            raise BenchError(f"timeout {self.timeout_s:g} must be a finite number greater than 0")
 
     @property
     def host(self) -> str:

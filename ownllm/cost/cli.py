@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import os
 import sys
@@ -85,6 +86,8 @@ def load_settings(path: str | None, overrides: list[str], cdk_out: str | None = 
     from ownllm.settings import ESTIMATE_KEYS, Settings, SettingsError, parse_overrides, read_recorded_settings
     from ownllm.settings import load_settings as from_cdk_json
 
+    if path is not None and not Path(path).is_file():  # a typo must not price the defaults instead
+        raise SettingsError([f"--settings {path!r}: no such file"])
     extra = parse_overrides(overrides)
     refused = [k for k in extra if k in Settings.model_fields and k not in ESTIMATE_KEYS]
     if refused:
@@ -236,7 +239,22 @@ def cmd_show(args: argparse.Namespace) -> int:
     from ownllm.cost.catalog import load_catalog
 
     catalog = load_catalog()
+    if args.region is not None and args.region not in catalog.regions:
+        close = difflib.get_close_matches(args.region, catalog.regions, n=1, cutoff=0.8)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        print(
+            f"ownllm prices show: --region {args.region!r}: the catalog has {', '.join(catalog.regions)}{hint}",
+            file=sys.stderr,
+        )
+        return 2
     rows = [p for p in catalog.prices if args.region in (None, p.region) and (not args.item or args.item in p.item)]
+    if args.item and not rows:
+        print(
+            f"ownllm prices show: --item {args.item!r}: matches no catalog item (items look like "
+            "sagemaker.hosting:ml.g5.2xlarge; --item matches any part of one)",
+            file=sys.stderr,
+        )
+        return 2
     if args.format == "csv":
         lines = ["region,item,usd,unit,source,date"] + [
             f"{p.region},{p.item},{p.usd:.10g},{p.unit},{p.source},{p.date}" for p in rows

@@ -81,13 +81,16 @@ def deployable_regions(text: str, regions: Sequence[str]) -> list[str]:
     {"Ref": "AWS::Region"}]` in any rule assertion), among `regions`; all of them without a rule.
     A scale-to-zero serving stack, for one, allows only regions with inference components."""
     try:
-        rules = (json.loads(text).get("Rules") or {}).values()
+        template = json.loads(text)
     except ValueError:  # YAML or broken JSON: cfn-lint reports it
         return list(regions)
+    rules = template.get("Rules") if isinstance(template, dict) else None
     allowed: set[str] | None = None
-    for rule in rules:
-        for assertion in rule.get("Assertions") or []:
-            contains = (assertion.get("Assert") or {}).get("Fn::Contains")
+    for rule in rules.values() if isinstance(rules, dict) else ():  # malformed shapes: cfn-lint reports them
+        assertions = rule.get("Assertions") if isinstance(rule, dict) else None
+        for assertion in assertions if isinstance(assertions, list) else ():
+            test = assertion.get("Assert") if isinstance(assertion, dict) else None
+            contains = test.get("Fn::Contains") if isinstance(test, dict) else None
             if isinstance(contains, list) and len(contains) == 2 and contains[1] == {"Ref": "AWS::Region"}:
                 names = {r for r in contains[0] if isinstance(r, str)}
                 allowed = names if allowed is None else allowed & names

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import urllib.error
+import urllib.parse
 import urllib.request
 from typing import Any
 
@@ -53,8 +54,11 @@ class OpenAIUpstream:
     ):
         if engine not in ENGINES:
             raise ValueError(f"engine must be one of {ENGINES}, not {engine!r}")
-        if not base_url.startswith(("http://", "https://")):
-            raise UpstreamError(f"upstream URL {base_url!r} is not an http:// or https:// URL")
+        if not _is_http_url(base_url):
+            raise UpstreamError(
+                f"upstream URL {base_url!r} is not an http:// or https:// URL with a host (and a port up to 65535), "
+                "e.g. http://127.0.0.1:8000/v1"
+            )
         self.base_url = base_url.rstrip("/")
         self.engine = engine
         self.model = model
@@ -240,3 +244,12 @@ def _details(choice: dict, usage: dict, prefill: bool, engine: str) -> dict:
     if engine == "tgi":
         details["seed"] = None
     return details
+
+
+def _is_http_url(url: str) -> bool:
+    parts = urllib.parse.urlsplit(url)
+    try:
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:  # not a number, or above 65535
+        port_ok = False
+    return parts.scheme in ("http", "https") and bool(parts.hostname) and port_ok

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -72,7 +73,7 @@ def _number(option: str, value: str, kind: type[int] | type[float] = int, minimu
         n = kind(value)
     except (TypeError, ValueError):
         n = None
-    if n is None or n < minimum:
+    if n is None or not math.isfinite(n) or n < minimum:
         what = "a whole number" if kind is int else "a number"
         raise InputError(f"{option} {value!r}: must be {what} >= {minimum:g}")
     return n
@@ -80,14 +81,24 @@ def _number(option: str, value: str, kind: type[int] | type[float] = int, minimu
 
 def _model(args: argparse.Namespace) -> Any:
     from ownllm.perf.models import ModelError, resolve
+    from ownllm.settings import MIN_MODEL_SIZE_B
 
-    size = _number("--model-size-b", args.model_size_b, float, 0.01) if args.model_size_b else None
+    size = _number("--model-size-b", args.model_size_b, float, MIN_MODEL_SIZE_B) if args.model_size_b else None
     if not (args.model or size or args.model_config):
         raise InputError("--model: required (a Hugging Face id), or give --model-size-b or --model-config")
     try:
         return resolve(args.model, size_b=size, config_path=args.model_config)
     except ModelError as exc:
         raise InputError(str(exc)) from exc
+
+
+def _check_context(model: Any, input_tokens: int, output_tokens: int) -> None:
+    """A request longer than the model's context window: no engine serves it, so nothing to predict."""
+    if model.context_known and input_tokens + output_tokens > model.context:
+        raise InputError(
+            f"--input-tokens {input_tokens} + --output-tokens {output_tokens}: above the {model.context}-token "
+            f"context of {model.name} (max_position_embeddings); no engine serves a request that long"
+        )
 
 
 def _check_choice(option: str, value: str, accepted: list[str]) -> str:
@@ -130,6 +141,7 @@ def _capacity(args: argparse.Namespace) -> int:
         else:
             raise InputError("--instance-type: required (e.g. ml.g5.2xlarge), or --gpu NAME --gpu-count N")
         model = _model(args)
+        _check_context(model, input_tokens, output_tokens)
         p = predict(
             model,
             hw,
@@ -204,6 +216,7 @@ def _plan(args: argparse.Namespace) -> int:
     if traffic.active_hours > 24:
         raise InputError(f"--active-hours {args.active_hours!r}: must be at most 24")
     model = _model(args)
+    _check_context(model, traffic.input_tokens, traffic.output_tokens)
     try:
         catalog = load_catalog(args.prices)
     except (OSError, ValueError) as exc:
@@ -222,7 +235,10 @@ def _plan(args: argparse.Namespace) -> int:
     if args.apply:
         if chosen is None:
             raise InputError(f"--apply: no instance type fits {model.name} at {args.min_tokens_per_s} tokens/s")
-        applied = planner.apply(chosen, Path(args.settings))
+        try:
+            applied = planner.apply(chosen, Path(args.settings))
+        except planner.ApplyError as exc:
+            raise InputError(f"--settings {args.settings!r}: {exc}; nothing written") from None
     if args.json:
         print(json.dumps(planner.to_json(options, api), indent=2, default=str))
     else:

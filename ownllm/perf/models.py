@@ -41,6 +41,7 @@ class ModelArch:
     intermediate: int = 0
     tied_embeddings: bool = False
     context: int = 4096
+    context_known: bool = True  # False: `context` is assumed (a size-shaped guess), not the model's own
     active_params_b: float = 0.0  # per token; MoE only (0 = dense)
     experts: int = 0
     experts_per_token: int = 0
@@ -168,9 +169,11 @@ def from_config(path: str | Path, name: str = "", params_b: float | None = None)
     """Architecture from a local Hugging Face config.json (multimodal configs: their text_config)."""
     try:
         cfg = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, ValueError) as exc:  # ValueError: not JSON, or not UTF-8
         raise ModelError(f"--model-config {path}: cannot read a JSON config ({exc})") from exc
-    text = cfg.get("text_config") or cfg
+    text = (cfg.get("text_config") or cfg) if isinstance(cfg, dict) else None
+    if not isinstance(text, dict):
+        raise ModelError(f"--model-config {path}: not a Hugging Face config.json (a JSON object of hyperparameters)")
     try:
         hidden = int(text["hidden_size"])
         layers = int(text["num_hidden_layers"])
@@ -205,6 +208,7 @@ def from_config(path: str | Path, name: str = "", params_b: float | None = None)
         intermediate=inter,
         tied_embeddings=tied,
         context=int(text.get("max_position_embeddings") or 4096),
+        context_known=bool(text.get("max_position_embeddings")),
         active_params_b=active / 1e9,
         experts=experts,
         experts_per_token=k,
@@ -238,6 +242,7 @@ def from_size(name: str, params_b: float) -> ModelArch:
         head_dim=128,
         vocab=128256,
         context=8192,
+        context_known=False,
         source="assumed Llama-shaped architecture from the size alone (pass --model-config for the real one)",
     )
 

@@ -215,16 +215,69 @@ def to_json(options: list[Option], api: ApiOption | None) -> dict[str, object]:
     return {"options": [finite(asdict(o)) for o in options], "api": asdict(api) if api else None}
 
 
+class ApplyError(ValueError):
+    """The cdk.json --apply would write cannot be updated safely (the file is left as it was)."""
+
+
+def _refuse_duplicates(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    seen: dict[str, object] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise ApplyError(f"key {key!r} appears twice (a rewrite would keep only one)")
+        seen[key] = value
+    return seen
+
+
+def _read_cdk_json(path: Path) -> dict[str, object]:
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_bytes().decode("utf-8"), object_pairs_hook=_refuse_duplicates)
+    except UnicodeDecodeError as exc:
+        raise ApplyError(f"cannot be read as UTF-8 ({exc})") from None
+    except ApplyError:
+        raise
+    except ValueError as exc:
+        raise ApplyError(f"not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise ApplyError("not a JSON object")
+    return data
+
+
 def apply(option: Option, path: Path) -> dict[str, object]:
-    """Write the option's instance type and counts into cdk.json's context.ownllm; returns what was set."""
-    data = json.loads(path.read_text()) if path.is_file() else {}
-    ctx = data.setdefault("context", {}).setdefault("ownllm", {})
+    """Write the option's instance type and counts where synth reads them in cdk.json; returns what was set.
+
+    Each key goes where the settings loader reads it (a flat context key wins over context.ownllm).
+    Raises ApplyError, writing nothing, when the file is not a cdk.json that can be rewritten as it was.
+    """
+    from ownllm.settings import setting_location
+
+    data = _read_cdk_json(path)
+    context = data.setdefault("context", {})
+    if not isinstance(context, dict):
+        raise ApplyError("'context' is not an object")
+    ownllm = context.setdefault("ownllm", {})
+    if not isinstance(ownllm, dict):
+        raise ApplyError("'context.ownllm' is not an object")
+
+    def where(key: str) -> dict[str, object]:
+        return context if setting_location(context, key) == (key,) else ownllm
+
+    current_max = where("max_instances").get("max_instances")
+    try:  # a max above the plan's count is kept; a malformed one is the loader's to report
+        keep_max = int(current_max) if isinstance(current_max, int | str) and not isinstance(current_max, bool) else 0
+    except ValueError:
+        keep_max = 0
     changes: dict[str, object] = {
         "instance_type": option.instance_type,
         "instance_count": option.instances,
         "min_instances": option.instances,
-        "max_instances": max(option.instances, int(ctx.get("max_instances") or option.instances)),
+        "max_instances": max(option.instances, keep_max),
     }
-    ctx.update(changes)
-    path.write_text(json.dumps(data, indent=2) + "\n")
+    for key, value in changes.items():
+        where(key)[key] = value
+    try:
+        path.write_text(json.dumps(data, indent=2) + "\n")
+    except OSError as exc:
+        raise ApplyError(f"cannot be written ({exc.strerror or exc})") from None
     return changes

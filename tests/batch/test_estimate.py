@@ -17,6 +17,8 @@ from ownllm.perf.models import resolve
 from ownllm.perf.predict import saturation
 from ownllm.settings import Settings
 
+from .fakeapi import request_line
+
 
 def write(path, lines: list[dict]) -> str:
     path.write_text("".join(json.dumps(line) + "\n" for line in lines))
@@ -43,7 +45,7 @@ def test_tokens_are_counted_as_the_forwarder_counts_them(tmp_path, capsys):
     source = write(tmp_path / "in.jsonl", lines)
 
     code = main(
-        ["batch", "estimate", source, "--settings", str(tmp_path / "none.json"), "-c", "default_max_tokens=256"]
+        ["batch", "estimate", source, "--settings", str(_empty_cdk_json(tmp_path)), "-c", "default_max_tokens=256"]
     )
 
     assert code == 0
@@ -57,7 +59,7 @@ def test_tokens_are_counted_as_the_forwarder_counts_them(tmp_path, capsys):
 def test_a_request_without_a_readable_prompt_is_named_not_counted(tmp_path, capsys):
     source = write(tmp_path / "in.jsonl", [chat("a", [{"role": "user", "content": "abcd"}]), chat("b", "hi")])
 
-    code = main(["batch", "estimate", source, "--settings", str(tmp_path / "none.json")])
+    code = main(["batch", "estimate", source, "--settings", str(_empty_cdk_json(tmp_path))])
 
     captured = capsys.readouterr()
     assert code == 0
@@ -82,7 +84,7 @@ PUBLISHED_JOB = ["--requests", "4000000", "--input-tokens", "1000", "--output-to
 
 
 def estimate_json(tmp_path, capsys, *extra: str) -> dict:
-    code = main(["batch", "estimate", *PUBLISHED_JOB, "--settings", str(tmp_path / "none.json"), "--json", *extra])
+    code = main(["batch", "estimate", *PUBLISHED_JOB, "--settings", str(_empty_cdk_json(tmp_path)), "--json", *extra])
     assert code == 0
     return json.loads(capsys.readouterr().out)
 
@@ -135,7 +137,7 @@ def test_within_picks_the_instance_count_and_says_when_it_passes_max_instances(t
 
     assert (data["instances"], data["within_hours"], data["exceeds_max_instances"]) == (needed, 24.0, True)
     assert data["hours"] == pytest.approx(800_000_000 / (needed * tps) / 3600)
-    code = main(["batch", "estimate", *PUBLISHED_JOB, "--settings", str(tmp_path / "none.json"), "--within", "24h"])
+    code = main(["batch", "estimate", *PUBLISHED_JOB, "--settings", str(_empty_cdk_json(tmp_path)), "--within", "24h"])
     lines = capsys.readouterr().out.splitlines()
     assert code == 0
     assert (
@@ -184,7 +186,7 @@ def test_within_picks_the_instance_count_and_says_when_it_passes_max_instances(t
     ],
 )
 def test_bad_options_get_one_line_naming_the_option_and_exit_2(tmp_path, capsys, argv, message):
-    code = main(["batch", "estimate", *argv, "--settings", str(tmp_path / "none.json")])
+    code = main(["batch", "estimate", *argv, "--settings", str(_empty_cdk_json(tmp_path))])
 
     err = capsys.readouterr().err.splitlines()
     assert code == 2
@@ -200,7 +202,7 @@ def test_bad_options_get_one_line_naming_the_option_and_exit_2(tmp_path, capsys,
 def test_a_file_and_request_counts_together_are_refused(tmp_path, capsys):
     source = write(tmp_path / "in.jsonl", [chat("a", [{"role": "user", "content": "hi"}])])
 
-    code = main(["batch", "estimate", source, "--requests", "5", "--settings", str(tmp_path / "none.json")])
+    code = main(["batch", "estimate", source, "--requests", "5", "--settings", str(_empty_cdk_json(tmp_path))])
 
     assert code == 2
     assert capsys.readouterr().err.splitlines() == [
@@ -268,7 +270,7 @@ def test_batch_run_says_which_concurrency_it_chose_and_why(tmp_path, server, cap
     settings = Settings()
     expected, why = run_concurrency(settings, load_requests(Path(source)), 1024)
 
-    code = main([*argv, "--key", "k", "--settings", str(tmp_path / "none.json")])
+    code = main([*argv, "--key", "k", "--settings", str(_empty_cdk_json(tmp_path))])
 
     assert code == 0
     assert f"ownllm batch run: concurrency {expected}: {why}" in capsys.readouterr().err.splitlines()
@@ -279,10 +281,25 @@ def test_batch_run_refuses_bad_settings_before_creating_a_file(tmp_path, capsys)
     output = tmp_path / "o.jsonl"
     argv = ["batch", "run", source, "--url", "http://127.0.0.1:9/v1", "--output", str(output), "--no-progress"]
 
-    code = main([*argv, "--settings", str(tmp_path / "none.json"), "-c", "engine=vlm"])
+    code = main([*argv, "--settings", str(_empty_cdk_json(tmp_path)), "-c", "engine=vlm"])
 
     assert code == 2
     assert capsys.readouterr().err.splitlines()[-1] == (
         "ownllm batch run: engine: 'vlm' is not supported; accepted: vllm, lmi, tgi; did you mean vllm?"
     )
     assert not output.exists()
+
+
+def _empty_cdk_json(folder):
+    """A cdk.json with no settings: every setting at its default, ./cdk.json not read."""
+    path = folder / "empty-cdk.json"
+    path.write_text("{}")
+    return path
+
+
+def test_a_settings_file_that_does_not_exist_is_refused_not_replaced_by_defaults(tmp_path, capsys):
+    source = tmp_path / "in.jsonl"
+    source.write_text(json.dumps(request_line("a")) + "\n")
+    missing = tmp_path / "cdk.jsn"
+    assert main(["batch", "estimate", str(source), "--settings", str(missing)]) == 2
+    assert capsys.readouterr() == ("", f"ownllm batch estimate: --settings {str(missing)!r}: no such file\n")

@@ -138,6 +138,11 @@ def test_a_missing_input_is_one_line(tmp_path, server, capsys):
         (("--max-rps", "0"), "--max-rps 0 must be greater than 0"),
         (("--timeout", "-1"), "--timeout -1 must be greater than 0"),
         (("--cost-per-request", "-0.5"), "--cost-per-request -0.5 must not be negative"),
+        (("--timeout", "inf"), "--timeout inf must be a finite number"),
+        (("--backoff", "1e400"), "--backoff inf must be a finite number"),
+        (("--startup-wait", "inf"), "--startup-wait inf must be a finite number"),
+        (("--cost-per-request", "nan"), "--cost-per-request nan must be a finite number"),
+        (("--max-rps", "nan"), "--max-rps nan must be a finite number"),
     ],
 )
 def test_bad_options_are_one_line_each(tmp_path, server, capsys, extra, message):
@@ -192,3 +197,38 @@ def test_an_output_in_a_missing_folder_is_one_line(tmp_path, server, capsys):
     assert capsys.readouterr().err.splitlines() == [
         f"ownllm batch run: cannot open {output}: No such file or directory; nothing was sent"
     ]
+
+
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+def test_a_line_with_a_non_json_number_is_refused_before_anything_is_sent(tmp_path, server, capsys, constant):
+    """Python reads NaN and Infinity; JSON has no such numbers, and the API would refuse the request."""
+    source = tmp_path / "in.jsonl"
+    source.write_text(
+        json.dumps(request_line("a")).replace('"model": "test"', f'"model": "test", "temperature": {constant}') + "\n"
+    )
+
+    assert run_batch(source, server.url, tmp_path / "out.jsonl") == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"ownllm batch run: {source} line 1: not valid JSON ({constant} is not a JSON number; give a finite number)",
+        "ownllm batch run: nothing was sent",
+    ]
+    assert server.seen == []
+
+
+def test_a_line_separator_inside_a_json_string_does_not_split_the_line(tmp_path, server, capsys):
+    """JSONL lines end at "\\n"; U+2028 is valid raw inside a JSON string (str.splitlines split on it)."""
+    source = tmp_path / "in.jsonl"
+    line = request_line("a")
+    line["body"]["messages"][0]["content"] = "one\u2028two\x0cthree\x1cfour"
+    source.write_text(json.dumps(line, ensure_ascii=False) + "\r\n", encoding="utf-8")
+
+    assert run_batch(source, server.url, tmp_path / "out.jsonl", "--key", "k") == 0
+    assert [seen.custom_id for seen in server.seen] == ["a"]
+
+
+def test_a_byte_order_mark_at_the_start_of_the_input_is_skipped_as_text_editors_write_it(tmp_path, server, capsys):
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(b"\xef\xbb\xbf" + (json.dumps(request_line("a")) + "\n").encode())
+
+    assert run_batch(source, server.url, tmp_path / "out.jsonl", "--key", "k") == 0
+    assert [seen.custom_id for seen in server.seen] == ["a"]

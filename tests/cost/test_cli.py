@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from ownllm.cli import main
+from ownllm.regions import unsupported_region_problem
 from ownllm.settings import write_recorded_settings
 
 from .builders import serving_resources
@@ -46,7 +47,7 @@ def test_a_dash_c_key_that_shapes_the_templates_is_refused_not_ignored(cdk_out, 
             "--cdk-out",
             str(out),
             "--settings",
-            str(tmp_path / "none.json"),
+            str(_empty_cdk_json(tmp_path)),
             "-c",
             "instance_type=ml.g5.12xlarge",
         ]
@@ -68,7 +69,7 @@ def test_a_dash_c_typo_gets_did_you_mean_and_exit_2(cdk_out, capsys, tmp_path):
             "--cdk-out",
             str(out),
             "--settings",
-            str(tmp_path / "none.json"),
+            str(_empty_cdk_json(tmp_path)),
             "-c",
             "requests_per_dya=5",
         ]
@@ -136,7 +137,16 @@ def test_json_piped_into_a_reader_that_stops_early_ends_without_a_traceback(cdk_
 def test_dash_c_region_is_refused_for_stacks_synthesized_for_a_region(cdk_out, capsys, tmp_path):
     out = cdk_out({"OwnLlm": serving_resources("ml.g5.4xlarge", 1)}, environment="aws://123456789012/eu-west-1")
     rc = main(
-        ["cost", "estimate", "--cdk-out", str(out), "--settings", str(tmp_path / "none"), "-c", "region=us-west-2"]
+        [
+            "cost",
+            "estimate",
+            "--cdk-out",
+            str(out),
+            "--settings",
+            str(_empty_cdk_json(tmp_path)),
+            "-c",
+            "region=us-west-2",
+        ]
     )
     assert rc == 2
     assert capsys.readouterr().err == (
@@ -147,5 +157,52 @@ def test_dash_c_region_is_refused_for_stacks_synthesized_for_a_region(cdk_out, c
 
 def test_dash_c_region_prices_an_environment_agnostic_cdk_out_there(cdk_out, capsys, tmp_path):
     out = cdk_out({"OwnLlm": serving_resources("ml.g5.4xlarge", 1)})
-    doc = estimate_json(capsys, "--cdk-out", str(out), "--settings", str(tmp_path / "none"), "-c", "region=eu-west-1")
+    doc = estimate_json(
+        capsys, "--cdk-out", str(out), "--settings", str(_empty_cdk_json(tmp_path)), "-c", "region=eu-west-1"
+    )
     assert (doc["region"], doc["region_source"]) == ("eu-west-1", "settings.region")
+
+
+def test_dash_c_region_with_a_typo_is_refused_instead_of_priced_at_us_east_1_rates(cdk_out, capsys):
+    out = cdk_out({"OwnLlm": serving_resources("ml.g5.4xlarge", 1)})
+    write_recorded_settings(out, make_settings())
+    rc = main(["cost", "estimate", "--cdk-out", str(out), "-c", "region=us-eats-1"])
+    assert (rc, capsys.readouterr()) == (
+        2,
+        ("", f"ownllm: {unsupported_region_problem('us-eats-1')}\n"),
+    )
+    assert unsupported_region_problem("us-eats-1").endswith("; did you mean us-east-1?")
+
+
+@pytest.mark.parametrize(
+    "argv, problem",
+    [
+        (
+            ["--region", "us-eats-1"],
+            "ownllm prices show: --region 'us-eats-1': the catalog has eu-west-1, us-east-1, us-west-2; "
+            "did you mean us-east-1?",
+        ),
+        (
+            ["--item", "nonsense"],
+            "ownllm prices show: --item 'nonsense': matches no catalog item "
+            "(items look like sagemaker.hosting:ml.g5.2xlarge; --item matches any part of one)",
+        ),
+    ],
+)
+def test_prices_show_for_a_region_or_item_the_catalog_lacks_says_so_instead_of_zero_prices(capsys, argv, problem):
+    assert main(["prices", "show", *argv]) == 2
+    assert capsys.readouterr() == ("", problem + "\n")
+
+
+def _empty_cdk_json(folder):
+    """A cdk.json with no settings: every setting at its default, ./cdk.json not read."""
+    path = folder / "empty-cdk.json"
+    path.write_text("{}")
+    return path
+
+
+def test_a_settings_file_that_does_not_exist_is_refused_not_replaced_by_defaults(cdk_out, capsys, tmp_path):
+    out = cdk_out({"OwnLlm": serving_resources("ml.g5.4xlarge", 1)})
+    missing = tmp_path / "cdk.jsn"
+    assert main(["cost", "estimate", "--cdk-out", str(out), "--settings", str(missing)]) == 2
+    assert capsys.readouterr() == ("", f"ownllm: --settings {str(missing)!r}: no such file\n")

@@ -86,7 +86,7 @@ def test_cost_estimate_reprints_an_existing_cdk_out(cdk_out, tmp_path, capsys):
             "--cdk-out",
             str(out),
             "--settings",
-            str(tmp_path / "none.json"),
+            str(_empty_cdk_json(tmp_path)),
             "-c",
             "avg_output_tokens=192",
             "-c",
@@ -108,7 +108,7 @@ def test_cost_estimate_exits_non_zero_over_budget(cdk_out, tmp_path, capsys):
             "--cdk-out",
             str(out),
             "--settings",
-            str(tmp_path / "none.json"),
+            str(_empty_cdk_json(tmp_path)),
             "-c",
             "max_daily_usd=10",
         ]
@@ -118,7 +118,7 @@ def test_cost_estimate_exits_non_zero_over_budget(cdk_out, tmp_path, capsys):
 
 
 def test_cost_estimate_without_a_cdk_out_says_to_synth(tmp_path, capsys):
-    assert main(["cost", "estimate", "--cdk-out", str(tmp_path), "--settings", str(tmp_path / "x")]) == 2
+    assert main(["cost", "estimate", "--cdk-out", str(tmp_path), "--settings", str(_empty_cdk_json(tmp_path))]) == 2
     assert "run `cdk synth` first" in capsys.readouterr().err
 
 
@@ -126,3 +126,10 @@ def test_the_commands_are_registered_on_the_ownllm_cli(capsys):
     with pytest.raises(SystemExit):
         main(["prices", "--help"])
     assert "refresh" in capsys.readouterr().out
+
+
+def _empty_cdk_json(folder):
+    """A cdk.json with no settings: every setting at its default, ./cdk.json not read."""
+    path = folder / "empty-cdk.json"
+    path.write_text("{}")
+    return path

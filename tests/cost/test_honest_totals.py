@@ -122,7 +122,7 @@ def test_a_lambda_memory_no_function_can_have_is_refused_by_cost_estimate_in_one
     r = serving_resources()
     r[FUNCTION]["Properties"]["MemorySize"] = memory
     out = cdk_out({"S": r})
-    assert main(["cost", "estimate", "--cdk-out", str(out), "--settings", str(tmp_path / "none")]) == 2
+    assert main(["cost", "estimate", "--cdk-out", str(out), "--settings", str(_empty_cdk_json(tmp_path))]) == 2
     assert capsys.readouterr().err == (
         f"ownllm: {out / 'S.template.json'}: {FUNCTION} MemorySize: {memory!r} is not a finite number >= 128 "
         "and <= 10240\n"
@@ -185,7 +185,7 @@ def test_a_nested_assembly_that_refers_to_itself_is_one_line_not_a_recursion_err
             }
         )
     )
-    assert main(["cost", "estimate", "--cdk-out", str(tmp_path), "--settings", str(tmp_path / "none")]) == 2
+    assert main(["cost", "estimate", "--cdk-out", str(tmp_path), "--settings", str(_empty_cdk_json(tmp_path))]) == 2
     assert capsys.readouterr().err == (
         f"ownllm: {tmp_path / '.' / 'manifest.json'}: a nested cloud assembly refers back to {tmp_path.resolve()}\n"
     )
@@ -219,3 +219,10 @@ def test_an_autoscaling_floor_that_cannot_be_read_leaves_the_endpoint_unpriced(c
     line = endpoint_line(estimate_cdk_out(cdk_out({"S": r}), settings()))
     assert (line.category, line.daily_usd) == (UNPRICED, None)
     assert line.basis.startswith(f"{target_id} MinCapacity is neither a literal")
+
+
+def _empty_cdk_json(folder):
+    """A cdk.json with no settings: every setting at its default, ./cdk.json not read."""
+    path = folder / "empty-cdk.json"
+    path.write_text("{}")
+    return path

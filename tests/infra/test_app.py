@@ -95,3 +95,23 @@ def test_an_unsupported_region_fails_synth_with_one_line_naming_it(tmp_path):
     assert result.stderr.splitlines()[-1] == f"  - {unsupported_region_problem('me-central-1')}"
     assert "Traceback" not in result.stderr
     assert not list(tmp_path.glob("*.template.json"))
+
+
+def test_a_key_repeated_in_cdk_json_fails_synth_naming_it(tmp_path):
+    (tmp_path / "cdk.json").write_text('{"context": {"ownllm": {"max_instances": 2, "max_instances": 4}}}')
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "app.py")],
+        cwd=tmp_path,
+        env={**os.environ, "CDK_OUTDIR": str(tmp_path / "out"), "CDK_CONTEXT_JSON": "{}"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert (result.returncode, result.stderr.splitlines()) == (
+        1,
+        [
+            "ownllm settings are not valid (set them in cdk.json context 'ownllm' or with -c key=value):",
+            "  - cdk.json: key 'max_instances' appears twice in one object; JSON readers keep only the last, "
+            "so say it once",
+        ],
+    )

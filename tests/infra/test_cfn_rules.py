@@ -460,3 +460,18 @@ def test_ownllm_lint_names_a_misspelt_region_and_suggests_the_right_one(tmp_path
         "--regions: 'us-east1' is not a region cfn-lint knows (did you mean 'us-east-1'?); "
         "expected comma-separated region names like 'us-east-1,eu-west-1'\n"
     )
+
+
+@pytest.mark.parametrize(
+    "text", ["[]", '{"Rules": []}', '{"Rules": {"R": 5}}', '{"Rules": {"R": {"Assertions": [7]}}}']
+)
+def test_ownllm_lint_of_a_template_that_is_json_but_not_an_object_of_rules_reports_it_not_a_traceback(
+    tmp_path, capsys, text
+):
+    from ownllm.cli import main
+
+    (tmp_path / "X.template.json").write_text(text)
+    assert main(["lint", "--cdk-out", str(tmp_path), "--regions", "us-east-1"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out.startswith("X.template.json:1: E")
+    assert captured.err.endswith("in 1 template(s) over 1 region(s); accepted: W3005\n")

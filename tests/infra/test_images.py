@@ -168,3 +168,10 @@ def test_images_refresh_writes_the_table_it_reports(tmp_path, capsys, sdk_table)
     assert json.loads(target.read_text()) == sdk_table
     assert capsys.readouterr().out.strip() == f"wrote {target}: 3 engines, 104 images, from sagemaker-core 2.27.0"
     images.load_table.cache_clear()  # refresh resets the cache; later tests read the committed table again
+
+
+def test_images_show_for_a_region_ownllm_does_not_support_is_one_line(capsys):
+    from ownllm.regions import unsupported_region_problem
+
+    assert ownllm_main(["images", "show", "--region", "us-eats-1"]) == 2
+    assert capsys.readouterr() == ("", f"images show: --{unsupported_region_problem('us-eats-1')}\n")

@@ -226,7 +226,12 @@ def test_serving_json_must_be_keyed_by_engine(tmp_path):
         ("max_daily_usd", float("inf"), "max_daily_usd: inf is not a finite number"),
         ("generation_tokens_per_s", "-inf", "generation_tokens_per_s: '-inf' is not a finite number"),
         ("requests_per_day", -5, "requests_per_day: -5 must not be negative"),
-        ("model_size_b", 0, "model_size_b: 0 must be greater than 0"),
+        (
+            "model_size_b",
+            0,
+            "model_size_b: 0 must be at least 0.01 (billions of parameters; 0.01 is ten million, smaller than any "
+            "served LLM)",
+        ),
         ("lambda_memory_mb", 64, "lambda_memory_mb: 64 must be between 128 and 10240"),
         ("apigw_cloudwatch_role", "maybe", "apigw_cloudwatch_role: 'maybe' is not true or false"),
     ],
@@ -409,3 +414,68 @@ def test_a_stream_may_ask_for_what_it_generates_before_the_functions_longer_time
     assert s.max_stream_output_tokens == expected
     assert s.max_output_tokens < s.max_stream_output_tokens < s.max_total_tokens - s.max_input_tokens
     assert Settings.from_context({}).max_stream_output_tokens == 8192 - 4096  # 298 s holds the whole context
+
+
+@pytest.mark.parametrize(
+    "key, value, problem",
+    [
+        ("latency_p95_ms", -1, "latency_p95_ms: -1 must be greater than 0"),
+        ("target_concurrency_per_instance", "0", "target_concurrency_per_instance: '0' must be greater than 0"),
+    ],
+)
+def test_an_optional_count_out_of_range_says_what_is_accepted(key, value, problem):
+    assert problems(**{key: value}) == [problem]
+
+
+@pytest.mark.parametrize("key", ["max_instances", "requests_per_day", "api_burst_limit", "latency_p95_ms"])
+def test_a_whole_number_too_large_for_aws_is_refused_instead_of_synthesized_as_a_float(key):
+    """99999999999999999999999 once reached the template as "MaxCapacity": 1e+23 and a $1e22/day bill."""
+    assert problems(**{key: "99999999999999999999999"}) == [
+        f"{key}: '99999999999999999999999' is above 2147483647, the largest whole number AWS APIs take"
+    ]
+
+
+def test_the_largest_32_bit_whole_number_is_still_accepted():
+    assert Settings.from_context({"requests_per_day": "2147483647"}).requests_per_day == 2_147_483_647
+
+
+def test_max_total_tokens_above_the_models_context_window_is_refused():
+    """Llama 2 reads 4096 positions; vLLM would not start with max_model_len 8192 (the default)."""
+    assert problems(model_id="meta-llama/Llama-2-7b-chat-hf", max_input_tokens=2048) == [
+        "max_total_tokens: 8192 is above the 4096-token context of meta-llama/Llama-2-7b-chat-hf "
+        "(max_position_embeddings in its config.json); the engine would not start; use at most 4096"
+    ]
+
+
+def test_max_total_tokens_within_the_models_context_window_is_accepted():
+    s = Settings.from_context(
+        {"model_id": "meta-llama/Llama-2-7b-chat-hf", "max_total_tokens": 4096, "max_input_tokens": 2048}
+    )
+    assert s.max_total_tokens == 4096
+
+
+def test_a_bundled_model_whose_id_names_no_size_needs_no_model_size_b():
+    """The bundled table knows Phi-3-mini's 3.82B parameters; its id ("mini") names none."""
+    s = Settings.from_context(
+        {"model_id": "microsoft/Phi-3-mini-4k-instruct", "max_total_tokens": 4096, "max_input_tokens": 2048}
+    )
+    assert s.resolved_model_size_b == 3.82
+
+
+def test_a_model_size_below_ten_million_parameters_is_refused_as_ownllm_capacity_does():
+    assert problems(model_size_b="1e-6") == [
+        "model_size_b: '1e-6' must be at least 0.01 (billions of parameters; 0.01 is ten million, smaller than "
+        "any served LLM)"
+    ]
+
+
+def test_a_key_twice_in_cdk_json_is_refused_since_json_readers_silently_keep_only_the_last(tmp_path):
+    from ownllm.settings import load_settings
+
+    path = tmp_path / "cdk.json"
+    path.write_text('{"context": {"ownllm": {"instance_count": 1, "instance_count": 3}}}')
+    with pytest.raises(SettingsError) as caught:
+        load_settings(path)
+    assert caught.value.problems == [
+        f"{path}: key 'instance_count' appears twice in one object; JSON readers keep only the last, so say it once"
+    ]

@@ -66,6 +66,8 @@ def _user(content="hi"):
         (CHAT, {"messages": _user(), "stop": ["a"] * 17}, "stop", "invalid_value"),
         (CHAT, {"messages": _user(), "n": 2}, "n", "unsupported_value"),
         (CHAT, {"messages": _user(), "seed": "x"}, "seed", "invalid_type"),
+        (CHAT, {"messages": _user(), "seed": 2**63}, "seed", "invalid_value"),
+        (CHAT, {"messages": _user(), "seed": -(2**63) - 1}, "seed", "invalid_value"),
         (CHAT, {"messages": _user(), "model": ["a"]}, "model", "invalid_type"),
         (CHAT, {"messages": _user(), "logprobs": True}, "logprobs", "unsupported_parameter"),
         (CHAT, {"messages": _user(), "tools": {"type": "function"}}, "tools", "invalid_type"),
@@ -99,6 +101,30 @@ def test_a_body_that_is_not_a_json_object_is_a_400(forwarder, body):
     answer = forwarder.call(body=body)
     assert answer.status == 400
     assert answer.error["code"] == "invalid_json"
+
+
+@pytest.mark.parametrize(
+    "body, why",
+    [
+        ("{not json", "Expecting property name enclosed in double quotes at line 1 column 2"),
+        ('\ufeff{"messages": []}', "it starts with a byte order mark (U+FEFF); send UTF-8 without one"),
+        ('{"a": NaN}', "NaN is not valid JSON"),
+        (b'{"a": "\xff"}', "it is not UTF-8"),
+        ('{"max_tokens": ' + "9" * 5000 + "}", "a number in it has too many digits"),
+        ("[" * 100_000 + "]" * 100_000, "it is nested too deeply"),
+    ],
+)
+def test_a_body_that_is_not_json_says_what_is_wrong_and_where(forwarder, body, why):
+    answer = forwarder.call(body=body)
+    assert (answer.status, answer.error["code"]) == (400, "invalid_json")
+    assert answer.error["message"] == f"The request body is not valid JSON: {why}."
+
+
+def test_a_seed_outside_64_bits_is_a_400_stating_the_range(forwarder):
+    answer = forwarder.call(body={"messages": _user(), "seed": 2**64})
+    assert answer.error["message"] == (
+        f"'seed' must be between {-(2**63)} and {2**63 - 1} (a 64-bit integer); got {2**64}."
+    )
 
 
 def test_text_that_is_not_valid_unicode_is_a_400_not_a_crash(forwarder):

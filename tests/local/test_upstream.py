@@ -171,3 +171,15 @@ def test_upstream_errors_come_back_in_the_engines_own_error_shape(fake_openai, e
     status, _, data = backend("endpoint", json.dumps(body).encode(), {})
     assert status == 400
     assert json.loads(data)[shape] == "the fake refuses FAIL400"
+
+
+@pytest.mark.parametrize("url", ["notaurl", "ftp://host/v1", "http://", "http:///v1", "http://host:99999/v1"])
+def test_an_upstream_url_without_an_http_host_and_port_is_refused_before_any_request(url):
+    from ownllm.local.upstream import UpstreamError
+
+    with pytest.raises(UpstreamError) as raised:
+        OpenAIUpstream(url)
+    assert str(raised.value) == (
+        f"upstream URL {url!r} is not an http:// or https:// URL with a host (and a port up to 65535), "
+        "e.g. http://127.0.0.1:8000/v1"
+    )

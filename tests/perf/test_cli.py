@@ -193,3 +193,105 @@ def test_plan_unknown_model_without_size_is_one_clear_line(capsys):
     assert code == 2
     assert err.startswith("ownllm plan: --model 'acme/secret': not in the bundled table; pass --model-size-b")
     assert err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    "text, problem",
+    [
+        ("{not json", "not valid JSON (Expecting property name enclosed in double quotes: line 1 column 2 (char 1))"),
+        ("[]", "not a JSON object"),
+        ('{"context": []}', "'context' is not an object"),
+        ('{"context": {"ownllm": [1]}}', "'context.ownllm' is not an object"),
+        (
+            '{"context": {"ownllm": {"max_instances": 2, "max_instances": 3}}}',
+            "key 'max_instances' appears twice (a rewrite would keep only one)",
+        ),
+    ],
+)
+def test_plan_apply_refuses_a_malformed_cdk_json_and_leaves_it_as_it_was(capsys, tmp_path, text, problem):
+    settings = tmp_path / "cdk.json"
+    settings.write_text(text)
+    code, out, err = run(capsys, *PLAN, "--apply", "--settings", str(settings))
+    assert (code, out, err) == (2, "", f"ownllm plan: --settings {str(settings)!r}: {problem}; nothing written\n")
+    assert settings.read_text() == text
+
+
+def test_plan_apply_refuses_a_cdk_json_that_is_not_utf8(capsys, tmp_path):
+    settings = tmp_path / "cdk.json"
+    settings.write_bytes(b"\xff\xfe{}")
+    code, out, err = run(capsys, *PLAN, "--apply", "--settings", str(settings))
+    assert (code, out) == (2, "")
+    assert err.startswith(f"ownllm plan: --settings {str(settings)!r}: cannot be read as UTF-8 (")
+    assert settings.read_bytes() == b"\xff\xfe{}"
+
+
+def test_plan_apply_updates_a_flat_context_key_where_the_loader_reads_it(capsys, tmp_path):
+    """A flat context key wins over context.ownllm; writing only the latter would change nothing."""
+    settings = tmp_path / "cdk.json"
+    settings.write_text(json.dumps({"context": {"instance_type": "ml.p5.48xlarge", "ownllm": {}}}))
+    code, out, _ = run(capsys, *PLAN, "--json", "--apply", "--settings", str(settings))
+    cheapest = next(o for o in json.loads(out)["options"] if o["fits"])
+    ctx = json.loads(settings.read_text())["context"]
+    assert (code, ctx["instance_type"], "instance_type" in ctx["ownllm"]) == (0, cheapest["instance_type"], False)
+
+
+@pytest.mark.parametrize(
+    "argv, problem",
+    [
+        (
+            ["capacity", "--instance-type", "ml.g5.2xlarge", "--model-size-b", "nan"],
+            "ownllm capacity: --model-size-b 'nan': must be a number >= 0.01",
+        ),
+        (
+            ["plan", "--model", "Qwen/Qwen2.5-7B-Instruct", "--requests-per-day", "1e400"],
+            "ownllm plan: --requests-per-day '1e400': must be a number >= 0",
+        ),
+        (
+            ["plan", "--model", "Qwen/Qwen2.5-7B-Instruct", "--active-hours", "nan"],
+            "ownllm plan: --active-hours 'nan': must be a number >= 0.01",
+        ),
+        (
+            ["plan", "--model", "Qwen/Qwen2.5-7B-Instruct", "--min-tokens-per-s", "inf"],
+            "ownllm plan: --min-tokens-per-s 'inf': must be a number >= 0",
+        ),
+    ],
+)
+def test_a_number_that_is_not_finite_is_one_line_not_a_traceback(capsys, argv, problem):
+    assert run(capsys, *argv) == (2, "", problem + "\n")
+
+
+@pytest.mark.parametrize(
+    "text, problem",
+    [
+        ("[1, 2]", "not a Hugging Face config.json (a JSON object of hyperparameters)"),
+        ('{"text_config": 7}', "not a Hugging Face config.json (a JSON object of hyperparameters)"),
+        (
+            "\udcff",
+            "cannot read a JSON config ('utf-8' codec can't decode byte 0xff in position 0: invalid start byte)",
+        ),
+    ],
+)
+def test_a_model_config_that_is_not_a_json_object_is_one_line(capsys, tmp_path, text, problem):
+    config = tmp_path / "config.json"
+    config.write_bytes(text.encode("utf-8", "surrogateescape"))
+    code, out, err = run(capsys, "capacity", "--instance-type", "ml.g5.2xlarge", "--model-config", str(config))
+    assert (code, out, err) == (2, "", f"ownllm capacity: --model-config {config}: {problem}\n")
+
+
+@pytest.mark.parametrize("command", [["capacity", "--gpu", "h200"], ["plan"]])
+def test_a_request_longer_than_the_models_context_is_refused_not_predicted(capsys, command):
+    """Qwen2.5-7B reads 32768 positions; a 40256-token request once 'fit' an H200 with a speed."""
+    code, out, err = run(
+        capsys, *command, "--model", "Qwen/Qwen2.5-7B-Instruct", "--input-tokens", "40000", "--output-tokens", "256"
+    )
+    assert (code, out, err) == (
+        2,
+        "",
+        f"ownllm {command[0]}: --input-tokens 40000 + --output-tokens 256: above the 32768-token context of "
+        "Qwen/Qwen2.5-7B-Instruct (max_position_embeddings); no engine serves a request that long\n",
+    )
+
+
+def test_a_model_known_only_by_size_is_not_held_to_an_assumed_context(capsys):
+    code, _, _ = run(capsys, "capacity", "--gpu", "h200", "--model-size-b", "7", "--input-tokens", "20000", "--json")
+    assert code == 0

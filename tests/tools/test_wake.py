@@ -115,3 +115,26 @@ def test_a_copy_count_out_of_range_is_refused_naming_the_option(tmp_path):
     done = _ownllm("wake", "--copies", "0", "--print", cwd=tmp_path)
     assert done.returncode == 2
     assert done.stderr.strip() == "ownllm: --copies 0: expected a whole number from 1 to 100"
+
+
+@pytest.mark.parametrize(
+    "cdk_json, args, problem",
+    [
+        ("[]", (), "ownllm: {path}: 'context' is not an object"),
+        ('{"context": []}', (), "ownllm: {path}: 'context' is not an object"),
+        ("{}", ("--region", "us-eats-1"), None),
+        ("{}", ("--stack-prefix", "my stack"), None),
+    ],
+)
+def test_a_bad_cdk_json_region_or_stack_prefix_is_one_line_before_any_aws_call(tmp_path, cdk_json, args, problem):
+    from ownllm.regions import unsupported_region_problem
+
+    (tmp_path / "cdk.json").write_text(cdk_json)
+    done = _ownllm("wake", "--print", *args, cwd=tmp_path)
+    expected = {
+        "--region": f"ownllm: {unsupported_region_problem('us-eats-1')}",
+        "--stack-prefix": "ownllm: stack_prefix: 'my stack' must start with a letter and use letters, digits and '-' "
+        "(max 31)",
+    }
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr.splitlines() == [problem.format(path="cdk.json") if problem else expected[args[0]]]
