@@ -268,10 +268,12 @@ def apply(option: Option, path: Path) -> dict[str, object]:
         keep_max = int(current_max) if isinstance(current_max, int | str) and not isinstance(current_max, bool) else 0
     except ValueError:
         keep_max = 0
+    # A deploy that scales to zero (min_instances 0) keeps doing so: the plan sizes its maximum.
+    scales_to_zero = where("min_instances").get("min_instances") in (0, "0")
     changes: dict[str, object] = {
         "instance_type": option.instance_type,
         "instance_count": option.instances,
-        "min_instances": option.instances,
+        "min_instances": 0 if scales_to_zero else option.instances,
         "max_instances": max(option.instances, keep_max),
     }
     for key, value in changes.items():

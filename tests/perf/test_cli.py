@@ -295,3 +295,17 @@ def test_a_request_longer_than_the_models_context_is_refused_not_predicted(capsy
 def test_a_model_known_only_by_size_is_not_held_to_an_assumed_context(capsys):
     code, _, _ = run(capsys, "capacity", "--gpu", "h200", "--model-size-b", "7", "--input-tokens", "20000", "--json")
     assert code == 0
+
+
+def test_plan_apply_keeps_a_scale_to_zero_deploy_scaling_to_zero(capsys, tmp_path):
+    settings = tmp_path / "cdk.json"
+    settings.write_text(json.dumps({"context": {"ownllm": {"min_instances": 0, "max_instances": 3}}}))
+    code, out, _ = run(capsys, *PLAN, "--json", "--apply", "--settings", str(settings))
+    cheapest = next(o for o in json.loads(out)["options"] if o["fits"])
+    ctx = json.loads(settings.read_text())["context"]["ownllm"]
+    assert code == 0
+    assert (ctx["min_instances"], ctx["instance_count"], ctx["max_instances"]) == (
+        0,
+        cheapest["instances"],
+        max(3, cheapest["instances"]),
+    )
