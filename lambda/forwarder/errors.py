@@ -281,7 +281,10 @@ def map_upstream(f: UpstreamFailure) -> ApiError:
         return _upstream(
             502, f"The model server failed (status {shown}).", SERVER, "upstream_error", "upstream_error", detail
         )
-    if code in ("ThrottlingException", "Throttling", "TooManyRequestsException"):
+    # A bare 429 (a code SageMaker does not document) means too many requests as well.
+    if code in ("ThrottlingException", "Throttling", "TooManyRequestsException") or (
+        f.http_status == 429 and code != "ModelNotReadyException"
+    ):
         return _upstream(
             429,
             "Too many requests for the model endpoint; slow down and retry.",
@@ -300,16 +303,6 @@ def map_upstream(f: UpstreamFailure) -> ApiError:
             "not_ready",
             detail,
             RETRY_AFTER_NOT_READY_S,
-        )
-    if f.http_status == 429:  # a bare 429 (no code SageMaker documents): too many requests
-        return _upstream(
-            429,
-            "Too many requests for the model endpoint; slow down and retry.",
-            RATE_LIMIT,
-            "rate_limit_exceeded",
-            "throttled",
-            detail,
-            RETRY_AFTER_THROTTLED_S,
         )
     if code in ("ServiceUnavailable", "ServiceUnavailableException") or f.http_status == 503:
         return _upstream(
