@@ -14,8 +14,26 @@ deployed API's gateway responses (ownllm/gateway_responses.py), OpenAI-shaped
   504 with `x-should-retry: false`; a function that fails, times out or returns something
   that is not a proxy response -> DEFAULT_5XX, 502 "Internal server error".
 
+Response streaming (the deployed API's STREAM integrations on /v1/chat/completions and
+/v1/completions, stacks/api.py): a POST with `"stream": true` on those routes goes, after the
+key and size checks, to the function's streaming entry point `main:app` (lambda/forwarder/main.py)
+served by uvicorn in a child process (asgi_child.py), with the `x-amzn-request-context` and
+`x-amzn-lambda-context` headers Lambda Web Adapter adds (Lambda's deadline: now + the function's
+timeout, Settings.function_timeout_s). Its answer is relayed chunk by chunk (chunked transfer
+encoding, each chunk written as it arrives). Every other request, `stream: false` included, runs
+the buffered handler on the LambdaPool: main:app hands those to the same app.handler unchanged.
+
+Timeouts of a stream, as API Gateway applies them (API Gateway developer guide,
+"response-transfer-mode" and "response-streaming-troubleshoot"): the integration timeout
+(Settings.api_timeout_s) bounds the whole stream, not just its first byte; no status and headers
+within it -> INTEGRATION_TIMEOUT 504; past it mid-stream the connection is closed without the
+final chunk (curl: "transfer closed with outstanding read data remaining"). A stream silent for
+the idle timeout (5 min, Regional endpoint) is closed the same way.
+
 Not emulated: the usage plan's throttling and quota, Lambda's 6 MB invocation payload
-limit (the function's own MAX_REQUEST_BYTES check answers first), response streaming.
+limit (the function's own MAX_REQUEST_BYTES check answers first), one execution environment
+per concurrent stream (one uvicorn process serves them all), the 2 MB/s bandwidth limit past
+a stream's first 10 MB.
 """
 
 from __future__ import annotations
@@ -25,7 +43,9 @@ import binascii
 import contextlib
 import errno
 import hmac
+import http.client
 import json
+import socket
 import sys
 import threading
 import time
@@ -52,11 +72,28 @@ API_ID = "local"
 # API Gateway REST: payloads up to 10 MB; the integration gives up after 29 s.
 PAYLOAD_LIMIT_BYTES = 10 * 1024 * 1024
 INTEGRATION_TIMEOUT_S = float(API_GATEWAY_TIMEOUT_S)
+# STREAM integrations (stacks/api.py): the routes, and how long a stream may stay silent before
+# API Gateway closes it (Regional endpoint: 5 minutes; API Gateway developer guide,
+# https://docs.aws.amazon.com/apigateway/latest/developerguide/response-transfer-mode.html).
+STREAM_PATHS = ("/v1/chat/completions", "/v1/completions")
+STREAM_IDLE_TIMEOUT_S = 300.0
+# Lambda Web Adapter passes these to the app (lambda/forwarder/main.py reads them).
+REQUEST_CONTEXT_HEADER = "x-amzn-request-context"
+LAMBDA_CONTEXT_HEADER = "x-amzn-lambda-context"
+RELAY_CHUNK_BYTES = 64 * 1024
 # An oversized body without `Expect: 100-continue` is read and discarded up to this much,
 # so the client gets its 413 instead of a reset; beyond it the connection is just closed.
 DRAIN_LIMIT_BYTES = 4 * PAYLOAD_LIMIT_BYTES
 
-__all__ = ["Gateway", "AccessRecord", "LocalStackError", "rest_event", "proxy_response", "api_key_from_headers"]
+__all__ = [
+    "Gateway",
+    "StreamTarget",
+    "AccessRecord",
+    "LocalStackError",
+    "rest_event",
+    "proxy_response",
+    "api_key_from_headers",
+]
 
 
 # -- the authorizer's key rule, reused --------------------------------------------------------
@@ -203,6 +240,27 @@ def proxy_response(result: Any) -> tuple[int, list[tuple[str, str]], bytes] | No
 
 
 @dataclass(frozen=True)
+class StreamTarget:
+    """Where streamed requests go (the function's main:app over HTTP) and their time limits."""
+
+    host: str
+    port: int
+    integration_timeout_s: float  # Settings.api_timeout_s: the whole stream
+    function_timeout_s: float  # Settings.function_timeout_s: Lambda's deadline, in the context header
+    function_arn: str = ""
+    idle_timeout_s: float = STREAM_IDLE_TIMEOUT_S
+
+
+def wants_stream(body: bytes) -> bool:
+    """Whether a body asks to stream (main.py's own rule: a JSON object with `"stream": true`)."""
+    try:
+        parsed = json.loads(body)
+    except (ValueError, RecursionError):
+        return False
+    return isinstance(parsed, dict) and parsed.get("stream") is True
+
+
+@dataclass(frozen=True)
 class AccessRecord:
     """One request, for the access log: what API Gateway's access log line would hold, and why."""
 
@@ -247,6 +305,8 @@ class Gateway:
         self.payload_limit = payload_limit
         self.on_request = on_request
         self.extra_headers = dict(extra_headers or {})
+        # Where streams go, started on first use (a Lambda cold start); None: streams are buffered too.
+        self.stream_target: Callable[[], StreamTarget] | None = None
         handler = type("_BoundGatewayHandler", (_GatewayHandler,), {"gateway": self})
         try:
             self._httpd = _Server((host, port), handler)
@@ -401,6 +461,12 @@ class _GatewayHandler(BaseHTTPRequestHandler):
             api_key=key,
             host=self.headers.get("Host") or gw.host,
         )
+        if gw.stream_target is not None and self.command == "POST" and path in STREAM_PATHS and wants_stream(body):
+            try:
+                target = gw.stream_target()
+            except LocalStackError as exc:
+                return self._gateway_answer(_LAMBDA_FAILED, note=str(exc))
+            return self._relay_stream(target, headers, body, event["requestContext"])
         pool = gw.pool
         if pool is None:  # start() refuses to run without one
             raise RuntimeError("the gateway has no LambdaPool")
@@ -417,6 +483,76 @@ class _GatewayHandler(BaseHTTPRequestHandler):
         if status >= 400:
             note = _error_code(data) or note
         self._send(status, out_headers, data, note=note)
+
+    def _relay_stream(
+        self, target: StreamTarget, headers: list[tuple[str, str]], body: bytes, request_context: dict
+    ) -> None:
+        """The STREAM integration: the request to main:app with Lambda Web Adapter's headers, its
+        answer to the client chunk by chunk as it is produced."""
+        gw = self.gateway
+        until = self._started + target.integration_timeout_s
+        lambda_context = {
+            "request_id": str(uuid.uuid4()),
+            "deadline": int((time.time() + target.function_timeout_s) * 1000),
+            "invoked_function_arn": target.function_arn,
+        }
+        sent = {name: value for name, value in headers if name.lower() not in _HOP_BY_HOP}
+        sent[REQUEST_CONTEXT_HEADER] = json.dumps(request_context)
+        sent[LAMBDA_CONTEXT_HEADER] = json.dumps(lambda_context)
+        sent["Content-Length"] = str(len(body))
+        conn = http.client.HTTPConnection(target.host, target.port, timeout=max(0.001, until - time.monotonic()))
+        try:
+            try:
+                conn.request("POST", self.path, body=body, headers=sent)
+                sock = conn.sock  # kept: the response reads from it, even if the connection lets it go
+                upstream = conn.getresponse()
+            except TimeoutError:
+                return self._gateway_answer(_TIMED_OUT, note="no response headers within the integration timeout")
+            except (OSError, http.client.HTTPException) as exc:
+                return self._gateway_answer(_LAMBDA_FAILED, note=f"streaming function: {type(exc).__name__}")
+            out = [(k, v) for k, v in upstream.getheaders() if k.lower() not in _HOP_BY_HOP and k.lower() != "server"]
+            note = "stream"
+            latency_ms = round((time.monotonic() - self._started) * 1000, 1)  # to the first byte
+            path = split_target(self.path)[0]
+            gw._record(AccessRecord(self._request_id, self.command, path, upstream.status, latency_ms, note))
+            self._pump(upstream, sock, out, until, target.idle_timeout_s)
+        finally:
+            conn.close()
+
+    def _pump(
+        self,
+        upstream: http.client.HTTPResponse,
+        sock: socket.socket | None,
+        headers: list[tuple[str, str]],
+        until: float,
+        idle_s: float,
+    ) -> None:
+        gw = self.gateway
+        try:
+            self.send_response(upstream.status)
+            for name, value in headers:
+                self.send_header(name, value)
+            self.send_header("x-amzn-RequestId", self._request_id)
+            self.send_header("x-amz-apigw-id", self._request_id[:16])
+            for name, value in gw.extra_headers.items():
+                self.send_header(name, value)
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            while True:
+                left = until - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError("integration timeout")
+                if sock is not None:
+                    sock.settimeout(min(left, idle_s))
+                chunk = upstream.read1(RELAY_CHUNK_BYTES)
+                if not chunk:
+                    break
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            self.wfile.write(b"0\r\n\r\n")
+        except (TimeoutError, http.client.HTTPException, OSError):
+            # Past the integration or idle timeout, a function that died, a client that left: API
+            # Gateway closes the connection without the final chunk.
+            self.close_connection = True
 
     def _gateway_answer(self, answer: tuple[str, int, str, str | None], *, close: bool = False, note: str = "") -> None:
         response_type, default_status, message, error_type = answer

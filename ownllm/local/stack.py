@@ -12,17 +12,21 @@ names an OpenAI-compatible server you run (vLLM, llama.cpp, Ollama).
 from __future__ import annotations
 
 import secrets
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
 from ownllm.forwarder import forwarder_environment
-from ownllm.local.gateway import INTEGRATION_TIMEOUT_S, AccessRecord, Gateway
+from ownllm.local.asgi_child import AsgiChild
+from ownllm.local.gateway import INTEGRATION_TIMEOUT_S, AccessRecord, Gateway, StreamTarget
 from ownllm.local.lambda_pool import (
+    ACCOUNT_ID,
     FAKE_AWS_ENV,
     FORWARDER_DIR,
     FUNCTION_NAME,
     IDLE_TIMEOUT_S,
     LAMBDA_TIMEOUT_S,
+    REGION,
     LambdaPool,
     LocalStackError,
 )
@@ -64,6 +68,8 @@ class LocalStack:
         upstream_key: str | None = None,
         latency_s: float = 0.0,
         tokens_per_s: float = 0.0,
+        fill_max_tokens: bool = False,
+        streaming: bool = True,
         gateway_timeout_s: float = INTEGRATION_TIMEOUT_S,
         lambda_timeout_s: float = LAMBDA_TIMEOUT_S,
         max_instances: int = 64,
@@ -92,6 +98,12 @@ class LocalStack:
         self.host, self.port = host, port
         self.upstream, self.upstream_model, self.upstream_key = upstream, upstream_model, upstream_key
         self.latency_s, self.tokens_per_s = latency_s, tokens_per_s
+        self.fill_max_tokens = fill_max_tokens
+        # STREAM mode: `stream: true` completions go to main:app in uvicorn (asgi_child.py),
+        # started on the first such request; False keeps every request on the buffered path.
+        self.streaming = streaming
+        self.asgi: AsgiChild | None = None
+        self._asgi_lock = threading.Lock()
         self.gateway_timeout_s, self.lambda_timeout_s = gateway_timeout_s, lambda_timeout_s
         self.max_instances = max_instances
         self.idle_timeout_s = idle_timeout_s
@@ -146,6 +158,8 @@ class LocalStack:
                 idle_timeout_s=self.idle_timeout_s,
             ).start()
             self.gateway.pool = self.pool
+            if self.streaming:
+                self.gateway.stream_target = self.stream_target
             self.gateway.start()
         except BaseException:
             self.stop()
@@ -156,6 +170,10 @@ class LocalStack:
         gateway, self.gateway = self.gateway, None
         if gateway is not None:
             gateway.stop()
+        with self._asgi_lock:
+            asgi, self.asgi = self.asgi, None
+        if asgi is not None:
+            asgi.stop()
         pool, self.pool = self.pool, None
         if pool is not None:
             pool.close()
@@ -193,7 +211,24 @@ class LocalStack:
             tokens_per_s=self.tokens_per_s,
             adapters=self.adapters,
             max_total_tokens=self.settings.max_total_tokens,
+            fill_max_tokens=self.fill_max_tokens,
         )
+
+    def stream_target(self) -> StreamTarget:
+        """The function's streaming entry point, its uvicorn started on first use (a cold start)."""
+        with self._asgi_lock:
+            if self.runtime is None:
+                raise LocalStackError("the local stack is stopped")
+            if self.asgi is None:
+                self.asgi = AsgiChild(self.function_env(), code_dir=self.code_dir, log_path=self.lambda_log).start()
+            s = self.settings
+            return StreamTarget(
+                host=self.asgi.host,
+                port=self.asgi.port,
+                integration_timeout_s=float(s.api_timeout_s),
+                function_timeout_s=float(s.function_timeout_s),
+                function_arn=f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{FUNCTION_NAME}",
+            )
 
     def function_env(self) -> dict[str, str]:
         """The forwarder's environment: the stack's contract (stacks/api.py), fake AWS, the local runtime."""
