@@ -20,6 +20,8 @@ KEY_ENV = "OWNLLM_API_KEY"
 UPSTREAM_KEY_ENV = "OWNLLM_UPSTREAM_KEY"
 # import name -> what to install; the forwarder Lambda needs both (Lambda's runtime and layer bring them).
 REQUIRED = {"botocore": "botocore", "aws_lambda_powertools": "aws-lambda-powertools"}
+# Serves the function's streaming entry point (lambda/forwarder/run.sh); without it streams are buffered.
+STREAM_SERVER = ("uvicorn", "uvicorn==0.54.0")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -118,6 +120,7 @@ def banner(stack: LocalStack) -> str:
             f"  model    {what}",
             f"  path     API Gateway rules (key, 10 MB, {stack.gateway_timeout_s:g} s) -> lambda/forwarder "
             f"(engine {stack.engine}, up to {stack.max_instances} environments) -> SageMaker runtime {stack.runtime_url}",
+            f"  stream   {streams(stack)}",
             "",
             "curl:",
             f"  curl -s {base}/chat/completions -H 'x-api-key: {key}' -H 'content-type: application/json' \\",
@@ -132,6 +135,17 @@ def banner(stack: LocalStack) -> str:
             "",
             "Ctrl-C stops everything.",
         ]
+    )
+
+
+def streams(stack: LocalStack) -> str:
+    if stack.streaming:
+        return (
+            "stream: true -> lambda/forwarder main:app under uvicorn, relayed chunk by chunk "
+            f"(STREAM mode, up to {stack.settings.api_timeout_s} s)"
+        )
+    return (
+        f"stream: true is buffered like the rest ({STREAM_SERVER[0]} is not installed: pip install {STREAM_SERVER[1]})"
     )
 
 
@@ -197,6 +211,7 @@ def run(args: argparse.Namespace) -> int:
             lambda_log=args.lambda_log,
             on_request=None if args.quiet else log,
             scale_to_zero_wake_s=args.scale_to_zero,
+            streaming=importlib.util.find_spec(STREAM_SERVER[0]) is not None,
         )
     except LocalStackError as exc:
         return fail(str(exc))
