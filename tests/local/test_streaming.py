@@ -4,11 +4,16 @@ model is still generating; everything else keeps the buffered path."""
 
 from __future__ import annotations
 
+import http.client
+import json
+import socket
+import threading
 import time
 
 import openai
 import pytest
 
+from ownllm.local.gateway import StreamTarget
 from ownllm.local.stack import LocalStack
 
 KEY = "test-key-0123456789"
@@ -110,3 +115,77 @@ def test_the_streaming_function_stops_with_the_stack(api):
         stack.stop()
     assert process.poll() is not None
     assert stack.asgi is None
+
+
+class _StallingFunction:
+    """A streaming function that answers headers and one chunk, then (if `stall_headers`, before
+    the headers) goes silent until the test ends."""
+
+    def __init__(self, stall_headers: bool) -> None:
+        self.stall_headers = stall_headers
+        self.release = threading.Event()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        conn, _ = self.listener.accept()
+        with conn:
+            conn.recv(65536)
+            if not self.stall_headers:
+                conn.sendall(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+                )
+                conn.sendall(b"6\r\ndata: \r\n")
+            self.release.wait(10)
+
+    def stop(self) -> None:
+        self.release.set()
+        self.listener.close()
+
+
+@pytest.fixture
+def stalled(paced):
+    """stalled(stall_headers) -> (stack, function): the vllm stack's streams go to a stalling function
+    under an integration timeout of 0.5 s."""
+    made: list[_StallingFunction] = []
+    stack = paced("vllm")
+    assert stack.gateway is not None
+    previous = stack.gateway.stream_target
+
+    def make(stall_headers: bool) -> LocalStack:
+        function = _StallingFunction(stall_headers)
+        made.append(function)
+        target = StreamTarget("127.0.0.1", function.port, integration_timeout_s=0.5, function_timeout_s=0.4)
+        stack.gateway.stream_target = lambda: target
+        return stack
+
+    yield make
+    stack.gateway.stream_target = previous
+    for function in made:
+        function.stop()
+
+
+def test_a_stream_without_headers_within_the_integration_timeout_is_the_gateways_504(stalled, api):
+    stack = stalled(stall_headers=True)
+    body = {"model": stack.model_name, "messages": [{"role": "user", "content": "Hi"}], "stream": True}
+    reply = api(stack.url, "POST", "/v1/chat/completions", body)
+    assert reply.status == 504
+    assert reply.error["code"] == "timeout"
+    assert reply.headers["x-should-retry"] == "false"
+
+
+def test_a_stream_past_the_integration_timeout_is_cut_without_its_final_chunk(stalled):
+    stack = stalled(stall_headers=False)
+    body = {"model": stack.model_name, "messages": [{"role": "user", "content": "Hi"}], "stream": True}
+    conn = http.client.HTTPConnection("127.0.0.1", stack.gateway.port, timeout=10)
+    try:
+        conn.request("POST", "/v1/chat/completions", json.dumps(body), {"x-api-key": KEY})
+        response = conn.getresponse()
+        assert response.status == 200
+        with pytest.raises(http.client.IncompleteRead) as cut:
+            response.read()
+        assert cut.value.partial == b"data: "
+    finally:
+        conn.close()
