@@ -13,6 +13,7 @@ import time
 import openai
 import pytest
 
+from ownllm.local.cli import streams
 from ownllm.local.gateway import StreamTarget
 from ownllm.local.stack import LocalStack
 
@@ -189,3 +190,21 @@ def test_a_stream_past_the_integration_timeout_is_cut_without_its_final_chunk(st
         assert cut.value.partial == b"data: "
     finally:
         conn.close()
+
+
+def test_the_banner_says_streams_run_main_app_under_uvicorn_with_the_stand_in():
+    assert streams(LocalStack(engine="vllm", api_key=KEY)) == (
+        "stream: true -> lambda/forwarder main:app under uvicorn, relayed chunk by chunk (STREAM mode, up to 300 s)"
+    )
+
+
+def test_the_banner_says_streams_are_buffered_without_uvicorn():
+    assert streams(LocalStack(engine="vllm", api_key=KEY, streaming=False)) == (
+        "stream: true is buffered like the rest (uvicorn is not installed: pip install uvicorn==0.54.0)"
+    )
+
+
+def test_an_upstream_backend_keeps_streams_on_the_buffered_path():
+    stack = LocalStack(engine="vllm", api_key=KEY, upstream="http://127.0.0.1:9/v1")
+    assert stack.streaming is False
+    assert streams(stack) == "stream: true is buffered like the rest (the upstream answers whole)"
