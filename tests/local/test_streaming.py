@@ -58,8 +58,11 @@ def test_the_first_chunk_arrives_while_the_model_is_still_generating(paced, engi
         if chunk.choices and chunk.choices[0].delta.content:
             text.append(chunk.choices[0].delta.content)
     total = arrivals[-1]
-    assert total >= MAX_TOKENS / TOKENS_PER_S * 0.9  # the stand-in really paced it
-    assert arrivals[0] < total / 4
+    generation_s = MAX_TOKENS / TOKENS_PER_S
+    assert total >= generation_s * 0.9  # the stand-in really paced it
+    # Chunks arrive spread over the generation, not together at its end (a buffered answer's
+    # chunks all arrive within milliseconds of each other).
+    assert arrivals[-1] - arrivals[0] >= generation_s / 2
     assert len(text) == MAX_TOKENS
 
 
@@ -71,7 +74,8 @@ def test_a_completions_stream_arrives_chunk_by_chunk_too(paced):
         time.monotonic() - started
         for _ in client.completions.create(model=stack.model_name, prompt="Hi", max_tokens=MAX_TOKENS, stream=True)
     ]
-    assert arrivals[0] < arrivals[-1] / 4
+    # Spread over the generation whatever the streaming function's cold start added before it.
+    assert arrivals[-1] - arrivals[0] >= MAX_TOKENS / TOKENS_PER_S / 2
 
 
 def test_stream_false_still_answers_whole_through_the_buffered_path(paced):
