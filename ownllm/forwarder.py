@@ -14,7 +14,19 @@ from ownllm.settings import Settings
 
 FORWARDER_DIR = Path(__file__).resolve().parent.parent / "lambda" / "forwarder"
 # Modules of the asset that import nothing but the standard library.
-_DEPENDENCY_FREE = ("errors", "telemetry")
+_DEPENDENCY_FREE = ("errors", "telemetry", "tokens")
+
+
+def load_module(module_name: str, path: Path) -> ModuleType:
+    """Import one Python file under a name of our choosing (a Lambda asset's files are top-level
+    modules with names such as `app` that other code uses too)."""
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {path} as a Python module")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module  # dataclasses look their module up while the class is built
+    spec.loader.exec_module(module)
+    return module
 
 
 def forwarder_module(name: str) -> ModuleType:
@@ -22,14 +34,7 @@ def forwarder_module(name: str) -> ModuleType:
     if name not in _DEPENDENCY_FREE:
         raise ValueError(f"{name!r} is not one of the forwarder's dependency-free modules {_DEPENDENCY_FREE}")
     qualified = f"ownllm_forwarder_{name}"
-    if qualified not in sys.modules:
-        spec = importlib.util.spec_from_file_location(qualified, FORWARDER_DIR / f"{name}.py")
-        if spec is None or spec.loader is None:
-            raise ImportError(f"cannot load {FORWARDER_DIR / name}.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[qualified] = module  # dataclasses look their module up while the class is built
-        spec.loader.exec_module(module)
-    return sys.modules[qualified]
+    return sys.modules.get(qualified) or load_module(qualified, FORWARDER_DIR / f"{name}.py")
 
 
 SERVICE_NAME = "ownllm-forwarder"

@@ -764,15 +764,15 @@ def settings_from_app_context(context: Mapping[str, object]) -> Settings:
     return Settings.from_context(merge_context(context.get("ownllm"), context))
 
 
-class _DuplicateKey(ValueError):
-    pass
+class DuplicateKeyError(ValueError):
+    """A key given twice in one JSON object (json.loads would silently keep the last)."""
 
 
-def _unique_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
+def unique_json_object(pairs: list[tuple[str, object]]) -> dict[str, object]:
     out: dict[str, object] = {}
     for key, value in pairs:
         if key in out:
-            raise _DuplicateKey(key)
+            raise DuplicateKeyError(key)
         out[key] = value
     return out
 
@@ -783,10 +783,10 @@ def read_cdk_json(path: str | os.PathLike[str]) -> dict[str, object]:
     if not p.exists():
         return {}
     try:
-        doc = json.loads(p.read_text(), object_pairs_hook=_unique_keys)
+        doc = json.loads(p.read_text(), object_pairs_hook=unique_json_object)
     except (OSError, UnicodeDecodeError) as exc:
         raise SettingsError([f"{p}: cannot be read ({exc})"]) from None
-    except _DuplicateKey as exc:
+    except DuplicateKeyError as exc:
         raise SettingsError(
             [f"{p}: key {str(exc)!r} appears twice in one object; JSON readers keep only the last, so say it once"]
         ) from None

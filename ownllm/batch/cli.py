@@ -14,7 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
+
+from ownllm.urls import is_http_url
 
 if TYPE_CHECKING:
     from ownllm.batch.jsonl import BatchRequest, ResultFileState, ResultWriter
@@ -165,12 +166,7 @@ def options_from(args: argparse.Namespace) -> Options:
     from ownllm.batch.defaults import DEFAULT_CONCURRENCY
     from ownllm.batch.run import Options
 
-    parts = urlsplit(args.url)
-    try:
-        port_ok = parts.port is None or parts.port > 0
-    except ValueError:  # not a number, or above 65535
-        port_ok = False
-    if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok:
+    if not is_http_url(args.url):
         raise UsageError(
             f"--url {args.url!r} must be an http:// or https:// URL with a host, e.g. http://127.0.0.1:8765/v1"
         )

@@ -3,24 +3,19 @@ the most output the requests allow (their max_tokens, or the API's default)."""
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from types import ModuleType
 
 from ownllm.batch.jsonl import BatchRequest
 
-# The forwarder's own estimate (about 4 bytes of UTF-8 per token, plus per-message overhead),
-# loaded by path so the batch tool and the API count the same way.
-TOKENS_FILE = Path(__file__).resolve().parents[2] / "lambda" / "forwarder" / "tokens.py"
 
-
-@functools.cache
 def _tokens() -> ModuleType:
-    from ownllm.local.lambda_pool import load_module
+    """The forwarder's own estimate (about 4 bytes of UTF-8 per token, plus per-message
+    overhead), loaded by path so the batch tool and the API count the same way."""
+    from ownllm.forwarder import forwarder_module
 
-    return load_module("ownllm_forwarder_tokens", TOKENS_FILE)
+    return forwarder_module("tokens")
 
 
 def estimate_text(text: str) -> int:

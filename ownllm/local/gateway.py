@@ -58,8 +58,9 @@ from types import ModuleType
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
+from ownllm.forwarder import load_module
 from ownllm.gateway_responses import gateway_errors
-from ownllm.local.lambda_pool import ACCOUNT_ID, LambdaPool, LocalStackError, load_module
+from ownllm.local.lambda_pool import ACCOUNT_ID, LambdaPool, LocalStackError
 from ownllm.settings import API_GATEWAY_TIMEOUT_S
 
 ROOT = Path(__file__).resolve().parents[2]

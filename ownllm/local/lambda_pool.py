@@ -20,7 +20,6 @@ Scripts that start a pool (or a LocalStack) need the usual multiprocessing guard
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import io
 import multiprocessing
 import os
@@ -35,6 +34,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from ownllm.forwarder import load_module
 from ownllm.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -104,17 +104,6 @@ class LambdaContext:
 
     def get_remaining_time_in_millis(self) -> int:
         return max(0, int((self._deadline - time.monotonic()) * 1000))
-
-
-def load_module(module_name: str, path: Path) -> ModuleType:
-    """Import one Python file under a name of our choosing."""
-    spec = importlib.util.spec_from_file_location(module_name, path)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot load {path} as a Python module")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def load_handler_module(code_dir: Path, module_name: str = "forwarder_app") -> ModuleType:

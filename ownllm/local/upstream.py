@@ -27,6 +27,8 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
+from ownllm.urls import is_http_url
+
 ENGINES = ("vllm", "lmi", "tgi")
 # What TGI and LMI generate when a native request does not say (their documented defaults).
 _DEFAULT_MAX_NEW_TOKENS = {"lmi": 30, "tgi": 100}
@@ -54,7 +56,7 @@ class OpenAIUpstream:
     ):
         if engine not in ENGINES:
             raise ValueError(f"engine must be one of {ENGINES}, not {engine!r}")
-        if not _is_http_url(base_url):
+        if not is_http_url(base_url):
             raise UpstreamError(
                 f"upstream URL {base_url!r} is not an http:// or https:// URL with a host (and a port up to 65535), "
                 "e.g. http://127.0.0.1:8000/v1"
@@ -244,12 +246,3 @@ def _details(choice: dict, usage: dict, prefill: bool, engine: str) -> dict:
     if engine == "tgi":
         details["seed"] = None
     return details
-
-
-def _is_http_url(url: str) -> bool:
-    parts = urllib.parse.urlsplit(url)
-    try:
-        port_ok = parts.port is None or parts.port > 0
-    except ValueError:  # not a number, or above 65535
-        port_ok = False
-    return parts.scheme in ("http", "https") and bool(parts.hostname) and port_ok

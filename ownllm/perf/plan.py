@@ -219,24 +219,17 @@ class ApplyError(ValueError):
     """The cdk.json --apply would write cannot be updated safely (the file is left as it was)."""
 
 
-def _refuse_duplicates(pairs: list[tuple[str, object]]) -> dict[str, object]:
-    seen: dict[str, object] = {}
-    for key, value in pairs:
-        if key in seen:
-            raise ApplyError(f"key {key!r} appears twice (a rewrite would keep only one)")
-        seen[key] = value
-    return seen
-
-
 def _read_cdk_json(path: Path) -> dict[str, object]:
+    from ownllm.settings import DuplicateKeyError, unique_json_object  # the loader's own reader rules
+
     if not path.is_file():
         return {}
     try:
-        data = json.loads(path.read_bytes().decode("utf-8"), object_pairs_hook=_refuse_duplicates)
+        data = json.loads(path.read_bytes().decode("utf-8"), object_pairs_hook=unique_json_object)
     except UnicodeDecodeError as exc:
         raise ApplyError(f"cannot be read as UTF-8 ({exc})") from None
-    except ApplyError:
-        raise
+    except DuplicateKeyError as exc:
+        raise ApplyError(f"key {str(exc)!r} appears twice (a rewrite would keep only one)") from None
     except ValueError as exc:
         raise ApplyError(f"not valid JSON ({exc})") from None
     if not isinstance(data, dict):
