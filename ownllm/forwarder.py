@@ -78,43 +78,6 @@ def forwarder_environment(
 # aws/aws-lambda-web-adapter (1.0.0, README and .github/workflows/prod.json at 2912565, read
 # 2026-12-02): the arm64 layer is `LambdaAdapterLayerArm64` of account 753240598075, version 27.
 WEB_ADAPTER_LAYER = "arn:{partition}:lambda:{region}:753240598075:layer:LambdaAdapterLayerArm64:27"
-# The regions its release pipeline publishes to (prod.json, every one with arm64; me-south-1 was
-# dropped in #691). tests/infra/test_streaming_api.py checks every supported region is among them.
-WEB_ADAPTER_LAYER_REGIONS = (
-    "af-south-1",
-    "ap-east-1",
-    "ap-east-2",
-    "ap-northeast-1",
-    "ap-northeast-2",
-    "ap-northeast-3",
-    "ap-south-1",
-    "ap-south-2",
-    "ap-southeast-1",
-    "ap-southeast-2",
-    "ap-southeast-3",
-    "ap-southeast-4",
-    "ap-southeast-5",
-    "ap-southeast-6",
-    "ap-southeast-7",
-    "ca-central-1",
-    "ca-west-1",
-    "eu-central-1",
-    "eu-central-2",
-    "eu-north-1",
-    "eu-south-1",
-    "eu-south-2",
-    "eu-west-1",
-    "eu-west-2",
-    "eu-west-3",
-    "il-central-1",
-    "me-central-1",
-    "mx-central-1",
-    "sa-east-1",
-    "us-east-1",
-    "us-east-2",
-    "us-west-1",
-    "us-west-2",
-)
 # The handler: lambda/forwarder/run.sh starts the ASGI server on WEB_ADAPTER_PORT; the adapter
 # (the exec wrapper) forwards each invocation to it.
 WEB_ADAPTER_HANDLER = "run.sh"

@@ -138,3 +138,11 @@ def test_without_its_condition_the_budget_would_fail_in_regions_without_budgets(
     path.write_text(json.dumps(template))
     assert [rule for rule, _ in lint(path, ["af-south-1"]) if rule.startswith("E")] == ["E3006"]
     assert [rule for rule, _ in lint(path, ["us-east-1"]) if rule.startswith("E")] == []
+
+
+def test_a_region_without_the_web_adapter_layer_is_not_supported():
+    """The forwarder streams through the Lambda Web Adapter layer: no layer, no API."""
+    both = ["us-east-1", "eu-west-1"]
+    table = derive({r: ALL_TYPES for r in both}, {"vllm": both}, both, adapter_regions=["us-east-1"])
+    assert table.supported == ("us-east-1",)
+    assert table.excluded == {"eu-west-1": "the Lambda Web Adapter arm64 layer is not published there"}

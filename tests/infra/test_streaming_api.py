@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from ownllm.forwarder import ASGI_SERVER_DISTRIBUTIONS, WEB_ADAPTER_LAYER_REGIONS
+from ownllm.forwarder import ASGI_SERVER_DISTRIBUTIONS
 from ownllm.local.runtime import RuntimeServer
-from ownllm.regions import SUPPORTED_REGIONS
+from ownllm.regions import SUPPORTED_REGIONS, WEB_ADAPTER_LAYER_REGIONS
 from ownllm.settings import Settings, SettingsError
 
 ROOT = Path(__file__).resolve().parents[2]
