@@ -1,0 +1,176 @@
+"""Serve an ASGI app on a local port with uvicorn, in a background thread: the one HTTP server of
+the local stack (gateway, SageMaker runtime, stand-ins in tests and benchmarks).
+
+uvicorn is the server the deployed function runs (lambda/forwarder/run.sh), pinned in
+pyproject.toml. It parses HTTP with h11, which refuses malformed requests itself (a chunk size
+that is negative or not hex, a bad request line, headers over `MAX_HEADER_BYTES`) with a 400, and
+it serves every connection on one event loop, so a slow client holds no thread.
+
+What uvicorn lacks is a header timeout: a client that connects and trickles a request line a
+byte at a time would keep its connection forever (the keep-alive timeout only runs between
+requests). `_TimedH11Protocol` closes a connection whose request headers are not complete
+within `header_timeout_s` of its first byte (or of the connection, for the first request).
+Idle reads of a request body are the app's to bound (`receive_within`).
+
+The socket is bound here, before the thread starts, so a port in use is an immediate OSError in
+the caller, and port 0 gets a free port that `port` reports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+import h11
+import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+__all__ = [
+    "HEADER_TIMEOUT_S",
+    "KEEP_ALIVE_S",
+    "LocalServer",
+    "Message",
+    "Receive",
+    "Scope",
+    "Send",
+    "receive_within",
+]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+AsgiApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+# How long a client may take to send a request's line and headers, and how long an idle
+# keep-alive connection is kept. API Gateway's own figures are not published; these are generous
+# for a local client and short enough that abandoned connections go.
+HEADER_TIMEOUT_S = 10.0
+KEEP_ALIVE_S = 5
+# h11's own limit on an incomplete request head (uvicorn's default, 16 KiB): larger is a 400.
+MAX_HEADER_BYTES = 16 * 1024
+# Listening backlog: 64 clients connecting at once must not see refused SYNs.
+BACKLOG = 1024
+STOP_TIMEOUT_S = 5.0
+
+
+class _TimedH11Protocol(H11Protocol):
+    """uvicorn's h11 protocol with a deadline on each request head."""
+
+    header_timeout_s: float = HEADER_TIMEOUT_S
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]  # - uvicorn's narrower signature
+        super().connection_made(transport)
+        self._head_timer: asyncio.TimerHandle | None = None
+        self._arm_head_timer()
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self.conn.their_state is h11.IDLE:  # still reading a request head
+            self._arm_head_timer()
+        else:
+            self._cancel_head_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_head_timer()
+        super().connection_lost(exc)
+
+    def _arm_head_timer(self) -> None:
+        if self._head_timer is None and not self.transport.is_closing():
+            self._head_timer = self.loop.call_later(self.header_timeout_s, self._head_timed_out)
+
+    def _cancel_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+            self.transport.close()
+
+
+async def receive_within(receive: Receive, timeout_s: float) -> Message:
+    """The next ASGI message, or TimeoutError when the client sends nothing for `timeout_s`."""
+    return await asyncio.wait_for(receive(), timeout_s)
+
+
+class LocalServer:
+    """`app` served on host:port by uvicorn in a daemon thread; `url` once constructed."""
+
+    def __init__(
+        self,
+        app: AsgiApp,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        name: str = "ownllm-local",
+        header_timeout_s: float = HEADER_TIMEOUT_S,
+        keep_alive_s: int = KEEP_ALIVE_S,
+        graceful_stop_s: int = 1,
+    ) -> None:
+        self.host = host
+        self.name = name
+        protocol = type("TimedH11Protocol", (_TimedH11Protocol,), {"header_timeout_s": header_timeout_s})
+        self._config = uvicorn.Config(
+            app,
+            http=protocol,
+            lifespan="off",
+            log_config=None,
+            access_log=False,
+            server_header=False,
+            date_header=False,
+            timeout_keep_alive=keep_alive_s,
+            timeout_graceful_shutdown=graceful_stop_s,
+            h11_max_incomplete_event_size=MAX_HEADER_BYTES,
+            backlog=BACKLOG,
+        )
+        self._server = uvicorn.Server(self._config)
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self._socket = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            self._socket.bind((host, port))
+            self._socket.listen(BACKLOG)
+        except OSError:
+            self._socket.close()
+            raise
+        self.port: int = self._socket.getsockname()[1]
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    def start(self) -> LocalServer:
+        if self._thread is not None:
+            return self
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [self._socket]}, name=f"{self.name}:{self.port}", daemon=True
+        )
+        self._thread.start()
+        while not self._server.started:
+            if not self._thread.is_alive():
+                raise RuntimeError(f"{self.name} on {self.url} stopped while starting")
+            self._thread.join(0.005)
+        return self
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._server.should_exit = True
+            self._thread.join(STOP_TIMEOUT_S)
+            if self._thread.is_alive():  # connections that would not close in the graceful time
+                self._server.force_exit = True
+                self._thread.join(STOP_TIMEOUT_S)
+            self._thread = None
+        self._socket.close()
+
+    def __enter__(self) -> LocalServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,91 @@
+"""The local stack's one HTTP server (ownllm/local/server.py): uvicorn in a thread, with a deadline on request heads."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import httpx2 as httpx
+import pytest
+
+from ownllm.local.server import LocalServer, Receive, Scope, Send
+
+
+async def echo(scope: Scope, receive: Receive, send: Send) -> None:
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            break
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+    await send({"type": "http.response.body", "body": body})
+
+
+@pytest.fixture
+def server():
+    with LocalServer(echo, header_timeout_s=0.5) as running:
+        yield running
+
+
+def _raw(server: LocalServer, data: bytes, wait_s: float = 2.0) -> bytes:
+    with socket.create_connection((server.host, server.port), timeout=wait_s) as sock:
+        sock.sendall(data)
+        out = b""
+        while chunk := sock.recv(65536):
+            out += chunk
+        return out
+
+
+def test_a_request_is_answered_on_the_port_the_server_reports(server):
+    assert server.port > 0
+    response = httpx.post(server.url, content=b"hello")
+    assert (response.status_code, response.text) == (200, "hello")
+
+
+def test_a_negative_chunk_size_is_a_400_before_the_app_sees_a_byte(server):
+    answer = _raw(server, b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n-5\r\nabc\r\n")
+    assert answer.startswith(b"HTTP/1.1 400 ")
+
+
+def test_a_chunk_size_that_is_not_hex_is_a_400(server):
+    answer = _raw(server, b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n")
+    assert answer.startswith(b"HTTP/1.1 400 ")
+
+
+def test_a_client_that_trickles_its_headers_is_disconnected_after_the_header_timeout(server):
+    with socket.create_connection((server.host, server.port), timeout=5) as sock:
+        started = time.monotonic()
+        sock.sendall(b"GET / HTTP/1.1\r\n")
+        closed_after = None
+        for _ in range(40):  # one header byte every 0.1 s: never a complete head
+            try:
+                sock.sendall(b"X")
+            except OSError:
+                closed_after = time.monotonic() - started
+                break
+            sock.settimeout(0.1)
+            try:
+                if sock.recv(1) == b"":
+                    closed_after = time.monotonic() - started
+                    break
+            except TimeoutError:
+                pass
+        assert closed_after is not None and closed_after < 2.0
+
+
+def test_a_connection_that_never_sends_is_closed_after_the_header_timeout(server):
+    with socket.create_connection((server.host, server.port), timeout=5) as sock:
+        assert sock.recv(1) == b""
+
+
+def test_a_port_in_use_is_an_error_in_the_caller(server):
+    with pytest.raises(OSError):
+        LocalServer(echo, server.host, server.port)
+
+
+def test_stop_releases_the_port():
+    running = LocalServer(echo).start()
+    port = running.port
+    running.stop()
+    LocalServer(echo, port=port).stop()
