@@ -145,14 +145,6 @@ def chart_points(center_values: list[float]) -> list[float]:
     return points
 
 
-def short_number(r: float) -> str:
-    for div, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
-        if r >= div:
-            v = r / div
-            return f"{v:.0f}{suffix}" if v == int(v) else f"{v:.1f}{suffix}"
-    return f"{r:.0f}"
-
-
 # ----- a capacity-honest decision ----------------------------------------------------------------
 
 

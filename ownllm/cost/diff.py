@@ -7,8 +7,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ownllm.cost.model import Estimate, Item, monthly, usd
+from ownllm.cost.basis import Basis
+from ownllm.cost.model import Estimate, Item, monthly
 from ownllm.cost.report import markdown_cell
+from ownllm.cost.wording import basis_text, usd
 
 COMMENT_MARKER = "<!-- ownllm-cost-preview -->"
 GITHUB_COMMENT_LIMIT = 65_536
@@ -23,7 +25,7 @@ class Change:
     resource_type: str
     before: float | None
     after: float | None
-    basis: str
+    basis: Basis
     priced_before: bool = True
     priced_after: bool = True
     moved: tuple[str, ...] = ()  # the components whose cost changed, e.g. ("Duration",)
@@ -175,7 +177,7 @@ def markdown_diff(d: CostDiff, *, comment: bool = False, base_note: str = "") ->
             kind = f"{c.kind} ({', '.join(c.moved)})" if c.moved else c.kind
             out.append(
                 f"| {kind} | {markdown_cell(c.stack)} | {markdown_cell(c.logical_id)} | {markdown_cell(c.resource_type)} | "
-                f"{before} | {after} | {delta} | {markdown_cell(c.basis)} |"
+                f"{before} | {after} | {delta} | {markdown_cell(basis_text(c.basis))} |"
             )
         out.append("")
     else:

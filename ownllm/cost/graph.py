@@ -13,6 +13,7 @@ from typing import Any
 
 from ownllm.cost import scaling
 from ownllm.cost.assembly import Stack
+from ownllm.cost.basis import UnreadableVariant, VariantProblem
 from ownllm.cost.template import branches, checked_number, join_text, literal, refs
 
 
@@ -25,7 +26,7 @@ class VariantPlan:
     initial_count: int
     capacity: scaling.Capacity
     weight_share: float
-    problem: str | None = None
+    problem: UnreadableVariant | None = None
     # Every instance type an intrinsic (Fn::If, Fn::FindInMap) can choose; one for a literal.
     instance_types: tuple[str, ...] = ()
 
@@ -213,7 +214,7 @@ def _prepare_endpoints(ctx: StackGraph) -> None:
                     0,
                     scaling.Capacity.fixed(0),
                     1.0,
-                    "its endpoint config is not in this template",
+                    UnreadableVariant(VariantProblem.CONFIG_MISSING),
                 )
             ]
             continue
@@ -241,15 +242,13 @@ def _prepare_endpoints(ctx: StackGraph) -> None:
             )
             problem = None
             if variant.get("ServerlessConfig"):
-                problem = "serverless inference variant: billed per ms of compute, not in the catalog"
+                problem = UnreadableVariant(VariantProblem.SERVERLESS)
             elif types is None or not all(isinstance(t, str) for t in types):
-                problem = "InstanceType is neither a literal nor a choice between literals (Fn::If, Fn::FindInMap)"
+                problem = UnreadableVariant(VariantProblem.INSTANCE_TYPE_UNKNOWN)
             elif raw_count is None:
-                problem = "InitialInstanceCount is not set"
+                problem = UnreadableVariant(VariantProblem.COUNT_MISSING)
             elif counts is None:
-                problem = (
-                    "InitialInstanceCount is neither a literal nor a choice between literals (Fn::If, Fn::FindInMap)"
-                )
+                problem = UnreadableVariant(VariantProblem.COUNT_UNKNOWN)
             count_range = counts or [0]
             try:
                 capacity = _variant_capacity(
@@ -257,7 +256,7 @@ def _prepare_endpoints(ctx: StackGraph) -> None:
                 )
             except UnknownCapacity as exc:
                 capacity = scaling.Capacity.fixed(0)
-                problem = problem or str(exc)
+                problem = problem or UnreadableVariant(VariantProblem.BOUND_UNKNOWN, exc.target_id, exc.prop)
             itypes = tuple(t for t in types or [] if isinstance(t, str))
             plans.append(
                 VariantPlan(
@@ -278,6 +277,11 @@ def _prepare_endpoints(ctx: StackGraph) -> None:
 class UnknownCapacity(ValueError):
     """A scaling bound that is neither a literal nor a choice between literals."""
 
+    def __init__(self, target_id: str, prop: str):
+        super().__init__(target_id, prop)
+        self.target_id = target_id
+        self.prop = prop
+
 
 def _counts(ctx: StackGraph, value: Any, default: int, *, lid: str, prop: str) -> list[int]:
     """The instance counts a bound can take (one for a literal, each branch of Fn::If)."""
@@ -285,9 +289,7 @@ def _counts(ctx: StackGraph, value: Any, default: int, *, lid: str, prop: str) -
         return [default]
     found = ctx.alternatives(value, lid=lid, prop=prop, whole=True)
     if found is None:
-        raise UnknownCapacity(
-            f"{lid} {prop} is neither a literal nor a choice between literals (Fn::If, Fn::FindInMap)"
-        )
+        raise UnknownCapacity(lid, prop)
     return [int(v) for v in found]
 
 

@@ -7,6 +7,11 @@ import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ownllm.cost.basis import Basis, Recorded, from_facts, to_facts
+from ownllm.cost.wording import basis_text
+from ownllm.cost.wording import price_text as price_text  # re-exported: app.py and the batch CLI import it here
+from ownllm.cost.wording import usd as usd  # re-exported, as price_text
+
 HOURS_PER_MONTH = 730  # AWS's billing month
 DAYS_PER_MONTH = HOURS_PER_MONTH / 24
 SCHEMA = "ownllm.cost-estimate/1"
@@ -80,7 +85,7 @@ class Item:
     logical_id: str
     resource_type: str
     daily_usd: float | None
-    basis: str
+    basis: Basis  # the facts; wording.basis_text makes the sentence
     category: str
     min_daily_usd: float | None = None
     max_daily_usd: float | None = None
@@ -109,6 +114,8 @@ class Item:
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
+        d["basis"] = basis_text(self.basis)
+        d["basis_facts"] = to_facts(self.basis)
         d["components"] = [c.to_dict() for c in self.components]
         d["priced"] = self.priced
         d["monthly_usd"] = None if self.daily_usd is None else round(monthly(self.daily_usd), 4)
@@ -124,7 +131,8 @@ class Item:
             logical_id=d["logical_id"],
             resource_type=d["resource_type"],
             daily_usd=d.get("daily_usd"),
-            basis=d.get("basis", ""),
+            # Files written before bases were kept as facts have only the sentence.
+            basis=from_facts(d["basis_facts"]) if d.get("basis_facts") else Recorded(str(d.get("basis", ""))),
             category=d.get("category", UNPRICED if d.get("daily_usd") is None else FIXED),
             min_daily_usd=d.get("min_daily_usd"),
             max_daily_usd=d.get("max_daily_usd"),
@@ -194,7 +202,12 @@ class Estimate:
             "stacks": self.stacks,
             "items": [i.to_dict() for i in self.items],
             "unpriced": [
-                {"stack": i.stack, "logical_id": i.logical_id, "resource_type": i.resource_type, "reason": i.basis}
+                {
+                    "stack": i.stack,
+                    "logical_id": i.logical_id,
+                    "resource_type": i.resource_type,
+                    "reason": basis_text(i.basis),
+                }
                 for i in self.unpriced
             ],
             "breakeven": self.breakeven,
@@ -234,21 +247,3 @@ class Estimate:
     def read_json(cls, path: str | os.PathLike) -> Estimate:
         with open(path) as fh:
             return cls.from_dict(json.load(fh))
-
-
-def usd(value: float | None, places: int | None = None) -> str:
-    """$1,234.56 for totals; small per-request figures keep their significant digits."""
-    if value is None:
-        return "unpriced"
-    if places is None:
-        places = 2 if abs(value) >= 0.995 or value == 0 else 4
-    return f"${value:,.{places}f}"
-
-
-def price_text(value: float) -> str:
-    """A unit price as published, never in exponent form: $1.515, $3.50, $0.0000166667."""
-    text = f"{value:.10f}".rstrip("0")
-    whole, _, frac = text.partition(".")
-    if len(frac) < 2:
-        frac = frac.ljust(2, "0")
-    return f"${whole}.{frac}"

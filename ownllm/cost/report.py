@@ -7,8 +7,8 @@ import sys
 from collections.abc import Mapping
 from typing import IO
 
-from ownllm.cost.breakeven import short_number
-from ownllm.cost.model import FREE, Estimate, Item, monthly, usd
+from ownllm.cost.model import FREE, Estimate, Item, monthly
+from ownllm.cost.wording import basis_text, short_number, usd
 
 TERMINAL_LINES = 12
 # Under `cdk synth` stderr is a pipe with no width of its own: the table keeps to 80 columns.
@@ -101,10 +101,16 @@ def print_terminal(est: Estimate, file: IO[str] | None = None) -> None:
                     _short_type(item.resource_type),
                     usd(item.daily_usd),
                     usd(monthly(item.daily_usd or 0)),
-                    item.basis,
+                    basis_text(item.basis),
                 )
             else:
-                row(f"  {item.logical_id}", _short_type(item.resource_type), "[yellow]unpriced[/]", "", item.basis)
+                row(
+                    f"  {item.logical_id}",
+                    _short_type(item.resource_type),
+                    "[yellow]unpriced[/]",
+                    "",
+                    basis_text(item.basis),
+                )
     if len(charged) > TERMINAL_LINES:
         rest = sum(i.daily_usd or 0 for i in charged[TERMINAL_LINES:])
         row(f"+ {len(charged) - TERMINAL_LINES} more lines", "", usd(rest), usd(monthly(rest)), "")
@@ -114,10 +120,10 @@ def print_terminal(est: Estimate, file: IO[str] | None = None) -> None:
     console.print(table)
     top = est.top(1)
     if top and not wide:
-        console.print(f"[bold]Largest line[/]: {top[0].logical_id}: {top[0].basis}")
+        console.print(f"[bold]Largest line[/]: {top[0].logical_id}: {basis_text(top[0].basis)}")
     for item in unpriced:
         if not wide:
-            console.print(f"[yellow]unpriced[/] {item.stack}/{item.logical_id}: {item.basis}")
+            console.print(f"[yellow]unpriced[/] {item.stack}/{item.logical_id}: {basis_text(item.basis)}")
     console.print("[bold]Assumptions[/]: " + "; ".join(est.assumption_lines))
     if est.breakeven:
         console.print("[bold]Break-even[/]: " + est.breakeven.get("summary", ""))
@@ -187,12 +193,12 @@ def markdown(est: Estimate, heading: str = "#") -> str:
     for i in charged:
         out.append(
             f"| {markdown_cell(i.stack)} | {markdown_cell(i.logical_id)} | {markdown_cell(i.resource_type)} | {usd(i.daily_usd)} | "
-            f"{usd(monthly(i.daily_usd or 0))} | {markdown_cell(i.basis)} |"
+            f"{usd(monthly(i.daily_usd or 0))} | {markdown_cell(basis_text(i.basis))} |"
         )
     for i in unpriced:
         out.append(
             f"| {markdown_cell(i.stack)} | {markdown_cell(i.logical_id)} | {markdown_cell(i.resource_type)} | **unpriced** | | "
-            f"{markdown_cell(i.basis)} |"
+            f"{markdown_cell(basis_text(i.basis))} |"
         )
     out.append("")
     if zero:
@@ -203,7 +209,7 @@ def markdown(est: Estimate, heading: str = "#") -> str:
             "| --- | --- | --- | --- |",
         ]
         out += [
-            f"| {markdown_cell(i.stack)} | {markdown_cell(i.logical_id)} | {markdown_cell(i.resource_type)} | {markdown_cell(i.basis)} |"
+            f"| {markdown_cell(i.stack)} | {markdown_cell(i.logical_id)} | {markdown_cell(i.resource_type)} | {markdown_cell(basis_text(i.basis))} |"
             for i in zero
         ]
         out += ["", "</details>", ""]

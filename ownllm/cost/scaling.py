@@ -145,16 +145,12 @@ class Capacity:
     def bound_hours_per_day(self, high: bool) -> float:
         return sum((s.high if high else s.low) * s.hours for s in self.segments) / 7
 
-    def summary(self) -> str:
-        """e.g. '2..2 instances 50 h/week, 1..1 instances 118 h/week'."""
+    def weekly_bounds(self) -> list[tuple[int, int, float]]:
+        """(floor, ceiling, hours/week) for each distinct pair of bounds, highest ceiling first."""
         by_bounds: dict[tuple[int, int], float] = {}
         for s in self.segments:
             by_bounds[(s.low, s.high)] = by_bounds.get((s.low, s.high), 0.0) + s.hours
-        parts = []
-        for (low, high), hours in sorted(by_bounds.items(), key=lambda kv: -kv[0][1]):
-            bounds = f"{low}" if low == high else f"{low}..{high}"
-            parts.append(f"{bounds} for {hours:g} h/week")
-        return ", ".join(parts)
+        return [(low, high, hours) for (low, high), hours in sorted(by_bounds.items(), key=lambda kv: -kv[0][1])]
 
 
 def _split_by_hour(start: int, end: int) -> Iterator[tuple[int, int]]:

@@ -19,8 +19,9 @@ from typing import IO, TYPE_CHECKING
 from ownllm.cost.assembly import AssemblyError
 from ownllm.cost.cdk_command import cdk_command, shows_bill
 from ownllm.cost.estimate import estimate_cdk_out
-from ownllm.cost.model import Estimate, usd
+from ownllm.cost.model import Estimate
 from ownllm.cost.template import TemplateValueError
+from ownllm.cost.wording import basis_text, usd
 
 if TYPE_CHECKING:
     from ownllm.settings import Settings
@@ -37,14 +38,14 @@ class BudgetExceeded(SystemExit):
         self.estimate = estimate
         self.limit = limit
         if estimate.daily_usd <= limit:
-            unpriced = ", ".join(f"{i.stack}/{i.logical_id} ({i.basis})" for i in estimate.unpriced)
+            unpriced = ", ".join(f"{i.stack}/{i.logical_id} ({basis_text(i.basis)})" for i in estimate.unpriced)
             super().__init__(
                 f"ownllm: the estimate is incomplete, so it cannot show the bill stays under max_daily_usd "
                 f"{usd(limit)}/day: {len(estimate.unpriced)} unpriced: {unpriced}"
             )
             return
         top = "\n".join(
-            f"  {usd(i.daily_usd)}/day  {i.stack}/{i.logical_id} ({i.resource_type}): {i.basis}"
+            f"  {usd(i.daily_usd)}/day  {i.stack}/{i.logical_id} ({i.resource_type}): {basis_text(i.basis)}"
             for i in estimate.top(3)
         )
         super().__init__(

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from ownllm.cost.assembly import AssemblyError, load_assembly, resolve_region
+from ownllm.cost.basis import NoteKind, PriceNote
 from ownllm.cost.estimate import estimate_cdk_out
 
 from .builders import ENDPOINT, serving_resources
@@ -35,7 +36,7 @@ def test_a_region_missing_from_the_catalog_falls_back_to_us_east_1_and_warns(cdk
     est = estimate_cdk_out(cdk_out({"OwnLlm": serving_resources()}, environment="aws://1/ap-southeast-2"), settings())
     endpoint = next(i for i in est.items if i.logical_id == ENDPOINT)
     assert endpoint.daily_usd == pytest.approx(48.72)
-    assert "us-east-1 price" in endpoint.basis
+    assert endpoint.basis.notes == (PriceNote(NoteKind.OTHER_REGION, "us-east-1", "ap-southeast-2"),)
     assert any("priced at us-east-1 rates" in w and "ap-southeast-2" in w for w in est.warnings)
 
 

@@ -199,7 +199,7 @@ def test_an_unpriced_resource_is_listed_as_unpriced_never_as_zero(cdk_out, setti
         "stack": "OwnLlm",
         "logical_id": "ModelWarmup1A2B3C4D",
         "resource_type": "Custom::ModelWarmup",
-        "reason": warm.basis,
+        "reason": "custom resource: what it creates or calls is not in the template",
     } in doc["unpriced"]
     assert est.daily_usd == pytest.approx(48.7353295, abs=1e-6)
 

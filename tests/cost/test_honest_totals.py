@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from ownllm.cli import main
+from ownllm.cost.basis import UnreadableVariant, VariantProblem
 from ownllm.cost.diff import diff_estimates, total_line
 from ownllm.cost.estimate import estimate_cdk_out
 from ownllm.cost.model import INSTANCES, UNPRICED
@@ -218,7 +219,7 @@ def test_an_autoscaling_floor_that_cannot_be_read_leaves_the_endpoint_unpriced(c
     target["Properties"]["MinCapacity"] = {"Fn::ImportValue": "Floor"}
     line = endpoint_line(estimate_cdk_out(cdk_out({"S": r}), settings()))
     assert (line.category, line.daily_usd) == (UNPRICED, None)
-    assert line.basis.startswith(f"{target_id} MinCapacity is neither a literal")
+    assert line.basis == UnreadableVariant(VariantProblem.BOUND_UNKNOWN, target_id, "MinCapacity")
 
 
 def _empty_cdk_json(folder):

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import pytest
 
+from ownllm.cost.basis import NoCharge, NoChargeReason, NoPricer, NotInCatalog
 from ownllm.cost.estimate import estimate_cdk_out
 from ownllm.cost.graph import invocations_per_day
 from ownllm.cost.model import FREE, UNPRICED
 from ownllm.cost.pricers import PRICERS
 from ownllm.cost.pricers.free import FREE_TYPES
+from ownllm.cost.wording import basis_text
 
 from .builders import CONFIG, ENDPOINT, FUNCTION, monitoring_resources, serving_resources
 
@@ -50,7 +52,7 @@ def test_an_instance_type_given_as_a_parameter_default_is_followed(cdk_out, sett
 def test_an_instance_type_missing_from_the_catalog_is_unpriced_not_zero(cdk_out, settings):
     est = estimate_cdk_out(cdk_out({"S": serving_resources("ml.m5.large")}), settings())
     assert item(est, ENDPOINT).daily_usd is None
-    assert "ml.m5.large is not in the price catalog" in item(est, ENDPOINT).basis
+    assert item(est, ENDPOINT).basis == NotInCatalog(("ml.m5.large",), "us-east-1")
 
 
 def test_an_unused_endpoint_config_costs_nothing_and_says_why(cdk_out, settings):
@@ -58,7 +60,7 @@ def test_an_unused_endpoint_config_costs_nothing_and_says_why(cdk_out, settings)
     del r[ENDPOINT]
     est = estimate_cdk_out(cdk_out({"S": r}), settings())
     assert item(est, CONFIG).daily_usd == 0.0
-    assert "no endpoint" in item(est, CONFIG).basis
+    assert item(est, CONFIG).basis == NoCharge(NoChargeReason.ENDPOINT_CONFIG_UNUSED)
 
 
 def test_arm64_lambdas_use_the_arm_duration_price(cdk_out, settings):
@@ -84,7 +86,7 @@ def test_a_custom_resource_handler_is_deploy_time_only(cdk_out, settings):
     est = estimate_cdk_out(cdk_out({"S": r}), settings())
     handler = item(est, "ProviderHandler1A2B3C4D")
     assert (handler.daily_usd, handler.category) == (0.0, FREE)
-    assert "deploying" in handler.basis
+    assert handler.basis == NoCharge(NoChargeReason.DEPLOY_TIME_FUNCTION)
     assert item(est, "Warmup5E6F7A8B").category == UNPRICED
 
 
@@ -168,7 +170,7 @@ def test_alarm_price_follows_resolution_and_metric_count(cdk_out, settings, prop
 
 def test_an_unknown_resource_type_is_unpriced_with_the_type_named(cdk_out, settings):
     est = estimate_cdk_out(cdk_out({"S": {"Thing": {"Type": "AWS::Foo::Bar"}}}), settings())
-    assert (item(est, "Thing").daily_usd, item(est, "Thing").basis) == (None, "no pricer for AWS::Foo::Bar")
+    assert (item(est, "Thing").daily_usd, item(est, "Thing").basis) == (None, NoPricer("AWS::Foo::Bar"))
 
 
 def test_cdk_metadata_is_not_a_line():
@@ -176,7 +178,7 @@ def test_cdk_metadata_is_not_a_line():
 
 
 def test_every_free_type_says_no_charge():
-    assert all(reason.startswith("no charge") for reason in FREE_TYPES.values())
+    assert all(basis_text(NoCharge(reason)).startswith("no charge") for reason in FREE_TYPES.values())
 
 
 @pytest.mark.parametrize(

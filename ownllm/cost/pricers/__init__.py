@@ -7,6 +7,7 @@ unpriced, never as $0.
 
 from __future__ import annotations
 
+from ownllm.cost.basis import NoCharge, NoPricer, Unpriced, UnpricedReason
 from ownllm.cost.graph import is_custom
 from ownllm.cost.model import FREE, UNPRICED, Item
 from ownllm.cost.pricers import apigateway, cloudwatch, functions, logs, sagemaker  # noqa: F401 - registers pricers
@@ -28,15 +29,11 @@ def price_resource(ctx: PricingContext, lid: str, res: dict, usage: Usage) -> li
         try:
             return fn(ctx, lid, res, usage)
         except Unpriceable as exc:
-            return [line_item(ctx, lid, rtype, None, str(exc), UNPRICED)]
+            return [line_item(ctx, lid, rtype, None, exc.basis, UNPRICED)]
     if rtype in FREE_TYPES:
-        return [line_item(ctx, lid, rtype, 0.0, FREE_TYPES[rtype], FREE)]
+        return [line_item(ctx, lid, rtype, 0.0, NoCharge(FREE_TYPES[rtype]), FREE)]
     if rtype in USAGE_UNKNOWN:
-        return [line_item(ctx, lid, rtype, None, USAGE_UNKNOWN[rtype], UNPRICED)]
+        return [line_item(ctx, lid, rtype, None, Unpriced(USAGE_UNKNOWN[rtype]), UNPRICED)]
     if is_custom(rtype):
-        return [
-            line_item(
-                ctx, lid, rtype, None, "custom resource: what it creates or calls is not in the template", UNPRICED
-            )
-        ]
-    return [line_item(ctx, lid, rtype, None, f"no pricer for {rtype}", UNPRICED)]
+        return [line_item(ctx, lid, rtype, None, Unpriced(UnpricedReason.CUSTOM_RESOURCE), UNPRICED)]
+    return [line_item(ctx, lid, rtype, None, NoPricer(rtype), UNPRICED)]

@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
-from ownllm.cost.model import FREE, PER_REQUEST, UNPRICED, Item, price_text
-from ownllm.cost.pricers.base import PricingContext, component, line_item, pricer
+from ownllm.cost.basis import (
+    ApiKind,
+    ApiRequests,
+    DataTransferOut,
+    MessageApi,
+    NoCharge,
+    NoChargeReason,
+    StageCache,
+)
+from ownllm.cost.model import FREE, PER_REQUEST, UNPRICED, Item
+from ownllm.cost.pricers.base import PricingContext, component, first_note, line_item, pricer
 from ownllm.cost.usage import GB, Usage
+
+REQUEST_PRICES = {ApiKind.REST: "apigateway.rest.requests", ApiKind.HTTP: "apigateway.http.requests"}
 
 
 def _data_transfer_item(ctx: PricingContext, lid: str, usage: Usage) -> Item:
@@ -15,63 +26,40 @@ def _data_transfer_item(ctx: PricingContext, lid: str, usage: Usage) -> Item:
         f"{lid}/DataTransferOut",
         "data transfer out (internet)",
         None,
-        f"{usage.requests_per_day:,.0f} responses x {usage.response_bytes:,} B = {gb:.4g} GB "
-        f"x {price_text(price.usd)}/GB" + note,
+        DataTransferOut(usage.requests_per_day, usage.response_bytes, gb, price.usd, first_note(note)),
         PER_REQUEST,
         [price],
         components=[component("Data transfer out", gb, price)],
     )
 
 
-@pricer("AWS::ApiGateway::RestApi")
-def price_rest_api(ctx: PricingContext, lid: str, res: dict, usage: Usage) -> list[Item]:
-    price, note = ctx.price("apigateway.rest.requests")
+def _api_items(ctx: PricingContext, lid: str, rtype: str, api: ApiKind, usage: Usage) -> list[Item]:
+    price, note = ctx.price(REQUEST_PRICES[api])
     requests = [component("Requests", usage.requests_per_day / 1e6, price)]
-    basis = f"{usage.requests_per_day:,.0f} requests x {price_text(price.usd)}/1M (REST API)" + note
+    basis = ApiRequests(api, usage.requests_per_day, price.usd, first_note(note))
     return [
-        line_item(ctx, lid, res["Type"], None, basis, PER_REQUEST, [price], components=requests),
+        line_item(ctx, lid, rtype, None, basis, PER_REQUEST, [price], components=requests),
         _data_transfer_item(ctx, lid, usage),
     ]
+
+
+@pricer("AWS::ApiGateway::RestApi")
+def price_rest_api(ctx: PricingContext, lid: str, res: dict, usage: Usage) -> list[Item]:
+    return _api_items(ctx, lid, res["Type"], ApiKind.REST, usage)
 
 
 @pricer("AWS::ApiGatewayV2::Api")
 def price_http_api(ctx: PricingContext, lid: str, res: dict, usage: Usage) -> list[Item]:
     protocol = ctx.literal((res.get("Properties") or {}).get("ProtocolType")) or "HTTP"
     if protocol != "HTTP":
-        return [
-            line_item(
-                ctx,
-                lid,
-                res["Type"],
-                None,
-                f"{protocol} API: billed per message and connection-minute, not in the catalog",
-                UNPRICED,
-            )
-        ]
-    price, note = ctx.price("apigateway.http.requests")
-    requests = [component("Requests", usage.requests_per_day / 1e6, price)]
-    basis = (
-        f"{usage.requests_per_day:,.0f} requests x {price_text(price.usd)}/1M "
-        f"(HTTP API; each request under 512 KB counts once)" + note
-    )
-    return [
-        line_item(ctx, lid, res["Type"], None, basis, PER_REQUEST, [price], components=requests),
-        _data_transfer_item(ctx, lid, usage),
-    ]
+        return [line_item(ctx, lid, res["Type"], None, MessageApi(str(protocol)), UNPRICED)]
+    return _api_items(ctx, lid, res["Type"], ApiKind.HTTP, usage)
 
 
 @pricer("AWS::ApiGateway::Stage")
 def price_rest_stage(ctx: PricingContext, lid: str, res: dict, usage: Usage) -> list[Item]:
     props = res.get("Properties") or {}
     if ctx.literal(props.get("CacheClusterEnabled")) is True:
-        return [
-            line_item(
-                ctx,
-                lid,
-                res["Type"],
-                None,
-                f"stage cache ({props.get('CacheClusterSize', '0.5')} GB) is billed per hour; not in the catalog",
-                UNPRICED,
-            )
-        ]
-    return [line_item(ctx, lid, res["Type"], 0.0, "no charge: requests are billed on the API line", FREE)]
+        size = StageCache(str(props.get("CacheClusterSize", "0.5")))
+        return [line_item(ctx, lid, res["Type"], None, size, UNPRICED)]
+    return [line_item(ctx, lid, res["Type"], 0.0, NoCharge(NoChargeReason.BILLED_ON_API_LINE), FREE)]

@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ownllm.cost.basis import Basis, NoPrice, NoteKind, Notes, PriceNote
 from ownllm.cost.catalog import Catalog, Price
 from ownllm.cost.graph import StackGraph
 from ownllm.cost.model import Component, Item
@@ -13,7 +14,11 @@ from ownllm.cost.usage import Usage
 
 
 class Unpriceable(Exception):
-    """Raised by a pricer that cannot price its resource; the message is the reason."""
+    """Raised by a pricer that cannot price its resource; `basis` says why."""
+
+    def __init__(self, basis: Basis):
+        super().__init__(basis)
+        self.basis = basis
 
 
 @dataclass(kw_only=True)
@@ -23,18 +28,22 @@ class PricingContext(StackGraph):
     catalog: Catalog
     fallbacks: set[str] = field(default_factory=set)  # catalog items priced at another region's rate
 
-    def price(self, item: str) -> tuple[Price, str]:
+    def price(self, item: str) -> tuple[Price, PriceNote | None]:
         """The catalog price and a note when it is not the stack region's own figure."""
         p = self.catalog.get(item, self.region)
         if p is None:
-            raise Unpriceable(f"no price for {item} in the catalog")
-        note = ""
+            raise Unpriceable(NoPrice(item))
         if p.region != self.region:
             self.fallbacks.add(item)
-            note = f" [{p.region} price: the catalog has none for {self.region}]"
-        elif p.is_estimate:
-            note = " [estimated price]"
-        return p, note
+            return p, PriceNote(NoteKind.OTHER_REGION, p.region, self.region)
+        if p.is_estimate:
+            return p, PriceNote(NoteKind.ESTIMATED)
+        return p, None
+
+
+def first_note(*notes: PriceNote | None) -> Notes:
+    """A line priced from several rows carries the first of their notes."""
+    return next(((n,) for n in notes if n is not None), ())
 
 
 def component(
@@ -67,7 +76,7 @@ def line_item(
     logical_id: str,
     rtype: str,
     daily: float | None,
-    basis: str,
+    basis: Basis,
     category: str,
     prices: Sequence[Price] = (),
     *,

@@ -2,10 +2,26 @@
 
 from __future__ import annotations
 
+from ownllm.cost.basis import (
+    AlarmMetrics,
+    AlarmResolution,
+    Fee,
+    MonthlyFee,
+    NestedStack,
+    ScheduledInvocations,
+    UnknownSchedule,
+    Unpriced,
+    UnpricedReason,
+)
 from ownllm.cost.graph import invocations_per_day
-from ownllm.cost.model import FIXED, FREE, PER_REQUEST, UNPRICED, Item, per_month_to_daily, price_text
-from ownllm.cost.pricers.base import Pricer, PricingContext, component, line_item, pricer
+from ownllm.cost.model import FIXED, FREE, PER_REQUEST, UNPRICED, Item, per_month_to_daily
+from ownllm.cost.pricers.base import Pricer, PricingContext, component, first_note, line_item, pricer
 from ownllm.cost.usage import Usage
+
+ALARM_PRICES = {
+    AlarmResolution.STANDARD: "cloudwatch.alarm.standard",
+    AlarmResolution.HIGH: "cloudwatch.alarm.high-resolution",
+}
 
 
 @pricer("AWS::CloudWatch::Alarm")
@@ -25,15 +41,15 @@ def price_alarm(ctx: PricingContext, lid: str, res: dict, usage: Usage) -> list[
         period = ctx.number(props.get("Period"), 60, lid=lid, prop="Period", minimum=1) or 60
     if props.get("ThresholdMetricId"):
         n = max(n, 3)  # an anomaly-detection band is billed as three metrics
-    kind = "high-resolution" if period < 60 else "standard"
-    price, note = ctx.price(f"cloudwatch.alarm.{kind}")
+    resolution = AlarmResolution.HIGH if period < 60 else AlarmResolution.STANDARD
+    price, note = ctx.price(ALARM_PRICES[resolution])
     return [
         line_item(
             ctx,
             lid,
             res["Type"],
             None,
-            f"{n} metric(s) x {price_text(price.usd)}/alarm-metric-month ({kind}, {period:g} s period)" + note,
+            AlarmMetrics(n, price.usd, resolution, period, first_note(note)),
             FIXED,
             [price],
             components=[component("Alarm metrics", per_month_to_daily(n), price)],
@@ -41,16 +57,16 @@ def price_alarm(ctx: PricingContext, lid: str, res: dict, usage: Usage) -> list[
     ]
 
 
-# Flat monthly fees: resource type -> (catalog item, what is billed, what the fee leaves out).
+# Flat monthly fees: resource type -> (catalog item, the fee; wording says what it leaves out).
 MONTHLY_FEES = {
-    "AWS::CloudWatch::CompositeAlarm": ("cloudwatch.alarm.composite", "1 composite alarm", ""),
-    "AWS::CloudWatch::Dashboard": ("cloudwatch.dashboard", "1 dashboard", " (the 3 free dashboards are not applied)"),
-    "AWS::KMS::Key": ("kms.key", "1 key", " (requests not estimated)"),
-    "AWS::SecretsManager::Secret": ("secretsmanager.secret", "1 secret", " (API calls not estimated)"),
+    "AWS::CloudWatch::CompositeAlarm": ("cloudwatch.alarm.composite", Fee.COMPOSITE_ALARM),
+    "AWS::CloudWatch::Dashboard": ("cloudwatch.dashboard", Fee.DASHBOARD),
+    "AWS::KMS::Key": ("kms.key", Fee.KMS_KEY),
+    "AWS::SecretsManager::Secret": ("secretsmanager.secret", Fee.SECRET),
 }
 
 
-def _monthly_fee(catalog_item: str, what: str, remark: str) -> Pricer:
+def _monthly_fee(catalog_item: str, fee: Fee) -> Pricer:
     def price_monthly(ctx: PricingContext, lid: str, res: dict, usage: Usage) -> list[Item]:
         price, note = ctx.price(catalog_item)
         return [
@@ -59,7 +75,7 @@ def _monthly_fee(catalog_item: str, what: str, remark: str) -> Pricer:
                 lid,
                 res["Type"],
                 None,
-                f"{what} x {price_text(price.usd)}/month{remark}" + note,
+                MonthlyFee(fee, price.usd, first_note(note)),
                 FIXED,
                 [price],
                 components=[component("Monthly fee", per_month_to_daily(1), price)],
@@ -77,10 +93,9 @@ for _rtype, _fee in MONTHLY_FEES.items():
 def price_schedule(ctx: PricingContext, lid: str, res: dict, usage: Usage) -> list[Item]:
     expression = ctx.literal((res.get("Properties") or {}).get("ScheduleExpression"))
     per_day = invocations_per_day(expression) if isinstance(expression, str) else None
-    if per_day is None:
-        return [
-            line_item(ctx, lid, res["Type"], None, f"schedule {expression!r}: invocations per day unknown", UNPRICED)
-        ]
+    if per_day is None or not isinstance(expression, str):
+        unknown = UnknownSchedule(expression if isinstance(expression, str) else None)
+        return [line_item(ctx, lid, res["Type"], None, unknown, UNPRICED)]
     price, note = ctx.price("scheduler.invocations")
     return [
         line_item(
@@ -88,8 +103,7 @@ def price_schedule(ctx: PricingContext, lid: str, res: dict, usage: Usage) -> li
             lid,
             res["Type"],
             None,
-            f"{per_day:g} invocations/day ({expression}) x {price_text(price.usd)}/1M "
-            "(the 14M/month free tier is not applied)" + note,
+            ScheduledInvocations(per_day, expression, price.usd, first_note(note)),
             PER_REQUEST,
             [price],
             components=[component("Invocations", per_day / 1e6, price)],
@@ -101,14 +115,5 @@ def price_schedule(ctx: PricingContext, lid: str, res: dict, usage: Usage) -> li
 def price_nested_stack(ctx: PricingContext, lid: str, res: dict, usage: Usage) -> list[Item]:
     asset = (res.get("Metadata") or {}).get("aws:asset:path")
     if asset:
-        return [
-            line_item(
-                ctx,
-                lid,
-                res["Type"],
-                0.0,
-                f"no charge: a nested stack; its resources are priced under {ctx.stack.name}/{lid}",
-                FREE,
-            )
-        ]
-    return [line_item(ctx, lid, res["Type"], None, "nested stack whose template is not in cdk.out", UNPRICED)]
+        return [line_item(ctx, lid, res["Type"], 0.0, NestedStack(ctx.stack.name, lid), FREE)]
+    return [line_item(ctx, lid, res["Type"], None, Unpriced(UnpricedReason.NESTED_TEMPLATE_MISSING), UNPRICED)]

@@ -1,7 +1,9 @@
 """Resource types with no charge of their own, and types whose cost depends on unknown usage."""
 
-_NO_CHARGE = "no charge"
-FREE_TYPES: dict[str, str] = {
+from ownllm.cost.basis import NoChargeReason, UnpricedReason
+
+_NO_CHARGE = NoChargeReason.PLAIN
+FREE_TYPES: dict[str, NoChargeReason] = {
     "AWS::IAM::Role": _NO_CHARGE,
     "AWS::IAM::Policy": _NO_CHARGE,
     "AWS::IAM::ManagedPolicy": _NO_CHARGE,
@@ -10,14 +12,14 @@ FREE_TYPES: dict[str, str] = {
     "AWS::Lambda::Version": _NO_CHARGE,
     "AWS::Lambda::Alias": _NO_CHARGE,
     "AWS::Lambda::EventInvokeConfig": _NO_CHARGE,
-    "AWS::Lambda::Url": "no charge: requests are billed on the function line",
+    "AWS::Lambda::Url": NoChargeReason.BILLED_ON_FUNCTION_LINE,
     "AWS::ApiGateway::Deployment": _NO_CHARGE,
-    "AWS::ApiGateway::Method": "no charge: requests are billed on the API line",
+    "AWS::ApiGateway::Method": NoChargeReason.BILLED_ON_API_LINE,
     "AWS::ApiGateway::Resource": _NO_CHARGE,
     "AWS::ApiGateway::ApiKey": _NO_CHARGE,
     "AWS::ApiGateway::UsagePlan": _NO_CHARGE,
     "AWS::ApiGateway::UsagePlanKey": _NO_CHARGE,
-    "AWS::ApiGateway::Authorizer": "no charge (a Lambda authorizer's function is billed on its own line)",
+    "AWS::ApiGateway::Authorizer": NoChargeReason.AUTHORIZER,
     "AWS::ApiGateway::RequestValidator": _NO_CHARGE,
     "AWS::ApiGateway::Model": _NO_CHARGE,
     "AWS::ApiGateway::GatewayResponse": _NO_CHARGE,
@@ -27,32 +29,32 @@ FREE_TYPES: dict[str, str] = {
     "AWS::ApiGatewayV2::Route": _NO_CHARGE,
     "AWS::ApiGatewayV2::Integration": _NO_CHARGE,
     "AWS::ApiGatewayV2::Authorizer": _NO_CHARGE,
-    "AWS::SageMaker::Model": "no charge: a model definition; instances are billed on the endpoint line",
-    "AWS::SageMaker::InferenceComponent": "no charge: billed through its endpoint's instances",
-    "AWS::ApplicationAutoScaling::ScalableTarget": "no charge: its effect is in the endpoint line",
-    "AWS::ApplicationAutoScaling::ScalingPolicy": "no charge: its effect is in the endpoint line",
-    "AWS::SNS::Topic": "no charge for a topic; alarm notifications fall within SNS's free tier",
+    "AWS::SageMaker::Model": NoChargeReason.MODEL_DEFINITION,
+    "AWS::SageMaker::InferenceComponent": NoChargeReason.INFERENCE_COMPONENT,
+    "AWS::ApplicationAutoScaling::ScalableTarget": NoChargeReason.SCALING,
+    "AWS::ApplicationAutoScaling::ScalingPolicy": NoChargeReason.SCALING,
+    "AWS::SNS::Topic": NoChargeReason.SNS_TOPIC,
     "AWS::SNS::TopicPolicy": _NO_CHARGE,
     "AWS::SNS::Subscription": _NO_CHARGE,
-    "AWS::Budgets::Budget": "no charge for a budget (only action-enabled budgets beyond two are billed)",
+    "AWS::Budgets::Budget": NoChargeReason.BUDGET,
     "AWS::Logs::ResourcePolicy": _NO_CHARGE,
-    "AWS::Logs::SubscriptionFilter": "no charge for the filter (its destination is billed on its own line)",
-    "AWS::Events::Rule": "no charge for scheduled rules and AWS service events",
+    "AWS::Logs::SubscriptionFilter": NoChargeReason.SUBSCRIPTION_FILTER,
+    "AWS::Events::Rule": NoChargeReason.EVENTS_RULE,
     "AWS::Scheduler::ScheduleGroup": _NO_CHARGE,
     "AWS::S3::BucketPolicy": _NO_CHARGE,
     "AWS::SQS::QueuePolicy": _NO_CHARGE,
-    "AWS::CertificateManager::Certificate": "no charge for public certificates",
+    "AWS::CertificateManager::Certificate": NoChargeReason.PUBLIC_CERTIFICATE,
     "AWS::CloudFormation::WaitConditionHandle": _NO_CHARGE,
     "AWS::CloudFormation::WaitCondition": _NO_CHARGE,
     # CDK's own deploy-time helpers: they run during deployment and leave nothing running.
-    "Custom::LogRetention": "no charge: a CDK deploy-time helper",
-    "Custom::S3AutoDeleteObjects": "no charge: a CDK deploy-time helper",
-    "Custom::CDKBucketDeployment": "no charge: a CDK deploy-time helper (the bucket is priced on its own line)",
+    "Custom::LogRetention": NoChargeReason.CDK_HELPER,
+    "Custom::S3AutoDeleteObjects": NoChargeReason.CDK_HELPER,
+    "Custom::CDKBucketDeployment": NoChargeReason.CDK_BUCKET_DEPLOYMENT,
 }
 SKIPPED_TYPES = frozenset({"AWS::CDK::Metadata"})
-USAGE_UNKNOWN: dict[str, str] = {
-    "AWS::S3::Bucket": "storage and requests depend on what is stored; not estimated",
-    "AWS::ECR::Repository": "storage depends on the images pushed; not estimated",
-    "AWS::SQS::Queue": "billed per request; message volume unknown",
-    "AWS::DynamoDB::Table": "billed per request or provisioned capacity; not estimated",
+USAGE_UNKNOWN: dict[str, UnpricedReason] = {
+    "AWS::S3::Bucket": UnpricedReason.BUCKET_CONTENTS,
+    "AWS::ECR::Repository": UnpricedReason.REPOSITORY_IMAGES,
+    "AWS::SQS::Queue": UnpricedReason.QUEUE_MESSAGES,
+    "AWS::DynamoDB::Table": UnpricedReason.TABLE_REQUESTS,
 }

@@ -2,8 +2,19 @@
 
 from __future__ import annotations
 
-from ownllm.cost.model import FIXED, FREE, PER_REQUEST, UNPRICED, Item, per_month_to_daily, price_text
-from ownllm.cost.pricers.base import PricingContext, component, line_item, pricer
+from ownllm.cost.basis import (
+    EmittedMetrics,
+    FunctionUsage,
+    Invocation,
+    NoCharge,
+    NoChargeReason,
+    Trigger,
+    UnknownSchedule,
+    Unpriced,
+    UnpricedReason,
+)
+from ownllm.cost.model import FIXED, FREE, PER_REQUEST, UNPRICED, Item, per_month_to_daily
+from ownllm.cost.pricers.base import PricingContext, component, first_note, line_item, pricer
 from ownllm.cost.usage import Usage
 
 LAMBDA_DEFAULT_MEMORY_MB = 128
@@ -20,7 +31,7 @@ CUSTOM_METRICS_METADATA = "ownllm:custom-metrics"
 SCHEDULED_LAMBDA_DURATION_S = 1.0
 
 
-def lambda_invocations(ctx: PricingContext, lid: str, usage: Usage) -> tuple[float, float, str] | None:
+def lambda_invocations(ctx: PricingContext, lid: str, usage: Usage) -> tuple[float, float, Invocation] | None:
     """(invocations/day, seconds each, why) or None when nothing in the templates calls it."""
     props = ctx.props(lid)
     timeout = (
@@ -36,21 +47,19 @@ def lambda_invocations(ctx: PricingContext, lid: str, usage: Usage) -> tuple[flo
     )
     if lid in ctx.request_lambdas:
         duration = min(usage.lambda_duration_s, timeout)
-        why = "on the request path"
-        if usage.lambda_duration_s > timeout:
-            why += f"; capped at its {timeout:g} s timeout"
-        return usage.requests_per_day, duration, why
+        capped = timeout if usage.lambda_duration_s > timeout else None
+        return usage.requests_per_day, duration, Invocation(Trigger.REQUEST_PATH, capped_at_timeout_s=capped)
     if lid in ctx.authorizer_lambdas:
         return (
             usage.requests_per_day,
             min(AUTHORIZER_DURATION_S, timeout),
-            f"API authorizer, once per request; {AUTHORIZER_DURATION_S * 1000:g} ms per run assumed",
+            Invocation(Trigger.AUTHORIZER, assumed_s=AUTHORIZER_DURATION_S),
         )
     if lid in ctx.scheduled_lambdas:
         return (
             ctx.scheduled_lambdas[lid],
             min(SCHEDULED_LAMBDA_DURATION_S, timeout),
-            f"scheduled; {SCHEDULED_LAMBDA_DURATION_S:g} s per run assumed",
+            Invocation(Trigger.SCHEDULED, assumed_s=SCHEDULED_LAMBDA_DURATION_S),
         )
     return None
 
@@ -60,30 +69,12 @@ def price_lambda(ctx: PricingContext, lid: str, res: dict, usage: Usage) -> list
     props = res.get("Properties") or {}
     rtype = res["Type"]
     if lid in ctx.deploy_lambdas and lid not in ctx.request_lambdas:
-        return [
-            line_item(
-                ctx, lid, rtype, 0.0, "no daily charge: a custom-resource handler, invoked only while deploying", FREE
-            )
-        ]
+        return [line_item(ctx, lid, rtype, 0.0, NoCharge(NoChargeReason.DEPLOY_TIME_FUNCTION), FREE)]
     calls = lambda_invocations(ctx, lid, usage)
     if calls is None and lid in ctx.unknown_schedules:
-        return [
-            line_item(
-                ctx, lid, rtype, None, f"schedule {ctx.unknown_schedules[lid]!r}: invocations per day unknown", UNPRICED
-            )
-        ]
+        return [line_item(ctx, lid, rtype, None, UnknownSchedule(ctx.unknown_schedules[lid]), UNPRICED)]
     if calls is None:
-        return [
-            line_item(
-                ctx,
-                lid,
-                rtype,
-                None,
-                "no trigger found in the templates (API integration, permission for API Gateway, "
-                "schedule or custom resource): invocations per day unknown",
-                UNPRICED,
-            )
-        ]
+        return [line_item(ctx, lid, rtype, None, Unpriced(UnpricedReason.NO_TRIGGER), UNPRICED)]
     invocations, seconds, why = calls
     memory_mb = (
         ctx.number(
@@ -104,10 +95,8 @@ def price_lambda(ctx: PricingContext, lid: str, res: dict, usage: Usage) -> list
         component("Requests", invocations / 1e6, request_price),
         component("Duration", invocations * seconds * gb, duration_price),
     ]
-    basis = (
-        f"{invocations:,.0f} invocations x {seconds:.2f} s x {gb:g} GB ({memory_mb:g} MB, {arch}) "
-        f"x {price_text(duration_price.usd)}/GB-s + {invocations:,.0f} x {price_text(request_price.usd)}/1M requests"
-        f" ({why})" + (n1 or n2)
+    basis = FunctionUsage(
+        invocations, seconds, memory_mb, str(arch), duration_price.usd, request_price.usd, why, first_note(n1, n2)
     )
     items = [line_item(ctx, lid, rtype, None, basis, PER_REQUEST, [duration_price, request_price], components=parts)]
     declared = (res.get("Metadata") or {}).get(CUSTOM_METRICS_METADATA)
@@ -126,8 +115,7 @@ def _custom_metrics_item(ctx: PricingContext, lid: str, declared: dict) -> Item:
         f"{lid}/CustomMetrics",
         "CloudWatch custom metrics (EMF)",
         None,
-        f"{always} metric(s) emitted on every request x {price_text(price.usd)}/metric-month "
-        f"(up to {at_most} when every error class occurs)" + note,
+        EmittedMetrics(always, at_most, price.usd, first_note(note)),
         FIXED,
         [price],
         components=[component("Metrics", per_month_to_daily(always), price, max_quantity=per_month_to_daily(at_most))],

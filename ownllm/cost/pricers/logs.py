@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
-from ownllm.cost.model import FIXED, FREE, PER_REQUEST, Item, per_month_to_daily, price_text
-from ownllm.cost.pricers.base import PricingContext, component, line_item, pricer
+from ownllm.cost.basis import (
+    FilterMetrics,
+    ImplicitGroup,
+    LogSource,
+    LogVolume,
+    LogWriter,
+    NoCharge,
+    NoChargeReason,
+)
+from ownllm.cost.model import FIXED, FREE, PER_REQUEST, Item, per_month_to_daily
+from ownllm.cost.pricers.base import PricingContext, component, first_note, line_item, pricer
 from ownllm.cost.pricers.functions import lambda_invocations
 from ownllm.cost.usage import GB, Usage
 
@@ -14,45 +23,41 @@ def _log_item(
     ctx: PricingContext,
     lid: str,
     rtype: str,
-    writers: list[tuple[str, float]],
+    writers: list[LogWriter],
     retention_days: float | None,
-    usage: Usage,
-    prefix: str = "",
+    implicit: ImplicitGroup | None = None,
 ) -> Item:
-    bytes_per_day = sum(b for _, b in writers)
+    bytes_per_day = sum(w.per_day * w.bytes_each for w in writers)
     ingest, n1 = ctx.price("logs.ingestion")
     storage, n2 = ctx.price("logs.storage")
     gb = bytes_per_day / GB
     kept = retention_days if retention_days else NEVER_EXPIRE_STORAGE_DAYS
     stored_gb = gb * kept
     parts = [component("Ingestion", gb, ingest), component("Storage", per_month_to_daily(stored_gb), storage)]
-    who = " + ".join(w for w, _ in writers)
-    retention = (
-        f"{kept:g} days retention"
-        if retention_days
-        else (f"never expires: priced at {NEVER_EXPIRE_STORAGE_DAYS} days kept")
-    )
-    basis = (
-        f"{prefix}{who}: {gb:.4g} GB/day x {price_text(ingest.usd)}/GB ingestion + "
-        f"{stored_gb:.4g} GB stored ({retention}, uncompressed) x {price_text(storage.usd)}/GB-month" + (n1 or n2)
+    basis = LogVolume(
+        tuple(writers),
+        gb,
+        ingest.usd,
+        stored_gb,
+        storage.usd,
+        retention_days,
+        kept,
+        implicit,
+        first_note(n1, n2),
     )
     return line_item(ctx, lid, rtype, None, basis, PER_REQUEST, [ingest, storage], components=parts)
 
 
-def _lambda_log_writer(ctx: PricingContext, fid: str, usage: Usage) -> tuple[str, float] | None:
+def _lambda_log_writer(ctx: PricingContext, fid: str, usage: Usage) -> LogWriter | None:
     calls = lambda_invocations(ctx, fid, usage)
     if calls is None or fid in ctx.deploy_lambdas and fid not in ctx.request_lambdas:
         return None
-    per_day = calls[0]
-    return (
-        f"{per_day:,.0f} x {usage.lambda_log_bytes_per_request:,} B from {fid}",
-        per_day * usage.lambda_log_bytes_per_request,
-    )
+    return LogWriter(LogSource.FUNCTION, calls[0], usage.lambda_log_bytes_per_request, fid)
 
 
 @pricer("AWS::Logs::LogGroup")
 def price_log_group(ctx: PricingContext, lid: str, res: dict, usage: Usage) -> list[Item]:
-    writers: list[tuple[str, float]] = []
+    writers: list[LogWriter] = []
     for fid, gid in ctx.lambda_log_group.items():
         if gid == lid:
             w = _lambda_log_writer(ctx, fid, usage)
@@ -62,35 +67,17 @@ def price_log_group(ctx: PricingContext, lid: str, res: dict, usage: Usage) -> l
         if gid == lid:
             writers.append(_endpoint_log_writer(eid, usage))
     if lid in ctx.access_log_groups:
-        writers.append(
-            (
-                f"{usage.requests_per_day:,.0f} x {usage.access_log_bytes_per_request:,} B of API access log",
-                usage.requests_per_day * usage.access_log_bytes_per_request,
-            )
-        )
+        writers.append(LogWriter(LogSource.ACCESS_LOG, usage.requests_per_day, usage.access_log_bytes_per_request))
     if not writers:
-        return [
-            line_item(
-                ctx,
-                lid,
-                res["Type"],
-                0.0,
-                "no charge for the group; no per-request writer found in the templates "
-                "(deploy-time logs not estimated)",
-                FREE,
-            )
-        ]
+        return [line_item(ctx, lid, res["Type"], 0.0, NoCharge(NoChargeReason.LOG_GROUP_WITHOUT_WRITER), FREE)]
     retention = ctx.number(
         (res.get("Properties") or {}).get("RetentionInDays"), None, lid=lid, prop="RetentionInDays", minimum=1
     )
-    return [_log_item(ctx, lid, res["Type"], writers, retention, usage)]
+    return [_log_item(ctx, lid, res["Type"], writers, retention)]
 
 
-def _endpoint_log_writer(eid: str, usage: Usage) -> tuple[str, float]:
-    return (
-        f"{usage.requests_per_day:,.0f} x {usage.endpoint_log_bytes_per_request:,} B from {eid}'s container",
-        usage.requests_per_day * usage.endpoint_log_bytes_per_request,
-    )
+def _endpoint_log_writer(eid: str, usage: Usage) -> LogWriter:
+    return LogWriter(LogSource.ENDPOINT, usage.requests_per_day, usage.endpoint_log_bytes_per_request, eid)
 
 
 def implicit_log_items(ctx: PricingContext, usage: Usage) -> list[Item]:
@@ -107,8 +94,7 @@ def implicit_log_items(ctx: PricingContext, usage: Usage) -> list[Item]:
                 "AWS::Logs::LogGroup (implicit)",
                 [_endpoint_log_writer(eid, usage)],
                 None,
-                usage,
-                prefix="/aws/sagemaker/Endpoints group created by SageMaker, not in the template; ",
+                ImplicitGroup.SAGEMAKER,
             )
         )
     for fid in sorted(ctx.of_type("AWS::Lambda::Function")):
@@ -123,8 +109,7 @@ def implicit_log_items(ctx: PricingContext, usage: Usage) -> list[Item]:
                     "AWS::Logs::LogGroup (implicit)",
                     [w],
                     None,
-                    usage,
-                    prefix="/aws/lambda group created by Lambda, not in the template; ",
+                    ImplicitGroup.LAMBDA,
                 )
             )
     return items
@@ -140,7 +125,7 @@ def price_metric_filter(ctx: PricingContext, lid: str, res: dict, usage: Usage) 
             lid,
             res["Type"],
             None,
-            f"{n} custom metric(s) x {price_text(price.usd)}/metric-month" + note,
+            FilterMetrics(n, price.usd, first_note(note)),
             FIXED,
             [price],
             components=[component("Metrics", per_month_to_daily(n), price)],

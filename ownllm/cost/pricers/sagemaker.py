@@ -5,12 +5,30 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 
+from ownllm.cost.basis import (
+    ChosenAtDeploy,
+    DataProcessed,
+    InstanceChoice,
+    InstanceHours,
+    NoCharge,
+    NoChargeReason,
+    NotInCatalog,
+    PriceNote,
+    ScaleToZero,
+    Scaling,
+    Unpriced,
+    UnpricedReason,
+    WeeklyBound,
+)
 from ownllm.cost.catalog import Price, hosting_item
 from ownllm.cost.graph import VariantPlan
-from ownllm.cost.model import FREE, INSTANCES, PER_REQUEST, UNPRICED, Item, price_text, usd
-from ownllm.cost.pricers.base import PricingContext, Unpriceable, component, line_item, pricer
+from ownllm.cost.model import FREE, INSTANCES, PER_REQUEST, UNPRICED, Item
+from ownllm.cost.pricers.base import PricingContext, Unpriceable, component, first_note, line_item, pricer
 from ownllm.cost.usage import GB, Usage
 from ownllm.scale_to_zero import ScaleToZeroUsage, expected_usage
+
+# A single-type variant's scaling; "alternatives" (a count chosen at deploy time) is priced apart.
+SCALINGS = {"fixed": Scaling.FIXED, "autoscaling": Scaling.AUTOSCALING, "scheduled": Scaling.SCHEDULED}
 
 
 def variant_instance_hours(plan: VariantPlan, usage: Usage) -> tuple[float, int]:
@@ -61,9 +79,10 @@ def price_endpoint(ctx: PricingContext, lid: str, res: dict, usage: Usage) -> li
         item_id = lid if len(plans) == 1 else f"{lid}/{plan.variant}"
         rtype = "AWS::SageMaker::Endpoint"
         if plan.problem or not plan.instance_type:
-            items.append(line_item(ctx, item_id, rtype, None, plan.problem or "no instance type", UNPRICED))
+            why = plan.problem or Unpriced(UnpricedReason.NO_INSTANCE_TYPE)
+            items.append(line_item(ctx, item_id, rtype, None, why, UNPRICED))
             continue
-        priced: list[tuple[str, Price, str]] = []
+        priced: list[tuple[str, Price, PriceNote | None]] = []
         missing: list[str] = []
         for itype in plan.instance_types:
             try:
@@ -71,71 +90,27 @@ def price_endpoint(ctx: PricingContext, lid: str, res: dict, usage: Usage) -> li
             except Unpriceable:
                 missing.append(itype)
         if missing:
-            choice = f" (an intrinsic chooses between {', '.join(plan.instance_types)})" if plan.alternatives else ""
+            choices = plan.instance_types if plan.alternatives else ()
             items.append(
-                line_item(
-                    ctx,
-                    item_id,
-                    rtype,
-                    None,
-                    f"{', '.join(missing)} is not in the price catalog for {ctx.region}{choice}",
-                    UNPRICED,
-                )
+                line_item(ctx, item_id, rtype, None, NotInCatalog(tuple(missing), ctx.region, choices), UNPRICED)
             )
             continue
         if plan.alternatives:
             items.append(_alternatives_item(ctx, item_id, rtype, plan, priced))
             continue
-        _, price, note = priced[0]
-        hours, needed = variant_instance_hours(plan, usage)
-        low_hours = plan.capacity.bound_hours_per_day(high=False)
-        high_hours = plan.capacity.bound_hours_per_day(high=True)
-        usage_part = component("Instance usage", hours, price, min_quantity=low_hours, max_quantity=high_hours)
-        low, high = usage_part.min_daily_usd, usage_part.max_daily_usd
-        rate = f"{plan.instance_type} x {price_text(price.usd)}/h"
-        cap = plan.capacity
-        if cap.scaling == "fixed":
-            basis = f"{plan.initial_count} x {plan.instance_type} x 24 h x {price_text(price.usd)}/h"
-        elif cap.scaling == "autoscaling":
-            expected = hours / 24
-            extra = max(0, min(needed, cap.max_count) - cap.min_count)
-            basis = (
-                f"expected {expected:g} x {rate} x 24 h ({cap.described}: min {cap.min_count} all day"
-                + (
-                    f" + {extra} more for the assumed load ({needed} needed)"
-                    if extra
-                    else f"; the assumed load needs {needed}"
-                )
-                + f"); range {cap.min_count}..{cap.max_count} instances = {usd(low)}..{usd(high)}/day"
-            )
-        else:
-            basis = (
-                f"{rate} x {hours:.2f} instance-h/day, the weekly average of: {cap.summary()} "
-                f"({cap.described}; the assumed load needs {needed} while traffic arrives); "
-                f"range {usd(low)}..{usd(high)}/day"
-            )
-        wake = scale_to_zero_usage(plan, usage, needed)
-        if wake is not None:
-            basis += (
-                f"; scales to zero: about {wake.cold_starts_per_day:.2g} cold starts/day, each a "
-                f"~{wake.wait_s_per_cold_start / 60:.1f} min wait ({wake.assumptions.scale_in_idle_min:g} min idle "
-                f"to scale in, {wake.assumptions.release_min:g} min to release)"
-            )
-        if needed > cap.max_count:
-            basis += f"; CAPACITY: the load needs {needed} instances, at most {cap.max_count} can run"
-        items.append(line_item(ctx, item_id, rtype, None, basis + note, INSTANCES, [price], components=[usage_part]))
+        items.append(_instances_item(ctx, item_id, rtype, plan, priced[0][1], priced[0][2], usage))
     if plans and any(p.instance_type and not p.problem for p in plans):
         try:
             price, note = ctx.price("sagemaker.data-processed")
-            gb = usage.requests_per_day * (usage.request_bytes + usage.response_bytes) / GB
+            per_request = usage.request_bytes + usage.response_bytes
+            gb = usage.requests_per_day * per_request / GB
             items.append(
                 line_item(
                     ctx,
                     f"{lid}/DataProcessed",
                     "AWS::SageMaker::Endpoint (data processed)",
                     None,
-                    f"{usage.requests_per_day:,.0f} requests x {usage.request_bytes + usage.response_bytes:,} B "
-                    f"= {gb:.4g} GB in+out x {price_text(price.usd)}/GB" + note,
+                    DataProcessed(usage.requests_per_day, per_request, gb, price.usd, first_note(note)),
                     PER_REQUEST,
                     [price],
                     components=[component("Data processed", gb, price)],
@@ -144,25 +119,80 @@ def price_endpoint(ctx: PricingContext, lid: str, res: dict, usage: Usage) -> li
         except Unpriceable as exc:
             items.append(
                 line_item(
-                    ctx, f"{lid}/DataProcessed", "AWS::SageMaker::Endpoint (data processed)", None, str(exc), UNPRICED
+                    ctx, f"{lid}/DataProcessed", "AWS::SageMaker::Endpoint (data processed)", None, exc.basis, UNPRICED
                 )
             )
     return items
 
 
+def _instances_item(
+    ctx: PricingContext,
+    item_id: str,
+    rtype: str,
+    plan: VariantPlan,
+    price: Price,
+    note: PriceNote | None,
+    usage: Usage,
+) -> Item:
+    """A variant of one instance type: its expected instance-hours, between its floor and ceiling."""
+    assert plan.instance_type is not None
+    hours, needed = variant_instance_hours(plan, usage)
+    cap = plan.capacity
+    usage_part = component(
+        "Instance usage",
+        hours,
+        price,
+        min_quantity=cap.bound_hours_per_day(high=False),
+        max_quantity=cap.bound_hours_per_day(high=True),
+    )
+    wake = scale_to_zero_usage(plan, usage, needed)
+    basis = InstanceHours(
+        scaling=SCALINGS[cap.scaling],
+        instance_type=plan.instance_type,
+        hourly_usd=price.usd,
+        initial_count=plan.initial_count,
+        hours_per_day=hours,
+        min_count=cap.min_count,
+        max_count=cap.max_count,
+        needed=needed,
+        low_usd=usage_part.min_daily_usd,
+        high_usd=usage_part.max_daily_usd,
+        capacity=cap.described,
+        weekly=tuple(WeeklyBound(low, high, h) for low, high, h in cap.weekly_bounds()),
+        scale_to_zero=None
+        if wake is None
+        else ScaleToZero(
+            wake.cold_starts_per_day,
+            wake.wait_s_per_cold_start,
+            wake.assumptions.scale_in_idle_min,
+            wake.assumptions.release_min,
+        ),
+        notes=first_note(note),
+    )
+    return line_item(ctx, item_id, rtype, None, basis, INSTANCES, [price], components=[usage_part])
+
+
 def _alternatives_item(
-    ctx: PricingContext, item_id: str, rtype: str, plan: VariantPlan, priced: list[tuple[str, Price, str]]
+    ctx: PricingContext,
+    item_id: str,
+    rtype: str,
+    plan: VariantPlan,
+    priced: list[tuple[str, Price, PriceNote | None]],
 ) -> Item:
     """A variant whose instance type or count an intrinsic (Fn::If, Fn::FindInMap) picks at deploy
     time: priced as the range over every choice; the total counts the dearest, so a guard is safe."""
     cap = plan.capacity
     low = min(p.usd for _, p, _ in priced) * cap.bound_hours_per_day(high=False)
     high = max(p.usd for _, p, _ in priced) * cap.bound_hours_per_day(high=True)
-    types = ", ".join(f"{t} ({price_text(p.usd)}/h)" for t, p, _ in priced)
-    basis = (
-        f"chosen at deploy time: {types}; {cap.min_count}..{cap.max_count} instances ({cap.described}); "
-        f"range {usd(low)}..{usd(high)}/day, counted at the top of the range"
-    ) + "".join(sorted({n for _, _, n in priced if n}))
+    basis = ChosenAtDeploy(
+        choices=tuple(InstanceChoice(t, p.usd) for t, p, _ in priced),
+        min_count=cap.min_count,
+        max_count=cap.max_count,
+        capacity=cap.described,
+        low_usd=low,
+        high_usd=high,
+        notes=tuple(n for _, _, n in priced if n is not None),
+    )
     return line_item(
         ctx, item_id, rtype, high, basis, INSTANCES, [p for _, p, _ in priced], min_daily_usd=low, max_daily_usd=high
     )
@@ -170,8 +200,6 @@ def _alternatives_item(
 
 @pricer("AWS::SageMaker::EndpointConfig")
 def price_endpoint_config(ctx: PricingContext, lid: str, res: dict, usage: Usage) -> list[Item]:
-    if lid in ctx.used_configs:
-        basis = "no charge: its instances are billed on the endpoint line"
-    else:
-        basis = "no charge: no endpoint in this stack uses it, so it runs nothing"
-    return [line_item(ctx, lid, res["Type"], 0.0, basis, FREE)]
+    used = lid in ctx.used_configs
+    reason = NoChargeReason.ENDPOINT_CONFIG_USED if used else NoChargeReason.ENDPOINT_CONFIG_UNUSED
+    return [line_item(ctx, lid, res["Type"], 0.0, NoCharge(reason), FREE)]
