@@ -273,7 +273,7 @@ class Remedy:
     kind: str  # "instance_type", "precision" or "api_price"
     value: str  # the instance type, the precision, or "" for the API price
     own_usd_per_1k_requests: float
-    note: str = ""
+    prequantized: bool = False  # needs a checkpoint quantized ahead of time (int4)
 
 
 def remedies(settings: Settings, usage: Usage, catalog: Catalog, region: str, per_request_usd: float) -> list[Remedy]:
@@ -339,6 +339,5 @@ def remedies(settings: Settings, usage: Usage, catalog: Catalog, region: str, pe
             except PredictionError:
                 continue
             if tps:
-                note = "a checkpoint quantized ahead of time (AWQ/GPTQ)" if precision == "int4" else ""
-                out.append(Remedy("precision", precision, per_1k(price.usd, tps), note))
+                out.append(Remedy("precision", precision, per_1k(price.usd, tps), prequantized=precision == "int4"))
     return out

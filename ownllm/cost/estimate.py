@@ -8,8 +8,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ownllm.cost import breakeven as be
+from ownllm.cost import wording
 from ownllm.cost.assembly import Assembly, load_assembly
-from ownllm.cost.catalog import Catalog, hosting_item, load_catalog
+from ownllm.cost.catalog import FALLBACK_REGION, Catalog, hosting_item, load_catalog
 from ownllm.cost.graph import link
 from ownllm.cost.model import Estimate, Item, monthly
 from ownllm.cost.pricers import PricingContext, implicit_log_items, price_resource, variant_instance_hours
@@ -190,11 +191,11 @@ def estimate_assembly(assembly: Assembly, settings: Settings, catalog: Catalog, 
                     "value": r.value,
                     "own_usd_per_1k_requests": round(r.own_usd_per_1k_requests, 6),
                     "breaks_even": r.own_usd_per_1k_requests < decision.api_usd_per_1k_requests,
-                    "note": r.note,
+                    "note": wording.PREQUANTIZED_NOTE if r.prequantized else "",
                 }
                 for r in found
             ]
-    breakeven_info["summary"] = _breakeven_sentence(breakeven_info, usage)
+    breakeven_info["summary"] = wording.breakeven_summary(breakeven_info, usage.requests_per_day)
 
     steps = be.step_points(decision.requests_per_day_per_instance, decision.max_instances) if decision else []
     points = sorted({*be.chart_points([usage.requests_per_day, breakeven or 0]), *steps})
@@ -209,20 +210,16 @@ def estimate_assembly(assembly: Assembly, settings: Settings, catalog: Catalog, 
     for row in capacity:
         where = f"{row['stack']}/{row['endpoint']} ({row['instance_type']})"
         if not row["serves_assumed_load"]:
-            warnings.append(
-                f"{where}: the assumed load needs {row['instances_needed']} instances but at most "
-                f"{row['max_instances']} can run; raise max_instances or instance_tokens_per_s if measured"
-            )
+            warnings.append(wording.over_capacity_warning(where, row["instances_needed"], row["max_instances"]))
         if row["model_fits"] is False:
             warnings.append(f"{where}: {row['fit_problem']}")
     for ctx in estimator.contexts:
         if ctx.fallbacks:
             warnings.append(
-                f"{ctx.stack.name}: {', '.join(sorted(ctx.fallbacks))} priced at us-east-1 rates "
-                f"(the catalog has none for {ctx.region})"
+                wording.fallback_warning(ctx.stack.name, sorted(ctx.fallbacks), FALLBACK_REGION, ctx.region)
             )
     if any(i.uses_estimated_price for i in items if i.daily_usd):
-        warnings.append("some lines use catalog figures marked 'estimate'; run `ownllm prices refresh` to confirm")
+        warnings.append(wording.ESTIMATED_PRICES_WARNING)
 
     limit = settings.max_daily_usd
     return Estimate(
@@ -231,7 +228,7 @@ def estimate_assembly(assembly: Assembly, settings: Settings, catalog: Catalog, 
         region_source=region_source,
         catalog_date=catalog.date,
         assumptions=usage.to_dict(),
-        assumption_lines=usage.lines(),
+        assumption_lines=wording.assumption_lines(usage),
         stacks=stacks,
         breakeven=breakeven_info,
         capacity=capacity,
@@ -256,67 +253,3 @@ def _weights_gib(arch: ModelArch, precision: str) -> float:
 
 def _instance_per_request(instance_daily_usd: float, per_instance: float) -> float:
     return instance_daily_usd / per_instance if per_instance else 0.0
-
-
-def _breakeven_sentence(info: dict[str, Any], usage: Usage) -> str:
-    api = info["api"]
-    r = info["breakeven_requests_per_day"]
-    head = (
-        f"At {usage.requests_per_day:,.0f} requests/day owning costs ${info['own_daily_usd']:,.2f}/day; "
-        f"{api['label']} (${api['input_usd_per_m']:g} in / ${api['output_usd_per_m']:g} out per 1M tokens) "
-        f"would cost ${info['api_daily_usd']:,.2f}/day."
-    )
-    if "never_breaks_even" not in info:  # no instance-backed endpoint to size
-        if r is None:
-            return head + " Owning never breaks even: per request it costs at least as much as the API."
-        return head + f" Owning breaks even at about {r:,.0f} requests/day."
-    own_1k, api_1k = info["own_usd_per_1k_requests_at_full_load"], info["api_usd_per_1k_requests"]
-    servable = info["max_requests_per_day_at_max_capacity"]
-    cap = info["max_instances"]
-    if not info["assumed_load_within_capacity"]:
-        head = head.replace("owning costs", f"owning as configured (at most {cap} instances) costs", 1)
-    parts = [head]
-    if info["never_breaks_even"]:
-        parts.append(
-            f"Owning never breaks even with {info['serving']}: a fully used instance costs ${own_1k:.4g} per "
-            f"1,000 requests, the API ${api_1k:.4g}."
-        )
-        better = [m for m in info["remedies"] if m["breaks_even"]]
-        if better:
-            parts.append(
-                "What would change that: "
-                + "; ".join(
-                    f"{_remedy_text(m)} (${m['own_usd_per_1k_requests']:.4g} per 1,000 requests)" for m in better
-                )
-                + f"; or an API priced above ${own_1k:.4g} per 1,000 requests."
-            )
-        else:
-            parts.append(
-                "No cheaper instance type that fits, and no other precision, brings it below the API; an API "
-                f"priced above ${own_1k:.4g} per 1,000 requests would."
-            )
-    else:
-        n = info["breakeven_instances"]
-        text = f"Owning breaks even at about {r:,.0f} requests/day, on {n} instance{'s' if n != 1 else ''}"
-        if n <= cap:
-            text += f", which max_instances ({cap}) allows."
-        else:
-            text += (
-                f": more than max_instances ({cap}) allows (at most about {servable:,.0f} requests/day); "
-                f"raise max_instances to {n} for owning to pay off."
-            )
-        parts.append(text)
-    if not info["assumed_load_within_capacity"]:
-        parts.append(
-            f"The assumed {usage.requests_per_day:,.0f} requests/day is beyond what {cap} instance"
-            f"{'s' if cap != 1 else ''} serve (about {servable:,.0f}/day): owning as configured does not serve "
-            "it, so it is not called cheaper to own."
-        )
-    return " ".join(parts)
-
-
-def _remedy_text(m: dict[str, Any]) -> str:
-    if m["kind"] == "instance_type":
-        return f"instance_type {m['value']}"
-    note = f", {m['note']}" if m["note"] else ""
-    return f"precision {m['value']}{note}"

@@ -7,13 +7,13 @@ template alone; these figures make them explicit, and every report prints them.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, fields, replace
 from typing import TYPE_CHECKING, Any
 
-from ownllm.capacity import CALIBRATED, LAMBDA_OVERHEAD_S, MODEL, Figure
+from ownllm.capacity import CALIBRATED, LAMBDA_OVERHEAD_S, Figure
 
 if TYPE_CHECKING:
-    from ownllm.settings import Settings
+    from ownllm.settings import ActiveHours, Settings
 
 # Log ingestion per request. Lambda: START/END/REPORT platform lines (~350 B) plus one
 # structured application log line (~650 B). API Gateway access log: one JSON line with
@@ -29,6 +29,17 @@ GB = 1e9  # AWS bills transfer and log ingestion in decimal GB
 
 
 @dataclass(frozen=True)
+class ServingFigures:
+    """The serving figures the stacks deploy with, and how each was reached."""
+
+    target_concurrency: Figure
+    latency_alarm_ms: int
+    latency: Figure
+    max_output_tokens: int
+    max_tokens: Figure
+
+
+@dataclass(frozen=True)
 class Usage:
     requests_per_day: float
     avg_input_tokens: int
@@ -38,13 +49,13 @@ class Usage:
     instance_tokens_per_s_source: str
     generation_tokens_per_s_source: str = "settings.generation_tokens_per_s"
     active_hours_per_week: float = 168.0
-    active_window: str = "24 h a day, 7 days a week"
+    schedule: ActiveHours | None = None  # when requests arrive; None: all week
     lambda_overhead_s: float = LAMBDA_OVERHEAD_S
     lambda_log_bytes_per_request: int = LAMBDA_LOG_BYTES_PER_REQUEST
     access_log_bytes_per_request: int = ACCESS_LOG_BYTES_PER_REQUEST
     endpoint_log_bytes_per_request: int = ENDPOINT_LOG_BYTES_PER_REQUEST
     # How the serving figures the stacks use were reached (autoscaling target, alarm, max_tokens).
-    serving_lines: tuple[str, ...] = ()
+    serving: ServingFigures | None = None
     # (weekday index 0=MON, hour) pairs in which requests arrive; None means every hour.
     active_slots: frozenset[tuple[int, int]] | None = None
 
@@ -81,38 +92,28 @@ class Usage:
         return replace(self, requests_per_day=requests_per_day)
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d.pop("active_slots")
+        from ownllm.cost import wording  # imported here: wording reads this module's constants
+
+        d: dict[str, Any] = {}
+        for f in fields(self):
+            if f.name == "schedule":
+                d["active_window"] = wording.active_window(self)
+            elif f.name == "serving":
+                d["serving_lines"] = wording.serving_lines(self.serving)
+            elif f.name != "active_slots":
+                d[f.name] = getattr(self, f.name)
         d["lambda_duration_s"] = round(self.lambda_duration_s, 6)
         d["request_bytes"] = self.request_bytes
         d["response_bytes"] = self.response_bytes
         d["instances_needed"] = self.instances_needed()
         return d
 
-    def lines(self) -> list[str]:
-        """The assumptions, one sentence each, for every report."""
-        return [
-            f"{self.requests_per_day:,.0f} requests/day, arriving {self.active_window}",
-            f"{self.avg_input_tokens:,} input + {self.avg_output_tokens:,} output tokens per request (average)",
-            f"{self.generation_tokens_per_s:.4g} tokens/s per request ({_named(self.generation_tokens_per_s_source)}), so a "
-            f"request takes {self.avg_output_tokens:,} / {self.generation_tokens_per_s:.4g} + "
-            f"{self.lambda_overhead_s:g} s overhead = {self.lambda_duration_s:.2f} s in the Lambda",
-            f"instance throughput {self.instance_tokens_per_s:.4g} output tokens/s ({_named(self.instance_tokens_per_s_source)})",
-            f"log ingestion {self.lambda_log_bytes_per_request:,} B/request (Lambda) + "
-            f"{self.access_log_bytes_per_request:,} B/request (API access log) + "
-            f"{self.endpoint_log_bytes_per_request:,} B/request (model container)",
-            f"{self.request_bytes:,} B in and {self.response_bytes:,} B out per request "
-            f"({BYTES_PER_TOKEN} B/token + {ENVELOPE_BYTES} B envelope)",
-            *self.serving_lines,
-            "on-demand prices, no free tier, no savings plan",
-        ]
-
 
 def usage_from_settings(settings: Settings) -> Usage:
     """The traffic to price for, from validated settings."""
     cap = settings.capacity
     gen, tps = cap.request_tokens_per_s, cap.instance_tokens_per_s
-    hours_per_week, window, slots = 168.0, "24 h a day, 7 days a week", None
+    hours_per_week, slots = 168.0, None
     schedule = settings.schedule
     if schedule is not None:
         from ownllm.settings import DAYS
@@ -120,10 +121,6 @@ def usage_from_settings(settings: Settings) -> Usage:
         days = [DAYS.index(d) for d in schedule.days]
         slots = frozenset((d, h) for d in days for h in range(schedule.start_hour, schedule.end_hour))
         hours_per_week = float(len(slots))
-        window = (
-            f"evenly over {schedule.start_hour:02d}:00-{schedule.end_hour:02d}:00 "
-            f"{','.join(schedule.days)} ({schedule.timezone}), {hours_per_week:g} h/week (settings.active_hours)"
-        )
     return Usage(
         requests_per_day=float(settings.requests_per_day),
         avg_input_tokens=int(settings.avg_input_tokens),
@@ -133,16 +130,14 @@ def usage_from_settings(settings: Settings) -> Usage:
         instance_tokens_per_s_source=_source(tps, "settings.instance_tokens_per_s"),
         generation_tokens_per_s_source=_source(gen, "settings.generation_tokens_per_s"),
         active_hours_per_week=hours_per_week,
-        active_window=window,
+        schedule=schedule,
         active_slots=slots,
-        serving_lines=(
-            f"autoscaling target {cap.target_concurrency.value:g} concurrent requests per instance "
-            f"({cap.target_concurrency.source}: {cap.target_concurrency.basis})",
-            f"latency alarms at {settings.latency_alarm_ms:,} ms "
-            f"({cap.latency_alarm_ms.source}: {cap.latency_alarm_ms.basis})",
-            f"max_tokens at most {settings.max_output_tokens:,} per request "
-            f"(the least of max_total_tokens - max_input_tokens and, from the {cap.max_output_tokens.source}, "
-            f"what finishes within the Lambda timeout: {cap.max_output_tokens.basis})",
+        serving=ServingFigures(
+            cap.target_concurrency,
+            settings.latency_alarm_ms,
+            cap.latency_alarm_ms,
+            settings.max_output_tokens,
+            cap.max_output_tokens,
         ),
     )
 
@@ -150,8 +145,3 @@ def usage_from_settings(settings: Settings) -> Usage:
 def _source(figure: Figure, setting: str) -> str:
     """Where a speed came from: the calibrated setting's name, or the model and what it predicted."""
     return setting if figure.source == CALIBRATED else f"{figure.source}: {figure.basis}"
-
-
-def _named(source: str) -> str:
-    """A source for a report line: "model: ..." as is, a setting's name as calibrated."""
-    return source if source.startswith(f"{MODEL}:") else f"{CALIBRATED}: {source} (ownllm bench --calibrate)"

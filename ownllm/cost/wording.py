@@ -6,8 +6,9 @@ JSON file all take a line's sentence from `basis_text`, so a line reads the same
 
 from __future__ import annotations
 
-from typing import assert_never
+from typing import TYPE_CHECKING, Any, assert_never
 
+from ownllm.capacity import CALIBRATED, MODEL
 from ownllm.cost.basis import (
     AlarmMetrics,
     AlarmResolution,
@@ -51,6 +52,10 @@ from ownllm.cost.basis import (
     VariantProblem,
     WeeklyBound,
 )
+from ownllm.cost.usage import BYTES_PER_TOKEN, ENVELOPE_BYTES
+
+if TYPE_CHECKING:
+    from ownllm.cost.usage import ServingFigures, Usage
 
 # ----- figures -------------------------------------------------------------------------------
 
@@ -338,3 +343,139 @@ def log_writer_text(w: LogWriter) -> str:
     if w.source is LogSource.ACCESS_LOG:
         return f"{w.per_day:,.0f} x {w.bytes_each:,} B of API access log"
     assert_never(w.source)
+
+
+# ----- the assumptions ------------------------------------------------------------------------
+
+ALL_WEEK = "24 h a day, 7 days a week"
+
+
+def active_window(usage: Usage) -> str:
+    """When requests arrive: all week, or the settings' active hours."""
+    s = usage.schedule
+    if s is None:
+        return ALL_WEEK
+    return (
+        f"evenly over {s.start_hour:02d}:00-{s.end_hour:02d}:00 "
+        f"{','.join(s.days)} ({s.timezone}), {usage.active_hours_per_week:g} h/week (settings.active_hours)"
+    )
+
+
+def serving_lines(serving: ServingFigures | None) -> list[str]:
+    """How the serving figures the stacks deploy with were reached."""
+    if serving is None:
+        return []
+    target, latency, max_tokens = serving.target_concurrency, serving.latency, serving.max_tokens
+    return [
+        f"autoscaling target {target.value:g} concurrent requests per instance ({target.source}: {target.basis})",
+        f"latency alarms at {serving.latency_alarm_ms:,} ms ({latency.source}: {latency.basis})",
+        f"max_tokens at most {serving.max_output_tokens:,} per request "
+        f"(the least of max_total_tokens - max_input_tokens and, from the {max_tokens.source}, "
+        f"what finishes within the Lambda timeout: {max_tokens.basis})",
+    ]
+
+
+def assumption_lines(u: Usage) -> list[str]:
+    """The assumptions, one sentence each, for every report."""
+    return [
+        f"{u.requests_per_day:,.0f} requests/day, arriving {active_window(u)}",
+        f"{u.avg_input_tokens:,} input + {u.avg_output_tokens:,} output tokens per request (average)",
+        f"{u.generation_tokens_per_s:.4g} tokens/s per request ({_named(u.generation_tokens_per_s_source)}), so a "
+        f"request takes {u.avg_output_tokens:,} / {u.generation_tokens_per_s:.4g} + "
+        f"{u.lambda_overhead_s:g} s overhead = {u.lambda_duration_s:.2f} s in the Lambda",
+        f"instance throughput {u.instance_tokens_per_s:.4g} output tokens/s ({_named(u.instance_tokens_per_s_source)})",
+        f"log ingestion {u.lambda_log_bytes_per_request:,} B/request (Lambda) + "
+        f"{u.access_log_bytes_per_request:,} B/request (API access log) + "
+        f"{u.endpoint_log_bytes_per_request:,} B/request (model container)",
+        f"{u.request_bytes:,} B in and {u.response_bytes:,} B out per request "
+        f"({BYTES_PER_TOKEN} B/token + {ENVELOPE_BYTES} B envelope)",
+        *serving_lines(u.serving),
+        "on-demand prices, no free tier, no savings plan",
+    ]
+
+
+def _named(source: str) -> str:
+    """A source for a report line: "model: ..." as is, a setting's name as calibrated."""
+    return source if source.startswith(f"{MODEL}:") else f"{CALIBRATED}: {source} (ownllm bench --calibrate)"
+
+
+# ----- owning against the API, warnings --------------------------------------------------------
+
+PREQUANTIZED_NOTE = "a checkpoint quantized ahead of time (AWQ/GPTQ)"
+ESTIMATED_PRICES_WARNING = "some lines use catalog figures marked 'estimate'; run `ownllm prices refresh` to confirm"
+
+
+def over_capacity_warning(where: str, needed: int, max_instances: int) -> str:
+    return (
+        f"{where}: the assumed load needs {needed} instances but at most "
+        f"{max_instances} can run; raise max_instances or instance_tokens_per_s if measured"
+    )
+
+
+def fallback_warning(stack: str, items: list[str], price_region: str, stack_region: str) -> str:
+    return f"{stack}: {', '.join(items)} priced at {price_region} rates (the catalog has none for {stack_region})"
+
+
+def breakeven_summary(info: dict[str, Any], requests_per_day: float) -> str:
+    """Owning against the per-token API, in a few sentences, from the estimate's `breakeven` facts."""
+    api = info["api"]
+    r = info["breakeven_requests_per_day"]
+    head = (
+        f"At {requests_per_day:,.0f} requests/day owning costs ${info['own_daily_usd']:,.2f}/day; "
+        f"{api['label']} (${api['input_usd_per_m']:g} in / ${api['output_usd_per_m']:g} out per 1M tokens) "
+        f"would cost ${info['api_daily_usd']:,.2f}/day."
+    )
+    if "never_breaks_even" not in info:  # no instance-backed endpoint to size
+        if r is None:
+            return head + " Owning never breaks even: per request it costs at least as much as the API."
+        return head + f" Owning breaks even at about {r:,.0f} requests/day."
+    own_1k, api_1k = info["own_usd_per_1k_requests_at_full_load"], info["api_usd_per_1k_requests"]
+    servable = info["max_requests_per_day_at_max_capacity"]
+    cap = info["max_instances"]
+    if not info["assumed_load_within_capacity"]:
+        head = head.replace("owning costs", f"owning as configured (at most {cap} instances) costs", 1)
+    parts = [head]
+    if info["never_breaks_even"]:
+        parts.append(
+            f"Owning never breaks even with {info['serving']}: a fully used instance costs ${own_1k:.4g} per "
+            f"1,000 requests, the API ${api_1k:.4g}."
+        )
+        better = [m for m in info["remedies"] if m["breaks_even"]]
+        if better:
+            parts.append(
+                "What would change that: "
+                + "; ".join(
+                    f"{remedy_text(m)} (${m['own_usd_per_1k_requests']:.4g} per 1,000 requests)" for m in better
+                )
+                + f"; or an API priced above ${own_1k:.4g} per 1,000 requests."
+            )
+        else:
+            parts.append(
+                "No cheaper instance type that fits, and no other precision, brings it below the API; an API "
+                f"priced above ${own_1k:.4g} per 1,000 requests would."
+            )
+    else:
+        n = info["breakeven_instances"]
+        text = f"Owning breaks even at about {r:,.0f} requests/day, on {n} instance{'s' if n != 1 else ''}"
+        if n <= cap:
+            text += f", which max_instances ({cap}) allows."
+        else:
+            text += (
+                f": more than max_instances ({cap}) allows (at most about {servable:,.0f} requests/day); "
+                f"raise max_instances to {n} for owning to pay off."
+            )
+        parts.append(text)
+    if not info["assumed_load_within_capacity"]:
+        parts.append(
+            f"The assumed {requests_per_day:,.0f} requests/day is beyond what {cap} instance"
+            f"{'s' if cap != 1 else ''} serve (about {servable:,.0f}/day): owning as configured does not serve "
+            "it, so it is not called cheaper to own."
+        )
+    return " ".join(parts)
+
+
+def remedy_text(m: dict[str, Any]) -> str:
+    if m["kind"] == "instance_type":
+        return f"instance_type {m['value']}"
+    note = f", {m['note']}" if m["note"] else ""
+    return f"precision {m['value']}{note}"
