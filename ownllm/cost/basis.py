@@ -41,6 +41,35 @@ class Scaling(StrEnum):
 
 
 @dataclass(frozen=True)
+class ScheduledAction:
+    """A scalable target's scheduled action as the template declares it."""
+
+    schedule: str
+    min_capacity: int | None
+    max_capacity: int | None
+    timezone: str | None = None
+
+
+class CapacityKind(StrEnum):
+    FIXED = "fixed"  # InitialInstanceCount all week
+    ALTERNATIVES = "alternatives"  # a count an intrinsic chooses at deploy time
+    AUTOSCALING = "autoscaling"  # a scalable target's MinCapacity..MaxCapacity
+    SCHEDULED = "scheduled"  # a scalable target with scheduled actions
+    MANAGED = "managed"  # the variant's ManagedInstanceScaling
+
+
+@dataclass(frozen=True)
+class CapacityRule:
+    """Where a variant's instance bounds come from."""
+
+    kind: CapacityKind
+    low: int
+    high: int
+    target_id: str = ""  # the ScalableTarget that sets them, if one does
+    actions: tuple[ScheduledAction, ...] = ()
+
+
+@dataclass(frozen=True)
 class WeeklyBound:
     """Some hours of the week in which a variant runs between `low` and `high` instances."""
 
@@ -72,7 +101,7 @@ class InstanceHours:
     needed: int  # instances the assumed load needs while traffic arrives
     low_usd: float
     high_usd: float
-    capacity: str  # how the bounds were set (the scalable target, its schedule)
+    capacity: CapacityRule
     weekly: tuple[WeeklyBound, ...] = ()
     scale_to_zero: ScaleToZero | None = None
     notes: Notes = ()
@@ -97,7 +126,7 @@ class ChosenAtDeploy:
     choices: tuple[InstanceChoice, ...]
     min_count: int
     max_count: int
-    capacity: str
+    capacity: CapacityRule
     low_usd: float
     high_usd: float
     notes: Notes = ()

@@ -81,7 +81,7 @@ class Estimator:
                             "variant": plan.variant,
                             "instance_type": plan.instance_type,
                             "scaling": cap.scaling,
-                            "scaling_detail": cap.described,
+                            "scaling_detail": wording.capacity_text(cap.rule),
                             "min_instances": cap.min_count,
                             "max_instances": cap.max_count,
                             "instances_needed": needed,

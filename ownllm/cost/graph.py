@@ -8,12 +8,12 @@ function writes to, how many instances an endpoint variant can run, hour by hour
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ownllm.cost import scaling
 from ownllm.cost.assembly import Stack
-from ownllm.cost.basis import UnreadableVariant, VariantProblem
+from ownllm.cost.basis import CapacityKind, CapacityRule, UnreadableVariant, VariantProblem
 from ownllm.cost.template import branches, checked_number, join_text, literal, refs
 
 
@@ -354,7 +354,7 @@ def _variant_capacity(
                 )
             )
         cap = scaling.capacity_from_target(lo, hi, actions)
-        cap.described = f"ScalableTarget {tid}: " + cap.described
+        cap.rule = replace(cap.rule, target_id=tid)
         ctx.warnings.extend(f"{ctx.stack.name}/{tid}: {n}" for n in cap.notes)
         return cap
     managed = variant.get("ManagedInstanceScaling") or {}
@@ -363,7 +363,7 @@ def _variant_capacity(
         lo = min(_counts(ctx, managed.get("MinInstanceCount"), low_count, lid=eid, prop=f"{cfg}.MinInstanceCount"))
         hi = max(_counts(ctx, managed.get("MaxInstanceCount"), high_count, lid=eid, prop=f"{cfg}.MaxInstanceCount"))
         cap = scaling.capacity_from_target(lo, hi, [])
-        cap.described = f"managed instance scaling {lo}..{hi}"
+        cap.rule = CapacityRule(CapacityKind.MANAGED, lo, hi)
         return cap
     if low_count != high_count:
         return scaling.Capacity.alternatives(low_count, high_count)

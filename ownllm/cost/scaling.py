@@ -13,6 +13,9 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+from ownllm.cost.basis import CapacityKind, CapacityRule
+from ownllm.cost.basis import ScheduledAction as ScheduledAction  # re-exported: the graph builds them here
+
 MINUTES_PER_WEEK = 7 * 24 * 60
 DAY_NAMES = ("MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN")
 # AWS cron day-of-week numbers: 1=SUN .. 7=SAT.
@@ -107,13 +110,15 @@ class Capacity:
     """Floor and ceiling of one variant's instance count across a week."""
 
     segments: list[Segment]
-    scaling: str  # "fixed", "autoscaling", "scheduled"
-    described: str = ""
+    scaling: str  # "fixed", "alternatives", "autoscaling", "scheduled"
+    rule: CapacityRule
     notes: list[str] = field(default_factory=list)
 
     @classmethod
     def fixed(cls, count: int) -> Capacity:
-        return cls([Segment(0, MINUTES_PER_WEEK, count, count)], "fixed", f"{count} instance(s) all week")
+        return cls(
+            [Segment(0, MINUTES_PER_WEEK, count, count)], "fixed", CapacityRule(CapacityKind.FIXED, count, count)
+        )
 
     @classmethod
     def alternatives(cls, low: int, high: int) -> Capacity:
@@ -121,7 +126,7 @@ class Capacity:
         return cls(
             [Segment(0, MINUTES_PER_WEEK, low, high)],
             "alternatives",
-            f"{low} or {high} instance(s) all week, chosen at deploy time",
+            CapacityRule(CapacityKind.ALTERNATIVES, low, high),
         )
 
     @property
@@ -161,14 +166,6 @@ def _split_by_hour(start: int, end: int) -> Iterator[tuple[int, int]]:
         t = nxt
 
 
-@dataclass(frozen=True)
-class ScheduledAction:
-    schedule: str
-    min_capacity: int | None
-    max_capacity: int | None
-    timezone: str | None = None
-
-
 def capacity_from_target(min_capacity: int, max_capacity: int, actions: list[ScheduledAction]) -> Capacity:
     """The weekly floor/ceiling timeline of a scalable target with scheduled actions."""
     notes: list[str] = []
@@ -183,7 +180,7 @@ def capacity_from_target(min_capacity: int, max_capacity: int, actions: list[Sch
         cap = Capacity(
             [Segment(0, MINUTES_PER_WEEK, min_capacity, max(min_capacity, max_capacity))],
             "autoscaling",
-            f"autoscaling {min_capacity}..{max_capacity}",
+            CapacityRule(CapacityKind.AUTOSCALING, min_capacity, max_capacity),
             notes,
         )
         return cap
@@ -209,12 +206,5 @@ def capacity_from_target(min_capacity: int, max_capacity: int, actions: list[Sch
         t = minute
     if t < MINUTES_PER_WEEK:
         segments.append(Segment(t, MINUTES_PER_WEEK, low, high))
-    zones = sorted({a.timezone for a in actions if a.timezone})
-    described = "scheduled actions " + "; ".join(
-        f"{a.schedule} -> {a.min_capacity if a.min_capacity is not None else '='}.."
-        f"{a.max_capacity if a.max_capacity is not None else '='}"
-        for a in actions
-    )
-    if zones:
-        described += f" ({', '.join(zones)})"
-    return Capacity(segments, "scheduled", described, notes)
+    rule = CapacityRule(CapacityKind.SCHEDULED, min_capacity, max_capacity, actions=tuple(actions))
+    return Capacity(segments, "scheduled", rule, notes)

@@ -15,6 +15,8 @@ from ownllm.cost.basis import (
     ApiKind,
     ApiRequests,
     Basis,
+    CapacityKind,
+    CapacityRule,
     ChosenAtDeploy,
     DataProcessed,
     DataTransferOut,
@@ -184,7 +186,7 @@ def basis_text(basis: Basis) -> str:
         case ChosenAtDeploy():
             types = ", ".join(f"{c.instance_type} ({price_text(c.hourly_usd)}/h)" for c in basis.choices)
             return (
-                f"chosen at deploy time: {types}; {basis.min_count}..{basis.max_count} instances ({basis.capacity}); "
+                f"chosen at deploy time: {types}; {basis.min_count}..{basis.max_count} instances ({capacity_text(basis.capacity)}); "
                 f"range {usd(basis.low_usd)}..{usd(basis.high_usd)}/day, counted at the top of the range"
             ) + notes_text(basis.notes)
         case DataProcessed():
@@ -263,7 +265,7 @@ def _instance_hours(b: InstanceHours) -> str:
     elif b.scaling is Scaling.AUTOSCALING:
         extra = max(0, min(b.needed, b.max_count) - b.min_count)
         text = (
-            f"expected {b.hours_per_day / 24:g} x {rate} x 24 h ({b.capacity}: min {b.min_count} all day"
+            f"expected {b.hours_per_day / 24:g} x {rate} x 24 h ({capacity_text(b.capacity)}: min {b.min_count} all day"
             + (
                 f" + {extra} more for the assumed load ({b.needed} needed)"
                 if extra
@@ -274,7 +276,7 @@ def _instance_hours(b: InstanceHours) -> str:
     elif b.scaling is Scaling.SCHEDULED:
         text = (
             f"{rate} x {b.hours_per_day:.2f} instance-h/day, the weekly average of: {_weekly(b.weekly)} "
-            f"({b.capacity}; the assumed load needs {b.needed} while traffic arrives); "
+            f"({capacity_text(b.capacity)}; the assumed load needs {b.needed} while traffic arrives); "
             f"range {usd(b.low_usd)}..{usd(b.high_usd)}/day"
         )
     else:
@@ -284,6 +286,30 @@ def _instance_hours(b: InstanceHours) -> str:
     if b.over_capacity:
         text += f"; CAPACITY: the load needs {b.needed} instances, at most {b.max_count} can run"
     return text + notes_text(b.notes)
+
+
+def capacity_text(rule: CapacityRule) -> str:
+    """Where a variant's instance bounds come from, e.g. 'ScalableTarget T: autoscaling 1..2'."""
+    if rule.kind is CapacityKind.FIXED:
+        text = f"{rule.low} instance(s) all week"
+    elif rule.kind is CapacityKind.ALTERNATIVES:
+        text = f"{rule.low} or {rule.high} instance(s) all week, chosen at deploy time"
+    elif rule.kind is CapacityKind.AUTOSCALING:
+        text = f"autoscaling {rule.low}..{rule.high}"
+    elif rule.kind is CapacityKind.SCHEDULED:
+        text = "scheduled actions " + "; ".join(
+            f"{a.schedule} -> {'=' if a.min_capacity is None else a.min_capacity}.."
+            f"{'=' if a.max_capacity is None else a.max_capacity}"
+            for a in rule.actions
+        )
+        zones = sorted({a.timezone for a in rule.actions if a.timezone})
+        if zones:
+            text += f" ({', '.join(zones)})"
+    elif rule.kind is CapacityKind.MANAGED:
+        text = f"managed instance scaling {rule.low}..{rule.high}"
+    else:
+        assert_never(rule.kind)
+    return f"ScalableTarget {rule.target_id}: {text}" if rule.target_id else text
 
 
 def _weekly(bounds: tuple[WeeklyBound, ...]) -> str:

@@ -18,6 +18,8 @@ from ownllm.cost.basis import (
     ApiKind,
     ApiRequests,
     Basis,
+    CapacityKind,
+    CapacityRule,
     ChosenAtDeploy,
     DataProcessed,
     DataTransferOut,
@@ -45,6 +47,7 @@ from ownllm.cost.basis import (
     Recorded,
     ScaleToZero,
     Scaling,
+    ScheduledAction,
     ScheduledInvocations,
     StageCache,
     Trigger,
@@ -60,14 +63,15 @@ from ownllm.cost.basis import (
 from ownllm.cost.diff import diff_estimates, markdown_diff
 from ownllm.cost.estimate import estimate_cdk_out
 from ownllm.cost.model import Estimate, Item
-from ownllm.cost.wording import NO_CHARGE, UNPRICED, VARIANT_PROBLEMS, basis_text
+from ownllm.cost.wording import NO_CHARGE, UNPRICED, VARIANT_PROBLEMS, basis_text, capacity_text
 from ownllm.settings import Settings, read_recorded_settings
 
 from .golden.synths import VARIANTS, read_bundle, unpack
 
 ESTIMATED = PriceNote(NoteKind.ESTIMATED)
 FROM_US_EAST_1 = PriceNote(NoteKind.OTHER_REGION, "us-east-1", "ap-southeast-2")
-AUTOSCALING_1_2 = "ScalableTarget AutoscalingTargetBAE9E297: autoscaling 1..2"
+TARGET = "AutoscalingTargetBAE9E297"
+AUTOSCALING_1_2 = CapacityRule(CapacityKind.AUTOSCALING, 1, 2, TARGET)
 
 
 DEFAULT_VARIANT = InstanceHours(
@@ -104,7 +108,7 @@ SENTENCES: list[tuple[Basis, str]] = [
     ),
     (
         _hours(Scaling.AUTOSCALING),
-        f"expected 1 x ml.g5.2xlarge x $1.515/h x 24 h ({AUTOSCALING_1_2}: min 1 all day; the assumed load needs 1); "
+        "expected 1 x ml.g5.2xlarge x $1.515/h x 24 h (ScalableTarget AutoscalingTargetBAE9E297: autoscaling 1..2: min 1 all day; the assumed load needs 1); "
         "range 1..2 instances = $36.36..$72.72/day",
     ),
     (
@@ -112,7 +116,7 @@ SENTENCES: list[tuple[Basis, str]] = [
             Scaling.AUTOSCALING,
             min_count=0,
             low_usd=0.0,
-            capacity="ScalableTarget AutoscalingTargetBAE9E297: autoscaling 0..2",
+            capacity=CapacityRule(CapacityKind.AUTOSCALING, 0, 2, TARGET),
             scale_to_zero=ScaleToZero(1.0, 450.0, 15.0, 10.0),
         ),
         "expected 1 x ml.g5.2xlarge x $1.515/h x 24 h (ScalableTarget AutoscalingTargetBAE9E297: autoscaling 0..2: "
@@ -124,7 +128,13 @@ SENTENCES: list[tuple[Basis, str]] = [
             Scaling.SCHEDULED,
             max_count=4,
             high_usd=75.32,
-            capacity="ScalableTarget T: scheduled actions cron(0 8 ? * MON-FRI *) -> 1..4 (Europe/Berlin)",
+            capacity=CapacityRule(
+                CapacityKind.SCHEDULED,
+                1,
+                2,
+                "T",
+                (ScheduledAction("cron(0 8 ? * MON-FRI *)", 1, 4, "Europe/Berlin"),),
+            ),
             weekly=(WeeklyBound(1, 4, 60.0), WeeklyBound(1, 1, 108.0)),
         ),
         "ml.g5.2xlarge x $1.515/h x 24.00 instance-h/day, the weekly average of: 1..4 for 60 h/week, 1 for 108 h/week "
@@ -136,7 +146,7 @@ SENTENCES: list[tuple[Basis, str]] = [
             (InstanceChoice("ml.g5.2xlarge", 1.515), InstanceChoice("ml.g5.4xlarge", 2.03)),
             1,
             1,
-            "1 instance(s) all week",
+            CapacityRule(CapacityKind.FIXED, 1, 1),
             36.36,
             48.72,
             (ESTIMATED, FROM_US_EAST_1, ESTIMATED),
@@ -284,6 +294,34 @@ def test_each_basis_kind_reads_as_the_sentence_the_bill_always_printed(basis: Ba
 
 def test_every_basis_kind_has_a_worded_example() -> None:
     assert {b.kind for b, _ in SENTENCES} == set(KINDS)
+
+
+@pytest.mark.parametrize(
+    ("rule", "text"),
+    [
+        (CapacityRule(CapacityKind.FIXED, 2, 2), "2 instance(s) all week"),
+        (CapacityRule(CapacityKind.ALTERNATIVES, 1, 2), "1 or 2 instance(s) all week, chosen at deploy time"),
+        (AUTOSCALING_1_2, "ScalableTarget AutoscalingTargetBAE9E297: autoscaling 1..2"),
+        (CapacityRule(CapacityKind.MANAGED, 0, 3), "managed instance scaling 0..3"),
+        (
+            CapacityRule(
+                CapacityKind.SCHEDULED,
+                1,
+                4,
+                "T",
+                (
+                    ScheduledAction("cron(0 8 ? * MON-FRI *)", 1, None, "Europe/Paris"),
+                    ScheduledAction("cron(0 20 ? * MON-FRI *)", None, 1, "Europe/Berlin"),
+                ),
+            ),
+            "ScalableTarget T: scheduled actions cron(0 8 ? * MON-FRI *) -> 1..=; cron(0 20 ? * MON-FRI *) -> =..1 "
+            "(Europe/Berlin, Europe/Paris)",
+        ),
+    ],
+    ids=["fixed", "alternatives", "autoscaling", "managed", "scheduled"],
+)
+def test_where_the_instance_bounds_come_from_is_worded_by_kind(rule: CapacityRule, text: str) -> None:
+    assert capacity_text(rule) == text
 
 
 def test_every_fixed_reason_has_its_own_words() -> None:

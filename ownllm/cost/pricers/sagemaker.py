@@ -157,7 +157,7 @@ def _instances_item(
         needed=needed,
         low_usd=usage_part.min_daily_usd,
         high_usd=usage_part.max_daily_usd,
-        capacity=cap.described,
+        capacity=cap.rule,
         weekly=tuple(WeeklyBound(low, high, h) for low, high, h in cap.weekly_bounds()),
         scale_to_zero=None
         if wake is None
@@ -188,7 +188,7 @@ def _alternatives_item(
         choices=tuple(InstanceChoice(t, p.usd) for t, p, _ in priced),
         min_count=cap.min_count,
         max_count=cap.max_count,
-        capacity=cap.described,
+        capacity=cap.rule,
         low_usd=low,
         high_usd=high,
         notes=tuple(n for _, _, n in priced if n is not None),
