@@ -445,6 +445,40 @@ Basis = (
 KINDS: dict[str, type[Basis]] = {cls.kind: cls for cls in get_args(Basis)}
 
 
+# ----- what reading a template warns about ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UnaveragedSchedule:
+    """A schedule that fires a function but does not repeat weekly."""
+
+    stack: str
+    function_id: str
+    expression: str
+
+
+@dataclass(frozen=True)
+class InvertedBounds:
+    """A scalable target whose MinCapacity is above its MaxCapacity."""
+
+    stack: str
+    target_id: str
+    low: int
+    high: int
+
+
+@dataclass(frozen=True)
+class IgnoredAction:
+    """A scheduled action whose schedule has no weekly average; `reason` is the parser's message."""
+
+    stack: str
+    target_id: str
+    reason: str
+
+
+TemplateWarning = UnaveragedSchedule | InvertedBounds | IgnoredAction
+
+
 # ----- JSON form -----------------------------------------------------------------------------
 
 

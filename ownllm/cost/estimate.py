@@ -206,7 +206,7 @@ def estimate_assembly(assembly: Assembly, settings: Settings, catalog: Catalog, 
         "beyond_capacity": [servable is not None and r > servable * (1 + 1e-9) for r in points],
     }
 
-    warnings = [w for ctx in estimator.contexts for w in ctx.warnings]
+    warnings = [wording.warning_text(w) for ctx in estimator.contexts for w in ctx.warnings]
     for row in capacity:
         where = f"{row['stack']}/{row['endpoint']} ({row['instance_type']})"
         if not row["serves_assumed_load"]:

@@ -13,7 +13,16 @@ from typing import Any
 
 from ownllm.cost import scaling
 from ownllm.cost.assembly import Stack
-from ownllm.cost.basis import CapacityKind, CapacityRule, UnreadableVariant, VariantProblem
+from ownllm.cost.basis import (
+    CapacityKind,
+    CapacityRule,
+    IgnoredAction,
+    InvertedBounds,
+    TemplateWarning,
+    UnaveragedSchedule,
+    UnreadableVariant,
+    VariantProblem,
+)
 from ownllm.cost.template import branches, checked_number, join_text, literal, refs
 
 
@@ -50,7 +59,7 @@ class StackGraph:
     endpoint_log_group: dict[str, str] = field(default_factory=dict)  # endpoint id -> log group id
     endpoint_plans: dict[str, list[VariantPlan]] = field(default_factory=dict)
     used_configs: set[str] = field(default_factory=set)
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[TemplateWarning] = field(default_factory=list)
 
     @property
     def region(self) -> str:
@@ -147,10 +156,7 @@ def link(ctx: StackGraph) -> None:
         for fid in hit:
             if per_day is None:
                 ctx.unknown_schedules[fid] = str(expression)
-                ctx.warnings.append(
-                    f"{ctx.stack.name}/{fid}: schedule {expression!r} cannot be averaged over a week; "
-                    "its invocations are unknown"
-                )
+                ctx.warnings.append(UnaveragedSchedule(ctx.stack.name, fid, str(expression)))
             else:
                 ctx.scheduled_lambdas[fid] = ctx.scheduled_lambdas.get(fid, 0.0) + per_day
 
@@ -332,10 +338,7 @@ def _variant_capacity(
         lo = min(_counts(ctx, p.get("MinCapacity"), low_count, lid=tid, prop="MinCapacity"))
         hi = max(_counts(ctx, p.get("MaxCapacity"), high_count, lid=tid, prop="MaxCapacity"))
         if lo > hi:
-            ctx.warnings.append(
-                f"{ctx.stack.name}/{tid}: MinCapacity {lo} is above MaxCapacity {hi}, which Application Auto "
-                f"Scaling refuses; priced as {lo} instances"
-            )
+            ctx.warnings.append(InvertedBounds(ctx.stack.name, tid, lo, hi))
         actions = []
         for n, a in enumerate(p.get("ScheduledActions") or []):
             target_action = a.get("ScalableTargetAction") or {}
@@ -355,7 +358,7 @@ def _variant_capacity(
             )
         cap = scaling.capacity_from_target(lo, hi, actions)
         cap.rule = replace(cap.rule, target_id=tid)
-        ctx.warnings.extend(f"{ctx.stack.name}/{tid}: {n}" for n in cap.notes)
+        ctx.warnings.extend(IgnoredAction(ctx.stack.name, tid, reason) for reason in cap.ignored_actions)
         return cap
     managed = variant.get("ManagedInstanceScaling") or {}
     if ctx.literal(managed.get("Status")) == "ENABLED":

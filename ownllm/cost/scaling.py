@@ -112,7 +112,7 @@ class Capacity:
     segments: list[Segment]
     scaling: str  # "fixed", "alternatives", "autoscaling", "scheduled"
     rule: CapacityRule
-    notes: list[str] = field(default_factory=list)
+    ignored_actions: list[str] = field(default_factory=list)  # why each was left out (ScheduleError)
 
     @classmethod
     def fixed(cls, count: int) -> Capacity:
@@ -168,20 +168,20 @@ def _split_by_hour(start: int, end: int) -> Iterator[tuple[int, int]]:
 
 def capacity_from_target(min_capacity: int, max_capacity: int, actions: list[ScheduledAction]) -> Capacity:
     """The weekly floor/ceiling timeline of a scalable target with scheduled actions."""
-    notes: list[str] = []
+    ignored: list[str] = []
     events: list[tuple[int, int, ScheduledAction]] = []
     for order, action in enumerate(actions):
         try:
             for minute in cron_minutes_of_week(action.schedule):
                 events.append((minute, order, action))
         except ScheduleError as exc:
-            notes.append(f"scheduled action ignored: {exc}")
+            ignored.append(str(exc))
     if not events:
         cap = Capacity(
             [Segment(0, MINUTES_PER_WEEK, min_capacity, max(min_capacity, max_capacity))],
             "autoscaling",
             CapacityRule(CapacityKind.AUTOSCALING, min_capacity, max_capacity),
-            notes,
+            ignored,
         )
         return cap
     events.sort(key=lambda e: (e[0], e[1]))
@@ -207,4 +207,4 @@ def capacity_from_target(min_capacity: int, max_capacity: int, actions: list[Sch
     if t < MINUTES_PER_WEEK:
         segments.append(Segment(t, MINUTES_PER_WEEK, low, high))
     rule = CapacityRule(CapacityKind.SCHEDULED, min_capacity, max_capacity, actions=tuple(actions))
-    return Capacity(segments, "scheduled", rule, notes)
+    return Capacity(segments, "scheduled", rule, ignored)

@@ -24,8 +24,10 @@ from ownllm.cost.basis import (
     Fee,
     FilterMetrics,
     FunctionUsage,
+    IgnoredAction,
     ImplicitGroup,
     InstanceHours,
+    InvertedBounds,
     Invocation,
     LogSource,
     LogVolume,
@@ -46,7 +48,9 @@ from ownllm.cost.basis import (
     Scaling,
     ScheduledInvocations,
     StageCache,
+    TemplateWarning,
     Trigger,
+    UnaveragedSchedule,
     UnknownSchedule,
     Unpriced,
     UnpricedReason,
@@ -429,6 +433,25 @@ def _named(source: str) -> str:
 
 PREQUANTIZED_NOTE = "a checkpoint quantized ahead of time (AWQ/GPTQ)"
 ESTIMATED_PRICES_WARNING = "some lines use catalog figures marked 'estimate'; run `ownllm prices refresh` to confirm"
+
+
+def warning_text(w: TemplateWarning) -> str:
+    """What reading a template found that the estimate cannot price as written."""
+    match w:
+        case UnaveragedSchedule():
+            return (
+                f"{w.stack}/{w.function_id}: schedule {w.expression!r} cannot be averaged over a week; "
+                "its invocations are unknown"
+            )
+        case InvertedBounds():
+            return (
+                f"{w.stack}/{w.target_id}: MinCapacity {w.low} is above MaxCapacity {w.high}, which Application Auto "
+                f"Scaling refuses; priced as {w.low} instances"
+            )
+        case IgnoredAction():
+            return f"{w.stack}/{w.target_id}: scheduled action ignored: {w.reason}"
+        case _:
+            assert_never(w)
 
 
 def over_capacity_warning(where: str, needed: int, max_instances: int) -> str:

@@ -38,7 +38,7 @@ def test_schedules_that_do_not_repeat_weekly_are_refused(expr):
 def test_an_unparseable_action_is_noted_and_the_plain_bounds_remain():
     cap = capacity_from_target(1, 3, [ScheduledAction("rate(5 minutes)", 2, 2)])
     assert (cap.min_count, cap.max_count) == (1, 3)
-    assert cap.notes and "ignored" in cap.notes[0]
+    assert cap.ignored_actions == ["'rate(5 minutes)' is not a cron() expression (at() and rate() are not weekly)"]
 
 
 def test_the_state_at_monday_midnight_is_what_friday_evening_left():

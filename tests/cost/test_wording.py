@@ -27,9 +27,11 @@ from ownllm.cost.basis import (
     Fee,
     FilterMetrics,
     FunctionUsage,
+    IgnoredAction,
     ImplicitGroup,
     InstanceChoice,
     InstanceHours,
+    InvertedBounds,
     Invocation,
     LogSource,
     LogVolume,
@@ -50,7 +52,9 @@ from ownllm.cost.basis import (
     ScheduledAction,
     ScheduledInvocations,
     StageCache,
+    TemplateWarning,
     Trigger,
+    UnaveragedSchedule,
     UnknownSchedule,
     Unpriced,
     UnpricedReason,
@@ -63,7 +67,7 @@ from ownllm.cost.basis import (
 from ownllm.cost.diff import diff_estimates, markdown_diff
 from ownllm.cost.estimate import estimate_cdk_out
 from ownllm.cost.model import Estimate, Item
-from ownllm.cost.wording import NO_CHARGE, UNPRICED, VARIANT_PROBLEMS, basis_text, capacity_text
+from ownllm.cost.wording import NO_CHARGE, UNPRICED, VARIANT_PROBLEMS, basis_text, capacity_text, warning_text
 from ownllm.settings import Settings, read_recorded_settings
 
 from .golden.synths import VARIANTS, read_bundle, unpack
@@ -322,6 +326,30 @@ def test_every_basis_kind_has_a_worded_example() -> None:
 )
 def test_where_the_instance_bounds_come_from_is_worded_by_kind(rule: CapacityRule, text: str) -> None:
     assert capacity_text(rule) == text
+
+
+@pytest.mark.parametrize(
+    ("warning", "text"),
+    [
+        (
+            UnaveragedSchedule("S", "Report1A2B3C4D", "rate(five minutes)"),
+            "S/Report1A2B3C4D: schedule 'rate(five minutes)' cannot be averaged over a week; its invocations are "
+            "unknown",
+        ),
+        (
+            InvertedBounds("S", "Target1A2B", 3, 2),
+            "S/Target1A2B: MinCapacity 3 is above MaxCapacity 2, which Application Auto Scaling refuses; priced as 3 "
+            "instances",
+        ),
+        (
+            IgnoredAction("S", "Target1A2B", "'MON#1' depends on the month (L, W or #), not the week"),
+            "S/Target1A2B: scheduled action ignored: 'MON#1' depends on the month (L, W or #), not the week",
+        ),
+    ],
+    ids=["unaveraged-schedule", "inverted-bounds", "ignored-action"],
+)
+def test_what_reading_a_template_warns_about_is_worded_by_kind(warning: TemplateWarning, text: str) -> None:
+    assert warning_text(warning) == text
 
 
 def test_every_fixed_reason_has_its_own_words() -> None:
