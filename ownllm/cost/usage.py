@@ -11,6 +11,7 @@ from dataclasses import dataclass, fields, replace
 from typing import TYPE_CHECKING, Any
 
 from ownllm.capacity import CALIBRATED, LAMBDA_OVERHEAD_S, Figure
+from ownllm.cost import wording
 
 if TYPE_CHECKING:
     from ownllm.settings import ActiveHours, Settings
@@ -92,8 +93,6 @@ class Usage:
         return replace(self, requests_per_day=requests_per_day)
 
     def to_dict(self) -> dict[str, Any]:
-        from ownllm.cost import wording  # imported here: wording reads this module's constants
-
         d: dict[str, Any] = {}
         for f in fields(self):
             if f.name == "schedule":

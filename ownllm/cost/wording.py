@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, assert_never
 
-from ownllm.capacity import CALIBRATED, MODEL
 from ownllm.cost.basis import (
     AlarmMetrics,
     AlarmResolution,
@@ -58,7 +57,6 @@ from ownllm.cost.basis import (
     VariantProblem,
     WeeklyBound,
 )
-from ownllm.cost.usage import BYTES_PER_TOKEN, ENVELOPE_BYTES
 
 if TYPE_CHECKING:
     from ownllm.cost.usage import ServingFigures, Usage
@@ -407,6 +405,8 @@ def serving_lines(serving: ServingFigures | None) -> list[str]:
 
 def assumption_lines(u: Usage) -> list[str]:
     """The assumptions, one sentence each, for every report."""
+    from ownllm.cost.usage import BYTES_PER_TOKEN, ENVELOPE_BYTES  # here: the bill's words import light
+
     return [
         f"{u.requests_per_day:,.0f} requests/day, arriving {active_window(u)}",
         f"{u.avg_input_tokens:,} input + {u.avg_output_tokens:,} output tokens per request (average)",
@@ -426,6 +426,8 @@ def assumption_lines(u: Usage) -> list[str]:
 
 def _named(source: str) -> str:
     """A source for a report line: "model: ..." as is, a setting's name as calibrated."""
+    from ownllm.capacity import CALIBRATED, MODEL
+
     return source if source.startswith(f"{MODEL}:") else f"{CALIBRATED}: {source} (ownllm bench --calibrate)"
 
 
