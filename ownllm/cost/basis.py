@@ -518,8 +518,14 @@ def _typed(hint: Any, value: Any) -> Any:
     if isinstance(hint, type) and issubclass(hint, Enum):
         return hint(value)
     if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+        if not isinstance(value, dict):
+            raise ValueError(f"basis_facts {hint.__name__} is not an object: {value!r}")
+        names = [f.name for f in dataclasses.fields(hint)]
+        missing = [n for n in names if n not in value]
+        if missing:
+            raise ValueError(f"basis_facts {hint.__name__} lacks {', '.join(missing)}")
         hints = get_type_hints(hint)
-        return hint(**{f.name: _typed(hints[f.name], value[f.name]) for f in dataclasses.fields(hint) if f.init})
+        return hint(**{n: _typed(hints[n], value[n]) for n in names})
     if hint is float:
         return float(value)
     if hint is int or hint is str:

@@ -64,7 +64,7 @@ from ownllm.cost.basis import (
     from_facts,
     to_facts,
 )
-from ownllm.cost.diff import diff_estimates, markdown_diff
+from ownllm.cost.diff import EstimateFileError, diff_estimates, markdown_diff, read_estimate_file
 from ownllm.cost.estimate import estimate_cdk_out
 from ownllm.cost.model import Estimate, Item
 from ownllm.cost.wording import NO_CHARGE, UNPRICED, VARIANT_PROBLEMS, basis_text, capacity_text, warning_text
@@ -396,6 +396,17 @@ def test_a_line_from_a_file_written_before_facts_were_kept_loads_with_its_senten
         Recorded("no pricer for AWS::Foo::Bar"),
         "no pricer for AWS::Foo::Bar",
     )
+
+
+def test_an_estimate_file_whose_facts_lack_a_field_is_refused_in_one_line_naming_it(tmp_path: Path) -> None:
+    est = Estimate([_item(DEFAULT_VARIANT)], "us-east-1", "settings.region", "2026-11", {})
+    doc = est.to_dict()
+    del doc["items"][0]["basis_facts"]["hourly_usd"]
+    path = tmp_path / "cost-estimate.json"
+    path.write_text(json.dumps(doc))
+    with pytest.raises(EstimateFileError) as info:
+        read_estimate_file(path)
+    assert str(info.value) == f"{path}: not an ownllm cost estimate (basis_facts InstanceHours lacks hourly_usd)"
 
 
 def _golden_estimate(name: str, tmp_path: Path) -> Estimate:
