@@ -208,11 +208,10 @@ def estimate_assembly(assembly: Assembly, settings: Settings, catalog: Catalog, 
 
     warnings = [wording.warning_text(w) for ctx in estimator.contexts for w in ctx.warnings]
     for row in capacity:
-        where = f"{row['stack']}/{row['endpoint']} ({row['instance_type']})"
         if not row["serves_assumed_load"]:
-            warnings.append(wording.over_capacity_warning(where, row["instances_needed"], row["max_instances"]))
+            warnings.append(wording.over_capacity_warning(row))
         if row["model_fits"] is False:
-            warnings.append(f"{where}: {row['fit_problem']}")
+            warnings.append(wording.fit_warning(row))
     for ctx in estimator.contexts:
         if ctx.fallbacks:
             warnings.append(

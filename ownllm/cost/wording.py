@@ -456,11 +456,21 @@ def warning_text(w: TemplateWarning) -> str:
             assert_never(w)
 
 
-def over_capacity_warning(where: str, needed: int, max_instances: int) -> str:
+def _endpoint(row: dict[str, Any]) -> str:
+    return f"{row['stack']}/{row['endpoint']} ({row['instance_type']})"
+
+
+def over_capacity_warning(row: dict[str, Any]) -> str:
+    """For a capacity row whose variant cannot run the instances the assumed load needs."""
     return (
-        f"{where}: the assumed load needs {needed} instances but at most "
-        f"{max_instances} can run; raise max_instances or instance_tokens_per_s if measured"
+        f"{_endpoint(row)}: the assumed load needs {row['instances_needed']} instances but at most "
+        f"{row['max_instances']} can run; raise max_instances or instance_tokens_per_s if measured"
     )
+
+
+def fit_warning(row: dict[str, Any]) -> str:
+    """For a capacity row whose model does not fit its instance; the problem is the capacity module's message."""
+    return f"{_endpoint(row)}: {row['fit_problem']}"
 
 
 def fallback_warning(stack: str, items: list[str], price_region: str, stack_region: str) -> str:

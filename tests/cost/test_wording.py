@@ -67,7 +67,20 @@ from ownllm.cost.basis import (
 from ownllm.cost.diff import EstimateFileError, diff_estimates, markdown_diff, read_estimate_file
 from ownllm.cost.estimate import estimate_cdk_out
 from ownllm.cost.model import Estimate, Item
-from ownllm.cost.wording import NO_CHARGE, UNPRICED, VARIANT_PROBLEMS, basis_text, capacity_text, warning_text
+from ownllm.cost.usage import Usage, usage_from_settings
+from ownllm.cost.wording import (
+    NO_CHARGE,
+    UNPRICED,
+    VARIANT_PROBLEMS,
+    active_window,
+    assumption_lines,
+    basis_text,
+    capacity_text,
+    fallback_warning,
+    fit_warning,
+    over_capacity_warning,
+    warning_text,
+)
 from ownllm.settings import Settings, read_recorded_settings
 
 from .golden.synths import VARIANTS, read_bundle, unpack
@@ -432,3 +445,48 @@ def test_pricers_hand_over_facts_never_sentences(name: str, tmp_path: Path) -> N
     kinds = tuple(cls for cls in KINDS.values() if cls is not Recorded)
     wrong = [(i.logical_id, type(i.basis).__name__) for i in est.items if not isinstance(i.basis, kinds)]
     assert wrong == []
+
+
+ROW = {"stack": "OwnLlm", "endpoint": "Endpoint", "instance_type": "ml.g5.2xlarge", "instances_needed": 7}
+
+
+def test_a_load_beyond_max_instances_is_warned_with_the_endpoint_and_both_counts() -> None:
+    assert over_capacity_warning(ROW | {"max_instances": 2}) == (
+        "OwnLlm/Endpoint (ml.g5.2xlarge): the assumed load needs 7 instances but at most 2 can run; raise "
+        "max_instances or instance_tokens_per_s if measured"
+    )
+
+
+def test_a_model_that_does_not_fit_is_warned_with_the_capacity_modules_message() -> None:
+    assert fit_warning(ROW | {"fit_problem": "needs 140 GiB of GPU memory"}) == (
+        "OwnLlm/Endpoint (ml.g5.2xlarge): needs 140 GiB of GPU memory"
+    )
+
+
+def test_prices_from_another_region_are_warned_once_per_stack() -> None:
+    assert fallback_warning("OwnLlm", ["kms.key", "logs.ingestion"], "us-east-1", "ap-southeast-2") == (
+        "OwnLlm: kms.key, logs.ingestion priced at us-east-1 rates (the catalog has none for ap-southeast-2)"
+    )
+
+
+def test_the_assumptions_say_when_requests_arrive_and_how_each_speed_was_reached(settings) -> None:
+    """Business hours 08:00-20:00 Mon-Fri = 60 h/week; 192 / 40 tokens/s + 0.2 s = 5.00 s in the Lambda."""
+    usage = usage_from_settings(settings(active_hours="08:00-20:00", timezone="Europe/Berlin"))
+    lines = assumption_lines(usage)
+    assert lines[:4] == [
+        "1,000 requests/day, arriving evenly over 08:00-20:00 MON,TUE,WED,THU,FRI (Europe/Berlin), 60 h/week "
+        "(settings.active_hours)",
+        "500 input + 192 output tokens per request (average)",
+        "40 tokens/s per request (calibrated: settings.generation_tokens_per_s (ownllm bench --calibrate)), so a "
+        "request takes 192 / 40 + 0.2 s overhead = 5.00 s in the Lambda",
+        "instance throughput 320 output tokens/s (calibrated: settings.instance_tokens_per_s (ownllm bench "
+        "--calibrate))",
+    ]
+    assert (lines[-1], usage.to_dict()["active_window"]) == (
+        "on-demand prices, no free tier, no savings plan",
+        "evenly over 08:00-20:00 MON,TUE,WED,THU,FRI (Europe/Berlin), 60 h/week (settings.active_hours)",
+    )
+
+
+def test_without_active_hours_requests_arrive_all_week() -> None:
+    assert active_window(Usage(1000, 500, 192, 40.0, 320.0, "test")) == "24 h a day, 7 days a week"
