@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.metadata
 import shutil
 from collections.abc import Mapping, Sequence
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import cast
 
 import jsii
@@ -29,9 +29,10 @@ from constructs import Construct
 
 from ownllm.artifacts import ModelArtifacts
 from ownllm.forwarder import (
-    ASGI_SERVER_DISTRIBUTIONS,
+    BUNDLED_DISTRIBUTIONS,
     WEB_ADAPTER_HANDLER,
     WEB_ADAPTER_LAYER,
+    bundled,
     forwarder_environment,
     forwarder_module,
     web_adapter_environment,
@@ -44,11 +45,10 @@ from stacks.serving import ServingEndpoint
 LAMBDA_DIR = Path(__file__).resolve().parent.parent / "lambda"
 FORWARDER_CODE = LAMBDA_DIR / "forwarder"
 AUTHORIZER_CODE = LAMBDA_DIR / "authorizer"
-# The newest Python runtime of aws-cdk-lib 2.275, and the public Powertools v3 layer built
-# for it (account 017000801446 publishes it in every commercial region).
+# The newest Python runtime of aws-cdk-lib 2.275. The forwarder brings its own Powertools and
+# botocore (ownllm.forwarder.BUNDLED_DISTRIBUTIONS), so no Powertools layer and not the runtime's botocore.
 RUNTIME = lambda_.Runtime.PYTHON_3_14
 ARCHITECTURE = lambda_.Architecture.ARM_64  # 20% cheaper per GB-s than x86_64
-POWERTOOLS_LAYER = "arn:{partition}:lambda:{region}:017000801446:layer:AWSLambdaPowertoolsPythonV3-python314-arm64:27"
 STAGE = "prod"
 # The OpenAI routes that may stream (lambda/forwarder/main.py STREAM_ROUTES, under /v1; main.py
 # cannot be imported at synth, so test_streaming_api.py reads it from the asset and compares):
@@ -143,7 +143,8 @@ class SitePackagesBundler:
 
 def distribution_files(name: str) -> list[tuple[Path, Path]]:
     """(path inside site-packages, file) for each importable file of an installed distribution
-    and its .dist-info; console scripts (outside site-packages) and byte code are left out."""
+    and its .dist-info; console scripts (outside site-packages), byte code and what the function
+    never loads (ownllm.forwarder.bundled: most of botocore's service models) are left out."""
     try:
         dist = importlib.metadata.distribution(name)
     except importlib.metadata.PackageNotFoundError:
@@ -155,6 +156,8 @@ def distribution_files(name: str) -> list[tuple[Path, Path]]:
     for entry in dist.files or ():
         relative = Path(str(entry))
         if relative.parts[0] == ".." or "__pycache__" in relative.parts or relative.suffix == ".pyc":
+            continue
+        if not bundled(PurePosixPath(relative.as_posix())):
             continue
         files.append((relative, Path(str(dist.locate_file(entry)))))
     return files
@@ -184,12 +187,12 @@ class Forwarder(LoggedFunction):
             code_path=code_path,
             code=lambda_.Code.from_asset(
                 str(code_path),
-                # The hash of what is bundled, so a new uvicorn (or h11, click) is a new asset.
+                # The hash of what is bundled, so a new uvicorn, botocore or Powertools is a new asset.
                 asset_hash_type=AssetHashType.OUTPUT,
                 bundling=BundlingOptions(
                     # Never pulled: the local bundler always succeeds (CDK requires an image).
                     image=DockerImage.from_registry("public.ecr.aws/lambda/python:3.14"),
-                    local=SitePackagesBundler(code_path, ASGI_SERVER_DISTRIBUTIONS),
+                    local=SitePackagesBundler(code_path, BUNDLED_DISTRIBUTIONS),
                 ),
             ),
             handler=WEB_ADAPTER_HANDLER,
@@ -203,9 +206,6 @@ class Forwarder(LoggedFunction):
             timeout=Duration.seconds(s.function_timeout_s),
             tracing=lambda_.Tracing.ACTIVE,
             layers=[
-                lambda_.LayerVersion.from_layer_version_arn(
-                    scope, f"{id}Powertools", POWERTOOLS_LAYER.format(partition=Aws.PARTITION, region=Aws.REGION)
-                ),
                 lambda_.LayerVersion.from_layer_version_arn(
                     scope, f"{id}WebAdapter", WEB_ADAPTER_LAYER.format(partition=Aws.PARTITION, region=Aws.REGION)
                 ),
