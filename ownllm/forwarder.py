@@ -5,8 +5,11 @@ loads them, so their facts are read, never copied."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
+import shutil
 import sys
+from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 from types import ModuleType
 
@@ -105,6 +108,9 @@ BUNDLED_DISTRIBUTIONS = tuple(
 # endpoint rules, the partitions and endpoints, the retry and defaults-mode tables. The tests that start
 # run.sh from the synthesized asset create that client and call both operations through it.
 BOTOCORE_DATA = PurePosixPath("botocore/data")
+# Never in an asset: Lambda's /var/task is read-only, and byte code for this machine's Python is
+# not the runtime's.
+ASSET_EXCLUDE = ("__pycache__", "*.pyc")
 BOTOCORE_DATA_KEPT = (
     "sagemaker-runtime",
     "_retry.json",
@@ -120,6 +126,38 @@ def bundled(relative: PurePosixPath) -> bool:
     if relative.parts[:depth] != BOTOCORE_DATA.parts or len(relative.parts) == depth:
         return True
     return relative.parts[depth] in BOTOCORE_DATA_KEPT
+
+
+def bundle(source: Path, distributions: Sequence[str], out: Path) -> None:
+    """Copy a Lambda asset's source files and the named distributions from this environment's
+    site-packages into out (stacks/api.py's SitePackagesBundler; benchmarks/lambda_stream.py)."""
+    shutil.copytree(source, out, ignore=shutil.ignore_patterns(*ASSET_EXCLUDE), dirs_exist_ok=True)
+    for name in distributions:
+        for relative, path in distribution_files(name):
+            (out / relative).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, out / relative)
+
+
+def distribution_files(name: str) -> list[tuple[Path, Path]]:
+    """(path inside site-packages, file) for each importable file of an installed distribution
+    and its .dist-info; console scripts (outside site-packages), byte code and what the function
+    never loads (`bundled`: most of botocore's service models) are left out."""
+    try:
+        dist = importlib.metadata.distribution(name)
+    except importlib.metadata.PackageNotFoundError:
+        raise RuntimeError(
+            f"{name} is not installed in this Python environment; the forwarder's asset bundles it "
+            "(run `make setup`, which installs pyproject.toml's pinned dependencies)"
+        ) from None
+    files = []
+    for entry in dist.files or ():
+        relative = Path(str(entry))
+        if relative.parts[0] == ".." or "__pycache__" in relative.parts or relative.suffix == ".pyc":
+            continue
+        if not bundled(PurePosixPath(relative.as_posix())):
+            continue
+        files.append((relative, Path(str(dist.locate_file(entry)))))
+    return files
 
 
 def web_adapter_environment() -> dict[str, str]:

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.metadata
-import shutil
 from collections.abc import Mapping, Sequence
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import cast
 
 import jsii
@@ -29,10 +27,11 @@ from constructs import Construct
 
 from ownllm.artifacts import ModelArtifacts
 from ownllm.forwarder import (
+    ASSET_EXCLUDE,
     BUNDLED_DISTRIBUTIONS,
     WEB_ADAPTER_HANDLER,
     WEB_ADAPTER_LAYER,
-    bundled,
+    bundle,
     forwarder_environment,
     forwarder_module,
     web_adapter_environment,
@@ -54,7 +53,6 @@ STAGE = "prod"
 # cannot be imported at synth, so test_streaming_api.py reads it from the asset and compares):
 # their methods get the api_timeout_s budget.
 STREAMING_ROUTES = ("chat/completions", "completions")
-ASSET_EXCLUDE = ("__pycache__", "*.pyc")
 # The stage throttle counts every request, keyed or not; the usage plan counts one key's. With
 # both equal, keyless or bad-key traffic (rejected by the authorizer, but counted first) could
 # use up the stage's allowance and throttle the key holders. The stage therefore allows what
@@ -123,7 +121,7 @@ class LoggedFunction(Construct):
 class SitePackagesBundler:
     """Bundles a Lambda asset without Docker: its source files, plus the named pure-Python
     distributions copied from the site-packages this synth runs in, so the function runs the
-    very versions the tests ran (pinned in pyproject.toml)."""
+    very versions the tests ran (pinned in pyproject.toml; ownllm.forwarder.bundle)."""
 
     def __init__(self, source: Path, distributions: Sequence[str]) -> None:
         self.source = source
@@ -132,35 +130,8 @@ class SitePackagesBundler:
     def try_bundle(self, output_dir: str, *_options: object, **_keywords: object) -> bool:
         """The bundling options are not needed; jsii passes them as one positional struct, while
         the ILocalBundling protocol spells them as keywords: this signature accepts both."""
-        out = Path(output_dir)
-        shutil.copytree(self.source, out, ignore=shutil.ignore_patterns(*ASSET_EXCLUDE), dirs_exist_ok=True)
-        for name in self.distributions:
-            for relative, path in distribution_files(name):
-                (out / relative).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(path, out / relative)
+        bundle(self.source, self.distributions, Path(output_dir))
         return True
-
-
-def distribution_files(name: str) -> list[tuple[Path, Path]]:
-    """(path inside site-packages, file) for each importable file of an installed distribution
-    and its .dist-info; console scripts (outside site-packages), byte code and what the function
-    never loads (ownllm.forwarder.bundled: most of botocore's service models) are left out."""
-    try:
-        dist = importlib.metadata.distribution(name)
-    except importlib.metadata.PackageNotFoundError:
-        raise RuntimeError(
-            f"{name} is not installed in this Python environment; the forwarder's asset bundles it "
-            "(run `make setup`, which installs pyproject.toml's pinned dependencies)"
-        ) from None
-    files = []
-    for entry in dist.files or ():
-        relative = Path(str(entry))
-        if relative.parts[0] == ".." or "__pycache__" in relative.parts or relative.suffix == ".pyc":
-            continue
-        if not bundled(PurePosixPath(relative.as_posix())):
-            continue
-        files.append((relative, Path(str(dist.locate_file(entry)))))
-    return files
 
 
 class Forwarder(LoggedFunction):
