@@ -215,11 +215,11 @@ def invoke(
     UpstreamFailure for anything but an answer."""
     call = _Call(deadline, connect_timeout_s, read_timeout_s)
     started = time.perf_counter()
-    headers = {"ContentType": "application/json", "Accept": "application/json"}
+    params = {"ContentType": "application/json", "Accept": "application/json"}
     if inference_component:
-        headers["InferenceComponentName"] = inference_component
+        params["InferenceComponentName"] = inference_component
     with _calling(call):
-        response = _bounded(call, lambda: client.invoke_endpoint(EndpointName=endpoint_name, Body=body, **headers))
+        response = _bounded(call, lambda: client.invoke_endpoint(EndpointName=endpoint_name, Body=body, **params))
         payload = _read_answer(call, response["Body"])
     if len(payload) > MAX_ANSWER_BYTES:  # Lambda answers at most 6 MB; a bigger one is not an answer
         raise bad_upstream_answer(f"answer over {MAX_ANSWER_BYTES} bytes")
@@ -314,13 +314,13 @@ def invoke_stream(
     """
     call = _Call(deadline, connect_timeout_s, read_timeout_s)
     started = time.perf_counter()
-    headers = {"ContentType": "application/json"}
+    params = {"ContentType": "application/json"}
     if inference_component:
-        headers["InferenceComponentName"] = inference_component
+        params["InferenceComponentName"] = inference_component
     with _calling(call):
         response = _bounded(
             call,
-            lambda: client.invoke_endpoint_with_response_stream(EndpointName=endpoint_name, Body=body, **headers),
+            lambda: client.invoke_endpoint_with_response_stream(EndpointName=endpoint_name, Body=body, **params),
         )
     parts = _parts(response["Body"], call.attempts, stream_deadline)
     chunks = sse_stream(parts, normaliser, request_id)
