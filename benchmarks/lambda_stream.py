@@ -20,6 +20,8 @@ Figures (targets from issue 12):
   connection, median over --requests -> within 1.25x;
 - memory: RSS of the server process after 1,000 requests, and its peak (VmHWM) -> under 100 MB
   (a 128 MB function).
+The server's own CPU time (psutil) is printed beside the wall times: on a shared machine it
+moves less with other work than the wall clock does.
 
     .venv/bin/python benchmarks/lambda_stream.py [--repeats 11] [--requests 300]
 
@@ -162,6 +164,11 @@ class App:
             raise RuntimeError(f"unexpected answer {response.status}: {body[-300:]!r}")
         return elapsed
 
+    def cpu_ms(self) -> float:
+        """CPU time (user + system) the server process has used so far."""
+        times = psutil.Process(self.proc.pid).cpu_times()
+        return (times.user + times.system) * 1000
+
     def rss_mb(self) -> tuple[float, float]:
         """(RSS now, peak RSS) of the server process, in MB."""
         process = psutil.Process(self.proc.pid)  # run.sh execs python: same process
@@ -254,6 +261,7 @@ def main() -> None:
             }
             ready: dict[str, list[float]] = {name: [] for name in folders}
             cold: dict[str, list[float]] = {name: [] for name in folders}
+            cold_cpu: dict[str, list[float]] = {name: [] for name in folders}
             for _ in range(args.repeats):  # interleaved, so drift on a shared machine hits both alike
                 for name, folder in folders.items():
                     started = time.perf_counter()
@@ -263,11 +271,13 @@ def main() -> None:
                         ready[name].append((time.perf_counter() - started) * 1000)
                         app.chat()
                         cold[name].append((time.perf_counter() - started) * 1000)
+                        cold_cpu[name].append(app.cpu_ms())
                     finally:
                         app.stop()
 
             apps = {name: App(folder, env) for name, folder in folders.items()}
             warm: dict[str, list[float]] = {name: [] for name in folders}
+            warm_cpu: dict[str, list[float]] = {name: [] for name in folders}  # per request, one per batch
             memory: dict[str, tuple[float, float]] = {}
             try:
                 for app in apps.values():
@@ -276,7 +286,9 @@ def main() -> None:
                         app.chat()
                 for _ in range(max(1, args.requests // BATCH)):
                     for name, app in apps.items():
+                        cpu_before = app.cpu_ms()
                         warm[name] += [app.chat() for _ in range(BATCH)]
+                        warm_cpu[name].append((app.cpu_ms() - cpu_before) / BATCH)
                 for name, app in apps.items():
                     for _ in range(RSS_AFTER_REQUESTS - BATCH - len(warm[name])):
                         app.chat()
@@ -302,6 +314,12 @@ def main() -> None:
     print(f"warm streamed chat ({len(warm['bare'])} requests each after {BATCH} to warm up, alternating batches)")
     for name in folders:
         print(f"  {name:<10} {summary(warm[name])}")
+    print("server CPU time (user + system), less disturbed by other work on the machine")
+    for name in folders:
+        print(
+            f"  {name:<10} cold {statistics.median(cold_cpu[name]):7.1f} ms   "
+            f"warm {statistics.median(warm_cpu[name]):6.2f} ms per request (median of batches of {BATCH})"
+        )
     print(f"memory after {RSS_AFTER_REQUESTS} requests: RSS now / peak (VmHWM)")
     for name in folders:
         print(f"  {name:<10} {memory[name][0]:6.1f} MB / {memory[name][1]:6.1f} MB")
@@ -310,6 +328,9 @@ def main() -> None:
     print(f"  cold start  {cold_ratio:5.2f}x   target <= {TARGETS['cold']}x   {verdict(cold_ratio <= TARGETS['cold'])}")
     print(f"  warm        {warm_ratio:5.2f}x   target <= {TARGETS['warm']}x  {verdict(warm_ratio <= TARGETS['warm'])}")
     print(f"  peak RSS    {peak:5.1f} MB target <  {TARGETS['rss_mb']} MB  {verdict(peak < TARGETS['rss_mb'])}")
+    print("for information, the same ratios in server CPU time")
+    print(f"  cold start  {ratio(cold_cpu):5.2f}x")
+    print(f"  warm        {ratio(warm_cpu):5.2f}x")
 
 
 if __name__ == "__main__":
