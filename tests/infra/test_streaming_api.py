@@ -304,8 +304,7 @@ class Deployed:
     env: dict[str, str]
     engine: GatedEngine
     folder: Path
-
-    probe_bin: Path
+    probe_bin: Path  # holds PROBE_PYTHON as `python`
 
     def python(self, code: str) -> str:
         """Run Python code through run.sh, in place of the server: its interpreter, flags and paths."""
