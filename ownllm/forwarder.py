@@ -5,9 +5,12 @@ loads them, so their facts are read, never copied."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
+import shutil
 import sys
-from pathlib import Path
+from collections.abc import Sequence
+from pathlib import Path, PurePosixPath
 from types import ModuleType
 
 from ownllm.settings import Settings
@@ -84,11 +87,77 @@ WEB_ADAPTER_HANDLER = "run.sh"
 WEB_ADAPTER_PORT = 8080  # the adapter's default traffic port; run.sh reads it as $PORT
 # lambda/forwarder/main.py answers this path (HEALTH_PATH) once it can take requests.
 READINESS_CHECK_PATH = "/health"
-# What the asset bundles from this environment's site-packages: the ASGI server and what it
-# imports (uvicorn 0.54 requires click and h11; without uvloop/httptools it uses asyncio and
-# h11). Their versions are pinned in pyproject.toml, and tests/infra/test_streaming_api.py
-# checks the asset carries exactly those.
+# What the asset bundles from this environment's site-packages, each at the version pinned in
+# pyproject.toml (tests/infra/test_streaming_api.py checks the asset carries exactly those), so the
+# function runs what the tests ran instead of a managed layer's or the runtime's copy:
+# - the ASGI server and what it imports: uvicorn 0.54 requires click and h11 (without uvloop or
+#   httptools it runs on asyncio and h11);
+# - Powertools and what it imports: jmespath and typing-extensions (aws_lambda_powertools-3.37.0
+#   METADATA, Requires-Dist without extras);
+# - botocore and what it imports: jmespath, python-dateutil and urllib3 (botocore-1.44.5 METADATA,
+#   Requires-Dist; `crt` is an extra the forwarder does not use), and six, which python-dateutil
+#   requires (python_dateutil-2.9.0.post0 METADATA). boto3 is not used: the client comes from botocore.
 ASGI_SERVER_DISTRIBUTIONS = ("uvicorn", "h11", "click")
+POWERTOOLS_DISTRIBUTIONS = ("aws-lambda-powertools", "typing-extensions")
+BOTOCORE_DISTRIBUTIONS = ("botocore", "jmespath", "python-dateutil", "six", "urllib3")
+BUNDLED_DISTRIBUTIONS = tuple(
+    dict.fromkeys(ASGI_SERVER_DISTRIBUTIONS + POWERTOOLS_DISTRIBUTIONS + BOTOCORE_DISTRIBUTIONS)
+)
+# botocore/data holds every AWS service's model (28 MB of 41 MB unzipped; 18 MB of the zip). The
+# forwarder's one client (sagemaker-runtime, standard retries) loads only these: its service model and
+# endpoint rules, the partitions and endpoints, the retry and defaults-mode tables. The tests that start
+# run.sh from the synthesized asset create that client and call both operations through it.
+BOTOCORE_DATA = PurePosixPath("botocore/data")
+# Never in an asset: Lambda's /var/task is read-only, and byte code for this machine's Python is
+# not the runtime's.
+ASSET_EXCLUDE = ("__pycache__", "*.pyc")
+BOTOCORE_DATA_KEPT = (
+    "sagemaker-runtime",
+    "_retry.json",
+    "endpoints.json",
+    "partitions.json",
+    "sdk-default-configuration.json",
+)
+
+
+def bundled(relative: PurePosixPath) -> bool:
+    """Whether a file of a bundled distribution (its path inside site-packages) goes into the asset."""
+    depth = len(BOTOCORE_DATA.parts)
+    if relative.parts[:depth] != BOTOCORE_DATA.parts or len(relative.parts) == depth:
+        return True
+    return relative.parts[depth] in BOTOCORE_DATA_KEPT
+
+
+def bundle(source: Path, distributions: Sequence[str], out: Path) -> None:
+    """Copy a Lambda asset's source files and the named distributions from this environment's
+    site-packages into out (stacks/api.py's SitePackagesBundler; benchmarks/lambda_stream.py)."""
+    shutil.copytree(source, out, ignore=shutil.ignore_patterns(*ASSET_EXCLUDE), dirs_exist_ok=True)
+    for name in distributions:
+        for relative, path in distribution_files(name):
+            (out / relative).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, out / relative)
+
+
+def distribution_files(name: str) -> list[tuple[Path, Path]]:
+    """(path inside site-packages, file) for each importable file of an installed distribution
+    and its .dist-info; console scripts (outside site-packages), byte code and what the function
+    never loads (`bundled`: most of botocore's service models) are left out."""
+    try:
+        dist = importlib.metadata.distribution(name)
+    except importlib.metadata.PackageNotFoundError:
+        raise RuntimeError(
+            f"{name} is not installed in this Python environment; the forwarder's asset bundles it "
+            "(run `make setup`, which installs pyproject.toml's pinned dependencies)"
+        ) from None
+    files = []
+    for entry in dist.files or ():
+        relative = Path(str(entry))
+        if relative.parts[0] == ".." or "__pycache__" in relative.parts or relative.suffix == ".pyc":
+            continue
+        if not bundled(PurePosixPath(relative.as_posix())):
+            continue
+        files.append((relative, Path(str(dist.locate_file(entry)))))
+    return files
 
 
 def web_adapter_environment() -> dict[str, str]:

@@ -5,8 +5,9 @@ A region is supported when all of these hold there:
   resource schemas, `cfnlint/data/schemas/providers/<region>.json`; a region without its own
   file is unverified, because cfn-lint then silently falls back to us-east-1's);
 - the SageMaker SDK publishes the pinned image of every engine (`ownllm.images.engine_image_map`);
-- the Powertools layer the forwarder uses is published (`POWERTOOLS_LAYER_REGIONS`), and so is
-  the Lambda Web Adapter layer it streams through (`WEB_ADAPTER_LAYER_REGIONS`).
+- the Lambda Web Adapter layer the forwarder streams through is published
+  (`WEB_ADAPTER_LAYER_REGIONS`); it is the function's only layer (botocore and Powertools are
+  bundled into its asset, so their layers' regions do not matter).
 
 `AWS::Budgets::Budget` is optional: where CloudFormation lacks it the monitoring stack has no
 budget (and says so). `AWS::SageMaker::InferenceComponent` is needed only to scale to zero
@@ -68,42 +69,6 @@ BUDGET_RESOURCE_TYPE = "AWS::Budgets::Budget"
 # min_instances 0 (scale to zero) runs the model as an inference component: fewer regions.
 SCALE_TO_ZERO_RESOURCE_TYPE = "AWS::SageMaker::InferenceComponent"
 
-# Regions where `AWSLambdaPowertoolsPythonV3-python314-arm64` (account 017000801446) is
-# published: aws-powertools/powertools-lambda-python docs/includes/_layer_homepage_arm64.md
-# (read 2026-12-02). Not published in ca-west-1, ap-east-2, ap-southeast-6, me-west-1.
-POWERTOOLS_LAYER_REGIONS = (
-    "af-south-1",
-    "ap-east-1",
-    "ap-northeast-1",
-    "ap-northeast-2",
-    "ap-northeast-3",
-    "ap-south-1",
-    "ap-south-2",
-    "ap-southeast-1",
-    "ap-southeast-2",
-    "ap-southeast-3",
-    "ap-southeast-4",
-    "ap-southeast-5",
-    "ap-southeast-7",
-    "ca-central-1",
-    "eu-central-1",
-    "eu-central-2",
-    "eu-north-1",
-    "eu-south-1",
-    "eu-south-2",
-    "eu-west-1",
-    "eu-west-2",
-    "eu-west-3",
-    "il-central-1",
-    "me-central-1",
-    "me-south-1",
-    "mx-central-1",
-    "sa-east-1",
-    "us-east-1",
-    "us-east-2",
-    "us-west-1",
-    "us-west-2",
-)
 # Regions where the Lambda Web Adapter arm64 layer (the streaming forwarder's) is published: its
 # release pipeline, aws/aws-lambda-web-adapter .github/workflows/prod.json at 2912565 (read
 # 2026-12-02; every one with arm64; me-south-1 was dropped in #691).
@@ -234,13 +199,12 @@ def cfnlint_resource_types() -> dict[str, frozenset[str]]:
 def derive(
     resource_types: dict[str, frozenset[str]],
     engine_regions: dict[str, Iterable[str]],
-    layer_regions: Iterable[str] = POWERTOOLS_LAYER_REGIONS,
     adapter_regions: Iterable[str] = WEB_ADAPTER_LAYER_REGIONS,
 ) -> RegionTable:
     """The table from each dependency's own data (pure: the inputs are plain data)."""
     engines = {engine: set(regions) for engine, regions in engine_regions.items()}
-    layer, adapter = set(layer_regions), set(adapter_regions)
-    candidates = set(resource_types) | layer | {r for regions in engines.values() for r in regions}
+    adapter = set(adapter_regions)
+    candidates = set(resource_types) | adapter | {r for regions in engines.values() for r in regions}
     supported: list[str] = []
     excluded: dict[str, str] = {}
     for region in sorted(r for r in candidates if _COMMERCIAL.match(r)):
@@ -255,8 +219,6 @@ def derive(
         without = [engine for engine, regions in sorted(engines.items()) if region not in regions]
         if without:
             reasons.append(f"no SageMaker image for engine {', '.join(without)}")
-        if region not in layer:
-            reasons.append("the Powertools Python 3.14 arm64 layer is not published there")
         if region not in adapter:
             reasons.append("the Lambda Web Adapter arm64 layer is not published there")
         if reasons:

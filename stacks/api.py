@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.metadata
-import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import cast
@@ -29,9 +27,11 @@ from constructs import Construct
 
 from ownllm.artifacts import ModelArtifacts
 from ownllm.forwarder import (
-    ASGI_SERVER_DISTRIBUTIONS,
+    ASSET_EXCLUDE,
+    BUNDLED_DISTRIBUTIONS,
     WEB_ADAPTER_HANDLER,
     WEB_ADAPTER_LAYER,
+    bundle,
     forwarder_environment,
     forwarder_module,
     web_adapter_environment,
@@ -44,17 +44,15 @@ from stacks.serving import ServingEndpoint
 LAMBDA_DIR = Path(__file__).resolve().parent.parent / "lambda"
 FORWARDER_CODE = LAMBDA_DIR / "forwarder"
 AUTHORIZER_CODE = LAMBDA_DIR / "authorizer"
-# The newest Python runtime of aws-cdk-lib 2.275, and the public Powertools v3 layer built
-# for it (account 017000801446 publishes it in every commercial region).
+# The newest Python runtime of aws-cdk-lib 2.275. The forwarder brings its own Powertools and
+# botocore (ownllm.forwarder.BUNDLED_DISTRIBUTIONS), so no Powertools layer and not the runtime's botocore.
 RUNTIME = lambda_.Runtime.PYTHON_3_14
 ARCHITECTURE = lambda_.Architecture.ARM_64  # 20% cheaper per GB-s than x86_64
-POWERTOOLS_LAYER = "arn:{partition}:lambda:{region}:017000801446:layer:AWSLambdaPowertoolsPythonV3-python314-arm64:27"
 STAGE = "prod"
 # The OpenAI routes that may stream (lambda/forwarder/main.py STREAM_ROUTES, under /v1; main.py
 # cannot be imported at synth, so test_streaming_api.py reads it from the asset and compares):
 # their methods get the api_timeout_s budget.
 STREAMING_ROUTES = ("chat/completions", "completions")
-ASSET_EXCLUDE = ("__pycache__", "*.pyc")
 # The stage throttle counts every request, keyed or not; the usage plan counts one key's. With
 # both equal, keyless or bad-key traffic (rejected by the authorizer, but counted first) could
 # use up the stage's allowance and throttle the key holders. The stage therefore allows what
@@ -123,7 +121,7 @@ class LoggedFunction(Construct):
 class SitePackagesBundler:
     """Bundles a Lambda asset without Docker: its source files, plus the named pure-Python
     distributions copied from the site-packages this synth runs in, so the function runs the
-    very versions the tests ran (pinned in pyproject.toml)."""
+    very versions the tests ran (pinned in pyproject.toml; ownllm.forwarder.bundle)."""
 
     def __init__(self, source: Path, distributions: Sequence[str]) -> None:
         self.source = source
@@ -132,32 +130,8 @@ class SitePackagesBundler:
     def try_bundle(self, output_dir: str, *_options: object, **_keywords: object) -> bool:
         """The bundling options are not needed; jsii passes them as one positional struct, while
         the ILocalBundling protocol spells them as keywords: this signature accepts both."""
-        out = Path(output_dir)
-        shutil.copytree(self.source, out, ignore=shutil.ignore_patterns(*ASSET_EXCLUDE), dirs_exist_ok=True)
-        for name in self.distributions:
-            for relative, path in distribution_files(name):
-                (out / relative).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(path, out / relative)
+        bundle(self.source, self.distributions, Path(output_dir))
         return True
-
-
-def distribution_files(name: str) -> list[tuple[Path, Path]]:
-    """(path inside site-packages, file) for each importable file of an installed distribution
-    and its .dist-info; console scripts (outside site-packages) and byte code are left out."""
-    try:
-        dist = importlib.metadata.distribution(name)
-    except importlib.metadata.PackageNotFoundError:
-        raise RuntimeError(
-            f"{name} is not installed in this Python environment; the forwarder's asset bundles it "
-            "(run `make setup`, which installs pyproject.toml's pinned dependencies)"
-        ) from None
-    files = []
-    for entry in dist.files or ():
-        relative = Path(str(entry))
-        if relative.parts[0] == ".." or "__pycache__" in relative.parts or relative.suffix == ".pyc":
-            continue
-        files.append((relative, Path(str(dist.locate_file(entry)))))
-    return files
 
 
 class Forwarder(LoggedFunction):
@@ -184,12 +158,12 @@ class Forwarder(LoggedFunction):
             code_path=code_path,
             code=lambda_.Code.from_asset(
                 str(code_path),
-                # The hash of what is bundled, so a new uvicorn (or h11, click) is a new asset.
+                # The hash of what is bundled, so a new uvicorn, botocore or Powertools is a new asset.
                 asset_hash_type=AssetHashType.OUTPUT,
                 bundling=BundlingOptions(
                     # Never pulled: the local bundler always succeeds (CDK requires an image).
                     image=DockerImage.from_registry("public.ecr.aws/lambda/python:3.14"),
-                    local=SitePackagesBundler(code_path, ASGI_SERVER_DISTRIBUTIONS),
+                    local=SitePackagesBundler(code_path, BUNDLED_DISTRIBUTIONS),
                 ),
             ),
             handler=WEB_ADAPTER_HANDLER,
@@ -203,9 +177,6 @@ class Forwarder(LoggedFunction):
             timeout=Duration.seconds(s.function_timeout_s),
             tracing=lambda_.Tracing.ACTIVE,
             layers=[
-                lambda_.LayerVersion.from_layer_version_arn(
-                    scope, f"{id}Powertools", POWERTOOLS_LAYER.format(partition=Aws.PARTITION, region=Aws.REGION)
-                ),
                 lambda_.LayerVersion.from_layer_version_arn(
                     scope, f"{id}WebAdapter", WEB_ADAPTER_LAYER.format(partition=Aws.PARTITION, region=Aws.REGION)
                 ),

@@ -1,7 +1,10 @@
 #!/bin/bash
 # The function's handler under Lambda Web Adapter (AWS_LAMBDA_EXEC_WRAPPER=/opt/bootstrap): start
-# main:app in uvicorn, bundled into the asset, on $PORT, where the adapter sends each request.
-# /opt/python holds the Powertools layer and $LAMBDA_RUNTIME_DIR the runtime's botocore; the
-# app's own folder is the working directory. No access log: main.py writes one line per request.
-PYTHONPATH=$PYTHONPATH:/opt/python:$LAMBDA_RUNTIME_DIR \
-    exec python -m uvicorn --port="$PORT" --no-access-log --log-level=warning main:app
+# main:app in uvicorn on $PORT, where the adapter sends each request.
+# Python imports from this folder only (the asset: the forwarder, and uvicorn, botocore, Powertools
+# and what they import, at the versions the tests ran) and the standard library: PYTHONPATH is the
+# asset alone, replacing the runtime's ($LAMBDA_RUNTIME_DIR, which holds its own boto3 and botocore),
+# and -S leaves the interpreter's site-packages off sys.path, so nothing the asset lacks is found
+# elsewhere. No access log: main.py writes one line per request.
+cd "$(dirname "$0")" || exit 1
+PYTHONPATH=$PWD exec python -S -m uvicorn --port="$PORT" --no-access-log --log-level=warning main:app

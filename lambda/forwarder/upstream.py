@@ -7,12 +7,18 @@ environment (AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME), so tests point it at a local s
 
 Time budget: API Gateway gives up at 29 s and botocore's defaults (60 s reads, legacy
 retries) would outlive it. Standard-mode retries (throttling, 5xx, dropped connections)
-are kept, but two hooks bound them by the caller's deadline:
-- before each attempt, the read timeout is set to the time left (botocore reads
-  `read_timeout` from the request context; older botocore falls back to the client's);
-- a retry that could not finish in the time left is never started (checked before the
-  backoff sleep and again before sending): the previous attempt's failure is what the
-  client is told about.
+are kept, but bounded by the caller's deadline:
+- before each attempt, its read timeout is set to the time left (botocore reads
+  `read_timeout` from the request context, botocore/botocore#3770, in 1.44.5 here). Older
+  botocore cannot shorten one attempt's read timeout, so there the call runs in a helper
+  thread and the caller stops waiting at the deadline (the attempt left behind ends at the
+  client's read timeout, and starts no retry);
+- a retry is never started with less than MIN_ATTEMPT_S left (checked before the backoff
+  sleep and again before sending): the previous attempt's failure is what the client is
+  told about;
+- a buffered answer's body is read piece by piece, each read waiting at most the time left,
+  so an answer that arrives slowly cannot outlive the deadline either (a socket timeout
+  alone bounds each read, not the whole body).
 
 Streaming: the same hooks bound the attempts until SageMaker answers; `deadline` is then
 the time by which the first chunk must arrive, and each later read may wait at most the
@@ -27,11 +33,12 @@ from __future__ import annotations
 
 import contextvars
 import platform
+import threading
 import time
-from collections.abc import Generator, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import botocore
 import botocore.session
@@ -45,8 +52,11 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 from botocore.httpsession import URLLib3Session
+from botocore.response import StreamingBody
 from errors import ApiError, UpstreamFailure, bad_upstream_answer
 from streaming import Normaliser, sse_stream
+from urllib3.exceptions import ReadTimeoutError as URLLib3ReadTimeoutError
+from urllib3.response import BaseHTTPResponse
 
 if TYPE_CHECKING:
     from botocore.awsrequest import AWSResponse
@@ -54,14 +64,18 @@ if TYPE_CHECKING:
     from mypy_boto3_sagemaker_runtime import SageMakerRuntimeClient
     from mypy_boto3_sagemaker_runtime.type_defs import ResponseStreamTypeDef
 
+T = TypeVar("T")
+
 OPERATION = "sagemaker-runtime.InvokeEndpoint"
 STREAM_OPERATION = "sagemaker-runtime.InvokeEndpointWithResponseStream"
 # Below this, an attempt (connect, send, queue, generate a few tokens) is not worth starting.
 MIN_ATTEMPT_S = 2.0
-# Recent botocore (1.44.5 here) reads a per-request read timeout from the request context.
-# Without it, the client's fixed read timeout applies, and a retry is only started when
-# that whole timeout still fits before the deadline.
+# Recent botocore (1.44.5 here) reads a per-request read timeout from the request context
+# (botocore/botocore#3770: URLLib3Session._get_request_timeout). Without it, the client's fixed
+# read timeout applies to every attempt, and the caller enforces the deadline by waiting (_bounded).
 PER_REQUEST_READ_TIMEOUT = hasattr(URLLib3Session, "_get_request_timeout")
+# A buffered answer is read in pieces of at most this many bytes, one socket read each.
+READ_PIECE_BYTES = 64 * 1024
 
 
 class _RetryBudgetSpent(Exception):
@@ -75,6 +89,7 @@ class _Call:
     read_timeout_s: float
     attempts: int = 0
     last_failure: UpstreamFailure | None = None
+    answer: BaseHTTPResponse | None = None  # the HTTP body of the attempt that succeeded
 
 
 _CURRENT: contextvars.ContextVar[_Call | None] = contextvars.ContextVar("ownllm_upstream_call", default=None)
@@ -119,20 +134,12 @@ def create_client(connect_timeout_s: float, read_timeout_s: float, max_attempts:
     return client
 
 
-def _time_needed() -> float:
-    """The least time worth starting an attempt with (or, without per-request timeouts, its worst case)."""
-    if PER_REQUEST_READ_TIMEOUT:
-        return MIN_ATTEMPT_S
-    call = _CURRENT.get()
-    return call.connect_timeout_s + call.read_timeout_s if call is not None else MIN_ATTEMPT_S
-
-
 def _before_send(request: Any, **_kwargs: Any) -> None:  # AWSPreparedRequest; its stubs lack `context`
     call = _CURRENT.get()
     if call is None:
         return
     left = call.deadline - time.monotonic()
-    if call.attempts >= 1 and left < _time_needed():
+    if call.attempts >= 1 and left < MIN_ATTEMPT_S:
         raise _RetryBudgetSpent()
     call.attempts += 1
     if PER_REQUEST_READ_TIMEOUT:
@@ -147,8 +154,10 @@ def _needs_retry(
     if call is None:
         return None
     failed = caught_exception is not None or (response is not None and response[0].status_code >= 300)
-    if failed and call.deadline - time.monotonic() < _time_needed():
+    if failed and call.deadline - time.monotonic() < MIN_ATTEMPT_S:
         raise _RetryBudgetSpent()
+    if response is not None and not failed:
+        call.answer = response[0].raw  # read by _read_answer, with the deadline in mind
     return None  # botocore's standard retry handler decides the rest
 
 
@@ -181,6 +190,8 @@ def _calling(call: _Call) -> Iterator[None]:
         failure = call.last_failure or UpstreamFailure("read_timeout", message="no time left for another attempt")
         failure.attempts = call.attempts
         raise failure from None
+    except UpstreamFailure:
+        raise
     except ClientError as exc:
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
         raise _failure_from_parsed(exc.response, status, call.attempts) from None
@@ -204,23 +215,75 @@ def invoke(
     UpstreamFailure for anything but an answer."""
     call = _Call(deadline, connect_timeout_s, read_timeout_s)
     started = time.perf_counter()
+    params = {"ContentType": "application/json", "Accept": "application/json"}
+    if inference_component:
+        params["InferenceComponentName"] = inference_component
     with _calling(call):
-        if inference_component:
-            response = client.invoke_endpoint(
-                EndpointName=endpoint_name,
-                InferenceComponentName=inference_component,
-                Body=body,
-                ContentType="application/json",
-                Accept="application/json",
-            )
-        else:
-            response = client.invoke_endpoint(
-                EndpointName=endpoint_name, Body=body, ContentType="application/json", Accept="application/json"
-            )
-        payload = response["Body"].read(MAX_ANSWER_BYTES + 1)
+        response = _bounded(call, lambda: client.invoke_endpoint(EndpointName=endpoint_name, Body=body, **params))
+        payload = _read_answer(call, response["Body"])
     if len(payload) > MAX_ANSWER_BYTES:  # Lambda answers at most 6 MB; a bigger one is not an answer
         raise bad_upstream_answer(f"answer over {MAX_ANSWER_BYTES} bytes")
     return Invocation(payload, (time.perf_counter() - started) * 1000, call.attempts)
+
+
+def _bounded(call: _Call, attempts: Callable[[], T]) -> T:
+    """botocore's call with its retries. Where an attempt's read timeout cannot be shortened (older
+    botocore), it runs in a helper thread and the caller waits only until the deadline."""
+    if PER_REQUEST_READ_TIMEOUT:
+        return attempts()
+    outcome: list[T] = []
+    failure: list[BaseException] = []
+    done = threading.Event()
+    context = contextvars.copy_context()  # the attempts' hooks see this call
+
+    def run() -> None:
+        try:
+            outcome.append(context.run(attempts))
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller, who maps it
+            failure.append(exc)
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name="ownllm-upstream", daemon=True).start()
+    if not done.wait(max(call.deadline - time.monotonic(), 0.0)):
+        # The attempt under way is left to end at the client's read timeout; needs-retry then
+        # finds no time left and starts nothing more.
+        raise UpstreamFailure("read_timeout", message="no answer before the deadline", attempts=call.attempts)
+    if failure:
+        raise failure[0]
+    return outcome[0]
+
+
+def _read_answer(call: _Call, body: StreamingBody) -> bytes:
+    """The answer's body, at most MAX_ANSWER_BYTES + 1 bytes, read by the deadline.
+
+    A socket timeout bounds one read, not the body: an engine (or a proxy) that sends a byte now
+    and then would keep one big read going. So each piece is one socket read (read1) waiting at
+    most the time left."""
+    raw = call.answer
+    if raw is None:  # no HTTP answer behind it (botocore's Stubber): read it whole
+        return body.read(MAX_ANSWER_BYTES + 1)
+    pieces: list[bytes] = []
+    size = 0
+    try:
+        while size <= MAX_ANSWER_BYTES:
+            left = call.deadline - time.monotonic()
+            if left <= 0:
+                raise UpstreamFailure(
+                    "read_timeout", message="the answer was still arriving at the deadline", attempts=call.attempts
+                )
+            if not raw.closed:
+                body.set_socket_timeout(left)
+            piece = raw.read1(min(READ_PIECE_BYTES, MAX_ANSWER_BYTES + 1 - size))
+            if not piece:
+                break
+            pieces.append(piece)
+            size += len(piece)
+    except URLLib3ReadTimeoutError as exc:
+        raise ReadTimeoutError(endpoint_url=str(exc.url), error=exc) from None
+    finally:
+        body.close()
+    return b"".join(pieces)
 
 
 @dataclass(frozen=True)
@@ -251,18 +314,14 @@ def invoke_stream(
     """
     call = _Call(deadline, connect_timeout_s, read_timeout_s)
     started = time.perf_counter()
+    params = {"ContentType": "application/json"}
+    if inference_component:
+        params["InferenceComponentName"] = inference_component
     with _calling(call):
-        if inference_component:
-            response = client.invoke_endpoint_with_response_stream(
-                EndpointName=endpoint_name,
-                InferenceComponentName=inference_component,
-                Body=body,
-                ContentType="application/json",
-            )
-        else:
-            response = client.invoke_endpoint_with_response_stream(
-                EndpointName=endpoint_name, Body=body, ContentType="application/json"
-            )
+        response = _bounded(
+            call,
+            lambda: client.invoke_endpoint_with_response_stream(EndpointName=endpoint_name, Body=body, **params),
+        )
     parts = _parts(response["Body"], call.attempts, stream_deadline)
     chunks = sse_stream(parts, normaliser, request_id)
     try:

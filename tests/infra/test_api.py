@@ -44,7 +44,6 @@ def test_lambda_runs_the_newest_python_runtime_inside_its_streaming_integrations
     assert fn["Timeout"] == 299 < 300
     assert fn["MemorySize"] == 128
     assert fn["TracingConfig"] == {"Mode": "Active"}
-    assert "AWSLambdaPowertoolsPythonV3-python314-arm64" in json.dumps(fn["Layers"])
 
 
 def test_lambda_gets_the_endpoint_engine_and_limits_it_enforces(default):

@@ -45,13 +45,12 @@ def test_a_region_is_supported_only_when_every_dependency_offers_it():
             "vllm": ["us-east-1", "eu-north-1", "me-central-1", "ca-west-1", "me-south-1"],
             "lmi": ["us-east-1", "eu-north-1", "me-central-1", "ca-west-1", "me-south-1"],
         },
-        ["us-east-1", "eu-north-1", "me-central-1", "me-south-1", "ap-south-2"],
+        ["us-east-1", "eu-north-1", "me-central-1", "ca-west-1", "ap-south-2"],
     )
-    assert table.supported == ("eu-north-1", "us-east-1")
-    assert table.budgets == ("us-east-1",)  # Budgets is optional: eu-north-1 stays, without a budget
+    assert table.supported == ("ca-west-1", "eu-north-1", "us-east-1")
+    assert table.budgets == ("ca-west-1", "us-east-1")  # Budgets is optional: eu-north-1 stays, without a budget
     assert table.excluded == {
         "ap-south-2": "no SageMaker image for engine lmi, vllm",
-        "ca-west-1": "the Powertools Python 3.14 arm64 layer is not published there",
         "me-central-1": "CloudFormation lacks AWS::SageMaker::Endpoint",
         "me-south-1": "cfn-lint has no CloudFormation resource schemas for it; "
         "the Lambda Web Adapter arm64 layer is not published there",
@@ -59,14 +58,22 @@ def test_a_region_is_supported_only_when_every_dependency_offers_it():
 
 
 def test_other_partitions_are_never_candidates():
-    table = derive({"cn-north-1": ALL_TYPES, "us-gov-west-1": ALL_TYPES, "us-iso-east-1": ALL_TYPES}, {"vllm": []}, [])
+    table = derive(
+        {"cn-north-1": ALL_TYPES, "us-gov-west-1": ALL_TYPES, "us-iso-east-1": ALL_TYPES},
+        {"vllm": []},
+        adapter_regions=[],
+    )
     assert (table.supported, table.excluded) == ((), {})
 
 
 def test_known_gaps_are_excluded_with_their_reason():
     excluded = regions.table().excluded
-    for region in ("ca-west-1", "ap-east-2", "ap-southeast-6"):
-        assert excluded[region] == "the Powertools Python 3.14 arm64 layer is not published there"
+    # Supported since the function has no Powertools layer (that layer is not published there).
+    assert {"ca-west-1", "ap-east-2", "ap-southeast-6"} <= set(SUPPORTED_REGIONS)
+    assert excluded["me-west-1"] == (
+        "cfn-lint has no CloudFormation resource schemas for it; no SageMaker image for engine lmi; "
+        "the Lambda Web Adapter arm64 layer is not published there"
+    )
     assert "AWS::SageMaker::Endpoint" in excluded["me-central-1"]
     assert {"us-east-1", "eu-west-1", "ap-northeast-1"} <= set(SUPPORTED_REGIONS)
     assert {"eu-north-1", "af-south-1"} <= set(SUPPORTED_REGIONS) - set(regions.BUDGET_REGIONS)
@@ -114,8 +121,8 @@ def test_a_named_unsupported_region_fails_before_any_construct(new_app):
 
     app = new_app()
     with pytest.raises(SettingsError) as raised:
-        build_stacks(app, Settings.from_context({"region": "ca-west-1"}), ModelArtifacts(Path("model_artifacts")))
-    assert raised.value.problems == [unsupported_region_problem("ca-west-1")]
+        build_stacks(app, Settings.from_context({"region": "me-central-1"}), ModelArtifacts(Path("model_artifacts")))
+    assert raised.value.problems == [unsupported_region_problem("me-central-1")]
     assert app.node.children == []
 
 
@@ -144,6 +151,6 @@ def test_without_its_condition_the_budget_would_fail_in_regions_without_budgets(
 def test_a_region_without_the_web_adapter_layer_is_not_supported():
     """The forwarder streams through the Lambda Web Adapter layer: no layer, no API."""
     both = ["us-east-1", "eu-west-1"]
-    table = derive(dict.fromkeys(both, ALL_TYPES), {"vllm": both}, both, adapter_regions=["us-east-1"])
+    table = derive(dict.fromkeys(both, ALL_TYPES), {"vllm": both}, adapter_regions=["us-east-1"])
     assert table.supported == ("us-east-1",)
     assert table.excluded == {"eu-west-1": "the Lambda Web Adapter arm64 layer is not published there"}

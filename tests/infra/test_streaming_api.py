@@ -6,6 +6,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -13,6 +14,7 @@ import threading
 import time
 import tomllib
 import urllib.request
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from email.parser import Parser
@@ -20,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from ownllm.forwarder import ASGI_SERVER_DISTRIBUTIONS
+from ownllm.forwarder import BOTOCORE_DATA_KEPT, BUNDLED_DISTRIBUTIONS
 from ownllm.local.runtime import RuntimeServer
 from ownllm.regions import SUPPORTED_REGIONS, WEB_ADAPTER_LAYER_REGIONS
 from ownllm.settings import Settings, SettingsError
@@ -121,18 +123,21 @@ def test_an_api_timeout_outside_30_to_900_seconds_is_refused_naming_the_key(valu
 def test_the_function_runs_main_app_through_lambda_web_adapter(default):
     fn = forwarder(default.api)
     assert fn["Handler"] == "run.sh"
-    assert fn["Layers"][1] == {
-        "Fn::Join": [
-            "",
-            [
-                "arn:",
-                {"Ref": "AWS::Partition"},
-                ":lambda:",
-                {"Ref": "AWS::Region"},
-                ":753240598075:layer:LambdaAdapterLayerArm64:27",
-            ],
-        ]
-    }
+    # The Web Adapter layer alone: Powertools and botocore come from the asset, not from a layer.
+    assert fn["Layers"] == [
+        {
+            "Fn::Join": [
+                "",
+                [
+                    "arn:",
+                    {"Ref": "AWS::Partition"},
+                    ":lambda:",
+                    {"Ref": "AWS::Region"},
+                    ":753240598075:layer:LambdaAdapterLayerArm64:27",
+                ],
+            ]
+        }
+    ]
     env = fn["Environment"]["Variables"]
     assert {k: v for k, v in env.items() if k.startswith(("AWS_", "PORT"))} == {
         "AWS_LAMBDA_EXEC_WRAPPER": "/opt/bootstrap",
@@ -157,23 +162,69 @@ def asset_dir(synthesized) -> Path:
     return synthesized.outdir / f"asset.{key.removesuffix('.zip')}"
 
 
+def normalized(name: str) -> str:
+    """A distribution's name as pip compares names (PEP 503)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
 def pinned_versions() -> dict[str, str]:
     deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
-    return dict(d.split("==") for d in deps)
+    return {normalized(name): version for name, version in (d.split("==") for d in deps)}
 
 
-def test_the_asset_bundles_the_asgi_server_at_the_versions_pinned_in_pyproject(default):
-    folder = asset_dir(default)
-    bundled = {}
+def bundled_versions(folder: Path) -> dict[str, str]:
+    found = {}
     for metadata in sorted(folder.glob("*.dist-info/METADATA")):
         fields = Parser().parsestr(metadata.read_text())
-        bundled[fields["Name"].lower()] = fields["Version"]
+        found[normalized(fields["Name"])] = fields["Version"]
+    return found
+
+
+def test_the_asset_bundles_each_distribution_at_the_version_pinned_in_pyproject(default):
+    folder = asset_dir(default)
     pins = pinned_versions()
-    assert bundled == {name: pins[name] for name in ASGI_SERVER_DISTRIBUTIONS}
-    assert bundled == {"uvicorn": "0.54.0", "h11": "0.16.0", "click": "8.5.1"}
-    for package in ("uvicorn", "h11", "click"):
+    assert bundled_versions(folder) == {name: pins[name] for name in BUNDLED_DISTRIBUTIONS}
+    assert bundled_versions(folder) == {
+        "uvicorn": "0.54.0",
+        "h11": "0.16.0",
+        "click": "8.5.1",
+        "aws-lambda-powertools": "3.37.0",
+        "typing-extensions": "4.16.0",
+        "botocore": "1.44.5",
+        "jmespath": "1.1.0",
+        "python-dateutil": "2.9.0.post0",
+        "six": "1.17.0",
+        "urllib3": "2.8.0",
+    }
+    for package in ("uvicorn", "h11", "click", "aws_lambda_powertools", "botocore", "jmespath", "dateutil", "urllib3"):
         assert (folder / package / "__init__.py").is_file(), package
+    assert (folder / "six.py").is_file() and (folder / "typing_extensions.py").is_file()
     assert not list(folder.rglob("__pycache__")) and not list(folder.rglob("*.pyc"))
+
+
+def test_the_asset_keeps_only_the_botocore_data_its_sagemaker_runtime_client_loads(default):
+    data = asset_dir(default) / "botocore" / "data"
+    assert sorted(p.name for p in data.iterdir()) == sorted(BOTOCORE_DATA_KEPT)
+    assert sorted(BOTOCORE_DATA_KEPT) == [
+        "_retry.json",
+        "endpoints.json",
+        "partitions.json",
+        "sagemaker-runtime",
+        "sdk-default-configuration.json",
+    ]
+
+
+def test_the_asset_fits_lambdas_limits_for_a_zip_package(default, tmp_path):
+    """Lambda quotas: 250 MB unzipped (function and layers together), 50 MB zipped for a direct upload."""
+    folder = asset_dir(default)
+    files = [p for p in folder.rglob("*") if p.is_file()]
+    unzipped = sum(p.stat().st_size for p in files)
+    archive = tmp_path / "asset.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zipped:
+        for path in files:
+            zipped.write(path, path.relative_to(folder))
+    assert unzipped < 250 * 1024 * 1024
+    assert archive.stat().st_size < 50 * 1024 * 1024
 
 
 def test_the_asset_holds_the_forwarder_and_an_executable_run_sh(default):
@@ -184,16 +235,27 @@ def test_the_asset_holds_the_forwarder_and_an_executable_run_sh(default):
     assert os.access(folder / "run.sh", os.X_OK)
 
 
-# botocore and its imports (the python3.14 runtime), aws_lambda_powertools and its imports (the layer).
-RUNTIME_AND_LAYER_MODULES = (
-    "botocore",
-    "jmespath",
-    "dateutil",
-    "urllib3",
-    "six.py",
-    "aws_lambda_powertools",
-    "typing_extensions.py",
-)
+# What the python3.14 runtime's own folder (LAMBDA_RUNTIME_DIR, its PYTHONPATH) holds, and what the
+# Powertools layer used to bring: decoys here, which fail on import, so the server only works when
+# run.sh takes every one of them from the asset.
+RUNTIME_MODULES = ("boto3", "botocore", "jmespath", "dateutil", "urllib3", "six", "aws_lambda_powertools")
+DECOY = "raise ImportError('imported from the runtime, not from the asset')\n"
+# run.sh's `python`, made to run a probe instead of uvicorn: the same flags before `-m`, the same
+# environment and working directory, so the probe imports exactly what the server would.
+PROBE_PYTHON = """#!/bin/bash
+flags=()
+while [ $# -gt 0 ] && [ "$1" != "-m" ]; do flags+=("$1"); shift; done
+exec {python} "${{flags[@]}}" -c "$PROBE"
+"""
+# Where each module the function imports comes from, and which distribution version it is.
+IMPORTS_PROBE = """
+import importlib.metadata, json, os
+found = {}
+for module, dist in MODULES:
+    file = __import__(module).__file__
+    found[module] = [os.path.relpath(file, os.getcwd()), importlib.metadata.version(dist)]
+print(json.dumps(found))
+"""
 
 
 def free_port() -> int:
@@ -216,7 +278,12 @@ class GatedEngine:
         self.waited_in_vain = False
 
     def __call__(self, endpoint_name: str, body: bytes, headers: dict) -> tuple[int, dict, bytes]:
-        return 500, {}, b"{}"
+        """InvokeEndpoint: a whole vLLM chat answer."""
+        message = {"role": "assistant", "content": "Hello"}
+        usage = {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4}
+        answer = {"id": "x", "object": "chat.completion", "created": 1, "model": MODEL, "usage": usage}
+        answer["choices"] = [{"index": 0, "message": message, "finish_reason": "stop"}]
+        return 200, {"Content-Type": "application/json"}, json.dumps(answer).encode()
 
     def stream(self, endpoint_name: str, body: bytes, headers: dict) -> tuple[int, dict, Iterator[bytes]]:
         chunk = {"id": "x", "object": "chat.completion.chunk", "created": 1, "model": MODEL}
@@ -237,11 +304,12 @@ class Deployed:
     env: dict[str, str]
     engine: GatedEngine
     folder: Path
+    probe_bin: Path  # holds PROBE_PYTHON as `python`
 
     def python(self, code: str) -> str:
-        """Run Python code in the asset as run.sh runs the server (same interpreter and paths)."""
-        env = {**self.env, "PYTHONPATH": f"/opt/python:{self.env['LAMBDA_RUNTIME_DIR']}"}
-        done = subprocess.run(["python", "-c", code], cwd=self.folder, env=env, capture_output=True, timeout=60)
+        """Run Python code through run.sh, in place of the server: its interpreter, flags and paths."""
+        env = {**self.env, "PATH": f"{self.probe_bin}:/usr/bin:/bin", "PROBE": code}
+        done = subprocess.run([str(self.folder / "run.sh")], env=env, capture_output=True, timeout=60)
         assert done.returncode == 0, done.stderr.decode()
         return done.stdout.decode()
 
@@ -249,9 +317,9 @@ class Deployed:
 @pytest.fixture(scope="module")
 def deployed_asset(default, tmp_path_factory):
     """run.sh, as Lambda Web Adapter starts it, in the bundled asset, with a Python outside this
-    virtual environment: botocore and Powertools come from LAMBDA_RUNTIME_DIR (as the runtime and
-    the layer provide them), uvicorn, h11 and click only from the asset. The forwarder talks to a
-    local SageMaker runtime."""
+    virtual environment and the runtime's PYTHONPATH (LAMBDA_RUNTIME_DIR) full of decoys: uvicorn,
+    botocore, Powertools and what they import can only come from the asset. The forwarder talks
+    to a local SageMaker runtime."""
     tmp_path = tmp_path_factory.mktemp("deployed")
     folder = asset_dir(default)
     fn = forwarder(default.api)
@@ -259,18 +327,21 @@ def deployed_asset(default, tmp_path_factory):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     (bin_dir / "python").symlink_to(sys.executable)
-    site_packages = Path(next(p for p in sys.path if p.endswith("site-packages")))
+    probe_bin = tmp_path / "probe"
+    probe_bin.mkdir()
+    (probe_bin / "python").write_text(PROBE_PYTHON.format(python=bin_dir / "python"))
+    (probe_bin / "python").chmod(0o755)
     runtime_dir = tmp_path / "runtime"
-    runtime_dir.mkdir()
-    for name in RUNTIME_AND_LAYER_MODULES:
-        (runtime_dir / name).symlink_to(site_packages / name)
+    for name in RUNTIME_MODULES:
+        (runtime_dir / name).mkdir(parents=True)
+        (runtime_dir / name / "__init__.py").write_text(DECOY)
     engine = GatedEngine()
     with RuntimeServer(engine) as sagemaker:
         env = {
             **{k: v for k, v in fn["Environment"]["Variables"].items() if isinstance(v, str)},
             "PORT": str(port),
             "PATH": f"{bin_dir}:/usr/bin:/bin",
-            "PYTHONPATH": "",
+            "PYTHONPATH": str(runtime_dir),  # the runtime's PYTHONPATH is LAMBDA_RUNTIME_DIR
             "LAMBDA_RUNTIME_DIR": str(runtime_dir),
             "AWS_DEFAULT_REGION": "us-east-1",
             "AWS_ACCESS_KEY_ID": "test",
@@ -292,7 +363,7 @@ def deployed_asset(default, tmp_path_factory):
                     assert server.poll() is None, server.communicate()[0].decode()
                     assert time.monotonic() < deadline, "run.sh did not start serving within 30 s"
                     time.sleep(0.2)
-            yield Deployed(base, env, engine, folder)
+            yield Deployed(base, env, engine, folder, probe_bin)
         finally:
             server.terminate()
             server.wait(timeout=10)
@@ -304,6 +375,47 @@ def test_run_sh_answers_the_readiness_check_and_buffered_routes_from_the_asset(d
     status, models = get(f"{base}/v1/models")
     assert status == 200
     assert [m["id"] for m in models["data"]] == [MODEL]
+
+
+def test_run_sh_imports_botocore_powertools_and_what_they_import_from_the_asset_alone(deployed_asset):
+    """Not the runtime's botocore nor a layer's Powertools: the files and versions the tests ran."""
+    modules = {
+        "uvicorn": "uvicorn",
+        "h11": "h11",
+        "click": "click",
+        "aws_lambda_powertools": "aws-lambda-powertools",
+        "typing_extensions": "typing-extensions",
+        "botocore": "botocore",
+        "jmespath": "jmespath",
+        "dateutil": "python-dateutil",
+        "six": "six",
+        "urllib3": "urllib3",
+    }
+    found = json.loads(deployed_asset.python(f"MODULES = {sorted(modules.items())!r}\n{IMPORTS_PROBE}"))
+    pins = pinned_versions()
+    single_files = ("six", "typing_extensions")
+    assert found == {
+        module: [f"{module}.py" if module in single_files else f"{module}/__init__.py", pins[dist]]
+        for module, dist in modules.items()
+    }
+    assert found["botocore"] == ["botocore/__init__.py", "1.44.5"]
+    assert found["aws_lambda_powertools"] == ["aws_lambda_powertools/__init__.py", "3.37.0"]
+
+
+def test_run_sh_answers_a_whole_chat_through_the_assets_own_botocore(deployed_asset):
+    """InvokeEndpoint through the client the pruned botocore builds (its data: sagemaker-runtime only)."""
+    request = urllib.request.Request(
+        f"{deployed_asset.base_url}/v1/chat/completions",
+        json.dumps({"model": MODEL, "messages": [{"role": "user", "content": "Hi"}]}).encode(),
+        {"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=20) as response:
+        status, answer = response.status, json.loads(response.read())
+    assert (status, answer["choices"][0]["message"], answer["usage"]["total_tokens"]) == (
+        200,
+        {"role": "assistant", "content": "Hello"},
+        4,
+    )
 
 
 def test_run_sh_streams_the_first_chunk_while_the_engine_is_still_generating(deployed_asset):
