@@ -9,26 +9,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
+from contract import ERROR_CLASSES
+
 INVALID_REQUEST = "invalid_request_error"
 RATE_LIMIT = "rate_limit_error"
 SERVER = "server_error"
-# Every value of ApiError.error_class: the ErrorClass dimension of the Errors metric, so the
-# stacks declare and price one custom metric per class (stacks/api.py reads this tuple).
-ERROR_CLASSES = (
-    "invalid_request",
-    "model_not_found",
-    "unknown_route",
-    "method_not_allowed",
-    "configuration",
-    "internal",
-    "upstream_error",
-    "upstream_client_error",
-    "timeout",
-    "throttled",
-    "not_ready",
-    "starting",
-    "unavailable",
-)
 
 
 @dataclass
@@ -45,7 +30,9 @@ class ApiError(Exception):
     log_detail: str | None = None  # for the log only: never sent to the client
 
     def __post_init__(self) -> None:
-        if self.error_class not in ERROR_CLASSES:  # an undeclared class would be an unpriced metric
+        # The stacks declare and price one Errors metric per contract.ERROR_CLASSES: an undeclared
+        # class would be an unpriced metric.
+        if self.error_class not in ERROR_CLASSES:
             raise ValueError(f"error_class {self.error_class!r} is not one of ERROR_CLASSES")
         super().__init__(self.message)
 
