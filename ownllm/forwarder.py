@@ -20,7 +20,7 @@ FORWARDER_DIR = Path(__file__).resolve().parent.parent / "lambda" / "forwarder"
 _DEPENDENCY_FREE: dict[str, tuple[str, ...]] = {
     "contract": (),
     "wire": (),
-    "errors": ("contract",),
+    "errors": ("contract", "wire"),
     "tokens": (),
 }
 
