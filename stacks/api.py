@@ -28,6 +28,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from ownllm.artifacts import ModelArtifacts
+from ownllm.cost.pricers.functions import CUSTOM_METRICS_METADATA
 from ownllm.forwarder import (
     ASGI_SERVER_DISTRIBUTIONS,
     WEB_ADAPTER_HANDLER,
@@ -221,7 +222,7 @@ class Forwarder(LoggedFunction):
         # What the forwarder emits as EMF metrics (contract.METRICS, and one Errors metric per
         # contract.ERROR_CLASSES), declared so the cost estimate prices them ($0.30/metric-month each).
         cast(lambda_.CfnFunction, self.function.node.default_child).add_metadata(
-            "ownllm:custom-metrics", custom_metrics()
+            CUSTOM_METRICS_METADATA, custom_metrics()
         )
 
 
