@@ -224,7 +224,8 @@ _VLLM_CHAT = _openai_route(CHAT, model=True, base_model=None, adapter_key="model
 _VLLM_COMPLETION = _openai_route(COMPLETION, model=True, base_model=None, adapter_key="model", done=True)
 _LMI_CHAT = _openai_route(CHAT, model=False, base_model=None, adapter_key="adapters", done=False)
 _LMI_COMPLETION = _openai_route(COMPLETION, model=False, base_model=None, adapter_key="adapters", done=False)
-# max_new_tokens defaults: LMI 30 (djl-serving serving/docs/lmi/user_guides/lmi_input_output_schema.md),
+# LMI's compatibility route; its stream's token says `log_prob`, not `logprob` (the forwarder does
+# not stream it). max_new_tokens defaults: LMI 30 (djl-serving serving/docs/lmi/user_guides/lmi_input_output_schema.md),
 # TGI 100 (text-generation-inference router/src/lib.rs default_max_new_tokens).
 _LMI_NATIVE = _native_route(
     adapter_key=("adapters",), default_max_tokens=30, stop="stop_sequences", answer=NATIVE_OBJECT

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -119,3 +120,14 @@ def test_removing_an_error_class_from_the_contract_removes_its_priced_metric(mon
     errors = forwarder_module("errors")
     with pytest.raises(ValueError, match="error_class 'starting' is not one of ERROR_CLASSES"):
         errors.ApiError(503, "x", error_class="starting")
+
+
+def test_a_forwarder_module_loaded_by_path_reads_the_loaded_contract_and_leaves_no_top_level_names(monkeypatch):
+    """errors.py does `import contract` as in the Lambda; loaded by path, that is the contract
+    the tools read, and `contract` and `wire` are not left behind as top-level module names."""
+    monkeypatch.delitem(sys.modules, "ownllm_forwarder_errors", raising=False)
+    before = {name: sys.modules.get(name) for name in ("contract", "wire")}
+    errors = forwarder_module("errors")
+    assert {name: sys.modules.get(name) for name in ("contract", "wire")} == before
+    assert errors.contract is C
+    assert errors.error_message is forwarder_module("wire").error_message
