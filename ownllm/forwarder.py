@@ -1,7 +1,7 @@
 """The forwarder Lambda's contract with the tools: the environment the deployed stack
 (stacks/api.py) and the local stack (ownllm/local) both give lambda/forwarder/app.py, and the
-forwarder's own dependency-free modules (errors, telemetry), loaded by path the way the Lambda
-loads them, so their facts are read, never copied."""
+forwarder's own dependency-free modules (contract, wire, errors, tokens), loaded by path the
+way the Lambda loads them, so their facts are read, never copied."""
 
 from __future__ import annotations
 
@@ -12,12 +12,20 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 from types import ModuleType
+from typing import TYPE_CHECKING
 
-from ownllm.settings import Settings
+if TYPE_CHECKING:  # settings reads the contract through this module: no import cycle at run time
+    from ownllm.settings import Settings
 
 FORWARDER_DIR = Path(__file__).resolve().parent.parent / "lambda" / "forwarder"
-# Modules of the asset that import nothing but the standard library.
-_DEPENDENCY_FREE = ("errors", "telemetry", "tokens")
+# Modules of the asset that import nothing but the standard library and, by their top-level
+# names as the Lambda imports them, the asset modules listed with them.
+_DEPENDENCY_FREE: dict[str, tuple[str, ...]] = {
+    "contract": (),
+    "wire": (),
+    "errors": ("contract", "wire"),
+    "tokens": (),
+}
 
 
 def load_module(module_name: str, path: Path) -> ModuleType:
@@ -33,15 +41,38 @@ def load_module(module_name: str, path: Path) -> ModuleType:
 
 
 def forwarder_module(name: str) -> ModuleType:
-    """lambda/forwarder/<name>.py as a module, under a name of its own (`ownllm_forwarder_<name>`)."""
+    """lambda/forwarder/<name>.py as a module, under a name of its own (`ownllm_forwarder_<name>`).
+
+    The asset modules it imports (`import contract`) are its loaded siblings: they are put under
+    their top-level names only while it is executed."""
     if name not in _DEPENDENCY_FREE:
-        raise ValueError(f"{name!r} is not one of the forwarder's dependency-free modules {_DEPENDENCY_FREE}")
+        raise ValueError(f"{name!r} is not one of the forwarder's dependency-free modules {tuple(_DEPENDENCY_FREE)}")
     qualified = f"ownllm_forwarder_{name}"
-    return sys.modules.get(qualified) or load_module(qualified, FORWARDER_DIR / f"{name}.py")
+    loaded = sys.modules.get(qualified)
+    if loaded is not None:
+        return loaded
+    siblings = {dependency: forwarder_module(dependency) for dependency in _DEPENDENCY_FREE[name]}
+    shadowed = {dependency: sys.modules.get(dependency) for dependency in siblings}
+    sys.modules.update(siblings)
+    try:
+        return load_module(qualified, FORWARDER_DIR / f"{name}.py")
+    finally:
+        for dependency, previous in shadowed.items():
+            if previous is None:
+                del sys.modules[dependency]
+            else:
+                sys.modules[dependency] = previous
 
 
-SERVICE_NAME = "ownllm-forwarder"
-METRICS_NAMESPACE = "ownllm"
+def contract() -> ModuleType:
+    """lambda/forwarder/contract.py: engines, environment names and defaults, limits, error
+    classes and metric names."""
+    return forwarder_module("contract")
+
+
+_CONTRACT = contract()
+SERVICE_NAME: str = _CONTRACT.SERVICE_NAME
+METRICS_NAMESPACE: str = _CONTRACT.METRICS_NAMESPACE
 
 
 def forwarder_environment(
@@ -53,28 +84,37 @@ def forwarder_environment(
     inference_component: str | None = None,
 ) -> dict[str, str]:
     """inference_component: the component's name when the model runs as one (scale to zero)."""
-    s = settings
+    s, c = settings, contract()
     env = {
-        "ENDPOINT_NAME": endpoint_name,
-        "ENGINE": s.engine,
-        "MODEL_NAME": model_name or s.served_model_name,
-        "ADAPTERS": ",".join(adapters),
-        "MAX_REQUEST_BYTES": str(s.max_request_bytes),
-        "MAX_INPUT_TOKENS": str(s.max_input_tokens),
+        c.ENDPOINT_NAME: endpoint_name,
+        c.ENGINE: s.engine,
+        c.MODEL_NAME: model_name or s.served_model_name,
+        c.ADAPTERS: ",".join(adapters),
+        c.MAX_REQUEST_BYTES: str(s.max_request_bytes),
+        c.MAX_INPUT_TOKENS: str(s.max_input_tokens),
         # The forwarder reads MAX_TOTAL_TOKENS only to cap max_tokens at MAX_TOTAL_TOKENS -
         # MAX_INPUT_TOKENS (lambda/forwarder/config.py): passing max_input_tokens + the cap makes
         # that cap Settings.max_output_tokens, which also keeps an answer within the Lambda timeout.
-        "MAX_TOTAL_TOKENS": str(s.max_input_tokens + s.max_output_tokens),
-        "DEFAULT_MAX_TOKENS": str(min(s.default_max_tokens, s.max_output_tokens)),
+        c.MAX_TOTAL_TOKENS: str(s.max_input_tokens + s.max_output_tokens),
+        c.DEFAULT_MAX_TOKENS: str(min(s.default_max_tokens, s.max_output_tokens)),
         # stream: true may run until the function's longer timeout: its own, higher cap.
-        "MAX_STREAM_TOKENS": str(s.max_stream_output_tokens),
-        "LOG_PROMPTS": "false",
-        "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
-        "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
+        c.MAX_STREAM_TOKENS: str(s.max_stream_output_tokens),
+        c.LOG_PROMPTS: "false",
+        c.POWERTOOLS_SERVICE_NAME: c.SERVICE_NAME,
+        c.POWERTOOLS_METRICS_NAMESPACE: c.METRICS_NAMESPACE,
     }
     if inference_component:
-        env["INFERENCE_COMPONENT_NAME"] = inference_component
+        env[c.INFERENCE_COMPONENT_NAME] = inference_component
     return env
+
+
+def custom_metrics() -> dict[str, int]:
+    """The custom metrics the forwarder emits as EMF, as the stack declares them for the cost
+    estimate (ownllm/cost/pricers/functions.py): `always` on every request, up to `at_most` once
+    every error class has occurred (an Errors metric per ErrorClass dimension value)."""
+    c = contract()
+    always = len(c.METRICS)
+    return {"always": always, "at_most": always + len(c.ERROR_CLASSES)}
 
 
 # -- Lambda Web Adapter: how the function runs main:app and streams ------------------------

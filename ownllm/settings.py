@@ -38,9 +38,12 @@ from pydantic_core import ErrorDetails
 
 from ownllm import capacity as sizing
 from ownllm import gpus, regions
+from ownllm.forwarder import contract
 from ownllm.perf.models import ModelArch
 
-ENGINES = ("vllm", "lmi", "tgi")
+# The request path's facts (lambda/forwarder/contract.py), which the forwarder enforces too.
+_CONTRACT = contract()
+ENGINES: tuple[str, ...] = _CONTRACT.ENGINES
 # Weight precisions the performance model knows and the engines are told (ownllm/engines.py).
 PRECISIONS = ("bf16", "fp16", "fp8", "int8", "int4")
 # int8/int4 serve a checkpoint quantized ahead of time (AWQ, GPTQ, W8A8...): the engines read the
@@ -57,14 +60,13 @@ BYTES_PER_PARAM = 2
 MEMORY_HEADROOM = 1.2
 # The smallest model size accepted, in billions of parameters (as `ownllm capacity --model-size-b`).
 MIN_MODEL_SIZE_B = 0.01
-# API Gateway REST integrations time out at 29 s; the Lambda must finish first.
-API_GATEWAY_TIMEOUT_S = 29
-# A REST integration in STREAM transfer mode may run up to 15 minutes (TimeoutInMillis up to
-# 900,000; API Gateway developer guide, "response-transfer-mode"), as long as Lambda's own 900 s cap.
-API_GATEWAY_STREAM_TIMEOUT_S = 900
+# API Gateway REST integrations time out at 29 s (buffered); a STREAM integration may run 15 minutes.
+API_GATEWAY_TIMEOUT_S: int = _CONTRACT.API_GATEWAY_TIMEOUT_S
+API_GATEWAY_STREAM_TIMEOUT_S: int = _CONTRACT.STREAM_LIMIT_S
 # Lambda: memory 128-10240 MB; a synchronous invocation's payload is at most 6 MB.
 LAMBDA_MEMORY_MB = (128, 10_240)
-LAMBDA_PAYLOAD_BYTES = 6 * 1024 * 1024
+LAMBDA_PAYLOAD_BYTES: int = _CONTRACT.LAMBDA_PAYLOAD_BYTES
+_DEFAULTS = _CONTRACT.DEFAULTS
 # AWS APIs and CloudFormation take whole numbers as 32-bit signed integers (Smithy's `integer`
 # shape, https://smithy.io/2.0/spec/simple-types.html); a larger one reached the template as 1e+23.
 INT32_MAX = 2**31 - 1
@@ -225,11 +227,11 @@ class Settings(BaseModel):
     active_days: str = "MON-FRI"
     timezone: str = "UTC"
     # Engine limits, also enforced by the Lambda before a request reaches the GPU.
-    max_input_tokens: Positive = 4096
-    max_total_tokens: Positive = 8192
+    max_input_tokens: Positive = _DEFAULTS.max_input_tokens
+    max_total_tokens: Positive = _DEFAULTS.max_total_tokens
     max_batch_size: Positive = 64
-    default_max_tokens: Positive = 512
-    max_request_bytes: Annotated[int, Field(ge=1024, le=LAMBDA_PAYLOAD_BYTES)] = 262_144
+    default_max_tokens: Positive = _DEFAULTS.default_max_tokens
+    max_request_bytes: Annotated[int, Field(ge=1024, le=LAMBDA_PAYLOAD_BYTES)] = _DEFAULTS.max_request_bytes
     hf_token_secret_name: str | None = None
     # API.
     api_rate_limit_rps: PositiveFloat = 10.0

@@ -26,18 +26,20 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from ownllm.artifacts import ModelArtifacts
+from ownllm.cost.pricers.functions import CUSTOM_METRICS_METADATA
 from ownllm.forwarder import (
     ASSET_EXCLUDE,
     BUNDLED_DISTRIBUTIONS,
     WEB_ADAPTER_HANDLER,
     WEB_ADAPTER_LAYER,
     bundle,
+    contract,
+    custom_metrics,
     forwarder_environment,
-    forwarder_module,
     web_adapter_environment,
 )
 from ownllm.gateway_responses import gateway_errors
-from ownllm.settings import API_GATEWAY_TIMEOUT_S, RETENTION_DAYS, Settings
+from ownllm.settings import RETENTION_DAYS, Settings
 from stacks.nag import acknowledge
 from stacks.serving import ServingEndpoint
 
@@ -61,11 +63,6 @@ STREAMING_ROUTES = ("chat/completions", "completions")
 # many addresses needs more than throttling: AWS WAF rate-based rules on the stage are the next
 # step (see the AwsSolutions-APIG3 note below).
 STAGE_THROTTLE_FACTOR = 2
-# What the forwarder emits as EMF metrics (lambda/forwarder/app.py), declared on the function
-# so the cost estimate prices them ($0.30/metric-month each). Errors carry an ErrorClass
-# dimension: each class seen is one more metric.
-FORWARDER_METRICS: tuple[str, ...] = forwarder_module("telemetry").METRICS
-FORWARDER_ERROR_CLASSES: tuple[str, ...] = forwarder_module("errors").ERROR_CLASSES
 
 
 class LoggedFunction(Construct):
@@ -193,9 +190,10 @@ class Forwarder(LoggedFunction):
             description=f"OpenAI-compatible front for SageMaker endpoint {serving.endpoint_name}",
         )
         serving.grant_invoke(self.function)
+        # What the forwarder emits as EMF metrics (contract.METRICS, and one Errors metric per
+        # contract.ERROR_CLASSES), declared so the cost estimate prices them ($0.30/metric-month each).
         cast(lambda_.CfnFunction, self.function.node.default_child).add_metadata(
-            "ownllm:custom-metrics",
-            {"always": len(FORWARDER_METRICS), "at_most": len(FORWARDER_METRICS) + len(FORWARDER_ERROR_CLASSES)},
+            CUSTOM_METRICS_METADATA, custom_metrics()
         )
 
 
@@ -269,7 +267,7 @@ class Api(Construct):
         # The function answers through Lambda Web Adapter in response_stream mode, so every method
         # invokes it with InvokeWithResponseStream (STREAM transfer mode). Only the completion
         # routes get the long budget: everything else is a buffered answer inside 29 s.
-        buffered = self._integration(handler, Duration.seconds(API_GATEWAY_TIMEOUT_S))
+        buffered = self._integration(handler, Duration.seconds(contract().API_GATEWAY_TIMEOUT_S))
         streamed = self._integration(handler, Duration.seconds(s.api_timeout_s))
         v1 = self.rest_api.root.add_resource("v1")
         self._add_method(v1.add_resource("{proxy+}"), buffered)

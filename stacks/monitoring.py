@@ -45,7 +45,7 @@ from aws_cdk import aws_sns_subscriptions as subs
 from constructs import Construct
 
 from ownllm import regions
-from ownllm.forwarder import METRICS_NAMESPACE, SERVICE_NAME
+from ownllm.forwarder import METRICS_NAMESPACE, SERVICE_NAME, contract
 from ownllm.settings import Settings
 from stacks.api import STAGE, Api
 from stacks.serving import VARIANT, ServingEndpoint
@@ -369,7 +369,9 @@ class LlmMonitoring(Construct):
             cw.GraphWidget(title="Instances", left=[instances], width=6),
         )
         # The forwarder's own EMF metrics (Powertools adds the `service` dimension).
+        c = contract()
         service = {"service": SERVICE_NAME}
+        errors_by_class = f"{c.ERROR_CLASS_DIMENSION},service"
         self.dashboard.add_widgets(
             cw.GraphWidget(
                 title="Tokens",
@@ -381,7 +383,7 @@ class LlmMonitoring(Construct):
                         statistic="Sum",
                         period=PERIOD,
                     )
-                    for m in ("PromptTokens", "CompletionTokens")
+                    for m in (c.PROMPT_TOKENS, c.COMPLETION_TOKENS)
                 ],
                 width=12,
             ),
@@ -389,7 +391,7 @@ class LlmMonitoring(Construct):
                 title="Forwarder errors by class",
                 left=[
                     cw.MathExpression(
-                        expression=f"SEARCH('{{{METRICS_NAMESPACE},ErrorClass,service}} MetricName=\"Errors\"', 'Sum', 300)",
+                        expression=f"SEARCH('{{{METRICS_NAMESPACE},{errors_by_class}}} MetricName=\"{c.ERRORS}\"', 'Sum', 300)",
                         label="",
                         period=PERIOD,
                     )

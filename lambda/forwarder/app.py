@@ -27,8 +27,8 @@ import time
 from typing import TYPE_CHECKING
 
 import config as settings
+import contract
 import errors
-import telemetry
 import translate
 import upstream
 import validate
@@ -167,7 +167,7 @@ def _complete(kind: str) -> Response:
         inference_component=cfg.inference_component,
     )
     log.update(model_latency_ms=round(answer.latency_ms, 1), attempts=answer.attempts)
-    metrics.add_metric(name=telemetry.MODEL_LATENCY, unit=MetricUnit.Milliseconds, value=answer.latency_ms)
+    metrics.add_metric(name=contract.MODEL_LATENCY, unit=MetricUnit.Milliseconds, value=answer.latency_ms)
     done = translate.from_engine(req, cfg, answer.body, _current.request_id)
     usage = done.body["usage"]
     log.update(
@@ -176,8 +176,8 @@ def _complete(kind: str) -> Response:
     if cfg.log_prompts:  # opt-in: prompts may hold personal data
         prompt = req.messages if req.messages is not None else req.prompt
         logger.info("prompt", extra={"request_id": _current.request_id, "prompt": prompt, "completion": done.text})
-    metrics.add_metric(name=telemetry.PROMPT_TOKENS, unit=MetricUnit.Count, value=usage["prompt_tokens"])
-    metrics.add_metric(name=telemetry.COMPLETION_TOKENS, unit=MetricUnit.Count, value=usage["completion_tokens"])
+    metrics.add_metric(name=contract.PROMPT_TOKENS, unit=MetricUnit.Count, value=usage["prompt_tokens"])
+    metrics.add_metric(name=contract.COMPLETION_TOKENS, unit=MetricUnit.Count, value=usage["completion_tokens"])
     headers = _headers({"x-ownllm-usage": done.usage_source})
     if req.stream:
         headers["Cache-Control"] = "no-cache"
@@ -199,9 +199,9 @@ def _error_response(err: errors.ApiError) -> Response:
 def record_error_metric(err: errors.ApiError) -> None:
     """One Errors data point with the error's class (also for main.py's streams)."""
     with single_metric(
-        name=telemetry.ERRORS, unit=MetricUnit.Count, value=1, default_dimensions=metrics.default_dimensions
+        name=contract.ERRORS, unit=MetricUnit.Count, value=1, default_dimensions=metrics.default_dimensions
     ) as m:
-        m.add_dimension(name=telemetry.ERROR_CLASS_DIMENSION, value=err.error_class)
+        m.add_dimension(name=contract.ERROR_CLASS_DIMENSION, value=err.error_class)
 
 
 @app.exception_handler(errors.ApiError)
@@ -240,10 +240,10 @@ def handler(event: dict, context: LambdaContext) -> dict:
     started = time.monotonic()
     request_id = str((event.get("requestContext") or {}).get("requestId") or context.aws_request_id)
     # API Gateway stops waiting at 29 s, the Lambda at its timeout: answer before both.
-    budget = min(context.get_remaining_time_in_millis() / 1000, settings.API_GATEWAY_TIMEOUT_S - 0.5)
+    budget = min(context.get_remaining_time_in_millis() / 1000, contract.API_GATEWAY_TIMEOUT_S - 0.5)
     margin = CONFIG.response_margin_s if CONFIG else 1.0
     _current = _Request(request_id, started + budget - margin)
-    metrics.add_metric(name=telemetry.REQUESTS, unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name=contract.REQUESTS, unit=MetricUnit.Count, value=1)
     response = app.resolve(event, context)
     status = response.get("statusCode", 0)
     fields = {

@@ -10,9 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-ENGINES = ("vllm", "lmi", "tgi")
-# API Gateway REST integrations give up after 29 s; the Lambda must answer before that.
-API_GATEWAY_TIMEOUT_S = 29.0
+import contract as c
+from contract import API_GATEWAY_TIMEOUT_S, DEFAULTS, ENGINES
 
 
 class ConfigError(ValueError):
@@ -27,17 +26,17 @@ class Config:
     engine: str
     model_name: str
     adapters: tuple[str, ...] = ()
-    max_request_bytes: int = 262_144
-    max_input_tokens: int = 4096
-    max_total_tokens: int = 8192
-    default_max_tokens: int = 512
+    max_request_bytes: int = DEFAULTS.max_request_bytes
+    max_input_tokens: int = DEFAULTS.max_input_tokens
+    max_total_tokens: int = DEFAULTS.max_total_tokens
+    default_max_tokens: int = DEFAULTS.default_max_tokens
     log_prompts: bool = False
     # Set when the model runs as an inference component (the scale-to-zero topology).
     inference_component: str | None = None
     # Upstream call budget (optional env overrides; the defaults fit a 28 s Lambda).
-    connect_timeout_s: float = 2.0
-    read_timeout_s: float = 25.0  # ceiling; each attempt gets less when less time is left
-    max_attempts: int = 3  # botocore standard mode: 1 call + at most 2 retries
+    connect_timeout_s: float = DEFAULTS.connect_timeout_s
+    read_timeout_s: float = DEFAULTS.read_timeout_s
+    max_attempts: int = DEFAULTS.max_attempts
     response_margin_s: float = 1.0  # kept back to build and log the answer
 
     # Largest max_tokens with stream: true (a stream may run up to the function's longer timeout);
@@ -108,31 +107,31 @@ def _bool(env: Mapping[str, str], key: str, problems: list[str]) -> bool:
 
 def load(env: Mapping[str, str]) -> Config:
     problems: list[str] = []
-    endpoint_name = env.get("ENDPOINT_NAME", "").strip()
+    endpoint_name = env.get(c.ENDPOINT_NAME, "").strip()
     if not endpoint_name:
-        problems.append("ENDPOINT_NAME is not set (expected the SageMaker endpoint's name)")
-    engine = env.get("ENGINE", "").strip().lower()
+        problems.append(f"{c.ENDPOINT_NAME} is not set (expected the SageMaker endpoint's name)")
+    engine = env.get(c.ENGINE, "").strip().lower()
     if engine not in ENGINES:
-        problems.append(f"ENGINE={engine!r} is not one of {', '.join(ENGINES)}")
-    model_name = env.get("MODEL_NAME", "").strip()
+        problems.append(f"{c.ENGINE}={engine!r} is not one of {', '.join(ENGINES)}")
+    model_name = env.get(c.MODEL_NAME, "").strip()
     if not model_name:
-        problems.append("MODEL_NAME is not set (expected the served model name clients pass as `model`)")
-    adapters = tuple(dict.fromkeys(a.strip() for a in env.get("ADAPTERS", "").split(",") if a.strip()))
+        problems.append(f"{c.MODEL_NAME} is not set (expected the served model name clients pass as `model`)")
+    adapters = tuple(dict.fromkeys(a.strip() for a in env.get(c.ADAPTERS, "").split(",") if a.strip()))
     adapters = tuple(a for a in adapters if a != model_name)
-    max_request_bytes = _int(env, "MAX_REQUEST_BYTES", 262_144, problems)
-    max_input_tokens = _int(env, "MAX_INPUT_TOKENS", 4096, problems)
-    max_total_tokens = _int(env, "MAX_TOTAL_TOKENS", 8192, problems)
-    default_max_tokens = _int(env, "DEFAULT_MAX_TOKENS", 512, problems)
+    max_request_bytes = _int(env, c.MAX_REQUEST_BYTES, DEFAULTS.max_request_bytes, problems)
+    max_input_tokens = _int(env, c.MAX_INPUT_TOKENS, DEFAULTS.max_input_tokens, problems)
+    max_total_tokens = _int(env, c.MAX_TOTAL_TOKENS, DEFAULTS.max_total_tokens, problems)
+    default_max_tokens = _int(env, c.DEFAULT_MAX_TOKENS, DEFAULTS.default_max_tokens, problems)
     cap = max_total_tokens - max_input_tokens
     if cap < 1:
         problems.append(
-            f"MAX_TOTAL_TOKENS={max_total_tokens} leaves no room to generate after MAX_INPUT_TOKENS={max_input_tokens}"
-            " (expected MAX_TOTAL_TOKENS > MAX_INPUT_TOKENS)"
+            f"{c.MAX_TOTAL_TOKENS}={max_total_tokens} leaves no room to generate after "
+            f"{c.MAX_INPUT_TOKENS}={max_input_tokens} (expected {c.MAX_TOTAL_TOKENS} > {c.MAX_INPUT_TOKENS})"
         )
     elif default_max_tokens > cap:
         problems.append(
-            f"DEFAULT_MAX_TOKENS={default_max_tokens} is above the max_tokens cap {cap}"
-            " (MAX_TOTAL_TOKENS - MAX_INPUT_TOKENS)"
+            f"{c.DEFAULT_MAX_TOKENS}={default_max_tokens} is above the max_tokens cap {cap}"
+            f" ({c.MAX_TOTAL_TOKENS} - {c.MAX_INPUT_TOKENS})"
         )
     config = Config(
         endpoint_name=endpoint_name,
@@ -143,14 +142,14 @@ def load(env: Mapping[str, str]) -> Config:
         max_input_tokens=max_input_tokens,
         max_total_tokens=max_total_tokens,
         default_max_tokens=default_max_tokens,
-        log_prompts=_bool(env, "LOG_PROMPTS", problems),
-        inference_component=env.get("INFERENCE_COMPONENT_NAME", "").strip() or None,
-        connect_timeout_s=_float(env, "UPSTREAM_CONNECT_TIMEOUT_S", 2.0, problems),
-        read_timeout_s=_float(env, "UPSTREAM_READ_TIMEOUT_S", 25.0, problems),
-        max_stream_tokens=_int(env, "MAX_STREAM_TOKENS", max(cap, 1), problems)
-        if env.get("MAX_STREAM_TOKENS")
+        log_prompts=_bool(env, c.LOG_PROMPTS, problems),
+        inference_component=env.get(c.INFERENCE_COMPONENT_NAME, "").strip() or None,
+        connect_timeout_s=_float(env, c.UPSTREAM_CONNECT_TIMEOUT_S, DEFAULTS.connect_timeout_s, problems),
+        read_timeout_s=_float(env, c.UPSTREAM_READ_TIMEOUT_S, DEFAULTS.read_timeout_s, problems),
+        max_stream_tokens=_int(env, c.MAX_STREAM_TOKENS, max(cap, 1), problems)
+        if env.get(c.MAX_STREAM_TOKENS)
         else None,
-        max_attempts=_int(env, "UPSTREAM_MAX_ATTEMPTS", 3, problems),
+        max_attempts=_int(env, c.UPSTREAM_MAX_ATTEMPTS, DEFAULTS.max_attempts, problems),
     )
     if problems:
         raise ConfigError(problems)

@@ -9,26 +9,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
+import contract
+from wire import error_message
+
 INVALID_REQUEST = "invalid_request_error"
 RATE_LIMIT = "rate_limit_error"
 SERVER = "server_error"
-# Every value of ApiError.error_class: the ErrorClass dimension of the Errors metric, so the
-# stacks declare and price one custom metric per class (stacks/api.py reads this tuple).
-ERROR_CLASSES = (
-    "invalid_request",
-    "model_not_found",
-    "unknown_route",
-    "method_not_allowed",
-    "configuration",
-    "internal",
-    "upstream_error",
-    "upstream_client_error",
-    "timeout",
-    "throttled",
-    "not_ready",
-    "starting",
-    "unavailable",
-)
 
 
 @dataclass
@@ -45,7 +31,9 @@ class ApiError(Exception):
     log_detail: str | None = None  # for the log only: never sent to the client
 
     def __post_init__(self) -> None:
-        if self.error_class not in ERROR_CLASSES:  # an undeclared class would be an unpriced metric
+        # The stacks declare and price one Errors metric per contract.ERROR_CLASSES: an undeclared
+        # class would be an unpriced metric.
+        if self.error_class not in contract.ERROR_CLASSES:
             raise ValueError(f"error_class {self.error_class!r} is not one of ERROR_CLASSES")
         super().__init__(self.message)
 
@@ -203,23 +191,16 @@ _CONFIG_CODES = {
 
 
 def engine_message(original: str | None) -> str:
-    """The human part of an engine's JSON error body (vLLM `message`, TGI/LMI `error`), bounded;
-    "" for anything else: text that is not the engine's own error object (an HTML page, a stack
-    trace, a proxy's answer) is not passed on to clients."""
+    """The human part of an engine's JSON error body (wire.error_message), bounded; "" for
+    anything else: text that is not the engine's own error object (an HTML page, a stack trace,
+    a proxy's answer) is not passed on to clients."""
     if not original:
         return ""
     try:
         parsed = json.loads(original)
     except ValueError:
         return ""
-    if isinstance(parsed, dict):
-        for key in ("message", "error", "detail"):
-            value = parsed.get(key)
-            if isinstance(value, dict):
-                value = value.get("message")
-            if isinstance(value, str) and value:
-                return value[:1000]
-    return ""
+    return error_message(parsed)
 
 
 def _upstream(

@@ -23,9 +23,9 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from typing import Any
 
+import contract
 import errors
 import streaming
-import telemetry
 import translate
 import upstream
 import validate
@@ -40,9 +40,6 @@ Send = Callable[[Message], Awaitable[None]]
 
 # Lambda Web Adapter polls this path until the app answers (AWS_LWA_READINESS_CHECK_PATH).
 HEALTH_PATH = "/health"
-# The longest an API Gateway REST stream may last (response transfer mode STREAM: 15 minutes,
-# API Gateway developer guide, "response-transfer-mode").
-STREAM_LIMIT_S = 15 * 60.0
 STREAM_ROUTES = {
     "/v1/chat/completions": validate.CHAT,
     "/chat/completions": validate.CHAT,
@@ -109,11 +106,11 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
 async def _stream(kind: str, body: bytes, request_id: str, context: _Context, send: Send) -> None:
     started = time.monotonic()
     log: dict[str, Any] = {"request_id": request_id, "lambda_request_id": context.aws_request_id, "stream": True}
-    forwarder.metrics.add_metric(name=telemetry.REQUESTS, unit=MetricUnit.Count, value=1)
+    forwarder.metrics.add_metric(name=contract.REQUESTS, unit=MetricUnit.Count, value=1)
     cfg = forwarder.CONFIG
     client = forwarder.CLIENT
     margin = cfg.response_margin_s if cfg else 1.0
-    until = started + min(context.get_remaining_time_in_millis() / 1000, STREAM_LIMIT_S) - margin
+    until = started + min(context.get_remaining_time_in_millis() / 1000, contract.STREAM_LIMIT_S) - margin
     try:
         if cfg is None or client is None:
             raise errors.configuration(f"invalid environment: {forwarder.CONFIG_PROBLEM}")
@@ -145,7 +142,7 @@ async def _stream(kind: str, body: bytes, request_id: str, context: _Context, se
         return
     log.update(model_latency_ms=round(invocation.first_chunk_ms, 1), attempts=invocation.attempts)
     forwarder.metrics.add_metric(
-        name=telemetry.MODEL_LATENCY, unit=MetricUnit.Milliseconds, value=invocation.first_chunk_ms
+        name=contract.MODEL_LATENCY, unit=MetricUnit.Milliseconds, value=invocation.first_chunk_ms
     )
     headers = {
         "Content-Type": forwarder.EVENT_STREAM,
@@ -172,9 +169,9 @@ async def _stream(kind: str, body: bytes, request_id: str, context: _Context, se
             usage=normaliser.usage_source,
             status=200,
         )
-        forwarder.metrics.add_metric(name=telemetry.PROMPT_TOKENS, unit=MetricUnit.Count, value=usage["prompt_tokens"])
+        forwarder.metrics.add_metric(name=contract.PROMPT_TOKENS, unit=MetricUnit.Count, value=usage["prompt_tokens"])
         forwarder.metrics.add_metric(
-            name=telemetry.COMPLETION_TOKENS, unit=MetricUnit.Count, value=usage["completion_tokens"]
+            name=contract.COMPLETION_TOKENS, unit=MetricUnit.Count, value=usage["completion_tokens"]
         )
         _finish(log, started, normaliser.error)
 
@@ -259,7 +256,7 @@ def _deadline(lambda_context: dict) -> float:
     deadline_ms = lambda_context.get("deadline")
     if isinstance(deadline_ms, int) and not isinstance(deadline_ms, bool):
         return time.monotonic() + (deadline_ms / 1000 - time.time())
-    return time.monotonic() + STREAM_LIMIT_S
+    return time.monotonic() + contract.STREAM_LIMIT_S
 
 
 def _rest_event(scope: Scope, headers: dict[str, str], body: bytes, request_context: dict, request_id: str) -> dict:

@@ -5,26 +5,9 @@ PayloadPart events whose boundaries are arbitrary: one part may end mid-line (ev
 mid-character) or hold many lines. Bytes are buffered and split on newlines before any
 parsing, so every split of the same stream gives the same chunks.
 
-What each engine streams on /invocations for a body with `stream: true`:
-- vllm (SageMaker vLLM DLC, vLLM's OpenAI server): SSE, `data: {chunk}` then a blank
-  line, ending with `data: [DONE]`; a failure mid-stream is `data: {"error": {...}}`.
-- lmi (vLLM async mode): vLLM's chunks as JSON lines, one chunk object per line with no
-  `data:`, a blank line at the end and no [DONE]; a failure is a line
-  `{"code": 424, "error": "..."}` or LMI's `{"code", "message"}` (djl-serving at d21927c4:
-  engines/python/setup/djl_python/lmi_vllm/request_response_utils.py
-  vllm_stream_output_formatter strips `data: ` and ends at [DONE];
-  engines/python/setup/djl_python/async_utils.py create_stream_chunk_output adds the
-  newline and the 424; engines/python/src/main/java/ai/djl/python/engine/Request.java
-  addResponse writes each chunk's data as it comes).
-- tgi: SSE. Chat (Messages API) sends chat.completion.chunk events and `data: [DONE]`, a
-  failure as `{"error": {"message", "http_status_code"}}`. Native `{inputs, parameters,
-  stream: true}` (completions here) sends one `{"index", "token": {"id", "text",
-  "logprob", "special"}, "generated_text", "details"}` per token, the last with
-  `details {finish_reason, generated_tokens, input_length}`, and no [DONE]; a failure is
-  `{"error", "error_type"}` (huggingface/text-generation-inference at db931fc:
-  router/src/server.rs generate_stream and chat_completions, router/src/lib.rs
-  StreamResponse, router/src/infer/mod.rs into_openai_event). Its keep-alive comments
-  (lines starting with `:`) are skipped.
+What each engine streams on /invocations for a body with `stream: true` (SSE or JSON lines,
+with or without `data: [DONE]`, its event and error shapes) is described once, with its
+sources, in wire.py.
 
 A failure the engine reports before any chunk reached the client can still become an HTTP
 status (`Normaliser.failure`, mapped by errors.map_upstream like InvokeEndpoint's); after
@@ -41,50 +24,26 @@ from typing import Any
 
 import errors
 import tokens
+import wire
 from translate import ESTIMATED, REPORTED, finish_reason
 from validate import CHAT, Request
 
-DONE = b"data: [DONE]\n\n"
-# TGI's error_type -> the HTTP status TGI answers it with outside a stream (router/src/
-# server.rs: validation 422, overloaded 429). "generation" (424 there) and
-# "incomplete_generation" are the engine's own failures: 500, so they map to a 502.
-_TGI_ERROR_STATUS = {"validation": 422, "overloaded": 429}
-# 424 ("failed dependency") is how LMI and TGI report their own failures inside a stream.
-_ENGINE_FAILED = 424
+DONE = wire.DONE
 
 
-class LineBuffer:
-    """Bytes in arbitrary pieces -> complete lines (without the newline), decoded as UTF-8.
-
-    Splitting bytes before decoding keeps a multi-byte character cut between two parts whole.
-    """
-
-    def __init__(self) -> None:
-        self._pending = b""
-
-    def feed(self, data: bytes) -> list[str]:
-        data = self._pending + data
-        *lines, self._pending = data.split(b"\n")
-        return [_decode(line) for line in lines]
-
-    def close(self) -> list[str]:
-        rest, self._pending = self._pending, b""
-        return [_decode(rest)] if rest else []
-
-
-def _decode(line: bytes) -> str:
-    return line.removesuffix(b"\r").decode("utf-8", "replace")
+# What the client gets is vLLM's stream: OpenAI's SSE chunks, ending with [DONE].
+_CLIENT = wire.for_engine("vllm")
 
 
 def sse(event: dict) -> bytes:
     # UTF-8 rather than \u escapes; a lone surrogate an engine escaped (\ud800) cannot be UTF-8: "?".
     data = json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "replace")
-    return b"data: " + data + b"\n\n"
+    return _CLIENT.frame(data)
 
 
 def in_band_error(err: errors.ApiError, request_id: str | None) -> bytes:
     """How a stream that already started says it failed: OpenAI's error object, then [DONE]."""
-    return b"data: " + err.body(request_id).encode() + b"\n\n" + DONE
+    return _CLIENT.frame(err.body(request_id).encode()) + DONE
 
 
 class Normaliser:
@@ -105,9 +64,8 @@ class Normaliser:
         created: int | None = None,
     ) -> None:
         self.req = req
-        self._lines = LineBuffer()
-        self._sse = engine != "lmi"
-        self._data: list[str] = []  # the data lines of the SSE event being read
+        engine_wire = wire.for_engine(engine)
+        self._events = engine_wire.reader()
         chat = req.kind == CHAT
         self._chat = chat
         self._base: dict[str, Any] = {
@@ -120,7 +78,8 @@ class Normaliser:
             self._base["usage"] = None  # OpenAI sends usage: null on every chunk but the last
         # TGI's native stream keeps a stop sequence in the text; OpenAI leaves it out. Hold back
         # as many characters as the longest stop, so it can be cut once the stream says so.
-        stops = (req.sampling.get("stop") or []) if engine == "tgi" and not chat else []
+        keeps_stop = engine_wire.route(req.kind).keeps_stop_sequence
+        stops = (req.sampling.get("stop") or []) if keeps_stop else []
         self._stops: list[str] = [s for s in stops if isinstance(s, str) and s]
         self._hold = max((len(s) for s in self._stops), default=0)
         self._held = ""
@@ -140,8 +99,8 @@ class Normaliser:
         out: list[bytes] = []
         if self.failure is None and not self._ended:
             try:
-                for line in self._lines.feed(data):
-                    self._line(line, out)
+                for event in self._events.feed(data):
+                    self._event(event, out)
             except (errors.UpstreamFailure, errors.ApiError) as exc:
                 self.failure = exc
         return out
@@ -151,33 +110,17 @@ class Normaliser:
         out: list[bytes] = []
         if self.failure is None and not self._ended:
             try:
-                for line in self._lines.close():
-                    self._line(line, out)
-                if self._data:
-                    self._event("\n".join(self._data), out)
-                    self._data = []
-                self._end(out)
+                for event in self._events.close():
+                    self._event(event, out)
+                if not self._ended:
+                    self._end(out)
             except (errors.UpstreamFailure, errors.ApiError) as exc:
                 self.failure = exc
         return out
 
-    def _line(self, line: str, out: list[bytes]) -> None:
+    def _event(self, data: str, out: list[bytes]) -> None:
         if self._ended:
             return
-        if not self._sse:  # JSON lines: every non-blank line is one chunk
-            if line.strip():
-                self._event(line, out)
-            return
-        if not line:  # a blank line ends an SSE event
-            if self._data:
-                data, self._data = "\n".join(self._data), []
-                self._event(data, out)
-        elif line.startswith("data:"):
-            value = line[5:]
-            self._data.append(value[1:] if value.startswith(" ") else value)
-        # other SSE fields (event:, id:, retry:) and comments (":" keep-alives) carry nothing here
-
-    def _event(self, data: str, out: list[bytes]) -> None:
         if data.strip() == "[DONE]":
             self._end(out)
             return
@@ -320,23 +263,18 @@ def _count(value: Any, current: int | None) -> int | None:
 def engine_failure(event: dict, raw: str) -> errors.UpstreamFailure | None:
     """An engine's in-stream error event as an UpstreamFailure (a ModelError with the engine's
     status), so map_upstream decides its answer as it does for InvokeEndpoint; None otherwise."""
-    if "choices" in event or "token" in event:
+    reported = wire.read_stream_error(event)
+    if reported is None:
         return None
-    error = event.get("error")
-    status: Any = None
-    if isinstance(error, dict):  # vLLM ({"error": {"message", "code"}}), TGI chat ({"http_status_code"})
-        status = error.get("code", error.get("http_status_code"))
-    elif isinstance(error, str):  # TGI native ({"error_type"}), LMI ({"code"})
-        status = _TGI_ERROR_STATUS.get(event.get("error_type") or "", event.get("code"))
-    elif event.get("object") == "error":  # older vLLM: {"object": "error", "message", "code"}
-        status = event.get("code")
-    elif isinstance(event.get("code"), int) and isinstance(event.get("message"), str):
-        # LMI's async failure: its Output object, {"code", "message", ...} (djl-serving
-        # engines/python/src/main/java/ai/djl/python/engine/AsyncRequestManager.java sendErrorResponse)
-        status = event["code"]
-    else:
-        return None
-    if not isinstance(status, int) or isinstance(status, bool) or not 400 <= status < 600 or status == _ENGINE_FAILED:
+    status = reported.status
+    # 424 is the engines' "failed" inside a stream, and anything that is not an HTTP error status
+    # is their own failure too: 500, which maps to a 502.
+    if (
+        not isinstance(status, int)
+        or isinstance(status, bool)
+        or not 400 <= status < 600
+        or status == wire.ENGINE_FAILED
+    ):
         status = 500
     return errors.UpstreamFailure(
         "service",

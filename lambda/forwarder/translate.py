@@ -1,18 +1,9 @@
 """OpenAI <-> engine: the request each engine expects, and its answer back in OpenAI shape.
 
-Pure: plain data in, plain data out. What each engine speaks on SageMaker's /invocations:
-
-- vllm: OpenAI bodies as they are (`messages` -> chat, `prompt` -> completion); `model`
-  is the served model name or a LoRA adapter name.
-- lmi (vLLM async mode, LMI's default since v17): OpenAI bodies too (`messages` -> chat,
-  `prompt` -> completion, answered by vLLM's own OpenAI servers); no `model` (LMI fills in its
-  own); adapter in `adapters`. Its `{inputs, parameters}` compatibility path is not used: it
-  ignores `stop_sequences`, reports vLLM's stop_reason (None on length) as finish_reason and
-  drops the first prompt token from `prefill` (djl-serving engines/python/setup/djl_python/
-  lmi_vllm/request_response_utils.py and vllm_async_service.py, branch 0.36.0-lmi27-dlc).
-- tgi: `messages` -> OpenAI chat answer (Messages API), adapter in `model` ("tgi" means
-  the base model); completions native: `{inputs, parameters}` -> `[{"generated_text", ...}]`,
-  adapter in `parameters.adapter_id`. TGI refuses top_p outside (0, 1) and temperature 0.
+Pure: plain data in, plain data out. What each engine speaks on SageMaker's /invocations
+(which body per route, where the model or adapter goes, what it answers) is described once,
+with its sources, in wire.py; this module fills those bodies in. TGI refuses top_p outside
+(0, 1) and temperature 0, so its sampling is adjusted here.
 """
 
 from __future__ import annotations
@@ -24,6 +15,7 @@ from typing import Any
 
 import errors
 import tokens
+import wire
 from config import Config
 from validate import CHAT, Request
 
@@ -67,15 +59,17 @@ def engine_body(req: Request, config: Config, *, stream: bool = False) -> bytes:
 
 
 def to_engine(req: Request, config: Config, *, stream: bool = False) -> dict:
-    if req.kind == CHAT:
+    route = wire.for_engine(config.engine).route(req.kind)
+    if route.request == wire.OPENAI_CHAT:
         body = _openai_chat(req, config.engine)
-    elif config.engine in ("vllm", "lmi"):
-        body = _openai_completion(req, config.engine)
+    elif route.request == wire.OPENAI_COMPLETION:
+        body = _openai_completion(req)
     else:
-        body = _native_completion(req)
+        body = _native_completion(req, route)
+    wire.name_model(route, body, req.model, req.adapter)
     if stream:
         body["stream"] = True  # TGI's native body takes it too (router/src/lib.rs CompatGenerateRequest)
-        if "inputs" not in body:
+        if route.request != wire.NATIVE:
             # Always ask OpenAI-shaped engines for counts (their last chunk): usage is then reported,
             # whether or not the client asked to see it.
             body["stream_options"] = {"include_usage": True}
@@ -95,30 +89,20 @@ def _openai_chat(req: Request, engine: str) -> dict:
     body: dict[str, Any] = {"messages": req.messages, "max_tokens": req.max_tokens, "stream": False}
     body.update(_openai_sampling(req, engine))
     body.update(req.extras)
-    if engine == "vllm":
-        body["model"] = req.adapter or req.model
-    elif engine == "tgi":
-        body["model"] = req.adapter or "tgi"  # any other name is taken as an adapter id
-    elif req.adapter:  # lmi
-        body["adapters"] = req.adapter
     return body
 
 
-def _openai_completion(req: Request, engine: str) -> dict:
+def _openai_completion(req: Request) -> dict:
     body: dict[str, Any] = {"prompt": req.prompt, "max_tokens": req.max_tokens}
-    if engine == "vllm":
-        body["model"] = req.adapter or req.model
-    elif req.adapter:  # lmi
-        body["adapters"] = req.adapter
     body.update(req.sampling)
     body["stream"] = False
     return body
 
 
-def _native_completion(req: Request) -> dict:
+def _native_completion(req: Request, route: wire.Route) -> dict:
     """TGI's `{inputs, parameters}` (its Messages API has no completion route)."""
     s = req.sampling
-    params: dict[str, Any] = {"max_new_tokens": req.max_tokens, "details": True, "decoder_input_details": True}
+    params: dict[str, Any] = {"details": True, "decoder_input_details": True}
     temperature = s.get("temperature")
     if temperature is not None:
         params["do_sample"] = temperature > 0
@@ -133,11 +117,11 @@ def _native_completion(req: Request) -> dict:
     if "frequency_penalty" in s:
         params["frequency_penalty"] = s["frequency_penalty"]
     params["return_full_text"] = False
+    body: dict[str, Any] = {"inputs": req.prompt, "parameters": params}
+    wire.set_path(body, route.max_tokens_key, req.max_tokens)
     if "stop" in s:
-        params["stop"] = s["stop"]
-    if req.adapter:
-        params["adapter_id"] = req.adapter
-    return {"inputs": req.prompt, "parameters": params}
+        wire.set_path(body, route.stop_key, s["stop"])
+    return body
 
 
 # -- answers -------------------------------------------------------------------------------
@@ -234,7 +218,7 @@ def _from_openai(req: Request, answer: dict) -> tuple[str, str, list | None, tup
 
 def _from_native(req: Request, answer: Any) -> tuple[str, str, None, tuple[int | None, int | None]]:
     """TGI's `[{"generated_text", "details"}]` or LMI's `{"generated_text", "details"}`."""
-    item = answer[0] if isinstance(answer, list) and answer else answer
+    item = wire.native_item(answer)
     if not isinstance(item, dict) or not isinstance(item.get("generated_text"), str):
         raise errors.bad_upstream_answer("native answer without generated_text")
     text = item["generated_text"]

@@ -53,6 +53,7 @@ from botocore.exceptions import (
 )
 from botocore.httpsession import URLLib3Session
 from botocore.response import StreamingBody
+from contract import MAX_ANSWER_BYTES
 from errors import ApiError, UpstreamFailure, bad_upstream_answer
 from streaming import Normaliser, sse_stream
 from urllib3.exceptions import ReadTimeoutError as URLLib3ReadTimeoutError
@@ -104,9 +105,6 @@ class Invocation:
 
 # A fixed User-Agent: botocore otherwise rebuilds and sanitises its many-part one, character
 # by character, twice per request (about a quarter of botocore's own CPU time per call).
-# The largest engine answer read: well under Lambda's 6 MB response limit, which the OpenAI
-# body (about the same size) and its headers must fit in.
-MAX_ANSWER_BYTES = 4 * 1024 * 1024
 USER_AGENT = f"ownllm-forwarder botocore/{botocore.__version__} Python/{platform.python_version()}"
 
 

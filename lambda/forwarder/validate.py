@@ -14,9 +14,9 @@ from typing import Any
 import errors
 import tokens
 from config import Config
+from wire import CHAT
+from wire import COMPLETION as COMPLETION  # the route kinds are wire.py's; the routes pass validate.COMPLETION
 
-CHAT = "chat"
-COMPLETION = "completion"
 ROLES = ("system", "developer", "user", "assistant", "tool")
 MAX_STOP_SEQUENCES = 16
 

@@ -11,6 +11,8 @@ import sys
 import threading
 from typing import TYPE_CHECKING
 
+from ownllm.forwarder import contract
+
 if TYPE_CHECKING:
     from ownllm.local.gateway import AccessRecord
     from ownllm.local.stack import LocalStack
@@ -25,19 +27,20 @@ STREAM_SERVER = ("uvicorn", "uvicorn==0.54.0")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    c = contract()
     p = subparsers.add_parser(
         "local",
         help="run the API locally: gateway -> the real forwarder Lambda -> a local SageMaker runtime",
         description=(
             "Serve the deployed API's request path on 127.0.0.1 without AWS: API Gateway's rules (API key, "
-            "10 MB, 29 s), the real forwarder Lambda from lambda/forwarder, and a local SageMaker runtime. "
+            f"{c.API_GATEWAY_PAYLOAD_BYTES // (1024 * 1024)} MB, {c.API_GATEWAY_TIMEOUT_S} s), the real forwarder Lambda from lambda/forwarder, and a local SageMaker runtime. "
             "The model is a stand-in (canned text in the engine's wire shape: it exercises the path, it is "
             "not a model) unless --upstream names an OpenAI-compatible server you run."
         ),
     )
     p.add_argument(
         "--engine",
-        choices=("vllm", "lmi", "tgi"),
+        choices=c.ENGINES,
         default=None,
         help="container wire shapes the forwarder speaks (default: cdk.json's engine, else vllm)",
     )
@@ -84,7 +87,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="most Lambda execution environments at once; more requests wait (default 64)",
     )
     p.add_argument(
-        "--timeout", type=float, default=None, help="API Gateway's integration timeout in seconds (default 29)"
+        "--timeout",
+        type=float,
+        default=None,
+        help=f"API Gateway's integration timeout in seconds (default {c.API_GATEWAY_TIMEOUT_S})",
     )
     p.add_argument("--lambda-log", metavar="FILE", help="append the Lambda's own log lines (JSON, EMF) to FILE")
     p.add_argument("--quiet", action="store_true", help="no line per request")

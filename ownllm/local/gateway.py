@@ -58,10 +58,9 @@ from types import ModuleType
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
-from ownllm.forwarder import load_module
+from ownllm.forwarder import contract, load_module
 from ownllm.gateway_responses import gateway_errors
 from ownllm.local.lambda_pool import ACCOUNT_ID, LambdaPool, LocalStackError
-from ownllm.settings import API_GATEWAY_TIMEOUT_S
 
 ROOT = Path(__file__).resolve().parents[2]
 AUTHORIZER_FILE = ROOT / "lambda" / "authorizer" / "app.py"
@@ -70,9 +69,9 @@ STAGE = "prod"
 RESOURCE = "/v1/{proxy+}"
 PREFIX = "/v1/"
 API_ID = "local"
-# API Gateway REST: payloads up to 10 MB; the integration gives up after 29 s.
-PAYLOAD_LIMIT_BYTES = 10 * 1024 * 1024
-INTEGRATION_TIMEOUT_S = float(API_GATEWAY_TIMEOUT_S)
+# API Gateway REST: payloads up to 10 MB; the integration gives up after 29 s (contract.py).
+PAYLOAD_LIMIT_BYTES: int = contract().API_GATEWAY_PAYLOAD_BYTES
+INTEGRATION_TIMEOUT_S = float(contract().API_GATEWAY_TIMEOUT_S)
 # STREAM integrations (stacks/api.py): the routes, and how long a stream may stay silent before
 # API Gateway closes it (Regional endpoint: 5 minutes; API Gateway developer guide,
 # https://docs.aws.amazon.com/apigateway/latest/developerguide/response-transfer-mode.html).

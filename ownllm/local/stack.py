@@ -16,7 +16,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from ownllm.forwarder import forwarder_environment
+from ownllm.forwarder import contract, forwarder_environment
 from ownllm.local.asgi_child import AsgiChild
 from ownllm.local.gateway import INTEGRATION_TIMEOUT_S, AccessRecord, Gateway, StreamTarget
 from ownllm.local.lambda_pool import (
@@ -80,8 +80,9 @@ class LocalStack:
         on_request: Callable[[AccessRecord], None] | None = None,
         scale_to_zero_wake_s: float | None = None,
     ):
-        if engine not in ("vllm", "lmi", "tgi"):
-            raise LocalStackError(f"engine {engine!r} is not one of vllm, lmi, tgi")
+        engines: tuple[str, ...] = contract().ENGINES
+        if engine not in engines:
+            raise LocalStackError(f"engine {engine!r} is not one of {', '.join(engines)}")
         if latency_s < 0 or tokens_per_s < 0:
             raise LocalStackError("latency and tokens/s must not be negative")
         if scale_to_zero_wake_s is not None and not 0 <= scale_to_zero_wake_s <= 3600:
@@ -243,7 +244,7 @@ class LocalStack:
                 model_name=self.model_name or STAND_IN_MODEL,
                 inference_component=INFERENCE_COMPONENT_NAME if self.scale_to_zero_wake_s is not None else None,
             ),
-            "ENGINE": self.engine,
+            contract().ENGINE: self.engine,
             "AWS_LAMBDA_FUNCTION_NAME": FUNCTION_NAME,
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(s.lambda_memory_mb),
             "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",

@@ -1,29 +1,19 @@
 """A stand-in for an inference container: each engine's wire shapes, no model behind them.
 
-The text it generates is deterministic and says it is a stand-in. What it copies
-faithfully is the contract, as the engines document it:
-
-- vllm (SageMaker vLLM container, vLLM's OpenAI server): a body with `messages` is a chat
-  completion, one with `prompt` a text completion; both answer in OpenAI shape with
-  `usage`. `model` must be the served model name or a LoRA adapter name, else 404.
-- lmi (DJL Serving LMI): `{inputs, parameters}` answers an object
-  `{"generated_text", "details"?}` (details only when `parameters.details` is true, with
-  `prefill` when `decoder_input_details` is true); `messages` answers an OpenAI chat
-  completion whose finish_reason may be LMI's own `eos_token`; in vLLM async mode (LMI's
-  default) `prompt` answers an OpenAI text completion. Adapters: `"adapters"`.
-- tgi (Text Generation Inference): `{inputs, parameters}` answers a JSON array
-  `[{"generated_text", "details"?}]`, adapter in `parameters.adapter_id`; `messages`
-  answers an OpenAI chat completion, adapter in `model` (any value but "tgi").
+The text it generates is deterministic and says it is a stand-in. What it copies faithfully
+is the contract: which body each engine routes where, where the model or adapter goes, what
+it answers and how it streams and fails are read from the one description of each engine's
+wire format (lambda/forwarder/wire.py, with its sources), which the forwarder uses too; the
+recorded engine answers (tests/lambda/contracts) are checked against this stand-in as well.
+What is left here is the content: vLLM's extra answer fields, LMI's `eos_token` and
+`log_prob`, TGI's `system_fingerprint` and the role in every chat delta, TGI's stream keeping
+the stop sequence and ending a natural stop with a special end-of-sequence token.
 
 Token counts are whitespace words, which is all a stand-in needs to be consistent.
 
 With `stream: true` (StandIn.stream, which the local runtime's
 invocations-response-stream route calls) it sends each engine's streaming wire shape, one
-piece at a time as it is "generated" (see lambda/forwarder/streaming.py for the sources):
-vllm SSE chunks ending `data: [DONE]`; lmi the same chunks as JSON lines, a blank line and
-no [DONE]; tgi SSE chat chunks and [DONE] for `messages`, and for `{inputs}` one token event
-each, the last with `details`, an end-of-sequence special token when it stopped by itself,
-and the stop sequence left in the text, as TGI does.
+piece at a time as it is "generated".
 """
 
 from __future__ import annotations
@@ -35,7 +25,10 @@ import zlib
 from collections.abc import Iterator
 from typing import Any
 
-ENGINES = ("vllm", "lmi", "tgi")
+from ownllm.forwarder import contract, forwarder_module
+
+ENGINES: tuple[str, ...] = contract().ENGINES
+_WIRE = forwarder_module("wire")
 _JSON = {"Content-Type": "application/json"}
 _ANSWER = [
     "This",
@@ -70,20 +63,20 @@ _ANSWER = [
     "and",
     "back.",
 ]
-# What each engine generates when the request does not say (TGI's and LMI's documented
-# defaults; vLLM generates up to the context length, here: the whole stand-in answer).
-_DEFAULT_MAX_NEW_TOKENS = {"vllm": None, "lmi": 30, "tgi": 100}
 _TGI_VERSION = "3.3.6-stand-in"
 _TOKEN = re.compile(r"\s*(?:\[[^\]]*\]|\S+)|\s+$")
-# Content types of each engine's stream: SSE, and LMI's JSON lines (djl-serving
-# engines/python/setup/djl_python/async_utils.py create_stream_chunk_output).
-_STREAM_TYPES = {"vllm": "text/event-stream; charset=utf-8", "lmi": "application/jsonlines", "tgi": "text/event-stream"}
+# How each engine says it does not serve the adapter a body names (its status: wire.py).
+_UNKNOWN_ADAPTER = {
+    "vllm": "The model `{}` does not exist.",
+    "lmi": "Adapter {!r} is not registered",
+    "tgi": "adapter {!r} is not loaded",
+}
 
 
 class _Reject(Exception):
-    def __init__(self, status: int, message: str, kind: str = "BadRequestError"):
+    def __init__(self, status: int, message: str):
         super().__init__(message)
-        self.status, self.message, self.kind = status, message, kind
+        self.status, self.message = status, message
 
 
 def _words(text: str) -> int:
@@ -121,6 +114,7 @@ class StandIn:
         if engine not in ENGINES:
             raise ValueError(f"engine must be one of {ENGINES}, not {engine!r}")
         self.engine = engine
+        self.wire = _WIRE.for_engine(engine)
         self.model_name = model_name
         self.latency_s = latency_s
         self.tokens_per_s = tokens_per_s
@@ -150,40 +144,36 @@ class StandIn:
     # -- dispatch, as each engine routes /invocations -------------------------------------
 
     def _answer(self, p: dict) -> tuple[Any, int]:
-        if "messages" in p:
-            return self._chat(p)
-        if self.engine in ("vllm", "lmi") and "prompt" in p:
-            return self._openai_completion(p)
-        if self.engine in ("lmi", "tgi") and "inputs" in p:
-            return self._native(p)
-        wanted = "messages or prompt" if self.engine == "vllm" else "inputs or messages"
-        raise _Reject(self._validation_status(), f"request needs {wanted}")
+        route = self.wire.route_for(p)
+        if route is None:
+            raise _Reject(self.wire.validation_status, f"request needs {self.wire.markers}")
+        if route.request == _WIRE.OPENAI_CHAT:
+            return self._chat(p, route)
+        if route.request == _WIRE.OPENAI_COMPLETION:
+            return self._openai_completion(p, route)
+        return self._native(p, route)
 
-    def _validation_status(self) -> int:
-        return 422 if self.engine == "tgi" else 400
-
-    def _model_for(self, requested: Any) -> str:
+    def _model_for(self, route: Any, p: dict) -> str:
         """The model or adapter that answers, refusing names the engine would not know."""
-        if self.engine == "tgi":
-            if requested in (None, "tgi"):
-                return self.model_name
-        elif self.engine == "lmi":
-            return self.model_name  # LMI ignores `model`; adapters come in "adapters"
-        elif requested in (None, self.model_name):
+        requested = _WIRE.requested_adapter(route, p, self.model_name)
+        if requested is None:
             return self.model_name
         if requested in self.adapters:
             return str(requested)
-        if self.engine == "tgi":
-            raise _Reject(422, f"adapter {requested!r} is not loaded", "validation")
-        raise _Reject(404, f"The model `{requested}` does not exist.", "NotFoundError")
+        raise _Reject(self.wire.unknown_adapter_status, _UNKNOWN_ADAPTER[self.engine].format(requested))
+
+    @staticmethod
+    def _max_tokens(route: Any, p: dict) -> Any:
+        asked = _WIRE.get_path(p, route.max_tokens_key)
+        return route.default_max_tokens if asked is None else asked
 
     def _generate(self, model: str, prompt_tokens: int, max_new: Any, stop: Any) -> tuple[str, int, bool, bool]:
         """(text, tokens, hit_length_limit, hit_stop_sequence), deterministic per model."""
         if max_new is not None and (not isinstance(max_new, int) or isinstance(max_new, bool) or max_new < 1):
-            raise _Reject(self._validation_status(), "max tokens must be a positive integer")
+            raise _Reject(self.wire.validation_status, "max tokens must be a positive integer")
         if self.max_total_tokens is not None and prompt_tokens + (max_new or 0) > self.max_total_tokens:
             raise _Reject(
-                self._validation_status(),
+                self.wire.validation_status,
                 f"This model's maximum context length is {self.max_total_tokens} tokens; "
                 f"the request asked for {prompt_tokens} prompt + {max_new or 0} new tokens.",
             )
@@ -202,14 +192,14 @@ class StandIn:
 
     # -- OpenAI shapes (vLLM, LMI and TGI all answer `messages` this way) -------------------
 
-    def _chat(self, p: dict) -> tuple[dict, int]:
+    def _chat(self, p: dict, route: Any) -> tuple[dict, int]:
         messages = p.get("messages")
         if not isinstance(messages, list) or not messages:
-            raise _Reject(self._validation_status(), "messages must be a non-empty list")
-        model = self._lmi_adapter(p) if self.engine == "lmi" else self._model_for(p.get("model"))
+            raise _Reject(self.wire.validation_status, "messages must be a non-empty list")
+        model = self._model_for(route, p)
         prompt_tokens = sum(_words(_content_text(m.get("content"))) + 4 for m in messages if isinstance(m, dict)) + 2
-        max_new = p.get("max_completion_tokens", p.get("max_tokens"))
-        text, n, length, stopped = self._generate(model, prompt_tokens, max_new, p.get("stop"))
+        max_new = p.get("max_completion_tokens", self._max_tokens(route, p))
+        text, n, length, stopped = self._generate(model, prompt_tokens, max_new, _WIRE.get_path(p, route.stop_key))
         finish = "length" if length else "stop"
         if self.engine == "lmi" and not length:
             finish = "stop_sequence" if stopped else "eos_token"
@@ -226,6 +216,7 @@ class StandIn:
             message.update({"tool_calls": [], "reasoning_content": None})
             answer["choices"][0]["stop_reason"] = None
             answer["prompt_logprobs"] = None
+            answer["usage"]["prompt_tokens_details"] = None
         elif self.engine == "tgi":
             answer["id"] = ""
             answer["system_fingerprint"] = _TGI_VERSION
@@ -233,15 +224,16 @@ class StandIn:
             del answer["model"]
         return answer, n
 
-    def _openai_completion(self, p: dict) -> tuple[dict, int]:
+    def _openai_completion(self, p: dict, route: Any) -> tuple[dict, int]:
         prompt = p.get("prompt")
         if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], str):
             prompt = prompt[0]
         if not isinstance(prompt, str):
             raise _Reject(400, "prompt must be a string")
-        model = self._lmi_adapter(p) if self.engine == "lmi" else self._model_for(p.get("model"))
+        model = self._model_for(route, p)
         prompt_tokens = _words(prompt)
-        text, n, length, _ = self._generate(model, prompt_tokens, p.get("max_tokens", 16), p.get("stop"))
+        stop = _WIRE.get_path(p, route.stop_key)
+        text, n, length, _ = self._generate(model, prompt_tokens, self._max_tokens(route, p), stop)
         return {
             "id": self._id("cmpl", p),
             "object": "text_completion",
@@ -257,27 +249,23 @@ class StandIn:
                     "prompt_logprobs": None,
                 }
             ],
-            "usage": _usage(prompt_tokens, n),
+            # vLLM's completion server (LMI's too, in async mode) reports no cached-prompt details.
+            "usage": {**_usage(prompt_tokens, n), "prompt_tokens_details": None},
         }, n
 
     # -- native {inputs, parameters}: LMI object, TGI array ---------------------------------
 
-    def _native(self, p: dict) -> tuple[Any, int]:
+    def _native(self, p: dict, route: Any) -> tuple[Any, int]:
         inputs = p.get("inputs")
         if not isinstance(inputs, str):
-            raise _Reject(self._validation_status(), "inputs must be a string")
+            raise _Reject(self.wire.validation_status, "inputs must be a string")
         params = p.get("parameters") or {}
         if not isinstance(params, dict):
-            raise _Reject(self._validation_status(), "parameters must be an object")
-        if self.engine == "tgi":
-            model = self._model_for(params.get("adapter_id") or None)
-            stop = params.get("stop")
-        else:
-            model = self._lmi_adapter(p)
-            stop = params.get("stop_sequences")
+            raise _Reject(self.wire.validation_status, "parameters must be an object")
+        model = self._model_for(route, p)
         prompt_tokens = _words(inputs)
-        max_new = params.get("max_new_tokens", _DEFAULT_MAX_NEW_TOKENS[self.engine])
-        text, n, length, stopped = self._generate(model, prompt_tokens, max_new, stop)
+        stop = _WIRE.get_path(p, route.stop_key)
+        text, n, length, stopped = self._generate(model, prompt_tokens, self._max_tokens(route, p), stop)
         answer: dict[str, Any] = {"generated_text": text}
         if params.get("details"):
             finish = "length" if length else ("stop_sequence" if stopped else "eos_token")
@@ -297,15 +285,7 @@ class StandIn:
             if params.get("decoder_input_details"):
                 details["prefill"] = [{"id": 10 + i, "text": w, "logprob": None} for i, w in enumerate(inputs.split())]
             answer["details"] = details
-        return ([answer] if self.engine == "tgi" else answer), n
-
-    def _lmi_adapter(self, p: dict) -> str:
-        adapter = p.get("adapters")
-        if adapter in (None, ""):
-            return self.model_name
-        if adapter in self.adapters:
-            return str(adapter)
-        raise _Reject(400, f"Adapter {adapter!r} is not registered")
+        return _WIRE.native_answer(route, answer), n
 
     # -- streaming ---------------------------------------------------------------------------
 
@@ -319,8 +299,10 @@ class StandIn:
             payload = json.loads(body)
             if not isinstance(payload, dict):
                 raise _Reject(400, "request body must be a JSON object")
-            if self.engine == "lmi" and "inputs" in payload:
-                raise _Reject(400, "the stand-in streams LMI's OpenAI bodies only (messages, prompt)")
+            route = self.wire.route_for(payload)
+            if route is not None and route not in (self.wire.chat, self.wire.completion):
+                served = f"{self.wire.chat.marker} and {self.wire.completion.marker}"
+                raise _Reject(400, f"the stand-in streams the bodies the forwarder sends {self.engine} only ({served})")
             answer, _ = self._answer({k: v for k, v in payload.items() if k not in ("stream", "stream_options")})
         except (ValueError, UnicodeDecodeError) as exc:
             status, out_headers, error = self._error(_Reject(400, f"JSON decode error: {exc}"))
@@ -330,8 +312,11 @@ class StandIn:
             return status, out_headers, iter([error])
         options = payload.get("stream_options")
         include_usage = isinstance(options, dict) and options.get("include_usage") is True
-        events, generated = self._stream_events(payload, answer, include_usage)
-        return 200, {"Content-Type": _STREAM_TYPES[self.engine]}, self._paced(events, generated)
+        events, generated = self._stream_events(payload, route, answer, include_usage)
+        end = self.wire.end(route)
+        if end:
+            events.append((False, end))
+        return 200, {"Content-Type": self.wire.stream_content_type}, self._paced(events, generated)
 
     def _paced(self, events: list[tuple[bool, bytes]], generated: int) -> Iterator[bytes]:
         """Each (is_token, wire bytes), after the latency and, for tokens, the time to generate one."""
@@ -346,10 +331,12 @@ class StandIn:
                 time.sleep(per_token)
             yield wire
 
-    def _stream_events(self, payload: dict, answer: Any, include_usage: bool) -> tuple[list[tuple[bool, bytes]], int]:
-        """(is_token, wire bytes) for each event, and the tokens generated."""
-        if isinstance(answer, list) or "generated_text" in answer:  # TGI native
-            return self._tgi_native_events(payload, answer[0] if isinstance(answer, list) else answer)
+    def _stream_events(
+        self, payload: dict, route: Any, answer: Any, include_usage: bool
+    ) -> tuple[list[tuple[bool, bytes]], int]:
+        """(is_token, wire bytes) for each event, and the tokens generated; the end of stream apart."""
+        if route.stream_event == _WIRE.TGI_TOKEN:
+            return self._tgi_native_events(payload, route, _WIRE.native_item(answer))
         chat = answer["object"] == "chat.completion"
         choice = answer["choices"][0]
         text = choice["message"]["content"] if chat else choice["text"]
@@ -380,20 +367,15 @@ class StandIn:
             chunks.append((True, {**base, "choices": [part]}))
         if include_usage:
             chunks.append((False, {**base, "choices": [], "usage": usage}))
-        if self.engine == "lmi":
-            events = [(t, json.dumps(c).encode() + b"\n") for t, c in chunks] + [(False, b"\n")]
-        else:
-            events = [(t, b"data: " + json.dumps(c).encode() + b"\n\n") for t, c in chunks]
-            events.append((False, b"data: [DONE]\n\n"))
-        return events, usage["completion_tokens"]
+        return [(t, self.wire.frame(json.dumps(c).encode())) for t, c in chunks], usage["completion_tokens"]
 
-    def _tgi_native_events(self, payload: dict, answer: dict) -> tuple[list[tuple[bool, bytes]], int]:
+    def _tgi_native_events(self, payload: dict, route: Any, answer: dict) -> tuple[list[tuple[bool, bytes]], int]:
         details = answer.get("details") or {}
         params = payload.get("parameters") or {}
         finish = details.get("finish_reason", "length")
         text = answer["generated_text"]
-        if finish == "stop_sequence":  # TGI keeps the stop sequence in what it generated
-            stops = params.get("stop") or []
+        if finish == "stop_sequence" and route.keeps_stop_sequence:  # in what it generated
+            stops = _WIRE.get_path(payload, route.stop_key) or []
             text += next((s for s in stops if isinstance(s, str) and s), "")
         generated = details.get("generated_tokens", _words(text))
         pieces = _pieces(text) or [""]
@@ -414,7 +396,7 @@ class StandIn:
                 "generated_text": text if last else None,
                 "details": stream_details if last and params.get("details") else None,
             }
-            events.append((True, b"data: " + json.dumps(event).encode() + b"\n\n"))
+            events.append((True, self.wire.frame(json.dumps(event).encode())))
         return events, generated
 
     # -- plumbing ----------------------------------------------------------------------------
@@ -423,19 +405,7 @@ class StandIn:
         return f"{prefix}-{zlib.crc32(json.dumps(p, sort_keys=True).encode()):08x}"
 
     def _error(self, exc: _Reject) -> tuple[int, dict, bytes]:
-        if self.engine == "vllm":
-            body: dict[str, Any] = {
-                "object": "error",
-                "message": exc.message,
-                "type": exc.kind,
-                "param": None,
-                "code": exc.status,
-            }
-        elif self.engine == "tgi":
-            body = {"error": exc.message, "error_type": "validation"}
-        else:
-            body = {"error": exc.message, "code": exc.status}
-        return exc.status, dict(_JSON), json.dumps(body).encode()
+        return exc.status, dict(_JSON), json.dumps(self.wire.error_body(exc.status, exc.message)).encode()
 
 
 def _pieces(text: str) -> list[str]:

@@ -15,6 +15,8 @@ the real forwarder Lambda talks to it in the configured engine's wire shape:
 name, or "tgi" for TGI's chat route), except for an adapter name, which is passed on as
 vLLM serves LoRA adapters under their names. Upstream errors come back with their status
 and the message in the engine's error shape, so the forwarder maps them as on SageMaker.
+Which body goes where, where each engine puts the adapter, its native defaults and its
+error bodies come from the one description of each engine's wire format (lambda/forwarder/wire.py).
 
 Standard library only; one HTTP request per call (urllib), bounded by `timeout_s`.
 """
@@ -27,11 +29,13 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
+from ownllm.forwarder import contract, forwarder_module
 from ownllm.urls import is_http_url
 
-ENGINES = ("vllm", "lmi", "tgi")
-# What TGI and LMI generate when a native request does not say (their documented defaults).
-_DEFAULT_MAX_NEW_TOKENS = {"lmi": 30, "tgi": 100}
+ENGINES: tuple[str, ...] = contract().ENGINES
+_WIRE = forwarder_module("wire")
+# The upstream's OpenAI route for each of the engine's OpenAI bodies.
+_OPENAI_ROUTES = {_WIRE.OPENAI_CHAT: "/chat/completions", _WIRE.OPENAI_COMPLETION: "/completions"}
 _JSON = {"Content-Type": "application/json"}
 # SageMaker gives a container 60 s to answer an invocation.
 CONTAINER_TIMEOUT_S = 60.0
@@ -63,6 +67,7 @@ class OpenAIUpstream:
             )
         self.base_url = base_url.rstrip("/")
         self.engine = engine
+        self.wire = _WIRE.for_engine(engine)
         self.model = model
         self.adapters = tuple(adapters)
         self.api_key = api_key
@@ -99,41 +104,46 @@ class OpenAIUpstream:
             return self._error(400, f"JSON decode error: {exc}")
         if not isinstance(payload, dict):
             return self._error(400, "request body must be a JSON object")
-        if "messages" in payload:
-            return self._openai("/chat/completions", payload)
-        if self.engine in ("vllm", "lmi") and "prompt" in payload:
-            return self._openai("/completions", payload)
-        if self.engine != "vllm" and "inputs" in payload:
-            return self._native(payload)
-        wanted = "messages or prompt" if self.engine == "vllm" else "inputs or messages"
-        return self._error(422 if self.engine == "tgi" else 400, f"request needs {wanted}")
+        route = self.wire.route_for(payload)
+        if route is None:
+            return self._error(self.wire.validation_status, f"request needs {self.wire.markers}")
+        if route.request in _OPENAI_ROUTES:
+            return self._openai(route, payload)
+        return self._native(route, payload)
 
-    def _upstream_model(self, requested: Any) -> str:
+    def _upstream_model(self, route: Any, payload: dict) -> str:
+        """The adapter the body names, if the upstream serves it under that name; else the upstream's model."""
+        requested = _WIRE.requested_adapter(route, payload, self.model or "")
         if isinstance(requested, str) and requested in self.adapters:
             return requested
-        return self.model or (requested if isinstance(requested, str) else "")
+        if self.model:
+            return self.model
+        named = _WIRE.get_path(payload, route.model_key) if route.model_key else None
+        return named if isinstance(named, str) else ""
 
-    def _openai(self, route: str, payload: dict) -> tuple[int, dict, bytes]:
+    def _openai(self, route: Any, payload: dict) -> tuple[int, dict, bytes]:
         body = dict(payload)
-        requested = body.pop("adapters", None) if self.engine == "lmi" else body.get("model")
-        body["model"] = self._upstream_model(requested)
+        model = self._upstream_model(route, payload)
+        if route.adapter_key != route.model_key:  # LMI's `adapters`: not an OpenAI field
+            body.pop(route.adapter_key[0], None)
+        body["model"] = model
         body["stream"] = False  # InvokeEndpoint answers once; the forwarder re-streams if asked
         body.pop("stream_options", None)
-        status, data = self._call("POST", route, body)
+        status, data = self._call("POST", _OPENAI_ROUTES[route.request], body)
         if status is None or not 200 <= status < 300:
             return self._failed(status, data)
         return status, dict(_JSON), data
 
-    def _native(self, payload: dict) -> tuple[int, dict, bytes]:
+    def _native(self, route: Any, payload: dict) -> tuple[int, dict, bytes]:
         inputs = payload.get("inputs")
         params = payload.get("parameters") or {}
         if not isinstance(inputs, str) or not isinstance(params, dict):
-            return self._error(422 if self.engine == "tgi" else 400, "inputs must be a string and parameters an object")
-        adapter = params.get("adapter_id") if self.engine == "tgi" else payload.get("adapters")
+            return self._error(self.wire.validation_status, "inputs must be a string and parameters an object")
+        max_new = _WIRE.get_path(payload, route.max_tokens_key)
         body: dict[str, Any] = {
-            "model": self._upstream_model(adapter),
+            "model": self._upstream_model(route, payload),
             "prompt": inputs,
-            "max_tokens": params.get("max_new_tokens", _DEFAULT_MAX_NEW_TOKENS[self.engine]),
+            "max_tokens": route.default_max_tokens if max_new is None else max_new,
             "stream": False,
         }
         if params.get("do_sample") is False:
@@ -143,7 +153,7 @@ class OpenAIUpstream:
         for key in ("top_p", "seed", "frequency_penalty", "presence_penalty"):
             if params.get(key) is not None:
                 body[key] = params[key]
-        stop = params.get("stop" if self.engine == "tgi" else "stop_sequences")
+        stop = _WIRE.get_path(payload, route.stop_key)
         if stop:
             body["stop"] = stop
         status, data = self._call("POST", "/completions", body)
@@ -159,7 +169,7 @@ class OpenAIUpstream:
         item: dict[str, Any] = {"generated_text": text}
         if params.get("details"):
             item["details"] = _details(choice, usage, bool(params.get("decoder_input_details")), self.engine)
-        return 200, dict(_JSON), json.dumps([item] if self.engine == "tgi" else item).encode()
+        return 200, dict(_JSON), json.dumps(_WIRE.native_answer(route, item)).encode()
 
     # -- plumbing ----------------------------------------------------------------------------------
 
@@ -192,35 +202,17 @@ class OpenAIUpstream:
 
     def _error(self, status: int, message: str) -> tuple[int, dict, bytes]:
         """An error in the engine's own shape (the forwarder reads `message` or `error`)."""
-        if self.engine == "vllm":
-            body: dict[str, Any] = {
-                "object": "error",
-                "message": message,
-                "type": "BadRequestError",
-                "param": None,
-                "code": status,
-            }
-        elif self.engine == "tgi":
-            body = {"error": message, "error_type": "validation" if status < 500 else "generation"}
-        else:
-            body = {"error": message, "code": status}
-        return status, dict(_JSON), json.dumps(body).encode()
+        return status, dict(_JSON), json.dumps(self.wire.error_body(status, message)).encode()
 
 
 def _message(data: bytes) -> str:
-    """The human part of an OpenAI-style error body (`error.message`, `message`, `error`, `detail`)."""
+    """The human part of an OpenAI-style error body, or the start of a body that is not JSON."""
     try:
         parsed = json.loads(data)
     except (ValueError, UnicodeDecodeError):
         return data[:500].decode(errors="replace").strip()
-    if isinstance(parsed, dict):
-        for key in ("error", "message", "detail"):
-            value = parsed.get(key)
-            if isinstance(value, dict):
-                value = value.get("message")
-            if isinstance(value, str) and value:
-                return value[:1000]
-    return ""
+    message: str = _WIRE.error_message(parsed)
+    return message
 
 
 def _details(choice: dict, usage: dict, prefill: bool, engine: str) -> dict:

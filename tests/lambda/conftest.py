@@ -20,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from lambda_testkit import ADAPTERS, BASE_ENV, FAKE_AWS, FORWARDER, MODEL, Harness
 
+from ownllm.forwarder import contract
 from ownllm.local.runtime import RuntimeServer, StandIn
 
 
@@ -70,7 +71,7 @@ def forwarder(make_forwarder) -> Harness:
     return make_forwarder("vllm")
 
 
-@pytest.fixture(params=["vllm", "lmi", "tgi"])
+@pytest.fixture(params=contract().ENGINES)
 def any_engine(request, make_forwarder) -> Harness:
     return make_forwarder(request.param)
 

@@ -18,7 +18,7 @@ from ownllm.local.runtime import RuntimeServer
 
 ROOT = Path(__file__).resolve().parents[2]
 FORWARDER = ROOT / "lambda" / "forwarder"
-SIBLINGS = ("config", "errors", "tokens", "validate", "translate", "streaming", "upstream")
+SIBLINGS = ("contract", "wire", "config", "errors", "tokens", "validate", "translate", "streaming", "upstream")
 MODEL = "Qwen/Qwen2.5-7B-Instruct"
 ADAPTERS = ("sql-expert", "support")
 ENDPOINT = "ownllm-endpoint"

@@ -14,10 +14,11 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from ownllm.forwarder import contract
 from ownllm.local.stack import LocalStack
 
 KEY = "test-key-0123456789"
-ENGINES = ("vllm", "lmi", "tgi")
+ENGINES = contract().ENGINES
 ADAPTERS = ("sql-expert",)
 
 

@@ -100,7 +100,13 @@ def test_vllm_streams_sse_chunks_with_exactly_max_tokens_when_filling(client_for
     texts = [c["choices"][0]["text"] for c in chunks if c["choices"]]
     assert len(texts) == 40
     assert chunks[-2]["choices"][0]["finish_reason"] == "length"
-    assert chunks[-1]["usage"] == {"prompt_tokens": 1, "completion_tokens": 40, "total_tokens": 41}
+    # vLLM's usage (UsageInfo) carries prompt_tokens_details, null without prefix caching details.
+    assert chunks[-1]["usage"] == {
+        "prompt_tokens": 1,
+        "completion_tokens": 40,
+        "total_tokens": 41,
+        "prompt_tokens_details": None,
+    }
 
 
 def test_lmi_streams_json_lines_ending_with_a_blank_line_and_no_done(client_for):

@@ -13,12 +13,13 @@ import time
 import openai
 import pytest
 
+from ownllm.forwarder import contract
 from ownllm.local.cli import streams
 from ownllm.local.gateway import StreamTarget
 from ownllm.local.stack import LocalStack
 
 KEY = "test-key-0123456789"
-ENGINES = ("vllm", "lmi", "tgi")
+ENGINES = contract().ENGINES
 TOKENS_PER_S = 40.0
 MAX_TOKENS = 40  # 1 s of generation at TOKENS_PER_S
 

@@ -14,11 +14,12 @@ import socket
 import openai
 import pytest
 
+from ownllm.forwarder import contract
 from ownllm.local.stack import LocalStackError
 from ownllm.local.upstream import OpenAIUpstream
 
 KEY = "test-key-0123456789"
-ENGINES = ("vllm", "lmi", "tgi")
+ENGINES = contract().ENGINES
 
 
 @pytest.fixture(params=ENGINES)
