@@ -10,7 +10,10 @@ What uvicorn lacks is a header timeout: a client that connects and trickles a re
 byte at a time would keep its connection forever (the keep-alive timeout only runs between
 requests). `_TimedH11Protocol` closes a connection whose request headers are not complete
 within `header_timeout_s` of its first byte (or of the connection, for the first request).
-Idle reads of a request body are the app's to bound (`receive_within`).
+Idle reads of a request body are the app's to bound (`read_body`, `receive_within`).
+
+ASGI has no way to hang up without answering; `abort(scope)` does (the scope carries the
+`ABORT_EXTENSION`), for apps that play a server dying mid-request.
 
 The socket is bound here, before the thread starts, so a port in use is an immediate OSError in
 the caller, and port 0 gets a free port that `port` reports.
@@ -21,14 +24,16 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
 from typing import Any
 
 import h11
 import uvicorn
-from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.h11_impl import H11Protocol, RequestResponseCycle
 
 __all__ = [
+    "ABORT_EXTENSION",
+    "BODY_IDLE_S",
     "HEADER_TIMEOUT_S",
     "KEEP_ALIVE_S",
     "LocalServer",
@@ -36,7 +41,11 @@ __all__ = [
     "Receive",
     "Scope",
     "Send",
+    "abort",
+    "answer",
+    "read_body",
     "receive_within",
+    "request_headers",
 ]
 
 Scope = MutableMapping[str, Any]
@@ -50,11 +59,15 @@ AsgiApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 # for a local client and short enough that abandoned connections go.
 HEADER_TIMEOUT_S = 10.0
 KEEP_ALIVE_S = 5
+# How long `read_body` waits for the next piece of a request body before giving up on the client.
+BODY_IDLE_S = 10.0
 # h11's own limit on an incomplete request head (uvicorn's default, 16 KiB): larger is a 400.
 MAX_HEADER_BYTES = 16 * 1024
 # Listening backlog: 64 clients connecting at once must not see refused SYNs.
 BACKLOG = 1024
 STOP_TIMEOUT_S = 5.0
+# scope["extensions"][ABORT_EXTENSION]["abort"]: close this request's connection without an answer.
+ABORT_EXTENSION = "ownllm.abort"
 
 
 class _TimedH11Protocol(H11Protocol):
@@ -78,6 +91,17 @@ class _TimedH11Protocol(H11Protocol):
         self._cancel_head_timer()
         super().connection_lost(exc)
 
+    def handle_events(self) -> None:
+        cycle = self.cycle
+        super().handle_events()
+        if self.cycle is not cycle:  # a new request: its app task is scheduled, not yet running
+            self.cycle.scope["extensions"] = {ABORT_EXTENSION: {"abort": lambda new=self.cycle: self._abort(new)}}
+
+    def _abort(self, cycle: RequestResponseCycle) -> None:
+        # Marked disconnected, the cycle neither answers 500 for the app nor logs its silence.
+        cycle.disconnected = True
+        self.transport.close()
+
     def _arm_head_timer(self) -> None:
         if self._head_timer is None and not self.transport.is_closing():
             self._head_timer = self.loop.call_later(self.header_timeout_s, self._head_timed_out)
@@ -96,6 +120,42 @@ class _TimedH11Protocol(H11Protocol):
 async def receive_within(receive: Receive, timeout_s: float) -> Message:
     """The next ASGI message, or TimeoutError when the client sends nothing for `timeout_s`."""
     return await asyncio.wait_for(receive(), timeout_s)
+
+
+async def read_body(receive: Receive, idle_timeout_s: float = BODY_IDLE_S) -> bytes | None:
+    """The whole request body; None if the client went away or sent nothing for `idle_timeout_s`."""
+    parts: list[bytes] = []
+    while True:
+        try:
+            message = await receive_within(receive, idle_timeout_s)
+        except TimeoutError:
+            return None
+        if message["type"] != "http.request":  # http.disconnect
+            return None
+        parts.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(parts)
+
+
+def request_headers(scope: Scope) -> dict[str, str]:
+    """The request's headers by lower-case name (the last of a repeated one)."""
+    return {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
+
+
+async def answer(send: Send, status: int, headers: Mapping[str, str] | Iterable[tuple[str, str]], body: bytes) -> None:
+    """A whole answer: status, headers (any Content-Length among them replaced by the body's), body."""
+    pairs = headers.items() if isinstance(headers, Mapping) else headers
+    raw = [
+        (name.encode("latin-1"), value.encode("latin-1")) for name, value in pairs if name.lower() != "content-length"
+    ]
+    raw.append((b"content-length", str(len(body)).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})
+
+
+def abort(scope: Scope) -> None:
+    """Close the connection of `scope`'s request without answering (the client sees the server hang up)."""
+    scope["extensions"][ABORT_EXTENSION]["abort"]()
 
 
 class LocalServer:
