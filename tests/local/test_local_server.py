@@ -8,7 +8,7 @@ import time
 import httpx2 as httpx
 import pytest
 
-from ownllm.local.server import LocalServer, Receive, Scope, Send
+from ownllm.local.server import LocalServer, Receive, Scope, Send, abort, answer, read_body, request_headers
 
 
 async def echo(scope: Scope, receive: Receive, send: Send) -> None:
@@ -89,3 +89,37 @@ def test_stop_releases_the_port():
     port = running.port
     running.stop()
     LocalServer(echo, port=port).stop()
+
+
+async def hangs_up(scope: Scope, receive: Receive, send: Send) -> None:
+    """Answers /ok with what it was sent; hangs up without a byte on anything else and on a stalled body."""
+    body = await read_body(receive, idle_timeout_s=0.3)
+    if body is None:
+        abort(scope)
+    elif scope["path"] == "/ok":
+        headers = request_headers(scope)
+        await answer(send, 200, {"Content-Length": "999", "x-seen": headers["x-test"]}, body)
+    else:
+        abort(scope)
+
+
+def test_an_app_can_hang_up_without_answering_and_the_connection_sends_nothing(caplog):
+    with LocalServer(hangs_up) as running:
+        assert _raw(running, b"POST /drop HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi") == b""
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("uvicorn")] == []
+
+
+def test_an_answer_carries_the_body_length_and_the_last_of_repeated_request_headers():
+    with LocalServer(hangs_up) as running:
+        response = httpx.post(f"{running.url}/ok", content=b"hello", headers=[("X-Test", "a"), ("X-Test", "b")])
+    assert (response.status_code, response.headers["content-length"], response.headers["x-seen"], response.text) == (
+        200,
+        "5",
+        "b",
+        "hello",
+    )
+
+
+def test_a_body_that_stalls_past_the_idle_timeout_gets_the_connection_closed():
+    with LocalServer(hangs_up) as running:  # _raw's socket times out if the server never closes
+        assert _raw(running, b"POST /ok HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nhal", wait_s=5) == b""
