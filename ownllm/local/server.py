@@ -178,6 +178,7 @@ class LocalServer:
         self._config = uvicorn.Config(
             app,
             http=protocol,
+            interface="asgi3",  # said, not guessed: uvicorn takes a bound async method for ASGI2
             lifespan="off",
             log_config=None,
             access_log=False,

@@ -123,3 +123,15 @@ def test_an_answer_carries_the_body_length_and_the_last_of_repeated_request_head
 def test_a_body_that_stalls_past_the_idle_timeout_gets_the_connection_closed():
     with LocalServer(hangs_up) as running:  # _raw's socket times out if the server never closes
         assert _raw(running, b"POST /ok HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nhal", wait_s=5) == b""
+
+
+class _Greeter:
+    async def app(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await read_body(receive)
+        await answer(send, 200, {}, b"hi from a method")
+
+
+def test_a_bound_async_method_is_served_as_an_asgi3_app():
+    with LocalServer(_Greeter().app) as running:
+        response = httpx.get(running.url)
+    assert (response.status_code, response.text) == (200, "hi from a method")
