@@ -191,7 +191,10 @@ class LocalServer:
         )
         self._server = uvicorn.Server(self._config)
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self._socket = socket.socket(family, socket.SOCK_STREAM)
+        # Made with proto IPPROTO_TCP, not 0: asyncio disables Nagle's algorithm only on sockets that
+        # say TCP (base_events._set_nodelay), and an answer's head and body leave in two writes, so
+        # with Nagle on every keep-alive answer waits ~40 ms for the client's delayed ACK.
+        self._socket = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         try:
             self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             self._socket.bind((host, port))

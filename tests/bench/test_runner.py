@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import socket
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from ownllm.bench import runner
+from ownllm.local.server import LocalServer, Receive, Scope, Send, abort, answer, read_body
 
 KEY = "bench-test-key"
 
@@ -60,31 +60,14 @@ def test_an_unreachable_server_counts_connection_errors_and_the_level_still_ends
 def test_a_keep_alive_connection_the_server_closed_is_reopened_not_counted_as_an_error():
     seen = []
 
-    class ClosesAfterEachAnswer(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"  # claims keep-alive, then hangs up anyway
+    async def closes_after_each_answer(scope: Scope, receive: Receive, send: Send) -> None:
+        await read_body(receive)
+        seen.append(1)
+        await answer(send, 200, {}, b'{"usage": {"completion_tokens": 3}}')
+        abort(scope)  # no "Connection: close": it claims keep-alive, then hangs up anyway
 
-        def do_POST(self):
-            self.rfile.read(int(self.headers["Content-Length"]))
-            seen.append(1)
-            body = b'{"usage": {"completion_tokens": 3}}'
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-            self.close_connection = True
-
-        def log_message(self, *args):
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), ClosesAfterEachAnswer)
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        run = runner.run_level(_target(f"http://127.0.0.1:{httpd.server_address[1]}/v1"), 1, requests=10)
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(5)
+    with LocalServer(closes_after_each_answer) as server:
+        run = runner.run_level(_target(f"{server.url}/v1"), 1, requests=10)
     assert [s.status for s in run.samples] == [200] * 10
     assert len(seen) == 10  # every request arrived once
 

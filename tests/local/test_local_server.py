@@ -135,3 +135,9 @@ def test_a_bound_async_method_is_served_as_an_asgi3_app():
     with LocalServer(_Greeter().app) as running:
         response = httpx.get(running.url)
     assert (response.status_code, response.text) == (200, "hi from a method")
+
+
+def test_connections_are_tcp_sockets_so_asyncio_turns_nagles_algorithm_off():
+    """asyncio sets TCP_NODELAY only on sockets made with proto IPPROTO_TCP; accepted ones inherit it."""
+    with LocalServer(echo) as running:
+        assert running._socket.proto == socket.IPPROTO_TCP
