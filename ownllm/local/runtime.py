@@ -30,13 +30,12 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Generator, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 from urllib.parse import unquote
 
 from ownllm.local import eventstream
-from ownllm.local.server import LocalServer, Receive, Scope, Send, abort, answer, read_body, request_headers
+from ownllm.local.server import DaemonPool, LocalServer, Receive, Scope, Send, abort, answer, read_body, request_headers
 from ownllm.local.standin import StandIn
 
 __all__ = ["FAULTS", "RecordedRequest", "RuntimeServer", "StandIn"]
@@ -144,14 +143,14 @@ class RuntimeServer:
         self._fault: _Fault | None = None
         self._lock = threading.Lock()
         self._server: LocalServer | None = None
-        self._workers: ThreadPoolExecutor | None = None
+        self._workers: DaemonPool | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> RuntimeServer:
         if self._server is not None:
             return self
-        workers = ThreadPoolExecutor(BACKEND_THREADS, thread_name_prefix="sagemaker-runtime-backend")
+        workers = DaemonPool(BACKEND_THREADS, "sagemaker-runtime-backend")
         try:
             server = LocalServer(_App(self, workers), self.host, self._requested_port, name="sagemaker-runtime")
             server.start()
@@ -328,7 +327,7 @@ class _App:
 
     OPERATIONS = ("invocations", "invocations-response-stream")
 
-    def __init__(self, runtime: RuntimeServer, workers: ThreadPoolExecutor) -> None:
+    def __init__(self, runtime: RuntimeServer, workers: DaemonPool) -> None:
         self.runtime = runtime
         self.workers = workers
 

@@ -22,10 +22,14 @@ the caller, and port 0 gets a free port that `port` reports.
 from __future__ import annotations
 
 import asyncio
+import functools
+import queue
 import socket
 import threading
 from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
-from typing import Any
+from concurrent.futures import Executor, Future
+from dataclasses import dataclass
+from typing import Any, ParamSpec, TypeVar
 
 import h11
 import uvicorn
@@ -34,6 +38,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol, RequestResponseCycle
 __all__ = [
     "ABORT_EXTENSION",
     "BODY_IDLE_S",
+    "DaemonPool",
     "HEADER_TIMEOUT_S",
     "KEEP_ALIVE_S",
     "LocalServer",
@@ -53,6 +58,8 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 AsgiApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
 
 # How long a client may take to send a request's line and headers, and how long an idle
 # keep-alive connection is kept. API Gateway's own figures are not published; these are generous
@@ -238,3 +245,72 @@ class LocalServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class DaemonPool(Executor):
+    """An executor of up to `limit` daemon threads, started as work arrives; idle ones wait for more.
+
+    For blocking work an app runs off the event loop (`loop.run_in_executor(pool, ...)`), such as a
+    backend generating an answer for minutes. Unlike ThreadPoolExecutor's, whose threads the
+    interpreter joins at exit, these let `ownllm local` exit on Ctrl-C while such work still runs,
+    as ThreadingHTTPServer's daemon threads did.
+    """
+
+    def __init__(self, limit: int, name: str) -> None:
+        self._limit, self._name = limit, name
+        self._work: queue.SimpleQueue[_Work | None] = queue.SimpleQueue()
+        self._idle = threading.Semaphore(0)  # one release per thread waiting for work
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def submit(self, fn: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs) -> Future[_T]:
+        future: Future[_T] = Future()
+        with self._lock:
+            if self._closed:
+                raise RuntimeError(f"{self._name} is shut down")
+            self._work.put(_Work(future, functools.partial(fn, *args, **kwargs)))
+            if not self._idle.acquire(blocking=False) and len(self._threads) < self._limit:
+                thread = threading.Thread(target=self._serve, name=f"{self._name}-{len(self._threads)}", daemon=True)
+                self._threads.append(thread)
+                thread.start()
+        return future
+
+    def _serve(self) -> None:
+        while (work := self._work.get()) is not None:
+            work.run()
+            self._idle.release()
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        with self._lock:
+            self._closed = True
+            threads = list(self._threads)
+        if cancel_futures:
+            while True:
+                try:
+                    work = self._work.get_nowait()
+                except queue.Empty:
+                    break
+                if work is not None:
+                    work.future.cancel()
+        for _ in threads:
+            self._work.put(None)
+        if wait:
+            for thread in threads:
+                thread.join()
+
+
+@dataclass(frozen=True)
+class _Work:
+    future: Future[Any]
+    call: Callable[[], Any]
+
+    def run(self) -> None:
+        if not self.future.set_running_or_notify_cancel():
+            return
+        try:
+            result = self.call()
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiting caller, as ThreadPoolExecutor does
+            self.future.set_exception(exc)
+        else:
+            self.future.set_result(result)

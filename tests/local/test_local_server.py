@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
+import threading
 import time
 
 import httpx2 as httpx
 import pytest
 
-from ownllm.local.server import LocalServer, Receive, Scope, Send, abort, answer, read_body, request_headers
+from ownllm.local.server import DaemonPool, LocalServer, Receive, Scope, Send, abort, answer, read_body, request_headers
 
 
 async def echo(scope: Scope, receive: Receive, send: Send) -> None:
@@ -71,6 +74,9 @@ def test_a_client_that_trickles_its_headers_is_disconnected_after_the_header_tim
                     break
             except TimeoutError:
                 pass
+            except OSError:  # closed, and the byte sent since answered with a reset
+                closed_after = time.monotonic() - started
+                break
         assert closed_after is not None and closed_after < 2.0
 
 
@@ -141,3 +147,48 @@ def test_connections_are_tcp_sockets_so_asyncio_turns_nagles_algorithm_off():
     """asyncio sets TCP_NODELAY only on sockets made with proto IPPROTO_TCP; accepted ones inherit it."""
     with LocalServer(echo) as running:
         assert running._socket.proto == socket.IPPROTO_TCP
+
+
+def test_a_daemon_pool_runs_work_on_as_many_threads_as_are_busy_up_to_its_limit():
+    pool = DaemonPool(3, "test-pool")
+    release = threading.Event()
+    started = threading.Barrier(4, timeout=5)  # three workers and this test
+
+    def busy() -> str:
+        started.wait()
+        release.wait(5)
+        return threading.current_thread().name
+
+    futures = [pool.submit(busy) for _ in range(3)]
+    started.wait()  # all three ran at once: one thread each
+    waiting = pool.submit(lambda: "after")
+    release.set()
+    assert (sorted(f.result(5) for f in futures), waiting.result(5)) == (
+        ["test-pool-0", "test-pool-1", "test-pool-2"],
+        "after",
+    )
+    pool.shutdown()
+
+
+def test_a_daemon_pool_hands_a_failure_to_the_caller_and_refuses_work_once_shut_down():
+    pool = DaemonPool(1, "test-pool")
+    failed = pool.submit(int, "not a number")
+    with pytest.raises(ValueError, match=r"^invalid literal for int\(\) with base 10: 'not a number'$"):
+        failed.result(5)
+    pool.shutdown()
+    with pytest.raises(RuntimeError, match=r"^test-pool is shut down$"):
+        pool.submit(int, "1")
+
+
+def test_a_process_exits_while_its_daemon_pool_still_runs_work():
+    """`ownllm local` must stop on Ctrl-C even while a backend generates a long answer."""
+    script = (
+        "import time\n"
+        "from ownllm.local.server import DaemonPool\n"
+        "pool = DaemonPool(1, 'p')\n"
+        "pool.submit(time.sleep, 600)\n"
+        "time.sleep(0.2)\n"
+        "print('leaving', flush=True)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "leaving\n", "")
