@@ -19,6 +19,10 @@ one PayloadPart per piece the backend yields, sent as it is yielded (a backend w
 `stream` method, like StandIn, streams; any other sends its whole answer as one part), and
 the backend's content type in X-Amzn-SageMaker-Content-Type. Errors before the stream are
 the same as InvokeEndpoint's; the `stream_error` fault ends a stream with ModelStreamError.
+
+It is an ASGI app on LocalServer (uvicorn, one event loop). Backends are synchronous: each call,
+and each piece of a stream, runs on a worker thread (DaemonPool), so a backend pacing its tokens
+holds a thread, never the loop or another request; a client that leaves ends its stream.
 """
 
 from __future__ import annotations
@@ -35,7 +39,18 @@ from typing import Any, Protocol, runtime_checkable
 from urllib.parse import unquote
 
 from ownllm.local import eventstream
-from ownllm.local.server import DaemonPool, LocalServer, Receive, Scope, Send, abort, answer, read_body, request_headers
+from ownllm.local.server import (
+    BodyTooLarge,
+    DaemonPool,
+    LocalServer,
+    Receive,
+    Scope,
+    Send,
+    abort,
+    answer,
+    read_body,
+    request_headers,
+)
 from ownllm.local.standin import StandIn
 
 __all__ = ["FAULTS", "RecordedRequest", "RuntimeServer", "StandIn"]
@@ -56,6 +71,11 @@ class StreamingBackend(Protocol):
 # event loop: a paced stream sleeping between tokens holds a thread, never the server. asyncio's
 # default executor (min(32, CPUs + 4) threads) would let six paced streams on 2 cores stall the rest.
 BACKEND_THREADS = 256
+# InvokeEndpoint's largest request body: BodyBlob's "max" in botocore's sagemaker-runtime service
+# model (botocore/data/sagemaker-runtime/2017-05-13/service-2.json). Above it SageMaker answers 413
+# "HTTP content length exceeded N bytes." (reported with the older ~5 MB limit in
+# github.com/aws/sagemaker-python-sdk/issues/171 and aws/amazon-sagemaker-examples/issues/245).
+MAX_BODY_BYTES = 6_291_456
 # The ModelStreamError codes SageMaker documents (botocore's sagemaker-runtime service model).
 STREAM_BROKEN = "StreamBroken"
 INVOCATION_TIME_EXCEEDED = "ModelInvocationTimeExceeded"
@@ -315,6 +335,12 @@ class RuntimeServer:
         return _aws_error(424, "ModelError", body=body)
 
 
+def _too_large() -> tuple[int, dict, bytes]:
+    # No error type: botocore then names the error by its status, "(413)", as users report SageMaker's.
+    message = f"HTTP content length exceeded {MAX_BODY_BYTES} bytes."
+    return 413, {"Content-Type": "application/json", "Connection": "close"}, json.dumps({"message": message}).encode()
+
+
 def _aws_error(status: int, code: str, message: str | None = None, body: dict | None = None) -> tuple[int, dict, bytes]:
     # botocore reads the error code from this header, up to the first ':'.
     error_type = f"{code}:http://internal.amazon.com/coral/com.amazonaws.sagemaker/"
@@ -337,7 +363,11 @@ class _App:
         raw_path = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1")
         query = scope.get("query_string", b"").decode("latin-1")
         path = f"{raw_path}?{query}" if query else raw_path
-        body = await read_body(receive)
+        try:
+            body = await read_body(receive, max_bytes=MAX_BODY_BYTES)
+        except BodyTooLarge:
+            await _answer(send, *_too_large())
+            return
         if body is None:  # the client went away, or stalled mid-body
             abort(scope)
             return

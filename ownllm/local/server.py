@@ -38,6 +38,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol, RequestResponseCycle
 __all__ = [
     "ABORT_EXTENSION",
     "BODY_IDLE_S",
+    "BodyTooLarge",
     "DaemonPool",
     "HEADER_TIMEOUT_S",
     "KEEP_ALIVE_S",
@@ -129,9 +130,24 @@ async def receive_within(receive: Receive, timeout_s: float) -> Message:
     return await asyncio.wait_for(receive(), timeout_s)
 
 
-async def read_body(receive: Receive, idle_timeout_s: float = BODY_IDLE_S) -> bytes | None:
-    """The whole request body; None if the client went away or sent nothing for `idle_timeout_s`."""
+class BodyTooLarge(Exception):
+    """A request body over the `max_bytes` given to `read_body`; what was read of it is dropped."""
+
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__(f"request body over {max_bytes} bytes")
+        self.max_bytes = max_bytes
+
+
+async def read_body(
+    receive: Receive, idle_timeout_s: float = BODY_IDLE_S, max_bytes: int | None = None
+) -> bytes | None:
+    """The whole request body; None if the client went away or sent nothing for `idle_timeout_s`.
+
+    With `max_bytes`, a longer body raises BodyTooLarge as soon as it passes the limit, having
+    held at most that much, whatever its Content-Length claimed or its chunks add up to.
+    """
     parts: list[bytes] = []
+    size = 0
     while True:
         try:
             message = await receive_within(receive, idle_timeout_s)
@@ -139,7 +155,11 @@ async def read_body(receive: Receive, idle_timeout_s: float = BODY_IDLE_S) -> by
             return None
         if message["type"] != "http.request":  # http.disconnect
             return None
-        parts.append(message.get("body", b""))
+        part = message.get("body", b"")
+        size += len(part)
+        if max_bytes is not None and size > max_bytes:
+            raise BodyTooLarge(max_bytes)
+        parts.append(part)
         if not message.get("more_body", False):
             return b"".join(parts)
 

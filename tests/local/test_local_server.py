@@ -11,7 +11,18 @@ import time
 import httpx2 as httpx
 import pytest
 
-from ownllm.local.server import DaemonPool, LocalServer, Receive, Scope, Send, abort, answer, read_body, request_headers
+from ownllm.local.server import (
+    BodyTooLarge,
+    DaemonPool,
+    LocalServer,
+    Receive,
+    Scope,
+    Send,
+    abort,
+    answer,
+    read_body,
+    request_headers,
+)
 
 
 async def echo(scope: Scope, receive: Receive, send: Send) -> None:
@@ -192,3 +203,21 @@ def test_a_process_exits_while_its_daemon_pool_still_runs_work():
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False)
     assert (done.returncode, done.stdout, done.stderr) == (0, "leaving\n", "")
+
+
+async def capped(scope: Scope, receive: Receive, send: Send) -> None:
+    try:
+        body = await read_body(receive, max_bytes=8)
+    except BodyTooLarge as too_large:
+        await answer(send, 413, {"Connection": "close"}, str(too_large).encode())
+        return
+    await answer(send, 200, {}, body or b"")
+
+
+def test_a_chunked_body_past_the_limit_is_refused_before_the_client_has_finished_sending():
+    with LocalServer(capped) as running, socket.create_connection((running.host, running.port), timeout=5) as sock:
+        sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n12345\r\n5\r\n67890\r\n")
+        received = b""  # no last chunk sent: the answer comes from the limit alone, then the server hangs up
+        while chunk := sock.recv(65536):
+            received += chunk
+    assert received.startswith(b"HTTP/1.1 413 ") and received.endswith(b"\r\n\r\nrequest body over 8 bytes")

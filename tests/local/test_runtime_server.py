@@ -11,7 +11,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError, ConnectionClosedError, ReadTimeoutError
 
-from ownllm.local.runtime import FAULTS, RuntimeServer, StandIn
+from ownllm.local.runtime import FAULTS, MAX_BODY_BYTES, RuntimeServer, StandIn
 
 
 @pytest.fixture
@@ -233,3 +233,15 @@ def test_the_server_is_a_context_manager(monkeypatch):
     with pytest.raises(RuntimeError, match=r"^RuntimeServer is not started; call start\(\) first$"):
         server.url  # noqa: B018 - stopped servers have no URL
     assert url.startswith("http://127.0.0.1:")
+
+
+def test_a_body_over_sagemakers_limit_is_refused_with_413_naming_it(runtime):
+    _, client = runtime()
+    with pytest.raises(ClientError) as caught:
+        client.invoke_endpoint(EndpointName="ep", Body=b"x" * (MAX_BODY_BYTES + 1), ContentType="application/json")
+    response = caught.value.response
+    assert (response["ResponseMetadata"]["HTTPStatusCode"], response["Error"]) == (
+        413,
+        {"Code": "413", "Message": "HTTP content length exceeded 6291456 bytes."},
+    )
+    assert _invoke(client, {"prompt": "hi"})["object"] == "text_completion"  # and the server carries on
