@@ -13,6 +13,11 @@ import ipaddress
 import urllib.request
 from urllib.parse import urlsplit
 
+# For a child process that only ever calls this machine (the local stack's Lambda environments,
+# whose boto3 reads the proxy variables it inherits): every host bypasses any proxy. Both cases:
+# urllib, and so botocore, read the lower-case name first.
+NO_PROXY_ENV = {"no_proxy": "*", "NO_PROXY": "*"}
+
 
 def is_http_url(url: str) -> bool:
     """http:// or https://, a host, and a port (if any) from 1 to 65535."""
