@@ -171,10 +171,11 @@ class RuntimeServer:
         if self._server is not None:
             return self
         workers = DaemonPool(BACKEND_THREADS, "sagemaker-runtime-backend")
+        server = LocalServer(_App(self, workers), self.host, self._requested_port, name="sagemaker-runtime")
         try:
-            server = LocalServer(_App(self, workers), self.host, self._requested_port, name="sagemaker-runtime")
             server.start()
         except BaseException:
+            server.stop()
             workers.shutdown(wait=False)
             raise
         self._server, self._workers = server, workers

@@ -104,7 +104,8 @@ class _TimedH11Protocol(H11Protocol):
         cycle = self.cycle
         super().handle_events()
         if self.cycle is not cycle:  # a new request: its app task is scheduled, not yet running
-            self.cycle.scope["extensions"] = {ABORT_EXTENSION: {"abort": lambda new=self.cycle: self._abort(new)}}
+            extensions = self.cycle.scope.setdefault("extensions", {})
+            extensions[ABORT_EXTENSION] = {"abort": lambda new=self.cycle: self._abort(new)}
 
     def _abort(self, cycle: RequestResponseCycle) -> None:
         # Marked disconnected, the cycle neither answers 500 for the app nor logs its silence.
