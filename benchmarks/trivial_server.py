@@ -9,16 +9,21 @@ serves until Ctrl-C.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
-import threading
 import time
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from socket import socket
+from pathlib import Path
 from types import TracebackType
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script: the repository's ownllm
+
+from ownllm.local.server import LocalServer, Receive, Scope, Send, abort, answer, read_body
+
 MODEL = "trivial"
+_JSON = {"Content-Type": "application/json"}
+_FAILED = b'{"error": {"message": "failed on purpose"}}'
 
 
 def completion(tokens: int) -> bytes:
@@ -36,17 +41,11 @@ def completion(tokens: int) -> bytes:
     ).encode()
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 1024  # socketserver's default backlog of 5 refuses a burst of 64 connects
-
-    def handle_error(self, request: socket | tuple[bytes, socket], client_address: tuple[str, int]) -> None:
-        if not isinstance(sys.exc_info()[1], ConnectionError):  # a client that gave up is not news
-            super().handle_error(request, client_address)
-
-
 class TrivialServer:
-    """`status_for(n)` picks the status of the n-th POST (0-based); `delay_s` sleeps before answering."""
+    """`status_for(n)` picks the status of the n-th POST (0-based); `delay_s` waits before answering.
+
+    An ASGI app on LocalServer (uvicorn in a thread), the server of the rest of the local stack.
+    """
 
     def __init__(
         self,
@@ -55,63 +54,39 @@ class TrivialServer:
         delay_s: float = 0.0,
         status_for: Callable[[int], int] | None = None,
     ):
-        body = completion(tokens)
-        models = json.dumps(
+        self._body = completion(tokens)
+        self._models = json.dumps(
             {"object": "list", "data": [{"id": MODEL, "object": "model", "owned_by": "ownllm"}]}
         ).encode()
-        self.posts = 0  # POSTs received so far
-        lock = threading.Lock()
-        server_self = self
+        self._delay_s = delay_s
+        self._status_for = status_for
+        self.posts = 0  # POSTs received so far (counted on the one event loop: exact without a lock)
+        self._server = LocalServer(self._app, "127.0.0.1", port, name="trivial-server")
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"  # keep-alive, as any real API
-            # Headers and body leave in two writes; without this, Nagle's algorithm meets the
-            # client's delayed ACK and every answer waits ~40 ms.
-            disable_nagle_algorithm = True
-
-            def do_POST(self) -> None:
-                self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                with lock:  # n numbers the POSTs; posts ends exact however threads interleave
-                    n = server_self.posts
-                    server_self.posts = n + 1
-                if delay_s:
-                    time.sleep(delay_s)
-                status = status_for(n) if status_for else 200
-                self._send(status, body if status == 200 else b'{"error": {"message": "failed on purpose"}}')
-
-            def do_GET(self) -> None:
-                self._send(200, models)
-
-            def _send(self, status: int, payload: bytes) -> None:
-                try:
-                    self.send_response(status)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(payload)))
-                    self.end_headers()
-                    self.wfile.write(payload)
-                except ConnectionError:  # the client timed out and left
-                    self.close_connection = True
-
-            def log_message(self, format: str, *args: object) -> None:  # quiet
-                pass
-
-        self._httpd = _Server(("127.0.0.1", port), Handler)
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    async def _app(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if await read_body(receive) is None:  # the client timed out and left
+            abort(scope)
+            return
+        if scope["method"] != "POST":
+            await answer(send, 200, _JSON, self._models)
+            return
+        n = self.posts
+        self.posts = n + 1
+        if self._delay_s:
+            await asyncio.sleep(self._delay_s)
+        status = self._status_for(n) if self._status_for else 200
+        await answer(send, status, _JSON, self._body if status == 200 else _FAILED)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
+        return f"{self._server.url}/v1"
 
     def start(self) -> TrivialServer:
-        if not self._thread.is_alive():
-            self._thread.start()
+        self._server.start()
         return self
 
     def stop(self) -> None:
-        if self._thread.is_alive():  # shutdown() waits for serve_forever, forever if it never ran
-            self._httpd.shutdown()
-            self._thread.join(5)
-        self._httpd.server_close()
+        self._server.stop()
 
     def __enter__(self) -> TrivialServer:
         return self.start()

@@ -31,6 +31,7 @@ from ownllm.batch.defaults import (
     MAX_RETRY_AFTER_S,
 )
 from ownllm.batch.jsonl import BatchRequest
+from ownllm.urls import honours_proxy_env
 
 if TYPE_CHECKING:
     import httpx2
@@ -230,7 +231,11 @@ class Sender:
         n = self.options.concurrency
         limits = httpx2.Limits(max_connections=n, max_keepalive_connections=n)
         timeout = httpx2.Timeout(self.options.timeout_s, connect=min(10.0, self.options.timeout_s))
-        async with httpx2.AsyncClient(limits=limits, timeout=timeout, headers=self._headers) as client:
+        # A loopback server (ownllm local) is never reached through HTTP(S)_PROXY; a remote API is, if set.
+        trust_env = honours_proxy_env(self.options.base_url)
+        async with httpx2.AsyncClient(
+            limits=limits, timeout=timeout, headers=self._headers, trust_env=trust_env
+        ) as client:
             stopping: list[Result] = []
 
             async def worker() -> None:

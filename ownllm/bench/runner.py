@@ -10,6 +10,7 @@ event (Ctrl-C) ends it early.
 
 from __future__ import annotations
 
+import base64
 import http.client
 import itertools
 import json
@@ -20,7 +21,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import NamedTuple
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
+
+from ownllm.urls import is_http_url, is_loopback, proxy_for
 
 DEFAULT_PROMPT = "Write a short story about a lighthouse keeper who finds a message in a bottle."
 # `ownllm local` marks every answer with where it came from ("stand-in" or "upstream"), so a
@@ -55,18 +58,24 @@ class Target:
     prompt: str = DEFAULT_PROMPT
     timeout_s: float = 60.0
 
+    # The user's proxy for base_url (HTTPS_PROXY, HTTP_PROXY, ALL_PROXY, less NO_PROXY), read when the
+    # target is made; never one for a loopback URL (ownllm.urls.proxy_for).
+    proxy: str | None = field(init=False, default=None)
+
     def __post_init__(self) -> None:
-        parts = urlsplit(self.base_url)
-        try:
-            port_ok = parts.port is None or parts.port > 0
-        except ValueError:  # not a number, or above 65535
-            port_ok = False
-        if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok:
+        if not is_http_url(self.base_url):
             raise BenchError(f"URL {self.base_url!r} is not an http:// or https:// URL")
         if self.max_tokens < 1:
             raise BenchError(f"max tokens {self.max_tokens} must be at least 1")
         if not (math.isfinite(self.timeout_s) and self.timeout_s > 0):
             raise BenchError(f"timeout {self.timeout_s:g} must be a finite number greater than 0")
+        proxy = proxy_for(self.base_url)
+        if proxy is not None and (urlsplit(proxy).scheme != "http" or not is_http_url(proxy)):
+            raise BenchError(
+                f"proxy {proxy!r} (from the *_PROXY variables) for {self.base_url} is not an http:// proxy URL, "
+                "the only kind the bench can use; set NO_PROXY to reach the API directly"
+            )
+        object.__setattr__(self, "proxy", proxy)  # frozen: set once, here
 
     @property
     def host(self) -> str:
@@ -74,10 +83,13 @@ class Target:
 
     @property
     def is_loopback(self) -> bool:
-        return self.host in ("localhost", "::1") or self.host.startswith("127.")
+        return is_loopback(self.base_url)
 
     def path(self, endpoint: str) -> str:
-        return urlsplit(self.base_url).path.rstrip("/") + endpoint
+        """The request target: the path, or the whole URL when a proxy forwards plain HTTP."""
+        parts = urlsplit(self.base_url)
+        path = parts.path.rstrip("/") + endpoint
+        return f"http://{parts.netloc}{path}" if self.proxy and parts.scheme == "http" else path
 
     def headers(self) -> dict[str, str]:
         headers = {"Content-Type": "application/json", "Accept": "application/json", "User-Agent": "ownllm-bench"}
@@ -85,6 +97,8 @@ class Target:
             # The deployed API takes either; a plain OpenAI-compatible server takes the Bearer one.
             headers["x-api-key"] = self.api_key
             headers["Authorization"] = f"Bearer {self.api_key}"
+        if self.proxy and urlsplit(self.base_url).scheme == "http" and _proxy_authorization(self.proxy):
+            headers["Proxy-Authorization"] = _proxy_authorization(self.proxy)
         return headers
 
     def chat_body(self) -> bytes:
@@ -98,12 +112,32 @@ class Target:
         ).encode()
 
     def connect(self) -> http.client.HTTPConnection:
-        port = urlsplit(self.base_url).port
-        if urlsplit(self.base_url).scheme == "https":
-            return http.client.HTTPSConnection(
-                self.host, port or 443, timeout=self.timeout_s, context=ssl.create_default_context()
-            )
-        return http.client.HTTPConnection(self.host, port or 80, timeout=self.timeout_s)
+        """A connection to the API, or to the proxy: HTTPS tunnels through it (CONNECT), HTTP is forwarded."""
+        parts = urlsplit(self.base_url)
+        https = parts.scheme == "https"
+        port = parts.port or (443 if https else 80)
+        host, connect_port = self.host, port
+        if self.proxy:
+            proxy = urlsplit(self.proxy)
+            host, connect_port = proxy.hostname or "", proxy.port or 80
+        if not https:
+            return http.client.HTTPConnection(host, connect_port, timeout=self.timeout_s)
+        conn = http.client.HTTPSConnection(
+            host, connect_port, timeout=self.timeout_s, context=ssl.create_default_context()
+        )
+        if self.proxy:
+            auth = _proxy_authorization(self.proxy)
+            conn.set_tunnel(self.host, port, headers={"Proxy-Authorization": auth} if auth else None)
+        return conn
+
+
+def _proxy_authorization(proxy: str) -> str:
+    """Basic credentials for a proxy URL with user:password@ in it; empty without."""
+    parts = urlsplit(proxy)
+    if parts.username is None:
+        return ""
+    credentials = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+    return "Basic " + base64.b64encode(credentials.encode()).decode()
 
 
 @dataclass

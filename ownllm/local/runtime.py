@@ -19,23 +19,38 @@ one PayloadPart per piece the backend yields, sent as it is yielded (a backend w
 `stream` method, like StandIn, streams; any other sends its whole answer as one part), and
 the backend's content type in X-Amzn-SageMaker-Content-Type. Errors before the stream are
 the same as InvokeEndpoint's; the `stream_error` fault ends a stream with ModelStreamError.
+
+It is an ASGI app on LocalServer (uvicorn, one event loop). Backends are synchronous: each call,
+and each piece of a stream, runs on a worker thread (DaemonPool), so a backend pacing its tokens
+holds a thread, never the loop or another request; a client that leaves ends its stream.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
-import socket
 import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol, runtime_checkable
 from urllib.parse import unquote
 
 from ownllm.local import eventstream
+from ownllm.local.server import (
+    BodyTooLarge,
+    DaemonPool,
+    LocalServer,
+    Receive,
+    Scope,
+    Send,
+    abort,
+    answer,
+    read_body,
+    request_headers,
+)
 from ownllm.local.standin import StandIn
 
 __all__ = ["FAULTS", "RecordedRequest", "RuntimeServer", "StandIn"]
@@ -52,6 +67,15 @@ class StreamingBackend(Protocol):
     def stream(self, endpoint_name: str, body: bytes, headers: dict) -> tuple[int, dict, Iterator[bytes]]: ...
 
 
+# Backend calls (and the stream pieces they generate) run on this many threads at most, off the
+# event loop: a paced stream sleeping between tokens holds a thread, never the server. asyncio's
+# default executor (min(32, CPUs + 4) threads) would let six paced streams on 2 cores stall the rest.
+BACKEND_THREADS = 256
+# InvokeEndpoint's largest request body: BodyBlob's "max" in botocore's sagemaker-runtime service
+# model (botocore/data/sagemaker-runtime/2017-05-13/service-2.json). Above it SageMaker answers 413
+# "HTTP content length exceeded N bytes." (reported with the older ~5 MB limit in
+# github.com/aws/sagemaker-python-sdk/issues/171 and aws/amazon-sagemaker-examples/issues/245).
+MAX_BODY_BYTES = 6_291_456
 # The ModelStreamError codes SageMaker documents (botocore's sagemaker-runtime service model).
 STREAM_BROKEN = "StreamBroken"
 INVOCATION_TIME_EXCEEDED = "ModelInvocationTimeExceeded"
@@ -109,18 +133,13 @@ class _Fault:
     remaining: int | None  # None: until cleared
 
 
-class _Server(ThreadingHTTPServer):
-    # The default backlog of 5 refuses connections when many clients connect at once.
-    request_queue_size = 128
-    daemon_threads = True
-
-
 class RuntimeServer:
-    """SageMaker runtime's InvokeEndpoint on a local port, in a daemon thread.
+    """SageMaker runtime's InvokeEndpoint on a local port, served by LocalServer (uvicorn) in a thread.
 
     endpoint_names, when given, limits which endpoints exist (others answer SageMaker's
-    'Endpoint ... not found' ValidationError). The last `keep_requests` requests are kept
-    in `requests` for tests to inspect.
+    'Endpoint ... not found' ValidationError). `keep_requests` > 0 keeps the last that many
+    requests, bodies included, in `requests` for tests to inspect; by default none are kept,
+    so a long-running `ownllm local` holds no request bodies.
     """
 
     def __init__(
@@ -132,46 +151,44 @@ class RuntimeServer:
         endpoint_names: tuple[str, ...] | list[str] | None = None,
         account_id: str = "123456789012",
         region: str = "us-east-1",
-        keep_requests: int = 1000,
+        keep_requests: int = 0,
     ):
         self.backend = backend
         self.host, self.port = host, port
         self._requested_port = port  # 0: any free port, chosen again on each start
         self.endpoint_names = None if endpoint_names is None else frozenset(endpoint_names)
         self.account_id, self.region = account_id, region
-        self.requests: deque[RecordedRequest] = deque(maxlen=keep_requests)
+        self.requests: deque[RecordedRequest] = deque()
+        self.keep_requests = keep_requests
         self._fault: _Fault | None = None
         self._lock = threading.Lock()
-        self._httpd: _Server | None = None
-        self._thread: threading.Thread | None = None
+        self._server: LocalServer | None = None
+        self._workers: DaemonPool | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> RuntimeServer:
-        if self._httpd is not None:
+        if self._server is not None:
             return self
-        handler = type("_BoundHandler", (_Handler,), {"runtime": self})
-        httpd = _Server((self.host, self._requested_port), handler)
-        self._httpd = httpd
-        self.port = httpd.server_address[1]
-        # A short poll interval: stop() returns in ~50 ms instead of serve_forever's default 0.5 s.
-        self._thread = threading.Thread(
-            target=httpd.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name=f"sagemaker-runtime:{self.port}",
-            daemon=True,
-        )
-        self._thread.start()
+        workers = DaemonPool(BACKEND_THREADS, "sagemaker-runtime-backend")
+        server = LocalServer(_App(self, workers), self.host, self._requested_port, name="sagemaker-runtime")
+        try:
+            server.start()
+        except BaseException:
+            server.stop()
+            workers.shutdown(wait=False)
+            raise
+        self._server, self._workers = server, workers
+        self.port = server.port
         return self
 
     def stop(self) -> None:
-        httpd, self._httpd = self._httpd, None
-        if httpd is not None:
-            httpd.shutdown()
-            httpd.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+        server, self._server = self._server, None
+        if server is not None:
+            server.stop()
+        workers, self._workers = self._workers, None
+        if workers is not None:  # a paced stream still sleeping in a worker ends by itself
+            workers.shutdown(wait=False, cancel_futures=True)
 
     def __enter__(self) -> RuntimeServer:
         return self.start()
@@ -181,10 +198,20 @@ class RuntimeServer:
 
     @property
     def url(self) -> str:
-        if self._httpd is None:
+        if self._server is None:
             raise RuntimeError("RuntimeServer is not started; call start() first")
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        return self._server.url
+
+    @property
+    def keep_requests(self) -> int:
+        """How many of the latest requests `requests` holds (0: none)."""
+        return self.requests.maxlen or 0
+
+    @keep_requests.setter
+    def keep_requests(self, count: int) -> None:
+        if count < 0:
+            raise ValueError(f"keep_requests must be 0 (keep none) or more, not {count}")
+        self.requests = deque(self.requests, maxlen=count)
 
     # -- fault injection ---------------------------------------------------------------------
 
@@ -220,7 +247,8 @@ class RuntimeServer:
         self, endpoint: str, body: bytes, headers: dict, stream: bool = False
     ) -> tuple[int, dict, bytes] | _Stream | None:
         """(status, headers, body) to send, a stream to send, or None to drop the connection."""
-        self.requests.append(RecordedRequest(endpoint, body, headers))
+        if self.requests.maxlen:
+            self.requests.append(RecordedRequest(endpoint, body, headers))
         if self.endpoint_names is not None and endpoint not in self.endpoint_names:
             return self._not_found(endpoint)
         fault = self._take_fault()
@@ -308,6 +336,12 @@ class RuntimeServer:
         return _aws_error(424, "ModelError", body=body)
 
 
+def _too_large() -> tuple[int, dict, bytes]:
+    # No error type: botocore then names the error by its status, "(413)", as users report SageMaker's.
+    message = f"HTTP content length exceeded {MAX_BODY_BYTES} bytes."
+    return 413, {"Content-Type": "application/json", "Connection": "close"}, json.dumps({"message": message}).encode()
+
+
 def _aws_error(status: int, code: str, message: str | None = None, body: dict | None = None) -> tuple[int, dict, bytes]:
     # botocore reads the error code from this header, up to the first ':'.
     error_type = f"{code}:http://internal.amazon.com/coral/com.amazonaws.sagemaker/"
@@ -315,84 +349,101 @@ def _aws_error(status: int, code: str, message: str | None = None, body: dict | 
     return status, headers, json.dumps(body if body is not None else {"message": message}).encode()
 
 
-class _Handler(BaseHTTPRequestHandler):
-    runtime: RuntimeServer  # bound per server in RuntimeServer.start
-    protocol_version = "HTTP/1.1"  # keep-alive, as botocore's connection pool expects
+class _App:
+    """The ASGI app: routes, reads the body, and runs the backend on `workers`, never on the event loop."""
 
-    def setup(self) -> None:
-        super().setup()
-        # Headers and body go out in separate writes; without this, Nagle's algorithm and the
-        # client's delayed ACK add ~40 ms to every keep-alive answer.
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    OPERATIONS = ("invocations", "invocations-response-stream")
 
-    def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        parts = self.path.split("?", 1)[0].strip("/").split("/")
-        operations = ("invocations", "invocations-response-stream")
-        if len(parts) != 3 or parts[0] != "endpoints" or parts[2] not in operations:
-            self._send(*_aws_error(404, "UnknownOperationException", f"No operation at {self.path}"))
+    def __init__(self, runtime: RuntimeServer, workers: DaemonPool) -> None:
+        self.runtime = runtime
+        self.workers = workers
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        raw_path = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1")
+        query = scope.get("query_string", b"").decode("latin-1")
+        path = f"{raw_path}?{query}" if query else raw_path
+        try:
+            body = await read_body(receive, max_bytes=MAX_BODY_BYTES)
+        except BodyTooLarge:
+            await _answer(send, *_too_large())
+            return
+        if body is None:  # the client went away, or stalled mid-body
+            abort(scope)
+            return
+        if scope["method"] != "POST":
+            no_operation = f"No operation at {scope['method']} {path}"
+            await _answer(send, *_aws_error(404, "UnknownOperationException", no_operation))
+            return
+        parts = raw_path.strip("/").split("/")
+        if len(parts) != 3 or parts[0] != "endpoints" or parts[2] not in self.OPERATIONS:
+            await _answer(send, *_aws_error(404, "UnknownOperationException", f"No operation at {path}"))
             return
         endpoint = unquote(parts[1])
         stream = parts[2] == "invocations-response-stream"
+        loop = asyncio.get_running_loop()
+        headers = request_headers(scope)
         try:
-            result = self.runtime._invoke(endpoint, body, {k.lower(): v for k, v in self.headers.items()}, stream)
+            result = await loop.run_in_executor(self.workers, self.runtime._invoke, endpoint, body, headers, stream)
         except Exception as exc:  # noqa: BLE001 - a broken backend is an internal failure, not a hung client
             result = _aws_error(500, "InternalFailure", f"backend raised {type(exc).__name__}: {exc}")
         if result is None:
-            self.close_connection = True
-            return
-        if isinstance(result, _Stream):
-            self._send_stream(result)
-            return
-        self._send(*result)
+            abort(scope)
+        elif isinstance(result, _Stream):
+            await self._send_stream(result, receive, send)
+        else:
+            await _answer(send, *result)
 
-    def do_GET(self) -> None:
-        self._send(*_aws_error(404, "UnknownOperationException", f"No operation at GET {self.path}"))
+    async def _send_stream(self, stream: _Stream, receive: Receive, send: Send) -> None:
+        """200, then each piece as a PayloadPart in its own HTTP chunk, sent as the backend yields it.
 
-    def _send(self, status: int, headers: dict, body: bytes) -> None:
+        Each piece is drawn on a worker thread; the client leaving stops the drawing at the next piece.
+        """
+        headers = [
+            (b"content-type", eventstream.CONTENT_TYPE.encode()),
+            (b"x-amzn-sagemaker-content-type", stream.content_type.encode("latin-1")),
+            (b"x-amzn-invoked-production-variant", b"AllTraffic"),
+            (b"x-amzn-requestid", str(uuid.uuid4()).encode()),
+        ]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        gone = asyncio.ensure_future(_until_disconnected(receive))
+        loop = asyncio.get_running_loop()
+        sent, failed = 0, False
         try:
-            self.send_response(status)
-            for key, value in headers.items():
-                if key.lower() != "content-length":
-                    self.send_header(key, value)
-            self.send_header("x-amzn-RequestId", str(uuid.uuid4()))
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-        except (BrokenPipeError, ConnectionResetError):  # the client gave up (read timeout)
-            self.close_connection = True
+            while not gone.done() and (stream.break_after is None or sent < stream.break_after):
+                try:
+                    piece = await loop.run_in_executor(self.workers, next, stream.pieces, None)
+                except Exception as exc:  # noqa: BLE001 - a backend failing mid-answer is a broken stream
+                    await _part(send, _stream_error(f"backend raised {exc}", STREAM_BROKEN))
+                    failed = True
+                    break
+                if piece is None:
+                    break
+                if piece:
+                    await _part(send, eventstream.payload_part(piece))
+                    sent += 1
+            if stream.break_after is not None and not failed:
+                await _part(send, _stream_error("Model stream broken (injected).", stream.error_code))
+        finally:
+            gone.cancel()
+        if isinstance(stream.pieces, Generator):  # one left unfinished runs its cleanup, off the loop
+            await loop.run_in_executor(self.workers, stream.pieces.close)
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
 
-    def _send_stream(self, stream: _Stream) -> None:
-        """200, then each piece as a PayloadPart in its own HTTP chunk, written as it comes."""
-        try:
-            self.send_response(200)
-            self.send_header("Content-Type", eventstream.CONTENT_TYPE)
-            self.send_header("X-Amzn-SageMaker-Content-Type", stream.content_type)
-            self.send_header("x-Amzn-Invoked-Production-Variant", "AllTraffic")
-            self.send_header("x-amzn-RequestId", str(uuid.uuid4()))
-            self.send_header("Transfer-Encoding", "chunked")
-            self.end_headers()
-            sent = 0
-            try:
-                for piece in stream.pieces:
-                    if stream.break_after is not None and sent >= stream.break_after:
-                        break
-                    if piece:
-                        self._chunk(eventstream.payload_part(piece))
-                        sent += 1
-            except Exception as exc:  # noqa: BLE001 - a backend failing mid-answer is a broken stream
-                self._chunk(eventstream.stream_error("ModelStreamError", f"backend raised {exc}", STREAM_BROKEN))
-            else:
-                if stream.break_after is not None:
-                    message = "Model stream broken (injected)."
-                    self._chunk(eventstream.stream_error("ModelStreamError", message, stream.error_code))
-            self.wfile.write(b"0\r\n\r\n")
-        except (BrokenPipeError, ConnectionResetError):  # the client went away mid-stream
-            self.close_connection = True
 
-    def _chunk(self, data: bytes) -> None:
-        self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
-
-    def log_message(self, format: str, *args: Any) -> None:  # quiet: tests and benches read stdout
+async def _until_disconnected(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
         pass
+
+
+async def _answer(send: Send, status: int, headers: dict, body: bytes) -> None:
+    await answer(send, status, {**headers, "x-amzn-RequestId": str(uuid.uuid4())}, body)
+
+
+def _stream_error(message: str, error_code: str) -> bytes:
+    return eventstream.stream_error(eventstream.MODEL_STREAM_ERROR, message, error_code)
+
+
+async def _part(send: Send, data: bytes) -> None:
+    await send({"type": "http.response.body", "body": data, "more_body": True})

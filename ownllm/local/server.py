@@ -10,7 +10,10 @@ What uvicorn lacks is a header timeout: a client that connects and trickles a re
 byte at a time would keep its connection forever (the keep-alive timeout only runs between
 requests). `_TimedH11Protocol` closes a connection whose request headers are not complete
 within `header_timeout_s` of its first byte (or of the connection, for the first request).
-Idle reads of a request body are the app's to bound (`receive_within`).
+Idle reads of a request body are the app's to bound (`read_body`, `receive_within`).
+
+ASGI has no way to hang up without answering; `abort(scope)` does (the scope carries the
+`ABORT_EXTENSION`), for apps that play a server dying mid-request.
 
 The socket is bound here, before the thread starts, so a port in use is an immediate OSError in
 the caller, and port 0 gets a free port that `port` reports.
@@ -19,16 +22,25 @@ the caller, and port 0 gets a free port that `port` reports.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
+import queue
 import socket
 import threading
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
+from concurrent.futures import Executor, Future
+from dataclasses import dataclass
+from typing import Any, ParamSpec, TypeVar
 
 import h11
 import uvicorn
-from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.h11_impl import H11Protocol, RequestResponseCycle
 
 __all__ = [
+    "ABORT_EXTENSION",
+    "BODY_IDLE_S",
+    "BodyTooLarge",
+    "DaemonPool",
     "HEADER_TIMEOUT_S",
     "KEEP_ALIVE_S",
     "LocalServer",
@@ -36,7 +48,11 @@ __all__ = [
     "Receive",
     "Scope",
     "Send",
+    "abort",
+    "answer",
+    "read_body",
     "receive_within",
+    "request_headers",
 ]
 
 Scope = MutableMapping[str, Any]
@@ -44,17 +60,23 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 AsgiApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
 
 # How long a client may take to send a request's line and headers, and how long an idle
 # keep-alive connection is kept. API Gateway's own figures are not published; these are generous
 # for a local client and short enough that abandoned connections go.
 HEADER_TIMEOUT_S = 10.0
 KEEP_ALIVE_S = 5
+# How long `read_body` waits for the next piece of a request body before giving up on the client.
+BODY_IDLE_S = 10.0
 # h11's own limit on an incomplete request head (uvicorn's default, 16 KiB): larger is a 400.
 MAX_HEADER_BYTES = 16 * 1024
 # Listening backlog: 64 clients connecting at once must not see refused SYNs.
 BACKLOG = 1024
 STOP_TIMEOUT_S = 5.0
+# scope["extensions"][ABORT_EXTENSION]["abort"]: close this request's connection without an answer.
+ABORT_EXTENSION = "ownllm.abort"
 
 
 class _TimedH11Protocol(H11Protocol):
@@ -78,6 +100,18 @@ class _TimedH11Protocol(H11Protocol):
         self._cancel_head_timer()
         super().connection_lost(exc)
 
+    def handle_events(self) -> None:
+        cycle = self.cycle
+        super().handle_events()
+        if self.cycle is not cycle:  # a new request: its app task is scheduled, not yet running
+            extensions = self.cycle.scope.setdefault("extensions", {})
+            extensions[ABORT_EXTENSION] = {"abort": lambda new=self.cycle: self._abort(new)}
+
+    def _abort(self, cycle: RequestResponseCycle) -> None:
+        # Marked disconnected, the cycle neither answers 500 for the app nor logs its silence.
+        cycle.disconnected = True
+        self.transport.close()
+
     def _arm_head_timer(self) -> None:
         if self._head_timer is None and not self.transport.is_closing():
             self._head_timer = self.loop.call_later(self.header_timeout_s, self._head_timed_out)
@@ -93,9 +127,88 @@ class _TimedH11Protocol(H11Protocol):
             self.transport.close()
 
 
+class _Uvicorn(uvicorn.Server):
+    """uvicorn's server, stopped by an event instead of a flag it reads every 0.1 s: a test suite
+    starts and stops hundreds of servers. (Its tick only refreshes the Date and Server headers,
+    which are off, and counts requests against a limit, which is unset.)"""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self._wake: Callable[[], object] | None = None
+
+    async def main_loop(self) -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        self._wake = lambda: loop.call_soon_threadsafe(stop.set)
+        if not self.should_exit:  # set before _wake was there: nothing will wake the event
+            await stop.wait()
+
+    def request_stop(self) -> None:
+        self.should_exit = True
+        wake = self._wake
+        if wake is not None:
+            with contextlib.suppress(RuntimeError):  # the loop has already ended
+                wake()
+
+
 async def receive_within(receive: Receive, timeout_s: float) -> Message:
     """The next ASGI message, or TimeoutError when the client sends nothing for `timeout_s`."""
     return await asyncio.wait_for(receive(), timeout_s)
+
+
+class BodyTooLarge(Exception):
+    """A request body over the `max_bytes` given to `read_body`; what was read of it is dropped."""
+
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__(f"request body over {max_bytes} bytes")
+        self.max_bytes = max_bytes
+
+
+async def read_body(
+    receive: Receive, idle_timeout_s: float = BODY_IDLE_S, max_bytes: int | None = None
+) -> bytes | None:
+    """The whole request body; None if the client went away or sent nothing for `idle_timeout_s`.
+
+    With `max_bytes`, a longer body raises BodyTooLarge as soon as it passes the limit, having
+    held at most that much, whatever its Content-Length claimed or its chunks add up to.
+    """
+    parts: list[bytes] = []
+    size = 0
+    while True:
+        try:
+            message = await receive_within(receive, idle_timeout_s)
+        except TimeoutError:
+            return None
+        if message["type"] != "http.request":  # http.disconnect
+            return None
+        part = message.get("body", b"")
+        size += len(part)
+        if max_bytes is not None and size > max_bytes:
+            raise BodyTooLarge(max_bytes)
+        parts.append(part)
+        if not message.get("more_body", False):
+            return b"".join(parts)
+
+
+def request_headers(scope: Scope) -> dict[str, str]:
+    """The request's headers by lower-case name (the last of a repeated one)."""
+    return {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
+
+
+async def answer(send: Send, status: int, headers: Mapping[str, str] | Iterable[tuple[str, str]], body: bytes) -> None:
+    """A whole answer: status, headers (any Content-Length among them replaced by the body's), body."""
+    pairs = headers.items() if isinstance(headers, Mapping) else headers
+    raw = [
+        (name.encode("latin-1"), value.encode("latin-1")) for name, value in pairs if name.lower() != "content-length"
+    ]
+    raw.append((b"content-length", str(len(body)).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})
+
+
+def abort(scope: Scope) -> None:
+    """Close the connection of `scope`'s request without answering (the client sees the server hang up)."""
+    scope["extensions"][ABORT_EXTENSION]["abort"]()
 
 
 class LocalServer:
@@ -118,6 +231,7 @@ class LocalServer:
         self._config = uvicorn.Config(
             app,
             http=protocol,
+            interface="asgi3",  # said, not guessed: uvicorn takes a bound async method for ASGI2
             lifespan="off",
             log_config=None,
             access_log=False,
@@ -128,9 +242,12 @@ class LocalServer:
             h11_max_incomplete_event_size=MAX_HEADER_BYTES,
             backlog=BACKLOG,
         )
-        self._server = uvicorn.Server(self._config)
+        self._server = _Uvicorn(self._config)
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self._socket = socket.socket(family, socket.SOCK_STREAM)
+        # Made with proto IPPROTO_TCP, not 0: asyncio disables Nagle's algorithm only on sockets that
+        # say TCP (base_events._set_nodelay), and an answer's head and body leave in two writes, so
+        # with Nagle on every keep-alive answer waits ~40 ms for the client's delayed ACK.
+        self._socket = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         try:
             self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             self._socket.bind((host, port))
@@ -161,7 +278,7 @@ class LocalServer:
 
     def stop(self) -> None:
         if self._thread is not None:
-            self._server.should_exit = True
+            self._server.request_stop()
             self._thread.join(STOP_TIMEOUT_S)
             if self._thread.is_alive():  # connections that would not close in the graceful time
                 self._server.force_exit = True
@@ -174,3 +291,72 @@ class LocalServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class DaemonPool(Executor):
+    """An executor of up to `limit` daemon threads, started as work arrives; idle ones wait for more.
+
+    For blocking work an app runs off the event loop (`loop.run_in_executor(pool, ...)`), such as a
+    backend generating an answer for minutes. Unlike ThreadPoolExecutor's, whose threads the
+    interpreter joins at exit, these let `ownllm local` exit on Ctrl-C while such work still runs,
+    as ThreadingHTTPServer's daemon threads did.
+    """
+
+    def __init__(self, limit: int, name: str) -> None:
+        self._limit, self._name = limit, name
+        self._work: queue.SimpleQueue[_Work | None] = queue.SimpleQueue()
+        self._idle = threading.Semaphore(0)  # one release per thread waiting for work
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def submit(self, fn: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs) -> Future[_T]:
+        future: Future[_T] = Future()
+        with self._lock:
+            if self._closed:
+                raise RuntimeError(f"{self._name} is shut down")
+            self._work.put(_Work(future, functools.partial(fn, *args, **kwargs)))
+            if not self._idle.acquire(blocking=False) and len(self._threads) < self._limit:
+                thread = threading.Thread(target=self._serve, name=f"{self._name}-{len(self._threads)}", daemon=True)
+                self._threads.append(thread)
+                thread.start()
+        return future
+
+    def _serve(self) -> None:
+        while (work := self._work.get()) is not None:
+            work.run()
+            self._idle.release()
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        with self._lock:
+            self._closed = True
+            threads = list(self._threads)
+        if cancel_futures:
+            while True:
+                try:
+                    work = self._work.get_nowait()
+                except queue.Empty:
+                    break
+                if work is not None:
+                    work.future.cancel()
+        for _ in threads:
+            self._work.put(None)
+        if wait:
+            for thread in threads:
+                thread.join()
+
+
+@dataclass(frozen=True)
+class _Work:
+    future: Future[Any]
+    call: Callable[[], Any]
+
+    def run(self) -> None:
+        if not self.future.set_running_or_notify_cancel():
+            return
+        try:
+            result = self.call()
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiting caller, as ThreadPoolExecutor does
+            self.future.set_exception(exc)
+        else:
+            self.future.set_result(result)

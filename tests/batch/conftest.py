@@ -12,8 +12,6 @@ from .fakeapi import ScriptedServer, start_server
 @pytest.fixture
 def server() -> Iterator[ScriptedServer]:
     scripted = ScriptedServer()
-    httpd, url = start_server(scripted)
-    scripted.url = url
+    running = start_server(scripted)
     yield scripted
-    httpd.shutdown()
-    httpd.server_close()
+    running.stop()

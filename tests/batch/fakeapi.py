@@ -7,12 +7,13 @@ Unscripted requests get a chat completion with usage {prompt 10, completion 5}.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
-import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+
+from ownllm.local.server import LocalServer, Receive, Scope, Send, abort, answer, read_body, request_headers
 
 COMPLETION_TOKENS = 5
 PROMPT_TOKENS = 10
@@ -74,45 +75,27 @@ class ScriptedServer:
         return status, headers, body
 
 
-def start_server(server: ScriptedServer) -> tuple[ThreadingHTTPServer, str]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        disable_nagle_algorithm = True
+def start_server(server: ScriptedServer) -> LocalServer:
+    """`server` answering on 127.0.0.1 (LocalServer: uvicorn in a thread); its url is set, ending in /v1."""
 
-        def do_POST(self) -> None:
-            data = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
-            custom_id = data.get("user", "")
-            with server._lock:
-                server.seen.append(Seen(custom_id, self.path, {k.lower(): v for k, v in self.headers.items()}))
-            if server.delay_s:
-                time.sleep(server.delay_s)
-            status, headers, body = server.next_reply(custom_id)
-            payload = body if isinstance(body, bytes) else json.dumps(body).encode()
-            try:
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.send_header("x-request-id", f"req-{custom_id}")
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(payload)
-            except ConnectionError:
-                self.close_connection = True
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        raw = await read_body(receive)
+        if raw is None:  # a client killed mid-request is what the crash tests do
+            abort(scope)
+            return
+        custom_id = json.loads(raw).get("user", "")
+        with server._lock:
+            server.seen.append(Seen(custom_id, scope["path"], request_headers(scope)))
+        if server.delay_s:
+            await asyncio.sleep(server.delay_s)
+        status, headers, body = server.next_reply(custom_id)
+        payload = body if isinstance(body, bytes) else json.dumps(body).encode()
+        sent = {"Content-Type": "application/json", "x-request-id": f"req-{custom_id}", **headers}
+        await answer(send, status, sent, payload)
 
-        def log_message(self, *args) -> None:
-            pass
-
-    class Server(ThreadingHTTPServer):
-        daemon_threads = True
-        request_queue_size = 256
-
-        def handle_error(self, request, client_address) -> None:
-            pass  # a client killed mid-request is what the crash tests do
-
-    httpd = Server(("127.0.0.1", 0), Handler)
-    threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-    return httpd, f"http://127.0.0.1:{httpd.server_address[1]}/v1"
+    running = LocalServer(app, name="scripted-api").start()
+    server.url = f"{running.url}/v1"
+    return running
 
 
 def request_line(custom_id: str, url: str = "/v1/chat/completions", **overrides: object) -> dict:

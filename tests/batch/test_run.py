@@ -192,3 +192,32 @@ def test_a_second_run_sends_nothing_already_done(tmp_path, server, capsys):
     assert len(server.seen) == 2
     assert len(read_lines(output)) == 2
     assert f"resuming: 2 in {output}, 0 in {tmp_path / 'err.jsonl'}; 0 left\n" in capsys.readouterr().err
+
+
+@pytest.fixture
+def proxy_env(monkeypatch):
+    """proxy_env(url): HTTP_PROXY, HTTPS_PROXY and ALL_PROXY all name `url`; no NO_PROXY."""
+    for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+
+    def set_proxy(url: str) -> None:
+        for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
+            monkeypatch.setenv(name, url)
+
+    return set_proxy
+
+
+def test_a_loopback_server_is_reached_directly_whatever_the_proxy_variables_say(tmp_path, server, proxy_env):
+    with socket.socket() as unused:  # a proxy that is not there: any request sent to it fails
+        unused.bind(("127.0.0.1", 0))
+        proxy_env(f"http://127.0.0.1:{unused.getsockname()[1]}")
+    code, output, _ = run_batch(tmp_path, server.url, ["a"])
+    assert (code, [line["custom_id"] for line in read_lines(output)], server.sent("a")) == (0, ["a"], 1)
+
+
+def test_a_remote_api_is_reached_through_the_users_proxy(tmp_path, server, proxy_env):
+    """The scripted server plays the proxy: a proxied plain-HTTP request names the whole URL."""
+    proxy_env(server.url.removesuffix("/v1"))
+    code, output, _ = run_batch(tmp_path, "http://api.example.test/v1", ["a"])
+    assert (code, [s.path for s in server.seen]) == (0, ["http://api.example.test/v1/chat/completions"])

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import socket
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from ownllm.bench import runner
+from ownllm.local.server import LocalServer, Receive, Scope, Send, abort, answer, read_body, request_headers
 
 KEY = "bench-test-key"
 
@@ -60,31 +60,14 @@ def test_an_unreachable_server_counts_connection_errors_and_the_level_still_ends
 def test_a_keep_alive_connection_the_server_closed_is_reopened_not_counted_as_an_error():
     seen = []
 
-    class ClosesAfterEachAnswer(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"  # claims keep-alive, then hangs up anyway
+    async def closes_after_each_answer(scope: Scope, receive: Receive, send: Send) -> None:
+        await read_body(receive)
+        seen.append(1)
+        await answer(send, 200, {}, b'{"usage": {"completion_tokens": 3}}')
+        abort(scope)  # no "Connection: close": it claims keep-alive, then hangs up anyway
 
-        def do_POST(self):
-            self.rfile.read(int(self.headers["Content-Length"]))
-            seen.append(1)
-            body = b'{"usage": {"completion_tokens": 3}}'
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-            self.close_connection = True
-
-        def log_message(self, *args):
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), ClosesAfterEachAnswer)
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        run = runner.run_level(_target(f"http://127.0.0.1:{httpd.server_address[1]}/v1"), 1, requests=10)
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(5)
+    with LocalServer(closes_after_each_answer) as server:
+        run = runner.run_level(_target(f"{server.url}/v1"), 1, requests=10)
     assert [s.status for s in run.samples] == [200] * 10
     assert len(seen) == 10  # every request arrived once
 
@@ -126,3 +109,73 @@ def test_a_level_against_the_local_stack_records_that_the_stand_in_answered(loca
     assert [s.status for s in run.samples] == [200] * 6
     assert {s.output_tokens for s in run.samples} == {8}
     assert run.backends == {"stand-in"}
+
+
+@pytest.fixture
+def proxy_env(monkeypatch):
+    """proxy_env(url): HTTP_PROXY, HTTPS_PROXY and ALL_PROXY all name `url`; no NO_PROXY."""
+    for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+
+    def set_proxy(url: str) -> None:
+        for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
+            monkeypatch.setenv(name, url)
+
+    return set_proxy
+
+
+class _Proxy:
+    """Plays a proxy on 127.0.0.1: records each request's method, target and Proxy-Authorization;
+    forwards nothing, answering a plain request itself and refusing a CONNECT tunnel with 403."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str, str | None]] = []
+        self.server = LocalServer(self.app).start()
+
+    async def app(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await read_body(receive)
+        self.seen.append((scope["method"], scope["path"], request_headers(scope).get("proxy-authorization")))
+        if scope["method"] == "CONNECT":
+            await answer(send, 403, {}, b"")
+        else:
+            await answer(send, 200, {}, b'{"usage": {"completion_tokens": 2}}')
+
+
+@pytest.fixture
+def proxy():
+    played = _Proxy()
+    yield played
+    played.server.stop()
+
+
+def test_a_loopback_server_is_reached_directly_whatever_the_proxy_variables_say(trivial, proxy, proxy_env):
+    proxy_env(proxy.server.url)
+    run = runner.run_level(_target(trivial().url), 1, requests=3)
+    assert ([s.status for s in run.samples], proxy.seen) == ([200] * 3, [])
+
+
+def test_a_plain_http_api_is_reached_through_the_users_proxy_with_its_credentials(proxy, proxy_env):
+    proxy_env(proxy.server.url.replace("http://", "http://bench:p%40ss@"))
+    run = runner.run_level(_target("http://api.example.test:8080/v1"), 1, requests=2)
+    assert [s.status for s in run.samples] == [200] * 2
+    assert proxy.seen == [("POST", "http://api.example.test:8080/v1/chat/completions", "Basic YmVuY2g6cEBzcw==")] * 2
+
+
+def test_an_https_api_is_tunnelled_through_the_users_proxy(proxy, proxy_env):
+    proxy_env(proxy.server.url)
+    run = runner.run_level(_target("https://api.example.test/prod/v1"), 1, requests=1)
+    assert ([s.status for s in run.samples], proxy.seen) == (
+        ["connection"],
+        [("CONNECT", "api.example.test:443", None)],
+    )
+
+
+def test_a_proxy_the_bench_cannot_use_is_refused_naming_it(proxy_env):
+    proxy_env("https://proxy.corp:3129")
+    with pytest.raises(runner.BenchError) as caught:
+        runner.Target("https://api.example.test/v1")
+    assert str(caught.value) == (
+        "proxy 'https://proxy.corp:3129' (from the *_PROXY variables) for https://api.example.test/v1 is not an "
+        "http:// proxy URL, the only kind the bench can use; set NO_PROXY to reach the API directly"
+    )

@@ -48,7 +48,7 @@ def make_forwarder(forwarder_app, monkeypatch):
     def make(engine: str = "vllm", backend=None, env: dict | None = None, **standin_kwargs) -> Harness:
         standin_kwargs.setdefault("adapters", ADAPTERS)
         standin = backend or StandIn(engine=engine, model_name=MODEL, **standin_kwargs)
-        server = RuntimeServer(backend=standin).start()
+        server = RuntimeServer(backend=standin, keep_requests=100).start()  # tests read what the engine got
         servers.append(server)
         full_env = {**FAKE_AWS, **BASE_ENV, "ENGINE": engine, **(env or {})}
         full_env["AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME"] = server.url

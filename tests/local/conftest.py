@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from ownllm.forwarder import contract
+from ownllm.local.server import LocalServer, Receive, Scope, Send, abort, answer, read_body, request_headers
 from ownllm.local.stack import LocalStack
 
 KEY = "test-key-0123456789"
@@ -138,73 +139,45 @@ class FakeOpenAI:
     MODEL = "fake-model"
 
     def __init__(self, api_key: str | None = None):
-        import threading
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-        fake = self
         self.api_key = api_key
-        self.requests: list[tuple[str, dict, dict]] = []  # (path, body, headers)
+        self.requests: list[tuple[str, dict, dict]] = []  # (path, body, headers by lower-case name)
+        self._server = LocalServer(self._app, name="fake-openai").start()
+        self.base_url = f"{self._server.url}/v1"
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
+    async def _app(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raw = await read_body(receive)
+        if raw is None:
+            abort(scope)
+        elif scope["method"] == "GET":
+            await self._answer(send, 200, {"object": "list", "data": [{"id": FakeOpenAI.MODEL, "object": "model"}]})
+        else:
+            await self._answer(send, *self._post(scope["path"], json.loads(raw), request_headers(scope)))
 
-            def do_GET(self):
-                self._answer(200, {"object": "list", "data": [{"id": FakeOpenAI.MODEL, "object": "model"}]})
+    def _post(self, path: str, body: dict, headers: dict) -> tuple[int, dict]:
+        self.requests.append((path, body, headers))
+        if self.api_key and headers.get("authorization") != f"Bearer {self.api_key}":
+            return 401, {"error": {"message": "bad upstream key", "type": "auth"}}
+        text_in = body.get("prompt") if "prompt" in body else body["messages"][-1]["content"]
+        if "FAIL400" in text_in:
+            return 400, {"error": {"message": "the fake refuses FAIL400", "type": "invalid"}}
+        text = "fake says: " + " ".join(text_in.split()[-3:])
+        usage = {"prompt_tokens": len(text_in.split()), "completion_tokens": len(text.split())}
+        usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+        if path.endswith("/chat/completions"):
+            choice = {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+            kind = "chat.completion"
+        else:
+            choice = {"index": 0, "text": text, "finish_reason": "stop", "stop_reason": None}
+            kind = "text_completion"
+        answer = {"id": "x", "object": kind, "created": 0, "model": body.get("model"), "choices": [choice]}
+        return 200, {**answer, "usage": usage}
 
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
-                fake.requests.append((self.path, body, dict(self.headers)))
-                if fake.api_key and self.headers.get("Authorization") != f"Bearer {fake.api_key}":
-                    return self._answer(401, {"error": {"message": "bad upstream key", "type": "auth"}})
-                text_in = body.get("prompt") if "prompt" in body else body["messages"][-1]["content"]
-                if "FAIL400" in text_in:
-                    return self._answer(400, {"error": {"message": "the fake refuses FAIL400", "type": "invalid"}})
-                text = "fake says: " + " ".join(text_in.split()[-3:])
-                usage = {"prompt_tokens": len(text_in.split()), "completion_tokens": len(text.split())}
-                usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
-                if self.path.endswith("/chat/completions"):
-                    choice = {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
-                    answer = {
-                        "id": "x",
-                        "object": "chat.completion",
-                        "created": 0,
-                        "model": body.get("model"),
-                        "choices": [choice],
-                        "usage": usage,
-                    }
-                else:
-                    choice = {"index": 0, "text": text, "finish_reason": "stop", "stop_reason": None}
-                    answer = {
-                        "id": "x",
-                        "object": "text_completion",
-                        "created": 0,
-                        "model": body.get("model"),
-                        "choices": [choice],
-                        "usage": usage,
-                    }
-                self._answer(200, answer)
-
-            def _answer(self, status, payload):
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args):
-                pass
-
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        self._thread.start()
-        self.base_url = f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
+    @staticmethod
+    async def _answer(send: Send, status: int, payload: dict) -> None:
+        await answer(send, status, {"Content-Type": "application/json"}, json.dumps(payload).encode())
 
     def stop(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(5)
+        self._server.stop()
 
 
 @pytest.fixture

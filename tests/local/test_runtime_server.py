@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import time
 
@@ -10,7 +11,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError, ConnectionClosedError, ReadTimeoutError
 
-from ownllm.local.runtime import FAULTS, RuntimeServer, StandIn
+from ownllm.local.runtime import FAULTS, MAX_BODY_BYTES, RuntimeServer, StandIn
 
 
 @pytest.fixture
@@ -166,12 +167,51 @@ def test_the_garbage_fault_answers_200_with_a_body_that_is_not_json(runtime):
         json.loads(body)
 
 
-def test_requests_are_recorded_for_inspection(runtime):
+def test_requests_are_recorded_for_inspection_when_asked(runtime):
+    server, client = runtime(keep_requests=2)
+    for n in range(3):
+        _invoke(client, {"prompt": f"recorded {n}"})
+    assert [r.json() for r in server.requests] == [{"prompt": "recorded 1"}, {"prompt": "recorded 2"}]
+    assert (server.requests[-1].endpoint_name, server.requests[-1].headers["content-type"]) == (
+        "ep",
+        "application/json",
+    )
+
+
+def test_no_request_is_kept_unless_asked(runtime):
     server, client = runtime()
-    _invoke(client, {"prompt": "recorded"})
-    [request] = server.requests
-    assert request.endpoint_name == "ep" and request.json() == {"prompt": "recorded"}
-    assert request.headers["content-type"] == "application/json"
+    for n in range(5):
+        _invoke(client, {"prompt": f"not kept {n}"})
+    assert (server.keep_requests, list(server.requests)) == (0, [])
+
+
+def test_a_negative_request_count_to_keep_is_refused_naming_it():
+    with pytest.raises(ValueError) as caught:
+        RuntimeServer(StandIn(), keep_requests=-1)
+    assert str(caught.value) == "keep_requests must be 0 (keep none) or more, not -1"
+
+
+def test_the_local_stacks_runtime_keeps_no_request_bodies(api, stack, chat_body):
+    """`ownllm local` runs a LocalStack for days: its runtime must not hold what clients sent."""
+    for n in range(12):
+        assert api(stack.url, "POST", "/v1/chat/completions", chat_body(stack, f"secret {n}")).status == 200
+    assert (stack.runtime.keep_requests, list(stack.runtime.requests)) == (0, [])
+
+
+def test_a_request_for_no_operation_is_sagemakers_unknown_operation(runtime):
+    server, _ = runtime()
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+    conn.request("GET", "/ping?x=1")
+    response = conn.getresponse()
+    assert (response.status, response.getheader("x-amzn-ErrorType"), json.loads(response.read())) == (
+        404,
+        "UnknownOperationException:http://internal.amazon.com/coral/com.amazonaws.sagemaker/",
+        {"message": "No operation at GET /ping?x=1"},
+    )
+    conn.request("POST", "/endpoints/ep/explode", body=b"{}")
+    response = conn.getresponse()
+    assert (response.status, json.loads(response.read())) == (404, {"message": "No operation at /endpoints/ep/explode"})
+    conn.close()
 
 
 def test_any_callable_is_a_backend_and_a_crashing_one_is_an_internal_failure(runtime):
@@ -193,3 +233,15 @@ def test_the_server_is_a_context_manager(monkeypatch):
     with pytest.raises(RuntimeError, match=r"^RuntimeServer is not started; call start\(\) first$"):
         server.url  # noqa: B018 - stopped servers have no URL
     assert url.startswith("http://127.0.0.1:")
+
+
+def test_a_body_over_sagemakers_limit_is_refused_with_413_naming_it(runtime):
+    _, client = runtime()
+    with pytest.raises(ClientError) as caught:
+        client.invoke_endpoint(EndpointName="ep", Body=b"x" * (MAX_BODY_BYTES + 1), ContentType="application/json")
+    response = caught.value.response
+    assert (response["ResponseMetadata"]["HTTPStatusCode"], response["Error"]) == (
+        413,
+        {"Code": "413", "Message": "HTTP content length exceeded 6291456 bytes."},
+    )
+    assert _invoke(client, {"prompt": "hi"})["object"] == "text_completion"  # and the server carries on

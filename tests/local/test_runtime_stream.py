@@ -26,13 +26,14 @@ FAKE_AWS = {
 def client_for(monkeypatch):
     servers: list[RuntimeServer] = []
 
-    def make(backend) -> tuple[RuntimeServer, object]:
+    def make(backend, pool: int = 10) -> tuple[RuntimeServer, object]:
         server = RuntimeServer(backend=backend).start()
         servers.append(server)
         for key, value in FAKE_AWS.items():
             monkeypatch.setenv(key, value)
         monkeypatch.setenv("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", server.url)
-        client = boto3.client("sagemaker-runtime", config=Config(retries={"total_max_attempts": 1}, read_timeout=10))
+        config = Config(retries={"total_max_attempts": 1}, read_timeout=10, max_pool_connections=pool)
+        client = boto3.client("sagemaker-runtime", config=config)
         return server, client
 
     yield make
@@ -48,9 +49,10 @@ def _stream(client, body: dict) -> tuple[dict, list[bytes]]:
 class _Gated:
     """A backend that sends one part, then waits for the test to say it has read it."""
 
-    def __init__(self) -> None:
+    def __init__(self, wait_s: float = 10.0) -> None:
         self.read_first = threading.Event()
-        self.waited_in_vain = False
+        self.wait_s = wait_s
+        self.waited_in_vain = False  # by any stream
 
     def __call__(self, endpoint_name: str, body: bytes, headers: dict) -> tuple[int, dict, bytes]:
         return 200, {"Content-Type": "text/plain"}, b"whole"
@@ -58,7 +60,8 @@ class _Gated:
     def stream(self, endpoint_name: str, body: bytes, headers: dict):
         def pieces():
             yield b"first\n"
-            self.waited_in_vain = not self.read_first.wait(10)
+            if not self.read_first.wait(self.wait_s):
+                self.waited_in_vain = True
             yield b"second\n"
 
         return 200, {"Content-Type": "text/plain"}, pieces()
@@ -166,3 +169,55 @@ def test_a_backend_without_a_stream_method_sends_its_whole_answer_as_one_part(cl
     _, client = client_for(_Gated().__call__)
     _, parts = _stream(client, {})
     assert parts == [b"whole"]
+
+
+def test_streams_waiting_on_their_backend_hold_up_no_other_request(client_for):
+    """Twelve streams, each stopped in its backend after one part (more than asyncio's default
+    executor has threads on a small machine), and a thirteenth request is still answered at once."""
+    backend = _Gated(wait_s=5.0)
+    _, client = client_for(backend, pool=16)
+    streams = [
+        iter(client.invoke_endpoint_with_response_stream(EndpointName="e", Body=b"{}")["Body"]) for _ in range(12)
+    ]
+    firsts = [next(events)["PayloadPart"]["Bytes"] for events in streams]
+    answer = client.invoke_endpoint(EndpointName="e", Body=b"{}")["Body"].read()
+    backend.read_first.set()
+    rests = [[e["PayloadPart"]["Bytes"] for e in events] for events in streams]
+    assert (firsts, answer, rests) == ([b"first\n"] * 12, b"whole", [[b"second\n"]] * 12)
+    assert backend.waited_in_vain is False
+
+
+class _Endless:
+    """A stream that never ends by itself: one part every 10 ms, counting the parts generated."""
+
+    def __init__(self) -> None:
+        self.generated = 0
+        self.closed = threading.Event()
+
+    def __call__(self, endpoint_name: str, body: bytes, headers: dict) -> tuple[int, dict, bytes]:
+        return 200, {}, b""
+
+    def stream(self, endpoint_name: str, body: bytes, headers: dict):
+        def pieces():
+            try:
+                while True:
+                    time.sleep(0.01)
+                    self.generated += 1
+                    yield b"part\n"
+            finally:
+                self.closed.set()
+
+        return 200, {"Content-Type": "text/plain"}, pieces()
+
+
+def test_a_client_that_leaves_mid_stream_stops_the_backend_generating(client_for):
+    backend = _Endless()
+    _, client = client_for(backend)
+    response = client.invoke_endpoint_with_response_stream(EndpointName="e", Body=b"{}")
+    events = iter(response["Body"])
+    assert next(events)["PayloadPart"]["Bytes"] == b"part\n"
+    response["Body"].close()
+    assert backend.closed.wait(5)
+    generated = backend.generated
+    time.sleep(0.1)
+    assert backend.generated == generated

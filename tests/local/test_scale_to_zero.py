@@ -43,6 +43,7 @@ def test_a_sleeping_endpoint_answers_503_starting_with_retry_after_then_200_once
 
 
 def test_the_forwarder_invokes_the_inference_component_by_name(api, asleep):
+    asleep.runtime.keep_requests = 1
     _chat(api, asleep)
     sent = asleep.runtime.requests[-1]
     assert sent.headers["x-amzn-sagemaker-inference-component"] == INFERENCE_COMPONENT_NAME
@@ -51,6 +52,7 @@ def test_the_forwarder_invokes_the_inference_component_by_name(api, asleep):
 def test_an_always_on_endpoint_is_invoked_without_a_component_name(api):
     stack = LocalStack(api_key=KEY, max_instances=1).start()
     try:
+        stack.runtime.keep_requests = 1
         assert _chat(api, stack).status == 200
         assert "x-amzn-sagemaker-inference-component" not in stack.runtime.requests[-1].headers
     finally:

@@ -124,7 +124,7 @@ def test_an_upstream_key_is_sent_as_a_bearer_token(make_stack, fake_openai):
     stack = make_stack(upstream=fake_openai.base_url, upstream_key="upstream-secret")
     reply = _client(stack).chat.completions.create(model="fake-model", messages=[{"role": "user", "content": "hi"}])
     assert reply.choices[0].message.content == "fake says: hi"
-    assert fake_openai.requests[-1][2]["Authorization"] == "Bearer upstream-secret"
+    assert fake_openai.requests[-1][2]["authorization"] == "Bearer upstream-secret"
 
 
 # -- the translation itself, without a stack ------------------------------------------------------
