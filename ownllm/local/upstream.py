@@ -263,7 +263,9 @@ class OpenAIUpstream:
             if isinstance(native, tuple):
                 return _whole(native)
             upstream_body, path = native, "/completions"
-            # The last token event's details carry the counts: ask for them (OpenAI's last chunk).
+            # The last token event's details carry the counts: ask for them. stream_options.include_usage
+            # adds a last chunk with `choices: []` and `usage` (vLLM: StreamOptions in
+            # vllm-project/vllm vllm/entrypoints/openai/protocol.py at 0052bed).
             upstream_body["stream_options"] = {"include_usage": True}
             translator = _TgiTokens(self.wire, route, payload.get("parameters") or {})
         upstream_body["stream"] = True
@@ -546,7 +548,9 @@ def _finish_reason(choice: dict) -> str:
     """TGI's finish reason for an OpenAI choice."""
     if choice.get("finish_reason") == "length":
         return "length"
-    if isinstance(choice.get("stop_reason"), str):  # vLLM names the stop string that ended it
+    # vLLM's stop_reason: the stop string (or stop token id) that ended it, None at EOS
+    # (CompletionResponseStreamChoice and CompletionResponseChoice, vllm/entrypoints/openai/protocol.py at 0052bed).
+    if isinstance(choice.get("stop_reason"), str):
         return "stop_sequence"
     return "eos_token"
 
