@@ -150,8 +150,6 @@ def streams(stack: LocalStack) -> str:
             "stream: true -> lambda/forwarder main:app under uvicorn, relayed chunk by chunk "
             f"(STREAM mode, up to {stack.settings.api_timeout_s} s)"
         )
-    if not stack.is_stand_in:
-        return "stream: true is buffered like the rest (the upstream answers whole)"
     return (
         f"stream: true is buffered like the rest ({STREAM_SERVER[0]} is not installed: pip install {STREAM_SERVER[1]})"
     )

@@ -102,10 +102,8 @@ class LocalStack:
         self.latency_s, self.tokens_per_s = latency_s, tokens_per_s
         self.fill_max_tokens = fill_max_tokens
         # STREAM mode: `stream: true` completions go to main:app in uvicorn (asgi_child.py),
-        # started on the first such request; False keeps every request on the buffered path. An
-        # --upstream backend answers whole (upstream.py asks it with stream: false), so its streams
-        # stay on the buffered path, which renders a whole answer as a stream.
-        self.streaming = streaming and not upstream
+        # started on the first such request; False keeps every request on the buffered path.
+        self.streaming = streaming
         self.asgi: AsgiChild | None = None
         self._asgi_lock = threading.Lock()
         self.gateway_timeout_s, self.lambda_timeout_s = gateway_timeout_s, lambda_timeout_s

@@ -209,7 +209,9 @@ def test_the_banner_says_streams_are_buffered_without_uvicorn():
     )
 
 
-def test_an_upstream_backend_keeps_streams_on_the_buffered_path():
+def test_an_upstream_backend_streams_through_main_app_too():  # live: tests/local/test_upstream_stream.py
     stack = LocalStack(engine="vllm", api_key=KEY, upstream="http://127.0.0.1:9/v1")
-    assert stack.streaming is False
-    assert streams(stack) == "stream: true is buffered like the rest (the upstream answers whole)"
+    assert stack.streaming is True
+    assert streams(stack) == (
+        "stream: true -> lambda/forwarder main:app under uvicorn, relayed chunk by chunk (STREAM mode, up to 300 s)"
+    )

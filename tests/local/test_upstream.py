@@ -65,17 +65,6 @@ def test_completions_reach_the_upstreams_completions_and_keep_its_token_counts(u
     assert (sent["prompt"], sent["max_tokens"], sent["temperature"]) == ("Deep learning is a", 7, 0)
 
 
-def test_a_stream_to_the_client_is_a_plain_request_upstream(upstream_stack):
-    stack, fake = upstream_stack
-    chunks = list(
-        _client(stack).chat.completions.create(
-            model="fake-model", messages=[{"role": "user", "content": "a b c"}], stream=True
-        )
-    )
-    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "fake says: a b c"
-    assert fake.requests[-1][1]["stream"] is False
-
-
 def test_an_adapter_name_is_passed_upstream_as_the_model(upstream_stack):
     stack, fake = upstream_stack
     _client(stack).completions.create(model="sql-expert", prompt="select", max_tokens=3)
