@@ -32,17 +32,15 @@ body, as `__call__` answers; after it, the engine's in-band error event ends the
 
 from __future__ import annotations
 
-import ipaddress
 import json
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx2
 
 from ownllm.forwarder import contract, forwarder_module
-from ownllm.urls import is_http_url
+from ownllm.urls import honours_proxy_env, is_http_url
 
 ENGINES: tuple[str, ...] = contract().ENGINES
 _WIRE = forwarder_module("wire")
@@ -109,7 +107,7 @@ class OpenAIUpstream:
         # No keep-alive: each invocation opens its own connection, as urllib did before, so no idle
         # socket outlives a call and an upstream that went away is seen on the next one.
         self._http = httpx2.Client(
-            trust_env=not _is_loopback(self.base_url),
+            trust_env=honours_proxy_env(self.base_url),
             follow_redirects=True,
             limits=httpx2.Limits(max_keepalive_connections=0),
         )
@@ -511,17 +509,6 @@ def _error_status(status: Any) -> int:
     if isinstance(status, int) and not isinstance(status, bool) and 400 <= status < 600:
         return status
     return 500
-
-
-def _is_loopback(url: str) -> bool:
-    """The URL names this machine (localhost or a loopback address): no proxy has any business with it."""
-    host = urlsplit(url).hostname or ""
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _reason(exc: Exception) -> str:
