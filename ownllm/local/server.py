@@ -6,11 +6,17 @@ pyproject.toml. It parses HTTP with h11, which refuses malformed requests itself
 that is negative or not hex, a bad request line, headers over `MAX_HEADER_BYTES`) with a 400, and
 it serves every connection on one event loop, so a slow client holds no thread.
 
-What uvicorn lacks is a header timeout: a client that connects and trickles a request line a
-byte at a time would keep its connection forever (the keep-alive timeout only runs between
-requests). `_TimedH11Protocol` closes a connection whose request headers are not complete
-within `header_timeout_s` of its first byte (or of the connection, for the first request).
-Idle reads of a request body are the app's to bound (`receive_within`).
+What uvicorn lacks is a header timeout and a body idle timeout: a client that connects and
+trickles a request line a byte at a time, or stops halfway through its body, would keep its
+connection forever (the keep-alive timeout only runs between requests). `_TimedH11Protocol`
+closes a connection whose request headers are not complete within `header_timeout_s` of its
+first byte (or of the connection, for the first request), and one whose body has had no new
+byte for `body_idle_timeout_s` while the app was ready to read it (the app then reads
+`http.disconnect`). The same holds for a body uvicorn discards after the app answered without
+reading it.
+
+An app may also end a connection mid-answer, as a gateway cuts a stream past its timeout:
+`close_connection(scope)` closes it without the final chunk (ASGI has no message for that).
 
 The socket is bound here, before the thread starts, so a port in use is an immediate OSError in
 the caller, and port 0 gets a free port that `port` reports.
@@ -29,6 +35,7 @@ import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 __all__ = [
+    "BODY_IDLE_TIMEOUT_S",
     "HEADER_TIMEOUT_S",
     "KEEP_ALIVE_S",
     "LocalServer",
@@ -36,7 +43,7 @@ __all__ = [
     "Receive",
     "Scope",
     "Send",
-    "receive_within",
+    "close_connection",
 ]
 
 Scope = MutableMapping[str, Any]
@@ -49,33 +56,66 @@ AsgiApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 # keep-alive connection is kept. API Gateway's own figures are not published; these are generous
 # for a local client and short enough that abandoned connections go.
 HEADER_TIMEOUT_S = 10.0
+BODY_IDLE_TIMEOUT_S = 10.0
 KEEP_ALIVE_S = 5
 # h11's own limit on an incomplete request head (uvicorn's default, 16 KiB): larger is a 400.
 MAX_HEADER_BYTES = 16 * 1024
 # Listening backlog: 64 clients connecting at once must not see refused SYNs.
 BACKLOG = 1024
 STOP_TIMEOUT_S = 5.0
+# Where the protocol puts the connection's close function in each request's scope.
+CLOSE_EXTENSION = "ownllm.close_connection"
 
 
 class _TimedH11Protocol(H11Protocol):
-    """uvicorn's h11 protocol with a deadline on each request head."""
+    """uvicorn's h11 protocol with a deadline on each request head and on each pause in a body."""
 
     header_timeout_s: float = HEADER_TIMEOUT_S
+    body_idle_timeout_s: float = BODY_IDLE_TIMEOUT_S
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]  # - uvicorn's narrower signature
         super().connection_made(transport)
         self._head_timer: asyncio.TimerHandle | None = None
+        self._body_timer: asyncio.TimerHandle | None = None
+        self._last_body_byte = 0.0
+        self._exposed: object = None
         self._arm_head_timer()
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
-        if self.conn.their_state is h11.IDLE:  # still reading a request head
+        self._expose_close()
+        state = self.conn.their_state
+        if state is h11.IDLE:  # still reading a request head
             self._arm_head_timer()
         else:
             self._cancel_head_timer()
+        if state is h11.SEND_BODY:
+            self._last_body_byte = self.loop.time()
+            if self._body_timer is None:
+                self._body_timer = self.loop.call_later(self.body_idle_timeout_s, self._body_check)
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self._expose_close()  # a pipelined request may have started: its task has not run yet
+
+    def _expose_close(self) -> None:
+        """Put `close_connection` into the scope of a request that has just started."""
+        cycle = self.cycle
+        if cycle is None or cycle is self._exposed:
+            return
+        self._exposed = cycle
+
+        def close() -> None:
+            cycle.disconnected = True  # uvicorn then logs no "returned without completing response"
+            self.transport.close()
+
+        cycle.scope.setdefault("extensions", {})[CLOSE_EXTENSION] = {"close": close}
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_head_timer()
+        if self._body_timer is not None:
+            self._body_timer.cancel()
+            self._body_timer = None
         super().connection_lost(exc)
 
     def _arm_head_timer(self) -> None:
@@ -92,10 +132,27 @@ class _TimedH11Protocol(H11Protocol):
         if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
             self.transport.close()
 
+    def _body_check(self) -> None:
+        """One timer per body, pushed back by each byte: cheaper than a timer per read."""
+        self._body_timer = None
+        if self.conn.their_state is not h11.SEND_BODY or self.transport.is_closing():
+            return
+        now = self.loop.time()
+        if self.flow.read_paused:  # the app is not reading yet: the client is not the one idling
+            self._last_body_byte = now
+        idle = now - self._last_body_byte
+        if idle >= self.body_idle_timeout_s:
+            self.transport.close()
+        else:
+            self._body_timer = self.loop.call_later(self.body_idle_timeout_s - idle, self._body_check)
 
-async def receive_within(receive: Receive, timeout_s: float) -> Message:
-    """The next ASGI message, or TimeoutError when the client sends nothing for `timeout_s`."""
-    return await asyncio.wait_for(receive(), timeout_s)
+
+def close_connection(scope: Scope) -> None:
+    """Close the request's connection now, without finishing the answer under way."""
+    extension = scope.get("extensions", {}).get(CLOSE_EXTENSION)
+    if extension is None:
+        raise RuntimeError("close_connection needs a request served by LocalServer")
+    extension["close"]()
 
 
 class LocalServer:
@@ -109,12 +166,17 @@ class LocalServer:
         *,
         name: str = "ownllm-local",
         header_timeout_s: float = HEADER_TIMEOUT_S,
+        body_idle_timeout_s: float = BODY_IDLE_TIMEOUT_S,
         keep_alive_s: int = KEEP_ALIVE_S,
         graceful_stop_s: int = 1,
     ) -> None:
         self.host = host
         self.name = name
-        protocol = type("TimedH11Protocol", (_TimedH11Protocol,), {"header_timeout_s": header_timeout_s})
+        protocol = type(
+            "TimedH11Protocol",
+            (_TimedH11Protocol,),
+            {"header_timeout_s": header_timeout_s, "body_idle_timeout_s": body_idle_timeout_s},
+        )
         self._config = uvicorn.Config(
             app,
             http=protocol,
@@ -122,6 +184,7 @@ class LocalServer:
             log_config=None,
             access_log=False,
             server_header=False,
+            proxy_headers=False,  # X-Forwarded-For from a local client is not its address
             date_header=False,
             timeout_keep_alive=keep_alive_s,
             timeout_graceful_shutdown=graceful_stop_s,
