@@ -498,82 +498,54 @@ class Gateway:
             return await self._refuse(send, request, _TIMED_OUT, note="no free execution environment in time")
         environment, cold = acquired
         notes = [f"cold start, init {environment.init_ms:.0f} ms"] if cold else []
-        function_until = time.monotonic() + pool.timeout_s + TIMEOUT_GRACE_S
-        call = _FunctionCall(environment.port)
+        limits = _Limits(until, time.monotonic() + pool.timeout_s + TIMEOUT_GRACE_S, pool.timeout_s)
+        call = _FunctionCall(environment)
         client_gone = asyncio.ensure_future(receive())  # http.disconnect once the client leaves
-        released = False
+        reusable = False  # an environment whose invocation did not end cleanly is not used again
         try:
             try:
-                async with asyncio.timeout_at(min(until, function_until)):
-                    response = await call.start(
-                        request.method, request.target, self._function_headers(request, key, body, pool.timeout_s), body
-                    )
-            except TimeoutError:
-                pool.discard(environment)
-                released = True
-                if time.monotonic() >= until:
-                    return await self._refuse(
-                        send, request, _TIMED_OUT, note="no response headers within the integration timeout"
-                    )
-                return await self._refuse(
-                    send, request, _LAMBDA_FAILED, note=f"Task timed out after {pool.timeout_s:.2f} seconds"
-                )
-            except (OSError, h11.ProtocolError, _Broken) as exc:
-                why = _failure(environment, exc)
-                pool.discard(environment)
-                released = True
-                return await self._refuse(send, request, _LAMBDA_FAILED, note=why)
-            headers = [
-                (name.lower(), value)
-                for name, value in response.headers
-                if name.lower().decode() not in _RESPONSE_DROPPED
-            ]
+                headers = self._function_headers(request, key, body, pool.timeout_s)
+                response = await call.start(request.method, request.target, headers, body, limits)
+            except _Failed as failed:
+                return await self._refuse(send, request, failed.answer, note=failed.note)
+            passed = [(k, v) for k, v in response.headers if k.decode("latin-1") not in _RESPONSE_DROPPED]
+            status = response.status_code
             await send(
-                {
-                    "type": "http.response.start",
-                    "status": response.status_code,
-                    "headers": self._gateway_headers(request, headers),
-                }
+                {"type": "http.response.start", "status": status, "headers": self._gateway_headers(request, passed)}
             )
-            peek = b""
             try:
-                while True:
-                    if client_gone.done():
-                        raise _Cut("the client left")
-                    deadline = min(until, function_until, time.monotonic() + self.stream_idle_timeout_s)
-                    try:
-                        async with asyncio.timeout_at(deadline):
-                            chunk = await call.next_chunk()
-                    except TimeoutError:
-                        if time.monotonic() >= function_until:
-                            raise _Cut(f"Task timed out after {pool.timeout_s:.2f} seconds") from None
-                        if time.monotonic() >= until:
-                            raise _Cut("integration timeout") from None
-                        raise _Cut("idle timeout") from None
-                    except (OSError, h11.ProtocolError, _Broken) as exc:
-                        raise _Cut(_failure(environment, exc)) from None
-                    if chunk is None:
-                        break
-                    if response.status_code >= 400 and len(peek) < ERROR_PEEK_BYTES:
-                        peek += chunk[: ERROR_PEEK_BYTES - len(peek)]
-                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                peek = await self._pump(call, send, limits, client_gone, peek=status >= 400)
             except _Cut as cut:
-                pool.discard(environment)  # still running its invocation: Lambda would not reuse it
-                released = True
-                self._record(request, response.status_code, "; ".join([*notes, f"cut: {cut}"]))
+                self._record(request, status, "; ".join([*notes, f"cut: {cut}"]))
                 close_connection(scope)
                 return None
-            pool.release(environment)
-            released = True
-            if response.status_code >= 400:
+            reusable = True
+            if status >= 400:
                 notes.insert(0, _error_code(peek))
-            self._record(request, response.status_code, "; ".join(n for n in notes if n))
+            self._record(request, status, "; ".join(n for n in notes if n))
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
             client_gone.cancel()
             call.close()
-            if not released:  # cancelled (the server stopping) mid-invocation
+            if reusable:
+                pool.release(environment)
+            else:  # timed out, broken, abandoned, or the server stopping mid-invocation
                 pool.discard(environment)
+
+    async def _pump(
+        self, call: _FunctionCall, send: Send, limits: _Limits, client_gone: asyncio.Future, *, peek: bool
+    ) -> bytes:
+        """The answer's body to the client, each piece as it arrives; what it began with, if `peek`."""
+        seen = b""
+        while True:
+            if client_gone.done():
+                raise _Cut("the client left")
+            chunk = await call.next_chunk(limits, self.stream_idle_timeout_s)
+            if chunk is None:
+                return seen
+            if peek and len(seen) < ERROR_PEEK_BYTES:
+                seen += chunk[: ERROR_PEEK_BYTES - len(seen)]
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
 
     def _function_headers(
         self, request: _Request, key: str, body: bytes, function_timeout_s: float
@@ -608,6 +580,23 @@ class _ClientGone:
     """The client disconnected before its body was read."""
 
 
+@dataclass(frozen=True)
+class _Limits:
+    """An invocation's deadlines (time.monotonic()): the integration's, and the function's own."""
+
+    integration: float
+    function: float
+    function_timeout_s: float
+
+
+class _Failed(Exception):
+    """The invocation failed before its answer's headers: the gateway's answer, and why."""
+
+    def __init__(self, answer: _Answer, note: str) -> None:
+        super().__init__(note)
+        self.answer, self.note = answer, note
+
+
 class _Broken(Exception):
     """The environment closed the connection before its answer was complete."""
 
@@ -616,35 +605,59 @@ class _FunctionCall:
     """One HTTP/1.1 exchange with an environment's uvicorn over a fresh loopback connection: asyncio
     streams and h11, so no proxy setting or default header of an HTTP client library applies."""
 
-    def __init__(self, port: int) -> None:
-        self.port = port
+    def __init__(self, environment: Environment) -> None:
+        self.environment = environment
         self._conn = h11.Connection(h11.CLIENT)
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
 
-    async def start(self, method: str, target: str, headers: list[tuple[str, str]], body: bytes) -> h11.Response:
-        self._reader, self._writer = await asyncio.open_connection("127.0.0.1", self.port)
-        request = h11.Request(method=method, target=target.encode("latin-1"), headers=headers)
-        out = self._conn.send(request) + self._conn.send(h11.Data(data=body)) + self._conn.send(h11.EndOfMessage())
-        self._writer.write(out)
-        while True:
-            event = await self._next_event()
-            if isinstance(event, h11.Response):
-                return event
-            if not isinstance(event, h11.InformationalResponse):
-                raise _Broken(f"unexpected {type(event).__name__} before the response")
+    async def start(
+        self, method: str, target: str, headers: list[tuple[str, str]], body: bytes, limits: _Limits
+    ) -> h11.Response:
+        """Send the request; the answer's status and headers, or _Failed."""
+        try:
+            async with asyncio.timeout_at(min(limits.integration, limits.function)):
+                self._reader, self._writer = await asyncio.open_connection("127.0.0.1", self.environment.port)
+                request = h11.Request(method=method, target=target.encode("latin-1"), headers=headers)
+                self._writer.write(
+                    self._conn.send(request)
+                    + self._conn.send(h11.Data(data=body))
+                    + self._conn.send(h11.EndOfMessage())
+                )
+                while True:
+                    event = await self._next_event()
+                    if isinstance(event, h11.Response):
+                        return event
+                    if not isinstance(event, h11.InformationalResponse):
+                        raise _Broken(f"unexpected {type(event).__name__} before the response")
+        except TimeoutError:
+            if time.monotonic() >= limits.integration:
+                raise _Failed(_TIMED_OUT, "no response headers within the integration timeout") from None
+            raise _Failed(_LAMBDA_FAILED, f"Task timed out after {limits.function_timeout_s:.2f} seconds") from None
+        except (OSError, h11.ProtocolError, _Broken) as exc:
+            raise _Failed(_LAMBDA_FAILED, _failure(self.environment, exc)) from None
 
-    async def next_chunk(self) -> bytes | None:
-        """The next piece of the body as it arrives; None at its end."""
-        while True:
-            event = await self._next_event()
-            if isinstance(event, h11.Data):
-                if event.data:
-                    return bytes(event.data)
-            elif isinstance(event, h11.EndOfMessage):
-                return None
-            else:
-                raise _Broken(f"unexpected {type(event).__name__} in the body")
+    async def next_chunk(self, limits: _Limits, idle_s: float) -> bytes | None:
+        """The next piece of the body as it arrives; None at its end; _Cut past a deadline or if broken."""
+        deadline = min(limits.integration, limits.function, time.monotonic() + idle_s)
+        try:
+            async with asyncio.timeout_at(deadline):
+                while True:
+                    event = await self._next_event()
+                    if isinstance(event, h11.Data):
+                        if event.data:
+                            return bytes(event.data)
+                    elif isinstance(event, h11.EndOfMessage):
+                        return None
+                    else:
+                        raise _Broken(f"unexpected {type(event).__name__} in the body")
+        except TimeoutError:
+            now = time.monotonic()
+            if now >= limits.function:
+                raise _Cut(f"Task timed out after {limits.function_timeout_s:.2f} seconds") from None
+            raise _Cut("integration timeout" if now >= limits.integration else "idle timeout") from None
+        except (OSError, h11.ProtocolError, _Broken) as exc:
+            raise _Cut(_failure(self.environment, exc)) from None
 
     async def _next_event(self) -> h11.Event:
         while True:
