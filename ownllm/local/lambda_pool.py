@@ -114,7 +114,9 @@ def _environment_main(conn: Connection, env: dict[str, str], code_dir: str, log_
         os.chdir(code_dir)  # run.sh's working directory: the asset
         sys.path.insert(0, code_dir)
         app = getattr(importlib.import_module(APP_MODULE), APP_ATTRIBUTE)
-        listener = socket.create_server(("127.0.0.1", 0), backlog=64)
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # see server.py: no Nagle
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(64)
     except BaseException as exc:  # noqa: BLE001 - whatever init raises is the answer
         conn.send(("init_error", f"{type(exc).__name__}: {exc}"))
         return

@@ -193,7 +193,11 @@ class LocalServer:
         )
         self._server = uvicorn.Server(self._config)
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self._socket = socket.socket(family, socket.SOCK_STREAM)
+        # IPPROTO_TCP named: asyncio turns Nagle's algorithm off only on sockets that say they are TCP
+        # (base_events._set_nodelay), and with it on, a keep-alive client waits 40 ms for each answer
+        # written in pieces (headers, body, last chunk): Nagle holding the next piece until the
+        # client's delayed ACK.
+        self._socket = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         try:
             self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             self._socket.bind((host, port))
