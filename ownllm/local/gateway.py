@@ -376,6 +376,7 @@ class Gateway:
                 host,
                 port,
                 name="gateway",
+                lifespan=True,
                 header_timeout_s=header_timeout_s,
                 body_idle_timeout_s=body_idle_timeout_s,
             )
@@ -415,6 +416,8 @@ class Gateway:
     # -- ASGI ---------------------------------------------------------------------------------------
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            return await self._lifespan(receive, send)
         if scope["type"] != "http":
             return
         request = _Request(scope)
@@ -434,6 +437,19 @@ class Gateway:
         if isinstance(body, _ClientGone):
             return None
         await self._relay(scope, receive, send, request, key, body)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        """Close the kept connections to the environments on the server's own loop when it stops."""
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                if self.pool is not None:
+                    self.pool.close_connections()
+                await asyncio.sleep(0)  # let the transports finish closing
+                await send({"type": "lifespan.shutdown.complete"})
+                return
 
     async def _read_body(self, receive: Receive, request: _Request) -> bytes | _ClientGone | None:
         """The whole body; None once it passes the payload limit; _ClientGone if the client left
@@ -526,7 +542,7 @@ class Gateway:
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
             client_gone.cancel()
-            call.close()
+            call.finish(clean=reusable)
             if reusable:
                 pool.release(environment)
             else:  # timed out, broken, abandoned, or the server stopping mid-invocation
@@ -601,15 +617,52 @@ class _Broken(Exception):
     """The environment closed the connection before its answer was complete."""
 
 
+class _Connection:
+    """The gateway's HTTP/1.1 keep-alive connection to one environment's uvicorn: asyncio streams and
+    h11, so no proxy setting or default header of an HTTP client library applies."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+        self.h11 = h11.Connection(h11.CLIENT)
+        self.loop = asyncio.get_running_loop()
+
+    @classmethod
+    async def open(cls, port: int) -> _Connection:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        return cls(reader, writer)
+
+    @property
+    def usable(self) -> bool:
+        """Ready for a request: open, and the environment has not closed its end."""
+        return self.h11.our_state is h11.IDLE and not self.writer.is_closing() and not self.reader.at_eof()
+
+    def next_cycle(self) -> bool:
+        """After a whole answer: ready the connection for the next request, if it can take one."""
+        if self.h11.our_state is h11.DONE and self.h11.their_state is h11.DONE:
+            self.h11.start_next_cycle()
+            return True
+        return False
+
+    def close_soon(self) -> None:
+        if self.loop.is_closed():
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is self.loop:
+            self.writer.close()
+        else:
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                self.loop.call_soon_threadsafe(self.writer.close)
+
+
 class _FunctionCall:
-    """One HTTP/1.1 exchange with an environment's uvicorn over a fresh loopback connection: asyncio
-    streams and h11, so no proxy setting or default header of an HTTP client library applies."""
+    """One request to an environment's main:app and its answer, over the environment's kept connection."""
 
     def __init__(self, environment: Environment) -> None:
         self.environment = environment
-        self._conn = h11.Connection(h11.CLIENT)
-        self._reader: asyncio.StreamReader | None = None
-        self._writer: asyncio.StreamWriter | None = None
+        self._connection: _Connection | None = None
 
     async def start(
         self, method: str, target: str, headers: list[tuple[str, str]], body: bytes, limits: _Limits
@@ -617,13 +670,17 @@ class _FunctionCall:
         """Send the request; the answer's status and headers, or _Failed."""
         try:
             async with asyncio.timeout_at(min(limits.integration, limits.function)):
-                self._reader, self._writer = await asyncio.open_connection("127.0.0.1", self.environment.port)
+                kept = self.environment.connection
+                if isinstance(kept, _Connection) and kept.usable:
+                    connection = kept
+                else:
+                    self.environment.drop_connection()
+                    connection = await _Connection.open(self.environment.port)
+                    self.environment.connection = connection
+                self._connection = connection
                 request = h11.Request(method=method, target=target.encode("latin-1"), headers=headers)
-                self._writer.write(
-                    self._conn.send(request)
-                    + self._conn.send(h11.Data(data=body))
-                    + self._conn.send(h11.EndOfMessage())
-                )
+                out = connection.h11.send(request) + connection.h11.send(h11.Data(data=body))
+                connection.writer.write(out + connection.h11.send(h11.EndOfMessage()))
                 while True:
                     event = await self._next_event()
                     if isinstance(event, h11.Response):
@@ -660,22 +717,25 @@ class _FunctionCall:
             raise _Cut(_failure(self.environment, exc)) from None
 
     async def _next_event(self) -> h11.Event:
+        connection = self._connection
+        if connection is None:
+            raise _Broken("not connected")
         while True:
-            event = self._conn.next_event()
+            event = connection.h11.next_event()
             if event is h11.PAUSED:  # only after the response: more data than one answer
                 raise _Broken("data after the end of the answer")
             if isinstance(event, h11.ConnectionClosed):
                 raise _Broken("the connection closed")
             if isinstance(event, h11.Event):
                 return event
-            if self._reader is None:
-                raise _Broken("not connected")
-            self._conn.receive_data(await self._reader.read(RELAY_READ_BYTES))
+            connection.h11.receive_data(await connection.reader.read(RELAY_READ_BYTES))
 
-    def close(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
+    def finish(self, clean: bool) -> None:
+        """Keep the connection for the environment's next request if the exchange ended cleanly."""
+        if self._connection is not None and not (clean and self._connection.next_cycle()):
+            if self.environment.connection is self._connection:
+                self.environment.connection = None
+            self._connection.close_soon()
 
 
 def _failure(environment: Environment, exc: BaseException) -> str:

@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from pathlib import Path
+from typing import Protocol
 
 import uvicorn
 
@@ -59,6 +60,9 @@ FUNCTION_NAME = "ownllm-forwarder-local"
 APP_MODULE, APP_ATTRIBUTE = "main", "app"
 # Cold starts that run at once; more wait their turn (each is a fork and an import).
 PARALLEL_COLD_STARTS = 8
+# How long an environment's uvicorn keeps the gateway's idle connection: a day, longer than any
+# environment stays idle (one is kept warm forever, though; the gateway then reconnects).
+KEEP_ALIVE_S = 24 * 3600
 STOP_TIMEOUT_S = 2.0
 
 # What each environment sees instead of the caller's AWS setup: fake credentials, one
@@ -121,14 +125,14 @@ def _environment_main(conn: Connection, env: dict[str, str], code_dir: str, log_
         conn.send(("init_error", f"{type(exc).__name__}: {exc}"))
         return
     # run.sh's uvicorn, but with h11 and asyncio named (the asset bundles no httptools or uvloop),
-    # and a keep-alive longer than any idle gap, so the gateway's connection is never closed under it.
+    # and a keep-alive longer than any idle gap, so the gateway's connection is not closed under it.
     config = uvicorn.Config(
         app,
         http="h11",
         loop="asyncio",
         log_level="warning",
         access_log=False,
-        timeout_keep_alive=int(IDLE_TIMEOUT_S) + 60,
+        timeout_keep_alive=KEEP_ALIVE_S,
     )
     server = _QuietServer(config)
     conn.send(("ready", (listener.getsockname()[1], (time.perf_counter() - started) * 1000)))
@@ -151,9 +155,17 @@ class _QuietServer(uvicorn.Server):
         yield
 
 
+class KeptConnection(Protocol):
+    """What the gateway keeps open to an environment between requests."""
+
+    def close_soon(self) -> None:
+        """Close it from any thread (it belongs to the gateway's event loop)."""
+
+
 @dataclass(eq=False)
 class Environment:
-    """One execution environment: its process, its control pipe and the port main:app listens on."""
+    """One execution environment: its process, its control pipe, the port main:app listens on, and
+    the gateway's keep-alive connection to it."""
 
     process: BaseProcess
     control: Connection
@@ -161,6 +173,12 @@ class Environment:
     init_ms: float = 0.0
     invocations: int = 0
     idle_since: float = 0.0
+    connection: KeptConnection | None = None
+
+    def drop_connection(self) -> None:
+        connection, self.connection = self.connection, None
+        if connection is not None:
+            connection.close_soon()
 
 
 @dataclass(eq=False)
@@ -333,9 +351,17 @@ class LambdaPool:
                 return
         self._stop(environment)
 
+    def close_connections(self) -> None:
+        """Close the gateway's connections to idle environments (the gateway is stopping)."""
+        with self._lock:
+            idle = list(self._idle)
+        for environment in idle:
+            environment.drop_connection()
+
     def discard(self, environment: Environment) -> None:
         """End an environment (a timed-out or broken invocation); its slot goes to a waiting request."""
         environment.process.kill()  # Lambda resets an environment whose invocation timed out
+        environment.drop_connection()
         with self._lock:
             self._envs.pop(environment.process.pid or 0, None)
             while self._waiters:
@@ -386,6 +412,7 @@ class LambdaPool:
 
     def _stop(self, environment: Environment) -> None:
         """Stop an idle environment the way Lambda shuts one down: asked first, then killed."""
+        environment.drop_connection()
         with contextlib.suppress(OSError):
             environment.control.send(None)
         environment.process.join(STOP_TIMEOUT_S)

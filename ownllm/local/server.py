@@ -165,6 +165,7 @@ class LocalServer:
         port: int = 0,
         *,
         name: str = "ownllm-local",
+        lifespan: bool = False,
         header_timeout_s: float = HEADER_TIMEOUT_S,
         body_idle_timeout_s: float = BODY_IDLE_TIMEOUT_S,
         keep_alive_s: int = KEEP_ALIVE_S,
@@ -180,7 +181,7 @@ class LocalServer:
         self._config = uvicorn.Config(
             app,
             http=protocol,
-            lifespan="off",
+            lifespan="on" if lifespan else "off",
             log_config=None,
             access_log=False,
             server_header=False,

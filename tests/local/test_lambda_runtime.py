@@ -72,6 +72,7 @@ PROBE = textwrap.dedent("""
             "headers": [[k.decode(), v.decode()] for k, v in scope["headers"]],
             "body": base64.b64encode(body).decode(),
             "pid": os.getpid(),
+            "client_port": scope["client"][1],
             "received_ms": int(time.time() * 1000),
             "env": {k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_PROFILE", "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME",
                                                    "ENDPOINT_NAME", "AWS_CONFIG_FILE", "HTTPS_PROXY", "https_proxy")},
@@ -157,6 +158,12 @@ def test_a_client_cannot_forge_the_context_headers(probe, api):
     assert len(contexts) == 2
     assert json.loads(contexts[0])["stage"] == "prod"
     assert json.loads(contexts[1])["deadline"] > 1
+
+
+def test_consecutive_requests_reach_an_environment_over_one_kept_connection(probe, api):
+    stack = probe(max_instances=1)
+    seen = [api(stack.url, "GET", "/v1/echo").json() for _ in range(3)]
+    assert len({(s["pid"], s["client_port"]) for s in seen}) == 1
 
 
 def test_a_body_that_is_not_utf8_reaches_the_function_byte_for_byte(probe, api):
