@@ -132,27 +132,39 @@ def _environment_main(conn: Connection, env: dict[str, str], code_dir: str, log_
         loop="asyncio",
         log_level="warning",
         access_log=False,
+        date_header=False,  # set once at start and never updated without the tick; the gateway sets none either
         timeout_keep_alive=KEEP_ALIVE_S,
     )
-    server = _QuietServer(config)
+    server = _EnvironmentServer(config, conn)
     conn.send(("ready", (listener.getsockname()[1], (time.perf_counter() - started) * 1000)))
-
-    def watch_the_gateway() -> None:
-        with contextlib.suppress(EOFError, OSError):
-            conn.recv()  # None: stop; EOF: the gateway is gone
-        server.should_exit = True
-
-    threading.Thread(target=watch_the_gateway, daemon=True).start()
     server.run(sockets=[listener])
 
 
-class _QuietServer(uvicorn.Server):
-    """uvicorn.Server without its SIGINT/SIGTERM handlers: the gateway stops environments over
-    their pipe, and Ctrl-C at the terminal is the gateway's to handle."""
+class _EnvironmentServer(uvicorn.Server):
+    """uvicorn.Server as an environment runs it: stopped over its control pipe (a message, or EOF
+    when the gateway is gone), not by signals (Ctrl-C at the terminal is the gateway's to handle),
+    and without uvicorn's 0.1 s housekeeping tick, which would cost every idle environment CPU."""
+
+    def __init__(self, config: uvicorn.Config, control: Connection) -> None:
+        super().__init__(config)
+        self.control = control
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+    async def main_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+
+        def watch_the_gateway() -> None:
+            with contextlib.suppress(EOFError, OSError):
+                self.control.recv()
+            with contextlib.suppress(RuntimeError):  # the loop is gone already
+                loop.call_soon_threadsafe(stop.set)
+
+        threading.Thread(target=watch_the_gateway, name="gateway-watch", daemon=True).start()
+        await stop.wait()
 
 
 class KeptConnection(Protocol):
