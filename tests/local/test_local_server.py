@@ -8,7 +8,7 @@ import time
 import httpx2 as httpx
 import pytest
 
-from ownllm.local.server import LocalServer, Receive, Scope, Send
+from ownllm.local.server import LocalServer, Receive, Scope, Send, close_connection
 
 
 async def echo(scope: Scope, receive: Receive, send: Send) -> None:
@@ -89,3 +89,44 @@ def test_stop_releases_the_port():
     port = running.port
     running.stop()
     LocalServer(echo, port=port).stop()
+
+
+def test_a_client_that_stops_mid_body_is_disconnected_after_the_body_idle_timeout():
+    with (
+        LocalServer(echo, body_idle_timeout_s=0.3) as running,
+        socket.create_connection((running.host, running.port), timeout=5) as sock,
+    ):
+        sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc")
+        started = time.monotonic()
+        assert sock.recv(65536) == b""  # closed, and nothing answered
+        assert time.monotonic() - started >= 0.3
+
+
+def test_a_body_that_keeps_coming_is_read_whatever_its_length_in_time():
+    with (
+        LocalServer(echo, body_idle_timeout_s=0.3) as running,
+        socket.create_connection((running.host, running.port), timeout=5) as sock,
+    ):
+        sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 8\r\n\r\n")
+        for byte in b"trickled":  # 1.6 s in all, never 0.3 s without a byte
+            time.sleep(0.2)
+            sock.sendall(bytes([byte]))
+        answer = b""
+        while not answer.endswith(b"\r\n0\r\n\r\n"):  # the echo's last chunk
+            answer += sock.recv(65536)
+        assert answer.startswith(b"HTTP/1.1 200 ")
+        assert answer.endswith(b"\r\n\r\n8\r\ntrickled\r\n0\r\n\r\n")
+
+
+async def cut_after_one_piece(scope: Scope, receive: Receive, send: Send) -> None:
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"piece", "more_body": True})
+    close_connection(scope)
+
+
+def test_close_connection_ends_an_answer_without_its_final_chunk(caplog):
+    with LocalServer(cut_after_one_piece) as running:
+        answer = _raw(running, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 200 ")
+    assert answer.endswith(b"\r\n\r\n5\r\npiece\r\n")  # no 0-length chunk: the client sees it cut short
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("uvicorn")] == []
