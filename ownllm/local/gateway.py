@@ -530,7 +530,7 @@ class Gateway:
                 {"type": "http.response.start", "status": status, "headers": self._gateway_headers(request, passed)}
             )
             try:
-                peek = await self._pump(call, send, limits, client_gone, peek=status >= 400)
+                peek = await self._pump(call, send, limits, peek=status >= 400)
             except _Cut as cut:
                 self._record(request, status, "; ".join([*notes, f"cut: {cut}"]))
                 close_connection(scope)
@@ -538,6 +538,8 @@ class Gateway:
             reusable = True
             if status >= 400:
                 notes.insert(0, _error_code(peek))
+            if client_gone.done():  # before the last chunk, only a disconnect ends receive()
+                notes.append("the client left before the end")
             self._record(request, status, "; ".join(n for n in notes if n))
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
@@ -548,14 +550,13 @@ class Gateway:
             else:  # timed out, broken, abandoned, or the server stopping mid-invocation
                 pool.discard(environment)
 
-    async def _pump(
-        self, call: _FunctionCall, send: Send, limits: _Limits, client_gone: asyncio.Future, *, peek: bool
-    ) -> bytes:
-        """The answer's body to the client, each piece as it arrives; what it began with, if `peek`."""
+    async def _pump(self, call: _FunctionCall, send: Send, limits: _Limits, *, peek: bool) -> bytes:
+        """The answer's body to the client, each piece as it arrives; what it began with, if `peek`.
+
+        A client that leaves does not stop the invocation, as in Lambda: the rest is read (uvicorn
+        drops what is sent to a closed connection) and the environment is free once it ends."""
         seen = b""
         while True:
-            if client_gone.done():
-                raise _Cut("the client left")
             chunk = await call.next_chunk(limits, self.stream_idle_timeout_s)
             if chunk is None:
                 return seen

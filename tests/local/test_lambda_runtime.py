@@ -64,6 +64,12 @@ PROBE = textwrap.dedent("""
             await send({"type": "http.response.body", "body": b"data: ", "more_body": True})
             await asyncio.sleep(float(query["s"]))
             return await answer_rest(send)
+        if action == "drip":  # five pieces, 0.1 s apart
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            for _ in range(5):
+                await send({"type": "http.response.body", "body": b"drop", "more_body": True})
+                await asyncio.sleep(0.1)
+            return await send({"type": "http.response.body", "body": b""})
         if action == "binary":
             return await answer(200, b"\\x00\\xff", [(b"content-type", b"application/octet-stream")])
         seen = {
@@ -272,6 +278,22 @@ def test_an_answer_past_the_stream_timeout_is_cut_without_its_final_chunk(probe)
         assert cut.value.partial == b"data: "
     finally:
         conn.close()
+
+
+def test_a_client_that_leaves_mid_answer_does_not_end_the_invocation_or_its_environment(probe_dir, make_stack, api):
+    records = []
+    stack = make_stack(code_dir=probe_dir, max_instances=1, on_request=records.append)
+    first_pid = api(stack.url, "GET", "/v1/echo").json()["pid"]
+    conn = http.client.HTTPConnection("127.0.0.1", stack.gateway.port, timeout=10)
+    conn.request("GET", "/v1/drip", headers={"x-api-key": KEY})
+    response = conn.getresponse()
+    assert response.read1(4) == b"drop"
+    conn.close()  # gone after the first piece
+    assert api(stack.url, "GET", "/v1/echo").json()["pid"] == first_pid  # waited for, then reused
+    assert [(r.path, r.note) for r in records[1:]] == [
+        ("/v1/drip", "the client left before the end"),
+        ("/v1/echo", ""),
+    ]
 
 
 def test_concurrent_requests_run_in_separate_environments_at_once(probe, api, tmp_path):
