@@ -456,6 +456,8 @@ class Gateway:
         (or stopped sending for the server's body idle timeout)."""
         parts: list[bytes] = []
         size = 0
+        declared = request.declared_length()
+        refused = declared is not None and declared > self.payload_limit  # read only to answer cleanly
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
@@ -464,7 +466,8 @@ class Gateway:
             size += len(chunk)
             if size > self.payload_limit:
                 return None
-            parts.append(chunk)
+            if not refused:
+                parts.append(chunk)
             if not message.get("more_body"):
                 request.body_read = True
                 return b"".join(parts)

@@ -376,18 +376,25 @@ class LambdaPool:
         environment.drop_connection()
         with self._lock:
             self._envs.pop(environment.process.pid or 0, None)
-            while self._waiters:
-                waiter = self._waiters.popleft()
-                if not waiter.done():
-                    waiter.set_result(None)
-                    break
+            self._hand_a_free_slot()
         try:
             self._spawner.submit(self._kill, environment)  # reaped off the event loop
         except RuntimeError:  # the pool is closing: reap it here
             self._kill(environment)
 
+    def _hand_a_free_slot(self) -> None:
+        """Tell the first waiting request that a slot is free (it starts an environment in it).
+        Called with the lock held, from the event loop or a cold-start thread."""
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                with contextlib.suppress(RuntimeError):  # its loop is closed: nobody waits any more
+                    waiter.get_loop().call_soon_threadsafe(_wake, waiter)
+                return
+
     def _spawn(self, deadline: float) -> Environment:
         """A new environment through its init phase; the caller has reserved a slot in _starting."""
+        ready = False
         try:
             parent, child = self._mp.Pipe()
             process = self._mp.Process(
@@ -411,9 +418,12 @@ class LambdaPool:
                 self._kill(environment)
                 raise InitFailed(str(value))
             environment.port, environment.init_ms = int(value[0]), float(value[1])
+            ready = True
         finally:
             with self._lock:
                 self._starting -= 1
+                if not ready:  # the slot it had reserved is free again
+                    self._hand_a_free_slot()
         pid = process.pid
         if pid is None:  # start() returned, so the process has a pid
             raise InitFailed("the environment has no process id")
@@ -436,6 +446,11 @@ class LambdaPool:
             environment.process.kill()
         environment.process.join(STOP_TIMEOUT_S)
         environment.control.close()
+
+
+def _wake(waiter: asyncio.Future[Environment | None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 class InitFailed(Exception):
