@@ -43,12 +43,8 @@ from typing import Protocol
 
 import uvicorn
 
-from ownllm.settings import Settings
-
 ROOT = Path(__file__).resolve().parents[2]
 FORWARDER_DIR = ROOT / "lambda" / "forwarder"
-LAMBDA_TIMEOUT_S = float(Settings.model_fields["lambda_timeout_s"].default)
-LAMBDA_MEMORY_MB: int = Settings.model_fields["lambda_memory_mb"].default
 # Lambda's init phase may take 10 s; a local cold start takes well under a second.
 INIT_TIMEOUT_S = 10.0
 # Lambda reclaims an environment after some minutes without work; so does the pool.
@@ -201,9 +197,8 @@ class LambdaPool:
     `close` from any thread."""
 
     env: dict[str, str]
+    timeout_s: float  # the function's timeout (Settings.function_timeout_s as deployed)
     code_dir: Path = FORWARDER_DIR
-    timeout_s: float = LAMBDA_TIMEOUT_S
-    memory_mb: int = LAMBDA_MEMORY_MB
     max_instances: int = 64
     log_path: str | None = None
     function_name: str = FUNCTION_NAME

@@ -149,7 +149,6 @@ class LocalStack:
                 env=self.function_env(),
                 code_dir=self.code_dir,
                 timeout_s=self.lambda_timeout_s,
-                memory_mb=self.settings.lambda_memory_mb,
                 max_instances=self.max_instances,
                 log_path=self.lambda_log,
                 idle_timeout_s=self.idle_timeout_s,

@@ -67,7 +67,7 @@ def test_a_negative_or_non_hex_chunk_size_is_a_400_through_the_gateway(stack, si
 @pytest.fixture
 def bare_gateway():
     """A gateway with short header and body idle timeouts; its function is never reached."""
-    pool = LambdaPool(env={})
+    pool = LambdaPool(env={}, timeout_s=1.0)
     gateway = Gateway(pool, KEY, header_timeout_s=SHORT_S, body_idle_timeout_s=SHORT_S).start()
     yield gateway
     gateway.stop()
