@@ -21,7 +21,7 @@ order, each before anything is read of the body:
   ran past the function's timeout) -> DEFAULT_5XX, 502 "Internal server error".
 
 A refusal sent before a body was read closes the connection, unless the body is a declared length
-within the limit, which uvicorn then reads and discards.
+within the limit and the client did not ask for `100 Continue`: uvicorn then reads and discards it.
 
 The function gets what Lambda Web Adapter gives it: the client's request (method, path without
 the stage, query, headers, body) plus `x-amzn-request-context` (API Gateway's REST request
