@@ -520,7 +520,7 @@ class Gateway:
         limits = _Limits(until, time.monotonic() + pool.timeout_s + TIMEOUT_GRACE_S, pool.timeout_s)
         call = _FunctionCall(environment)
         client_gone = asyncio.ensure_future(receive())  # http.disconnect once the client leaves
-        reusable = False  # an environment whose invocation did not end cleanly is not used again
+        settled = False
         try:
             try:
                 headers = self._function_headers(request, key, body, pool.timeout_s)
@@ -538,7 +538,9 @@ class Gateway:
                 self._record(request, status, "; ".join([*notes, f"cut: {cut}"]))
                 close_connection(scope)
                 return None
-            reusable = True
+            call.finish(clean=True)
+            pool.release(environment)  # free for the next request before the last chunk goes out
+            settled = True
             if status >= 400:
                 notes.insert(0, _error_code(peek))
             if client_gone.done():  # before the last chunk, only a disconnect ends receive()
@@ -547,10 +549,8 @@ class Gateway:
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
             client_gone.cancel()
-            call.finish(clean=reusable)
-            if reusable:
-                pool.release(environment)
-            else:  # timed out, broken, abandoned, or the server stopping mid-invocation
+            if not settled:  # timed out, broken, cut, or the server stopping mid-invocation: not used again
+                call.finish(clean=False)
                 pool.discard(environment)
 
     async def _pump(self, call: _FunctionCall, send: Send, limits: _Limits, *, peek: bool) -> bytes:

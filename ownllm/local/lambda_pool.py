@@ -76,8 +76,14 @@ FAKE_AWS_ENV = {
 # All an environment keeps of the gateway's own environment (locale and a temporary folder):
 # no AWS_PROFILE or AWS_ENDPOINT_URL, no HTTP_PROXY/HTTPS_PROXY/ALL_PROXY.
 KEPT_ENV = ("PATH", "LANG", "LC_ALL", "TMPDIR", "HOME")
-# Imported once by the fork server and shared by every environment it forks.
+# Imported once by the fork server and shared by every environment it forks. Each environment
+# also runs the parent's main module again, as multiprocessing does for every child (CPython
+# Lib/multiprocessing/spawn.py, prepare; the fork server's own "__main__" preload never applies in
+# 3.11: it asks get_preparation_data for a `main_path` key that is called `init_main_from_path`);
+# a script or benchmark that starts the stack imports ownllm.local.stack (pydantic, the settings,
+# the runtime), which would otherwise be ~120 ms of every cold start.
 _PRELOAD = [
+    "ownllm.local.stack",
     "ownllm.local.lambda_pool",
     "botocore.session",
     "botocore.client",
@@ -270,6 +276,17 @@ class LambdaPool:
         for environment in stale:
             self._stop(environment)
         return len(stale)
+
+    def stop_idle(self) -> int:
+        """Stop every idle environment now, the warm one too (the next request is a cold start);
+        how many were stopped."""
+        with self._lock:
+            idle, self._idle = self._idle, []
+            for environment in idle:
+                self._envs.pop(environment.process.pid or 0, None)
+        for environment in idle:
+            self._stop(environment)
+        return len(idle)
 
     def close(self) -> None:
         self._reaper_stop.set()
