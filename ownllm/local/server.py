@@ -138,7 +138,8 @@ class _TimedH11Protocol(H11Protocol):
         if self.conn.their_state is not h11.SEND_BODY or self.transport.is_closing():
             return
         now = self.loop.time()
-        if self.flow.read_paused:  # the app is not reading yet: the client is not the one idling
+        waiting_for_us = self.cycle is not None and self.cycle.waiting_for_100_continue
+        if self.flow.read_paused or waiting_for_us:  # the app is not reading yet: the client is not idling
             self._last_body_byte = now
         idle = now - self._last_body_byte
         if idle >= self.body_idle_timeout_s:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import time
 
@@ -130,3 +131,22 @@ def test_close_connection_ends_an_answer_without_its_final_chunk(caplog):
     assert answer.startswith(b"HTTP/1.1 200 ")
     assert answer.endswith(b"\r\n\r\n5\r\npiece\r\n")  # no 0-length chunk: the client sees it cut short
     assert [r.getMessage() for r in caplog.records if r.name.startswith("uvicorn")] == []
+
+
+async def echo_later(scope: Scope, receive: Receive, send: Send) -> None:
+    await asyncio.sleep(0.6)  # longer than the body idle timeout before it reads a byte
+    await echo(scope, receive, send)
+
+
+def test_a_client_waiting_for_100_continue_is_not_dropped_while_the_app_has_not_read_yet():
+    with (
+        LocalServer(echo_later, body_idle_timeout_s=0.2) as running,
+        socket.create_connection((running.host, running.port), timeout=5) as sock,
+    ):
+        sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
+        assert sock.recv(65536) == b"HTTP/1.1 100 Continue\r\n\r\n"
+        sock.sendall(b"hello")
+        answer = b""
+        while not answer.endswith(b"\r\n0\r\n\r\n"):
+            answer += sock.recv(65536)
+    assert answer.endswith(b"\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
