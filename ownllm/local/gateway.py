@@ -8,8 +8,8 @@ environment (lambda_pool.py), as Lambda Web Adapter does in the deployed functio
 every route is a STREAM integration (stacks/api.py), so buffered answers take the same path.
 
 Its own answers are the deployed API's gateway responses (ownllm/gateway_responses.py),
-OpenAI-shaped `{"error": {"message", "type", "param", "code", "request_id"}}`, checked in this
-order, each before anything is read of the body:
+OpenAI-shaped `{"error": {"message", "type", "param", "code", "request_id"}}`, in this order (the
+first three before anything of the body is read):
 
 - a path outside `/v1/...` -> MISSING_AUTHENTICATION_TOKEN (404 `unknown_url` here)
 - no key (`x-api-key` or `Authorization: Bearer`, read by the deployed authorizer's own
@@ -35,6 +35,9 @@ no status and headers within it -> 504; past it mid-answer the connection is clo
 final chunk (curl: "transfer closed with outstanding read data remaining"). An answer silent for
 the idle timeout (5 min, Regional endpoint) is closed the same way. An invocation past the
 function's timeout ends its environment: before the headers that is the 502, after them the cut.
+Whatever the function answers itself is passed on, an app that raised too (uvicorn's 500, as the
+adapter passes it). A client that leaves does not stop the invocation, as in Lambda: its
+environment is free once the function's answer ends.
 
 Not emulated: the usage plan's throttling and quota, Lambda's 6 MB invocation payload limit
 (the function's own MAX_REQUEST_BYTES check answers first), the 2 MB/s bandwidth limit past a
