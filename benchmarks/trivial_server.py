@@ -19,7 +19,7 @@ from types import TracebackType
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script: the repository's ownllm
 
-from ownllm.local.server import LocalServer, Receive, Scope, Send, abort, answer, read_body
+from ownllm.local.server import LocalServer, Receive, Scope, Send, answer, close_connection, read_body
 
 MODEL = "trivial"
 _JSON = {"Content-Type": "application/json"}
@@ -65,7 +65,7 @@ class TrivialServer:
 
     async def _app(self, scope: Scope, receive: Receive, send: Send) -> None:
         if await read_body(receive) is None:  # the client timed out and left
-            abort(scope)
+            close_connection(scope)
             return
         if scope["method"] != "POST":
             await answer(send, 200, _JSON, self._models)

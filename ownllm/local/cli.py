@@ -20,10 +20,11 @@ if TYPE_CHECKING:
 DEFAULT_PORT = 8765
 KEY_ENV = "OWNLLM_API_KEY"
 UPSTREAM_KEY_ENV = "OWNLLM_UPSTREAM_KEY"
-# import name -> what to install; the forwarder Lambda needs both (Lambda's runtime and layer bring them).
-REQUIRED = {"botocore": "botocore", "aws_lambda_powertools": "aws-lambda-powertools"}
-# Serves the function's streaming entry point (lambda/forwarder/run.sh); without it streams are buffered.
-STREAM_SERVER = ("uvicorn", "uvicorn==0.54.0")
+# import name -> what to install; the forwarder Lambda needs them (Lambda's runtime and layer bring
+# botocore and Powertools; the asset bundles uvicorn, which serves the gateway here too).
+REQUIRED = {"botocore": "botocore", "aws_lambda_powertools": "aws-lambda-powertools", "uvicorn": "uvicorn"}
+# Signals that stop `ownllm local`: Ctrl-C at a terminal, and what `kill` or a supervisor sends.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -90,7 +91,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--timeout",
         type=float,
         default=None,
-        help=f"API Gateway's integration timeout in seconds (default {c.API_GATEWAY_TIMEOUT_S})",
+        help=f"API Gateway's integration timeout in seconds for routes other than the completions (default "
+        f"{c.API_GATEWAY_TIMEOUT_S:g}); the completion routes get cdk.json's api_timeout_s",
     )
     p.add_argument("--lambda-log", metavar="FILE", help="append the Lambda's own log lines (JSON, EMF) to FILE")
     p.add_argument("--quiet", action="store_true", help="no line per request")
@@ -124,7 +126,7 @@ def banner(stack: LocalStack) -> str:
             f"  URL      {base}",
             f"  key      {key}",
             f"  model    {what}",
-            f"  path     API Gateway rules (key, 10 MB, {stack.gateway_timeout_s:g} s) -> lambda/forwarder "
+            f"  path     API Gateway rules (key, 10 MB) -> lambda/forwarder main:app "
             f"(engine {stack.engine}, up to {stack.max_instances} environments) -> SageMaker runtime {stack.runtime_url}",
             f"  stream   {streams(stack)}",
             "",
@@ -145,13 +147,9 @@ def banner(stack: LocalStack) -> str:
 
 
 def streams(stack: LocalStack) -> str:
-    if stack.streaming:
-        return (
-            "stream: true -> lambda/forwarder main:app under uvicorn, relayed chunk by chunk "
-            f"(STREAM mode, up to {stack.settings.api_timeout_s} s)"
-        )
     return (
-        f"stream: true is buffered like the rest ({STREAM_SERVER[0]} is not installed: pip install {STREAM_SERVER[1]})"
+        "every answer is relayed chunk by chunk from main:app under uvicorn (STREAM mode, as Lambda Web "
+        f"Adapter runs it): {stack.gateway_timeout_s:g} s, the completion routes up to {stack.stream_timeout_s:g} s"
     )
 
 
@@ -212,31 +210,32 @@ def run(args: argparse.Namespace) -> int:
             latency_s=args.latency,
             tokens_per_s=args.tokens_per_s,
             gateway_timeout_s=timeout,
-            lambda_timeout_s=float(settings.lambda_timeout_s),
             max_instances=args.instances,
             lambda_log=args.lambda_log,
             on_request=None if args.quiet else log,
             scale_to_zero_wake_s=args.scale_to_zero,
-            streaming=importlib.util.find_spec(STREAM_SERVER[0]) is not None,
         )
     except LocalStackError as exc:
         return fail(str(exc))
+    # Explicit handlers for both signals: a script that starts this in the background leaves SIGINT
+    # ignored (and Python then installs no KeyboardInterrupt for it), yet Ctrl-C or `kill -INT` must
+    # still stop everything cleanly.
     stop = threading.Event()
-    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in STOP_SIGNALS}
     try:
         try:
             stack.start()
         except LocalStackError as exc:
             return fail(str(exc))
-        print(banner(stack), flush=True)
+        if not stop.is_set():
+            print(banner(stack), flush=True)
         while not stop.wait(0.5):
             pass
-    except KeyboardInterrupt:
-        pass
     finally:
-        interrupt = signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up short
-        signal.signal(signal.SIGTERM, previous)
+        for sig in STOP_SIGNALS:  # a second Ctrl-C must not cut the clean-up short
+            signal.signal(sig, signal.SIG_IGN)
         stack.stop()
-        signal.signal(signal.SIGINT, interrupt)
+        for sig, handler in previous.items():
+            signal.signal(sig, signal.SIG_DFL if handler is None else handler)
     print("ownllm local: stopped", flush=True)
     return 0

@@ -1,66 +1,88 @@
-"""A local API Gateway (REST API, Lambda proxy integration) in front of the real forwarder.
+"""A local API Gateway (REST API, Lambda proxy integrations in STREAM transfer mode) in front of
+the real forwarder.
 
-`Gateway` turns each HTTP request into the proxy event API Gateway sends for the deployed
-resource `/v1/{proxy+}` (stage `prod`), runs the function on a `LambdaPool` and answers
-with what it returns, after applying the gateway's own rules. Its own answers are the
-deployed API's gateway responses (ownllm/gateway_responses.py), OpenAI-shaped
-`{"error": {"message", "type", "param", "code", "request_id"}}`:
+`Gateway` is an ASGI app served by uvicorn (ownllm/local/server.py). It applies the deployed
+gateway's rules, then relays the request to the function's `main:app` in a Lambda execution
+environment (lambda_pool.py), as Lambda Web Adapter does in the deployed function
+(lambda/forwarder/run.sh), and passes the answer on chunk by chunk as it is produced. Deployed,
+every route is a STREAM integration (stacks/api.py), so buffered answers take the same path.
+
+Its own answers are the deployed API's gateway responses (ownllm/gateway_responses.py),
+OpenAI-shaped `{"error": {"message", "type", "param", "code", "request_id"}}`, in this order (the
+first three before anything of the body is read):
 
 - a path outside `/v1/...` -> MISSING_AUTHENTICATION_TOKEN (404 `unknown_url` here)
 - no key (`x-api-key` or `Authorization: Bearer`, read by the deployed authorizer's own
   `api_key_from_headers`) -> UNAUTHORIZED 401; a wrong key -> INVALID_API_KEY 403
-- a body over 10 MB -> REQUEST_TOO_LARGE 413
-- no answer from the function within the integration timeout (29 s) -> INTEGRATION_TIMEOUT
-  504 with `x-should-retry: false`; a function that fails, times out or returns something
-  that is not a proxy response -> DEFAULT_5XX, 502 "Internal server error".
+- a body over 10 MB -> REQUEST_TOO_LARGE 413, at most the limit and one read taken in (none at
+  all when the client waits for `100 Continue`, which uvicorn sends only once the body is read);
+- no response headers within the integration timeout -> INTEGRATION_TIMEOUT 504 with
+  `x-should-retry: false`; a function that fails before its headers (its environment died, or it
+  ran past the function's timeout) -> DEFAULT_5XX, 502 "Internal server error".
 
-Response streaming (the deployed API's STREAM integrations on /v1/chat/completions and
-/v1/completions, stacks/api.py): a POST with `"stream": true` on those routes goes, after the
-key and size checks, to the function's streaming entry point `main:app` (lambda/forwarder/main.py)
-served by uvicorn in a child process (asgi_child.py), with the `x-amzn-request-context` and
-`x-amzn-lambda-context` headers Lambda Web Adapter adds (Lambda's deadline: now + the function's
-timeout, Settings.function_timeout_s). Its answer is relayed chunk by chunk (chunked transfer
-encoding, each chunk written as it arrives). Every other request, `stream: false` included, runs
-the buffered handler on the LambdaPool: main:app hands those to the same app.handler unchanged.
+A refusal sent before a body was read closes the connection, unless the body is a declared length
+within the limit and the client did not ask for `100 Continue`: uvicorn then reads and discards it.
 
-Timeouts of a stream, as API Gateway applies them (API Gateway developer guide,
-"response-transfer-mode" and "response-streaming-troubleshoot"): the integration timeout
-(Settings.api_timeout_s) bounds the whole stream, not just its first byte; no status and headers
-within it -> INTEGRATION_TIMEOUT 504; past it mid-stream the connection is closed without the
-final chunk (curl: "transfer closed with outstanding read data remaining"). A stream silent for
-the idle timeout (5 min, Regional endpoint) is closed the same way.
+The function gets what Lambda Web Adapter gives it: the client's request (method, path without
+the stage, query, headers, body) plus `x-amzn-request-context` (API Gateway's REST request
+context) and `x-amzn-lambda-context` (`request_id`, `deadline` in epoch milliseconds: now + the
+function's timeout, `invoked_function_arn`).
 
-Not emulated: the usage plan's throttling and quota, Lambda's 6 MB invocation payload
-limit (the function's own MAX_REQUEST_BYTES check answers first), one execution environment
-per concurrent stream (one uvicorn process serves them all), the 2 MB/s bandwidth limit past
-a stream's first 10 MB.
+Timeouts, as API Gateway applies them to a STREAM integration (API Gateway developer guide,
+"response-transfer-mode" and "response-streaming-troubleshoot"): the integration timeout (29 s;
+the completion routes: Settings.api_timeout_s) bounds the whole answer, not just its first byte;
+no status and headers within it -> 504; past it mid-answer the connection is closed without the
+final chunk (curl: "transfer closed with outstanding read data remaining"). An answer silent for
+the idle timeout (5 min, Regional endpoint) is closed the same way. An invocation past the
+function's timeout ends its environment: before the headers that is the 502, after them the cut.
+Whatever the function answers itself is passed on, an app that raised too (uvicorn's 500, as the
+adapter passes it). A client that leaves does not stop the invocation, as in Lambda: its
+environment is free once the function's answer ends.
+
+Not emulated: the usage plan's throttling and quota, Lambda's 6 MB invocation payload limit
+(the function's own MAX_REQUEST_BYTES check answers first), the 2 MB/s bandwidth limit past a
+stream's first 10 MB.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
-import binascii
 import contextlib
 import errno
 import hmac
-import http.client
 import json
-import socket
-import sys
-import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import ModuleType
-from typing import Any
 from urllib.parse import parse_qsl, unquote
+
+import h11
 
 from ownllm.forwarder import contract, load_module
 from ownllm.gateway_responses import gateway_errors
-from ownllm.local.lambda_pool import ACCOUNT_ID, LambdaPool, LocalStackError
+from ownllm.local.lambda_pool import (
+    ACCOUNT_ID,
+    FUNCTION_NAME,
+    REGION,
+    Environment,
+    InitFailed,
+    LambdaPool,
+    LocalStackError,
+)
+from ownllm.local.server import (
+    BODY_IDLE_TIMEOUT_S,
+    HEADER_TIMEOUT_S,
+    LocalServer,
+    Receive,
+    Scope,
+    Send,
+    close_connection,
+)
+from ownllm.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 AUTHORIZER_FILE = ROOT / "lambda" / "authorizer" / "app.py"
@@ -72,27 +94,33 @@ API_ID = "local"
 # API Gateway REST: payloads up to 10 MB; the integration gives up after 29 s (contract.py).
 PAYLOAD_LIMIT_BYTES: int = contract().API_GATEWAY_PAYLOAD_BYTES
 INTEGRATION_TIMEOUT_S = float(contract().API_GATEWAY_TIMEOUT_S)
-# STREAM integrations (stacks/api.py): the routes, and how long a stream may stay silent before
-# API Gateway closes it (Regional endpoint: 5 minutes; API Gateway developer guide,
+# The completion routes' STREAM integrations get Settings.api_timeout_s (stacks/api.py); an answer
+# silent this long is closed (Regional endpoint: 5 minutes; API Gateway developer guide,
 # https://docs.aws.amazon.com/apigateway/latest/developerguide/response-transfer-mode.html).
 STREAM_PATHS = ("/v1/chat/completions", "/v1/completions")
+STREAM_TIMEOUT_S = float(Settings.model_fields["api_timeout_s"].default)
 STREAM_IDLE_TIMEOUT_S = 300.0
 # Lambda Web Adapter passes these to the app (lambda/forwarder/main.py reads them).
 REQUEST_CONTEXT_HEADER = "x-amzn-request-context"
 LAMBDA_CONTEXT_HEADER = "x-amzn-lambda-context"
-RELAY_CHUNK_BYTES = 64 * 1024
-# An oversized body without `Expect: 100-continue` is read and discarded up to this much,
-# so the client gets its 413 instead of a reset; beyond it the connection is just closed.
-DRAIN_LIMIT_BYTES = 4 * PAYLOAD_LIMIT_BYTES
+FUNCTION_ARN = f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{FUNCTION_NAME}"
+RELAY_READ_BYTES = 64 * 1024
+# What the access log keeps of an error answer to name its code.
+ERROR_PEEK_BYTES = 4096
+# Lambda's own clock runs a little past the deadline it reports before it stops an invocation.
+TIMEOUT_GRACE_S = 0.25
+EXIT_WAIT_S = 0.05
 
 __all__ = [
-    "Gateway",
-    "StreamTarget",
     "AccessRecord",
+    "Gateway",
+    "INTEGRATION_TIMEOUT_S",
     "LocalStackError",
-    "rest_event",
-    "proxy_response",
+    "PAYLOAD_LIMIT_BYTES",
+    "STREAM_TIMEOUT_S",
     "api_key_from_headers",
+    "request_context",
+    "rest_event",
 ]
 
 
@@ -101,7 +129,7 @@ __all__ = [
 _authorizer: ModuleType | None = None
 
 
-def api_key_from_headers(headers: dict) -> str | None:
+def api_key_from_headers(headers: dict[str, str]) -> str | None:
     """The deployed authorizer's own function (lambda/authorizer/app.py), loaded by file path."""
     global _authorizer
     if _authorizer is None:
@@ -110,7 +138,7 @@ def api_key_from_headers(headers: dict) -> str | None:
     return key
 
 
-# -- the proxy event ---------------------------------------------------------------------------
+# -- the request context and the proxy event ---------------------------------------------------
 
 
 def split_target(target: str) -> tuple[str, str]:
@@ -118,6 +146,54 @@ def split_target(target: str) -> tuple[str, str]:
     path, where urllib's urlsplit would read a host and refuse it."""
     path, _, query = target.partition("?")
     return path, query.partition("#")[0]
+
+
+def request_context(
+    method: str,
+    path: str,
+    *,
+    request_id: str,
+    source_ip: str = "127.0.0.1",
+    user_agent: str | None = None,
+    api_key: str | None = None,
+    host: str = "127.0.0.1",
+) -> dict:
+    """API Gateway's REST request context for resource /v1/{proxy+} (`path` without the stage)."""
+    now = time.time()
+    return {
+        "resourceId": "local1",
+        "resourcePath": RESOURCE,
+        "httpMethod": method,
+        "extendedRequestId": request_id[:16],
+        "requestTime": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
+        "path": f"/{STAGE}{path}",
+        "accountId": ACCOUNT_ID,
+        "protocol": "HTTP/1.1",
+        "stage": STAGE,
+        "domainPrefix": API_ID,
+        "requestTimeEpoch": int(now * 1000),
+        "requestId": request_id,
+        "identity": {
+            "cognitoIdentityPoolId": None,
+            "accountId": None,
+            "cognitoIdentityId": None,
+            "caller": None,
+            "sourceIp": source_ip,
+            "principalOrgId": None,
+            "accessKey": None,
+            "cognitoAuthenticationType": None,
+            "cognitoAuthenticationProvider": None,
+            "userArn": None,
+            "userAgent": user_agent,
+            "user": None,
+            "apiKey": api_key,
+            "apiKeyId": "localkey" if api_key else None,
+        },
+        "authorizer": {"principalId": "api-key", "integrationLatency": 0},
+        "domainName": host,
+        "deploymentId": "local",
+        "apiId": API_ID,
+    }
 
 
 def rest_event(
@@ -131,7 +207,8 @@ def rest_event(
     api_key: str | None = None,
     host: str = "127.0.0.1",
 ) -> dict:
-    """The REST API (payload v1) proxy event for resource /v1/{proxy+}, as API Gateway builds it.
+    """The REST API (payload v1) proxy event for resource /v1/{proxy+}, as API Gateway builds it
+    for a buffered Lambda integration (tests feed it to app.handler directly).
 
     `path` excludes the stage (`requestContext.path` includes it); single-value maps keep
     the last value; a body that is not UTF-8 travels base64-encoded.
@@ -151,8 +228,10 @@ def rest_event(
         text, encoded = body.decode("utf-8"), False
     except UnicodeDecodeError:
         text, encoded = base64.b64encode(body).decode("ascii"), True
-    now = time.time()
     user_agent = next((v for k, v in headers if k.lower() == "user-agent"), None)
+    context = request_context(
+        method, path, request_id=request_id, source_ip=source_ip, user_agent=user_agent, api_key=api_key, host=host
+    )
     return {
         "resource": RESOURCE,
         "path": path,
@@ -163,101 +242,13 @@ def rest_event(
         "multiValueQueryStringParameters": query_multi or None,
         "pathParameters": {"proxy": path[len(PREFIX) :]},
         "stageVariables": None,
-        "requestContext": {
-            "resourceId": "local1",
-            "resourcePath": RESOURCE,
-            "httpMethod": method,
-            "extendedRequestId": request_id[:16],
-            "requestTime": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
-            "path": f"/{STAGE}{path}",
-            "accountId": ACCOUNT_ID,
-            "protocol": "HTTP/1.1",
-            "stage": STAGE,
-            "domainPrefix": API_ID,
-            "requestTimeEpoch": int(now * 1000),
-            "requestId": request_id,
-            "identity": {
-                "cognitoIdentityPoolId": None,
-                "accountId": None,
-                "cognitoIdentityId": None,
-                "caller": None,
-                "sourceIp": source_ip,
-                "principalOrgId": None,
-                "accessKey": None,
-                "cognitoAuthenticationType": None,
-                "cognitoAuthenticationProvider": None,
-                "userArn": None,
-                "userAgent": user_agent,
-                "user": None,
-                "apiKey": api_key,
-                "apiKeyId": "localkey" if api_key else None,
-            },
-            "authorizer": {"principalId": "api-key", "integrationLatency": 0},
-            "domainName": host,
-            "deploymentId": "local",
-            "apiId": API_ID,
-        },
+        "requestContext": context,
         "body": text if body else None,
         "isBase64Encoded": encoded,
     }
 
 
-_HOP_BY_HOP = {"connection", "content-length", "transfer-encoding", "keep-alive", "date"}
-
-
-def proxy_response(result: Any) -> tuple[int, list[tuple[str, str]], bytes] | None:
-    """(status, headers, body) from the function's return value; None if it is not a proxy response."""
-    if not isinstance(result, dict):
-        return None
-    status = result.get("statusCode")
-    if isinstance(status, str) and status.isdigit():
-        status = int(status)
-    if not isinstance(status, int) or isinstance(status, bool) or not 100 <= status <= 599:
-        return None
-    body = result.get("body")
-    if body is None:
-        data = b""
-    elif not isinstance(body, str):
-        return None
-    elif result.get("isBase64Encoded"):
-        try:
-            data = base64.b64decode(body, validate=True)
-        except (binascii.Error, ValueError):
-            return None
-    else:
-        data = body.encode("utf-8", "surrogatepass")
-    merged: dict[str, list[tuple[str, str]]] = {}
-    for name, value in (result.get("headers") or {}).items():
-        merged[str(name).lower()] = [(str(name), str(value))]
-    for name, values in (result.get("multiValueHeaders") or {}).items():  # API Gateway: these win
-        if isinstance(values, list):
-            merged[str(name).lower()] = [(str(name), str(v)) for v in values]
-    headers = [pair for lowered, pairs in merged.items() if lowered not in _HOP_BY_HOP for pair in pairs]
-    return status, headers, data
-
-
-# -- the HTTP side --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class StreamTarget:
-    """Where streamed requests go (the function's main:app over HTTP) and their time limits."""
-
-    host: str
-    port: int
-    integration_timeout_s: float  # Settings.api_timeout_s: the whole stream
-    function_timeout_s: float  # Settings.function_timeout_s: Lambda's deadline, in the context header
-    function_arn: str = ""
-    idle_timeout_s: float = STREAM_IDLE_TIMEOUT_S
-
-
-def wants_stream(body: bytes) -> bool:
-    """Whether a body asks to stream (main.py's own rule: a JSON object with `"stream": true`)."""
-    try:
-        parsed = json.loads(body)
-    except (ValueError, RecursionError):
-        return False
-    return isinstance(parsed, dict) and parsed.get("stream") is True
+# -- the gateway ---------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -272,17 +263,87 @@ class AccessRecord:
     note: str = ""  # e.g. the error code, "cold start", the gateway's reason
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 256  # the default backlog of 5 drops SYNs when 64 clients connect at once
+# API Gateway's own answers: gateway response type, its default status and message (used where
+# the deployed gateway response keeps them), x-amzn-ErrorType.
+_Answer = tuple[str, int, str, str | None]
+_UNAUTHORIZED: _Answer = ("UNAUTHORIZED", 401, "Unauthorized", "UnauthorizedException")
+_FORBIDDEN: _Answer = ("INVALID_API_KEY", 403, "Forbidden", "ForbiddenException")
+_NO_ROUTE: _Answer = (
+    "MISSING_AUTHENTICATION_TOKEN",
+    403,
+    "Missing Authentication Token",
+    "MissingAuthenticationTokenException",
+)
+_TOO_LARGE: _Answer = ("REQUEST_TOO_LARGE", 413, "Request Too Long", None)
+_LAMBDA_FAILED: _Answer = ("DEFAULT_5XX", 502, "Internal server error", None)
+_TIMED_OUT: _Answer = ("INTEGRATION_TIMEOUT", 504, "Endpoint request timed out", None)
+# The deployed API's gateway responses (the quota's message is never answered locally).
+_RESPONSES = {g.response_type: g for g in gateway_errors(quota_per_day=0)}
+# Not passed between client and function (HTTP/1.1 hop-by-hop headers, framing, and what the
+# adapter sets itself).
+_REQUEST_DROPPED = {
+    "connection",
+    "keep-alive",
+    "transfer-encoding",
+    "content-length",
+    "te",
+    "trailer",
+    "upgrade",
+    "expect",
+    "proxy-connection",
+    REQUEST_CONTEXT_HEADER,
+    LAMBDA_CONTEXT_HEADER,
+}
+_RESPONSE_DROPPED = {"connection", "keep-alive", "transfer-encoding", "content-length", "date", "server"}
 
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):  # a client that left is not news
-            super().handle_error(request, client_address)
+
+class _Cut(Exception):
+    """The answer stops here without its final chunk; the message says why (for the access log)."""
+
+
+class _Request:
+    """One request's state through the gateway."""
+
+    def __init__(self, scope: Scope) -> None:
+        self.started = time.monotonic()
+        self.request_id = str(uuid.uuid4())
+        self.method: str = scope["method"]
+        self.path = bytes(scope.get("raw_path") or scope["path"].encode()).decode("latin-1")
+        query = bytes(scope.get("query_string") or b"").decode("latin-1")
+        self.target = f"{self.path}?{query}" if query else self.path
+        self.headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
+        self.lowered = {k.lower(): v for k, v in self.headers}
+        client = scope.get("client")
+        self.source_ip = str(client[0]) if client else "127.0.0.1"
+        self.body_read = False
+
+    def declared_length(self) -> int | None:
+        try:
+            return int(self.lowered["content-length"])
+        except (KeyError, ValueError):
+            return None
+
+    @property
+    def chunked(self) -> bool:
+        return "chunked" in self.lowered.get("transfer-encoding", "").lower()
+
+    @property
+    def expects_continue(self) -> bool:
+        return self.lowered.get("expect", "").lower() == "100-continue"
+
+    def must_close(self, payload_limit: int) -> bool:
+        """Whether an answer sent now must close the connection: a body not read, which uvicorn
+        would otherwise read and discard, unless it is a declared length within the limit."""
+        if self.body_read:
+            return False
+        declared = self.declared_length()
+        if self.chunked or self.expects_continue:
+            return True
+        return declared is not None and declared > payload_limit
 
 
 class Gateway:
-    """The API's HTTP front door on 127.0.0.1, run in a daemon thread."""
+    """The API's HTTP front door on 127.0.0.1: an ASGI app on LocalServer, run in a daemon thread."""
 
     def __init__(
         self,
@@ -292,9 +353,13 @@ class Gateway:
         port: int = 0,
         *,
         timeout_s: float = INTEGRATION_TIMEOUT_S,
+        stream_timeout_s: float = STREAM_TIMEOUT_S,
+        stream_idle_timeout_s: float = STREAM_IDLE_TIMEOUT_S,
         payload_limit: int = PAYLOAD_LIMIT_BYTES,
         on_request: Callable[[AccessRecord], None] | None = None,
         extra_headers: dict[str, str] | None = None,
+        header_timeout_s: float = HEADER_TIMEOUT_S,
+        body_idle_timeout_s: float = BODY_IDLE_TIMEOUT_S,
     ):
         if not api_key:
             raise ValueError("the gateway needs an API key")
@@ -302,41 +367,35 @@ class Gateway:
         self.api_key = api_key
         self.host = host
         self.timeout_s = timeout_s
+        self.stream_timeout_s = stream_timeout_s
+        self.stream_idle_timeout_s = stream_idle_timeout_s
         self.payload_limit = payload_limit
         self.on_request = on_request
-        self.extra_headers = dict(extra_headers or {})
-        # Where streams go, started on first use (a Lambda cold start); None: streams are buffered too.
-        self.stream_target: Callable[[], StreamTarget] | None = None
-        handler = type("_BoundGatewayHandler", (_GatewayHandler,), {"gateway": self})
+        self.extra_headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in (extra_headers or {}).items()]
+        self.statuses: dict[int, int] = {}
         try:
-            self._httpd = _Server((host, port), handler)
+            self._server = LocalServer(
+                self,
+                host,
+                port,
+                name="gateway",
+                lifespan=True,
+                header_timeout_s=header_timeout_s,
+                body_idle_timeout_s=body_idle_timeout_s,
+            )
         except OSError as exc:
             hint = " (the port is in use; pick another with --port)" if exc.errno == errno.EADDRINUSE else ""
             raise LocalStackError(f"cannot listen on {host}:{port}: {exc.strerror or exc}{hint}") from None
-        self.port = self._httpd.server_address[1]
-        self._thread: threading.Thread | None = None
-        self._stats_lock = threading.Lock()
-        self.statuses: dict[int, int] = {}
+        self.port = self._server.port
 
     def start(self) -> Gateway:
         if self.pool is None:
             raise RuntimeError("the gateway needs its LambdaPool before it starts")
-        if self._thread is None:
-            self._thread = threading.Thread(
-                target=self._httpd.serve_forever,
-                kwargs={"poll_interval": 0.05},
-                name=f"gateway:{self.port}",
-                daemon=True,
-            )
-            self._thread.start()
+        self._server.start()
         return self
 
     def stop(self) -> None:
-        if self._thread is not None:
-            self._httpd.shutdown()
-            self._thread.join(5)
-            self._thread = None
-        self._httpd.server_close()
+        self._server.stop()
 
     def __enter__(self) -> Gateway:
         return self.start()
@@ -346,250 +405,353 @@ class Gateway:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return self._server.url
 
-    def _record(self, record: AccessRecord) -> None:
-        with self._stats_lock:
-            self.statuses[record.status] = self.statuses.get(record.status, 0) + 1
+    def _record(self, request: _Request, status: int, note: str) -> None:
+        latency_ms = round((time.monotonic() - request.started) * 1000, 1)
+        self.statuses[status] = self.statuses.get(status, 0) + 1
         if self.on_request is not None:
             with contextlib.suppress(Exception):  # a broken logger must not break the API
-                self.on_request(record)
+                self.on_request(
+                    AccessRecord(request.request_id, request.method, request.path, status, latency_ms, note)
+                )
 
+    # -- ASGI ---------------------------------------------------------------------------------------
 
-# API Gateway's own answers: gateway response type, its default status and message (used where
-# the deployed gateway response keeps them), x-amzn-ErrorType.
-_UNAUTHORIZED = ("UNAUTHORIZED", 401, "Unauthorized", "UnauthorizedException")
-_FORBIDDEN = ("INVALID_API_KEY", 403, "Forbidden", "ForbiddenException")
-_NO_ROUTE = ("MISSING_AUTHENTICATION_TOKEN", 403, "Missing Authentication Token", "MissingAuthenticationTokenException")
-_TOO_LARGE = ("REQUEST_TOO_LARGE", 413, "Request Too Long", None)
-_LAMBDA_FAILED = ("DEFAULT_5XX", 502, "Internal server error", None)
-_TIMED_OUT = ("INTEGRATION_TIMEOUT", 504, "Endpoint request timed out", None)
-# The deployed API's gateway responses (the quota's message is never answered locally).
-_RESPONSES = {g.response_type: g for g in gateway_errors(quota_per_day=0)}
-
-
-class _GatewayHandler(BaseHTTPRequestHandler):
-    gateway: Gateway  # bound per server in Gateway.__init__
-    protocol_version = "HTTP/1.1"  # keep-alive, as API Gateway and every client expects
-    disable_nagle_algorithm = True  # headers and body are separate writes: no 40 ms delayed-ACK stall
-
-    def version_string(self) -> str:
-        return "ownllm-local"
-
-    def do_GET(self) -> None:
-        self._handle()
-
-    do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = do_GET  # noqa: N815 - the ANY method
-
-    def handle_expect_100(self) -> bool:
-        # A client that asks first (curl does for large bodies) is refused before it sends them.
-        if self._declared_length() > self.gateway.payload_limit:
-            self._started = time.monotonic()
-            self._request_id = str(uuid.uuid4())
-            self._gateway_answer(_TOO_LARGE, close=True)
-            return False
-        return super().handle_expect_100()
-
-    def _declared_length(self) -> int:
-        try:
-            return int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            return 0
-
-    def _read_body(self) -> bytes | None:
-        """The request body, or None when it is over the payload limit (then drained or abandoned)."""
-        limit = self.gateway.payload_limit
-        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
-            return self._read_chunked(limit)
-        length = self._declared_length()
-        if length > limit:
-            if length <= DRAIN_LIMIT_BYTES:
-                left = length
-                while left > 0:
-                    chunk = self.rfile.read(min(left, 1 << 20))
-                    if not chunk:
-                        break
-                    left -= len(chunk)
-            self.close_connection = True
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            return await self._lifespan(receive, send)
+        if scope["type"] != "http":
+            return
+        request = _Request(scope)
+        if not request.path.startswith(PREFIX) or request.path == PREFIX:
+            return await self._refuse(send, request, _NO_ROUTE)
+        key = api_key_from_headers(request.lowered)
+        if not key:
+            return await self._refuse(send, request, _UNAUTHORIZED)
+        if not hmac.compare_digest(key.encode(), self.api_key.encode()):
+            return await self._refuse(send, request, _FORBIDDEN)
+        declared = request.declared_length()
+        if declared is not None and declared > self.payload_limit and request.expects_continue:
+            return await self._refuse(send, request, _TOO_LARGE)  # before the client sends a byte of it
+        body = await self._read_body(receive, request)
+        if body is None:
+            return await self._refuse(send, request, _TOO_LARGE)
+        if isinstance(body, _ClientGone):
             return None
-        return self.rfile.read(length) if length > 0 else b""
+        await self._relay(scope, receive, send, request, key, body)
 
-    def _read_chunked(self, limit: int) -> bytes | None:
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        """Close the kept connections to the environments on the server's own loop when it stops."""
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                if self.pool is not None:
+                    self.pool.close_connections()
+                await asyncio.sleep(0)  # let the transports finish closing
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _read_body(self, receive: Receive, request: _Request) -> bytes | _ClientGone | None:
+        """The whole body; None once it passes the payload limit; _ClientGone if the client left
+        (or stopped sending for the server's body idle timeout)."""
         parts: list[bytes] = []
         size = 0
+        declared = request.declared_length()
+        refused = declared is not None and declared > self.payload_limit  # read only to answer cleanly
         while True:
-            line = self.rfile.readline(1024)
-            try:
-                chunk = int(line.split(b";", 1)[0].strip(), 16)
-            except ValueError:  # not chunked after all, or cut short: answer what came, then hang up
-                self.close_connection = True
-                return b"".join(parts)
-            if chunk == 0:
-                while self.rfile.readline(1024).strip():  # trailers
-                    pass
-                return b"".join(parts)
-            size += chunk
-            if size > limit:
-                self.close_connection = True
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return _ClientGone()
+            chunk: bytes = message.get("body", b"")
+            size += len(chunk)
+            if size > self.payload_limit:
                 return None
-            parts.append(self.rfile.read(chunk))
-            self.rfile.readline(8)  # CRLF after each chunk
+            if not refused:
+                parts.append(chunk)
+            if not message.get("more_body"):
+                request.body_read = True
+                return b"".join(parts)
 
-    def _handle(self) -> None:
-        gw = self.gateway
-        self._started = time.monotonic()
-        self._request_id = str(uuid.uuid4())
-        body = self._read_body()
-        if body is None:
-            return self._gateway_answer(_TOO_LARGE, close=True)
-        path = split_target(self.path)[0]
-        if not path.startswith(PREFIX) or path == PREFIX:
-            return self._gateway_answer(_NO_ROUTE)
-        headers = list(self.headers.items())
-        key = api_key_from_headers(dict(headers))
-        if not key:
-            return self._gateway_answer(_UNAUTHORIZED)
-        if not hmac.compare_digest(key.encode(), gw.api_key.encode()):
-            return self._gateway_answer(_FORBIDDEN)
-        event = rest_event(
-            self.command,
-            self.path,
-            headers,
-            body,
-            request_id=self._request_id,
-            source_ip=self.client_address[0],
-            api_key=key,
-            host=self.headers.get("Host") or gw.host,
-        )
-        if gw.stream_target is not None and self.command == "POST" and path in STREAM_PATHS and wants_stream(body):
-            try:
-                target = gw.stream_target()
-            except LocalStackError as exc:
-                return self._gateway_answer(_LAMBDA_FAILED, note=str(exc))
-            return self._relay_stream(target, headers, body, event["requestContext"])
-        pool = gw.pool
-        if pool is None:  # start() refuses to run without one
-            raise RuntimeError("the gateway has no LambdaPool")
-        outcome = pool.invoke(event, self._started + gw.timeout_s)
-        note = f"cold start, init {outcome.init_ms:.0f} ms" if outcome.init_ms is not None else ""
-        if outcome.kind == "gateway_timeout":
-            return self._gateway_answer(_TIMED_OUT, note=outcome.detail)
-        if outcome.kind != "ok":
-            return self._gateway_answer(_LAMBDA_FAILED, note=outcome.detail)
-        response = proxy_response(outcome.result)
-        if response is None:
-            return self._gateway_answer(_LAMBDA_FAILED, note="malformed Lambda proxy response")
-        status, out_headers, data = response
-        if status >= 400:
-            note = _error_code(data) or note
-        self._send(status, out_headers, data, note=note)
-
-    def _relay_stream(
-        self, target: StreamTarget, headers: list[tuple[str, str]], body: bytes, request_context: dict
-    ) -> None:
-        """The STREAM integration: the request to main:app with Lambda Web Adapter's headers, its
-        answer to the client chunk by chunk as it is produced."""
-        gw = self.gateway
-        until = self._started + target.integration_timeout_s
-        lambda_context = {
-            "request_id": str(uuid.uuid4()),
-            "deadline": int((time.time() + target.function_timeout_s) * 1000),
-            "invoked_function_arn": target.function_arn,
-        }
-        sent = {name: value for name, value in headers if name.lower() not in _HOP_BY_HOP}
-        sent[REQUEST_CONTEXT_HEADER] = json.dumps(request_context)
-        sent[LAMBDA_CONTEXT_HEADER] = json.dumps(lambda_context)
-        sent["Content-Length"] = str(len(body))
-        conn = http.client.HTTPConnection(target.host, target.port, timeout=max(0.001, until - time.monotonic()))
-        try:
-            try:
-                conn.request("POST", self.path, body=body, headers=sent)
-                sock = conn.sock  # kept: the response reads from it, even if the connection lets it go
-                upstream = conn.getresponse()
-            except TimeoutError:
-                return self._gateway_answer(_TIMED_OUT, note="no response headers within the integration timeout")
-            except (OSError, http.client.HTTPException) as exc:
-                return self._gateway_answer(_LAMBDA_FAILED, note=f"streaming function: {type(exc).__name__}")
-            out = [(k, v) for k, v in upstream.getheaders() if k.lower() not in _HOP_BY_HOP and k.lower() != "server"]
-            note = "stream"
-            latency_ms = round((time.monotonic() - self._started) * 1000, 1)  # to the first byte
-            path = split_target(self.path)[0]
-            gw._record(AccessRecord(self._request_id, self.command, path, upstream.status, latency_ms, note))
-            self._pump(upstream, sock, out, until, target.idle_timeout_s)
-        finally:
-            conn.close()
-
-    def _pump(
-        self,
-        upstream: http.client.HTTPResponse,
-        sock: socket.socket | None,
-        headers: list[tuple[str, str]],
-        until: float,
-        idle_s: float,
-    ) -> None:
-        gw = self.gateway
-        try:
-            self.send_response(upstream.status)
-            for name, value in headers:
-                self.send_header(name, value)
-            self.send_header("x-amzn-RequestId", self._request_id)
-            self.send_header("x-amz-apigw-id", self._request_id[:16])
-            for name, value in gw.extra_headers.items():
-                self.send_header(name, value)
-            self.send_header("Transfer-Encoding", "chunked")
-            self.end_headers()
-            while True:
-                left = until - time.monotonic()
-                if left <= 0:
-                    raise TimeoutError("integration timeout")
-                if sock is not None:
-                    sock.settimeout(min(left, idle_s))
-                chunk = upstream.read1(RELAY_CHUNK_BYTES)
-                if not chunk:
-                    break
-                self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
-            self.wfile.write(b"0\r\n\r\n")
-        except (TimeoutError, http.client.HTTPException, OSError):
-            # Past the integration or idle timeout, a function that died, a client that left: API
-            # Gateway closes the connection without the final chunk.
-            self.close_connection = True
-
-    def _gateway_answer(self, answer: tuple[str, int, str, str | None], *, close: bool = False, note: str = "") -> None:
+    async def _refuse(self, send: Send, request: _Request, answer: _Answer, note: str = "") -> None:
         response_type, default_status, message, error_type = answer
         response = _RESPONSES[response_type]
-        headers = [("Content-Type", "application/json"), *response.headers.items()]
+        headers = [(b"content-type", b"application/json")]
+        headers += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers.items()]
         if error_type:
-            headers.append(("x-amzn-ErrorType", error_type))
-        if close:
-            self.close_connection = True
+            headers.append((b"x-amzn-errortype", error_type.encode()))
+        data = response.body(message, request.request_id)
+        headers.append((b"content-length", str(len(data)).encode()))
+        if request.must_close(self.payload_limit):
+            headers.append((b"connection", b"close"))
         status = response.status or default_status
-        self._send(status, headers, response.body(message, self._request_id), note=note or message)
+        self._record(request, status, note or message)
+        await send(
+            {"type": "http.response.start", "status": status, "headers": self._gateway_headers(request, headers)}
+        )
+        await send({"type": "http.response.body", "body": data})
 
-    def _send(self, status: int, headers: list[tuple[str, str]], data: bytes, note: str = "") -> None:
-        gw = self.gateway
-        # Recorded before the answer leaves, so whoever reads the record after the answer finds it.
-        latency_ms = (time.monotonic() - self._started) * 1000
-        path = split_target(self.path)[0]
-        gw._record(AccessRecord(self._request_id, self.command, path, status, round(latency_ms, 1), note))
+    def _gateway_headers(self, request: _Request, headers: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+        return [
+            *headers,
+            (b"x-amzn-requestid", request.request_id.encode()),
+            (b"x-amz-apigw-id", request.request_id[:16].encode()),
+            *self.extra_headers,
+        ]
+
+    # -- the integration -------------------------------------------------------------------------
+
+    async def _relay(
+        self, scope: Scope, receive: Receive, send: Send, request: _Request, key: str, body: bytes
+    ) -> None:
+        """The request to main:app in an execution environment, its answer to the client as produced."""
+        pool = self.pool
+        if pool is None:  # start() refuses to run without one
+            raise RuntimeError("the gateway has no LambdaPool")
+        integration_s = self.stream_timeout_s if request.path in STREAM_PATHS else self.timeout_s
+        until = request.started + integration_s
         try:
-            self.send_response(status)
-            for name, value in headers:
-                self.send_header(name, value)
-            self.send_header("x-amzn-RequestId", self._request_id)
-            self.send_header("x-amz-apigw-id", self._request_id[:16])
-            for name, value in gw.extra_headers.items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(data)))
-            if self.close_connection:
-                self.send_header("Connection", "close")
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(data)
-        except (BrokenPipeError, ConnectionResetError):  # the client gave up first
-            self.close_connection = True
+            acquired = await pool.acquire(until)
+        except InitFailed as exc:
+            return await self._refuse(send, request, _LAMBDA_FAILED, note=f"init failed: {exc}")
+        if acquired is None:
+            return await self._refuse(send, request, _TIMED_OUT, note="no free execution environment in time")
+        environment, cold = acquired
+        notes = [f"cold start, init {environment.init_ms:.0f} ms"] if cold else []
+        limits = _Limits(until, time.monotonic() + pool.timeout_s + TIMEOUT_GRACE_S, pool.timeout_s)
+        call = _FunctionCall(environment)
+        client_gone = asyncio.ensure_future(receive())  # http.disconnect once the client leaves
+        settled = False
+        try:
+            try:
+                headers = self._function_headers(request, key, body, pool.timeout_s)
+                response = await call.start(request.method, request.target, headers, body, limits)
+            except _Failed as failed:
+                return await self._refuse(send, request, failed.answer, note=failed.note)
+            passed = [(k, v) for k, v in response.headers if k.decode("latin-1") not in _RESPONSE_DROPPED]
+            status = response.status_code
+            await send(
+                {"type": "http.response.start", "status": status, "headers": self._gateway_headers(request, passed)}
+            )
+            try:
+                peek = await self._pump(call, send, limits, peek=status >= 400)
+            except _Cut as cut:
+                self._record(request, status, "; ".join([*notes, f"cut: {cut}"]))
+                close_connection(scope)
+                return None
+            call.finish(clean=True)
+            pool.release(environment)  # free for the next request before the last chunk goes out
+            settled = True
+            if status >= 400:
+                notes.insert(0, _error_code(peek))
+            if client_gone.done():  # before the last chunk, only a disconnect ends receive()
+                notes.append("the client left before the end")
+            self._record(request, status, "; ".join(n for n in notes if n))
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        finally:
+            client_gone.cancel()
+            if not settled:  # timed out, broken, cut, or the server stopping mid-invocation: not used again
+                call.finish(clean=False)
+                pool.discard(environment)
 
-    def log_message(self, format: str, *args: Any) -> None:  # quiet: access records go to on_request
-        pass
+    async def _pump(self, call: _FunctionCall, send: Send, limits: _Limits, *, peek: bool) -> bytes:
+        """The answer's body to the client, each piece as it arrives; what it began with, if `peek`.
+
+        A client that leaves does not stop the invocation, as in Lambda: the rest is read (uvicorn
+        drops what is sent to a closed connection) and the environment is free once it ends."""
+        seen = b""
+        while True:
+            chunk = await call.next_chunk(limits, self.stream_idle_timeout_s)
+            if chunk is None:
+                return seen
+            if peek and len(seen) < ERROR_PEEK_BYTES:
+                seen += chunk[: ERROR_PEEK_BYTES - len(seen)]
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+
+    def _function_headers(
+        self, request: _Request, key: str, body: bytes, function_timeout_s: float
+    ) -> list[tuple[str, str]]:
+        """The client's headers as Lambda Web Adapter passes them, with the two context headers."""
+        context = request_context(
+            request.method,
+            unquote(request.path),
+            request_id=request.request_id,
+            source_ip=request.source_ip,
+            user_agent=request.lowered.get("user-agent"),
+            api_key=key,
+            host=request.lowered.get("host") or self.host,
+        )
+        lambda_context = {
+            "request_id": str(uuid.uuid4()),
+            "deadline": int((time.time() + function_timeout_s) * 1000),
+            "invoked_function_arn": FUNCTION_ARN,
+        }
+        headers = [(k, v) for k, v in request.headers if k.lower() not in _REQUEST_DROPPED]
+        if "host" not in request.lowered:  # an HTTP/1.0 client may leave it out; HTTP/1.1 needs it
+            headers.append(("host", self.host))
+        headers += [
+            ("content-length", str(len(body))),
+            (REQUEST_CONTEXT_HEADER, json.dumps(context)),
+            (LAMBDA_CONTEXT_HEADER, json.dumps(lambda_context)),
+        ]
+        return headers
+
+
+class _ClientGone:
+    """The client disconnected before its body was read."""
+
+
+@dataclass(frozen=True)
+class _Limits:
+    """An invocation's deadlines (time.monotonic()): the integration's, and the function's own."""
+
+    integration: float
+    function: float
+    function_timeout_s: float
+
+
+class _Failed(Exception):
+    """The invocation failed before its answer's headers: the gateway's answer, and why."""
+
+    def __init__(self, answer: _Answer, note: str) -> None:
+        super().__init__(note)
+        self.answer, self.note = answer, note
+
+
+class _Broken(Exception):
+    """The environment closed the connection before its answer was complete."""
+
+
+class _Connection:
+    """The gateway's HTTP/1.1 keep-alive connection to one environment's uvicorn: asyncio streams and
+    h11, so no proxy setting or default header of an HTTP client library applies."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+        self.h11 = h11.Connection(h11.CLIENT)
+        self.loop = asyncio.get_running_loop()
+
+    @classmethod
+    async def open(cls, port: int) -> _Connection:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        return cls(reader, writer)
+
+    @property
+    def usable(self) -> bool:
+        """Ready for a request: open, and the environment has not closed its end."""
+        return self.h11.our_state is h11.IDLE and not self.writer.is_closing() and not self.reader.at_eof()
+
+    def next_cycle(self) -> bool:
+        """After a whole answer: ready the connection for the next request, if it can take one."""
+        if self.h11.our_state is h11.DONE and self.h11.their_state is h11.DONE:
+            self.h11.start_next_cycle()
+            return True
+        return False
+
+    def close_soon(self) -> None:
+        if self.loop.is_closed():
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is self.loop:
+            self.writer.close()
+        else:
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                self.loop.call_soon_threadsafe(self.writer.close)
+
+
+class _FunctionCall:
+    """One request to an environment's main:app and its answer, over the environment's kept connection."""
+
+    def __init__(self, environment: Environment) -> None:
+        self.environment = environment
+        self._connection: _Connection | None = None
+
+    async def start(
+        self, method: str, target: str, headers: list[tuple[str, str]], body: bytes, limits: _Limits
+    ) -> h11.Response:
+        """Send the request; the answer's status and headers, or _Failed."""
+        try:
+            async with asyncio.timeout_at(min(limits.integration, limits.function)):
+                kept = self.environment.connection
+                if isinstance(kept, _Connection) and kept.usable:
+                    connection = kept
+                else:
+                    self.environment.drop_connection()
+                    connection = await _Connection.open(self.environment.port)
+                    self.environment.connection = connection
+                self._connection = connection
+                request = h11.Request(method=method, target=target.encode("latin-1"), headers=headers)
+                out = connection.h11.send(request) + connection.h11.send(h11.Data(data=body))
+                connection.writer.write(out + connection.h11.send(h11.EndOfMessage()))
+                while True:
+                    event = await self._next_event()
+                    if isinstance(event, h11.Response):
+                        return event
+                    if not isinstance(event, h11.InformationalResponse):
+                        raise _Broken(f"unexpected {type(event).__name__} before the response")
+        except TimeoutError:
+            if time.monotonic() >= limits.integration:
+                raise _Failed(_TIMED_OUT, "no response headers within the integration timeout") from None
+            raise _Failed(_LAMBDA_FAILED, f"Task timed out after {limits.function_timeout_s:.2f} seconds") from None
+        except (OSError, h11.ProtocolError, _Broken) as exc:
+            raise _Failed(_LAMBDA_FAILED, _failure(self.environment, exc)) from None
+
+    async def next_chunk(self, limits: _Limits, idle_s: float) -> bytes | None:
+        """The next piece of the body as it arrives; None at its end; _Cut past a deadline or if broken."""
+        deadline = min(limits.integration, limits.function, time.monotonic() + idle_s)
+        try:
+            async with asyncio.timeout_at(deadline):
+                while True:
+                    event = await self._next_event()
+                    if isinstance(event, h11.Data):
+                        if event.data:
+                            return bytes(event.data)
+                    elif isinstance(event, h11.EndOfMessage):
+                        return None
+                    else:
+                        raise _Broken(f"unexpected {type(event).__name__} in the body")
+        except TimeoutError:
+            now = time.monotonic()
+            if now >= limits.function:
+                raise _Cut(f"Task timed out after {limits.function_timeout_s:.2f} seconds") from None
+            raise _Cut("integration timeout" if now >= limits.integration else "idle timeout") from None
+        except (OSError, h11.ProtocolError, _Broken) as exc:
+            raise _Cut(_failure(self.environment, exc)) from None
+
+    async def _next_event(self) -> h11.Event:
+        connection = self._connection
+        if connection is None:
+            raise _Broken("not connected")
+        while True:
+            event = connection.h11.next_event()
+            if event is h11.PAUSED:  # only after the response: more data than one answer
+                raise _Broken("data after the end of the answer")
+            if isinstance(event, h11.ConnectionClosed):
+                raise _Broken("the connection closed")
+            if isinstance(event, h11.Event):
+                return event
+            connection.h11.receive_data(await connection.reader.read(RELAY_READ_BYTES))
+
+    def finish(self, clean: bool) -> None:
+        """Keep the connection for the environment's next request if the exchange ended cleanly."""
+        if self._connection is not None and not (clean and self._connection.next_cycle()):
+            if self.environment.connection is self._connection:
+                self.environment.connection = None
+            self._connection.close_soon()
+
+
+def _failure(environment: Environment, exc: BaseException) -> str:
+    """Why an invocation failed, for the access log."""
+    environment.process.join(EXIT_WAIT_S)  # a process that exited closes its socket a moment before it is reaped
+    code = environment.process.exitcode
+    if code is not None:
+        return f"the execution environment ended (exit code {code})"
+    return f"the function's answer broke off: {type(exc).__name__}: {exc}"
 
 
 def _error_code(data: bytes) -> str:

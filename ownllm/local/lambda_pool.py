@@ -1,46 +1,50 @@
-"""Lambda execution environments for a function's code, run locally the way Lambda runs them.
+"""Lambda execution environments for the function's code, run locally the way Lambda runs them
+behind Lambda Web Adapter.
 
-Each environment is a process that imports the asset's `app.py` once (its cold start,
-~70 ms: the fork server has botocore and Powertools imported already) and then serves one
-invocation at a time with a context whose remaining time counts down from the function's
-timeout. Concurrent invocations get more environments, up to `max_instances`; beyond that
-they wait for one to free up. Processes, not threads, because a Lambda handler may keep
-per-request state in module globals (the forwarder's Powertools resolver and metrics do),
-which is right for Lambda and wrong for two threads at once.
+Each environment is a process that imports the asset's `main.py` once (its cold start: the fork
+server has botocore, Powertools and uvicorn imported already) and then serves `main:app` with
+uvicorn on its own loopback port, as lambda/forwarder/run.sh does on the adapter's port. The
+gateway relays one request at a time to it. Concurrent requests get more environments, up to
+`max_instances`; beyond that they wait for one to free up. Processes, not threads, because the
+function keeps per-request state in module globals (the forwarder's Powertools resolver and
+metrics do), which is right for Lambda and wrong for two requests at once.
 
-As in Lambda: an invocation past the function's timeout ends its environment (the next
-one is a cold start); an environment idle for `idle_timeout_s` is reclaimed, one is kept
-warm. Each environment sees fake AWS credentials, no AWS config files and only the
-environment it is given, so nothing here can reach AWS with the caller's identity.
+As in Lambda: an invocation past the function's timeout ends its environment (the gateway
+discards it; the next one is a cold start); an environment idle for `idle_timeout_s` is
+reclaimed, one is kept warm. Each environment sees fake AWS credentials, no AWS config files, no
+proxy settings and only the environment it is given, so nothing here can reach AWS with the
+caller's identity, and its loopback calls never go through HTTP(S)_PROXY.
 
 Scripts that start a pool (or a LocalStack) need the usual multiprocessing guard,
-`if __name__ == "__main__":`, because each environment imports the main module.
+`if __name__ == "__main__":`, because the fork server imports the main module.
 """
 
 from __future__ import annotations
 
+import asyncio
+import collections
+import concurrent.futures
 import contextlib
+import importlib
 import io
 import multiprocessing
 import os
 import signal
+import socket
 import sys
 import threading
 import time
-import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
 from pathlib import Path
-from types import ModuleType
-from typing import Any
+from typing import Protocol
 
-from ownllm.forwarder import load_module
-from ownllm.settings import Settings
+import uvicorn
 
 ROOT = Path(__file__).resolve().parents[2]
 FORWARDER_DIR = ROOT / "lambda" / "forwarder"
-LAMBDA_TIMEOUT_S = float(Settings.model_fields["lambda_timeout_s"].default)
-LAMBDA_MEMORY_MB: int = Settings.model_fields["lambda_memory_mb"].default
 # Lambda's init phase may take 10 s; a local cold start takes well under a second.
 INIT_TIMEOUT_S = 10.0
 # Lambda reclaims an environment after some minutes without work; so does the pool.
@@ -48,10 +52,17 @@ IDLE_TIMEOUT_S = 300.0
 ACCOUNT_ID = "123456789012"
 REGION = "us-east-1"
 FUNCTION_NAME = "ownllm-forwarder-local"
+# What each environment serves: lambda/forwarder/run.sh runs `uvicorn main:app`.
+APP_MODULE, APP_ATTRIBUTE = "main", "app"
+# Cold starts that run at once; more wait their turn (each is a fork and an import).
+PARALLEL_COLD_STARTS = 8
+# How long an environment's uvicorn keeps the gateway's idle connection: a day, longer than any
+# environment stays idle (one is kept warm forever, though; the gateway then reconnects).
+KEEP_ALIVE_S = 24 * 3600
+STOP_TIMEOUT_S = 2.0
 
 # What each environment sees instead of the caller's AWS setup: fake credentials, one
-# region, no config files, no instance metadata. Anything that would redirect or disable
-# the endpoint override is removed.
+# region, no config files, no instance metadata.
 FAKE_AWS_ENV = {
     "AWS_ACCESS_KEY_ID": "ownlocal",
     "AWS_SECRET_ACCESS_KEY": "ownlocal",
@@ -62,18 +73,17 @@ FAKE_AWS_ENV = {
     "AWS_CONFIG_FILE": os.devnull,
     "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
 }
-_UNSET_ENV = (
-    "AWS_PROFILE",
-    "AWS_DEFAULT_PROFILE",
-    "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS",
-    "AWS_ENDPOINT_URL",
-    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-    "AWS_WEB_IDENTITY_TOKEN_FILE",
-    "AWS_ROLE_ARN",
-)
-# Imported once by the fork server and shared by every environment it forks.
+# All an environment keeps of the gateway's own environment (locale and a temporary folder):
+# no AWS_PROFILE or AWS_ENDPOINT_URL, no HTTP_PROXY/HTTPS_PROXY/ALL_PROXY.
+KEPT_ENV = ("PATH", "LANG", "LC_ALL", "TMPDIR", "HOME")
+# Imported once by the fork server and shared by every environment it forks. Each environment
+# also runs the parent's main module again, as multiprocessing does for every child (CPython
+# Lib/multiprocessing/spawn.py, prepare; the fork server's own "__main__" preload never applies in
+# 3.11: it asks get_preparation_data for a `main_path` key that is called `init_main_from_path`);
+# a script or benchmark that starts the stack imports ownllm.local.stack (pydantic, the settings,
+# the runtime), which would otherwise be ~120 ms of every cold start.
 _PRELOAD = [
+    "ownllm.local.stack",
     "ownllm.local.lambda_pool",
     "botocore.session",
     "botocore.client",
@@ -81,6 +91,11 @@ _PRELOAD = [
     "aws_lambda_powertools.event_handler",
     "aws_lambda_powertools.metrics",
     "aws_lambda_powertools.logging",
+    "uvicorn.config",
+    "uvicorn.server",
+    "uvicorn.protocols.http.h11_impl",
+    "uvicorn.lifespan.on",
+    "uvicorn.loops.asyncio",
 ]
 
 
@@ -88,39 +103,8 @@ class LocalStackError(Exception):
     """Something stops the local stack from starting, said in one line for the user."""
 
 
-class LambdaContext:
-    """What the handler gets as `context`: Lambda's attributes, a clock counting down to the timeout."""
-
-    function_version = "$LATEST"
-    log_group_name = f"/aws/lambda/{FUNCTION_NAME}"
-
-    def __init__(self, aws_request_id: str, deadline: float, function_name: str, memory_limit_in_mb: int):
-        self.aws_request_id = aws_request_id
-        self.function_name = function_name
-        self.memory_limit_in_mb = memory_limit_in_mb
-        self.invoked_function_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{function_name}"
-        self.log_stream_name = f"{time.strftime('%Y/%m/%d')}/[$LATEST]{os.getpid():032x}"
-        self._deadline = deadline  # time.monotonic(): one clock for every process on the machine
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self._deadline - time.monotonic()) * 1000))
-
-
-def load_handler_module(code_dir: Path, module_name: str = "forwarder_app") -> ModuleType:
-    """Import `app.py` from a Lambda asset folder, with the folder on sys.path as in Lambda.
-
-    The module gets its own name because the asset's `app.py` must not be confused with
-    any other `app` (the CDK app at the repository root has that name too).
-    """
-    if str(code_dir) not in sys.path:
-        sys.path.insert(0, str(code_dir))
-    return load_module(module_name, Path(code_dir) / "app.py")
-
-
-def _environment_main(
-    conn: Connection, env: dict, code_dir: str, function_name: str, memory_mb: int, log_path: str | None
-) -> None:
-    """One execution environment: init once, then invocations one at a time until told to stop."""
+def _environment_main(conn: Connection, env: dict[str, str], code_dir: str, log_path: str | None) -> None:
+    """One execution environment: import main.py, then serve main:app until told to stop."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group; the gateway handles it
     started = time.perf_counter()
     try:
@@ -130,62 +114,97 @@ def _environment_main(
         for stream in (sys.stdout, sys.stderr):  # Lambda's Python runtime writes each line at once
             if isinstance(stream, io.TextIOWrapper):
                 stream.reconfigure(line_buffering=True)
-        for key in _UNSET_ENV:
-            os.environ.pop(key, None)
-        os.environ.update(env)
-        handler = load_handler_module(Path(code_dir)).handler
+        kept = {name: os.environ[name] for name in KEPT_ENV if name in os.environ}
+        os.environ.clear()
+        os.environ.update({**kept, **env})
+        os.chdir(code_dir)  # run.sh's working directory: the asset
+        sys.path.insert(0, code_dir)
+        app = getattr(importlib.import_module(APP_MODULE), APP_ATTRIBUTE)
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # see server.py: no Nagle
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(64)
     except BaseException as exc:  # noqa: BLE001 - whatever init raises is the answer
         conn.send(("init_error", f"{type(exc).__name__}: {exc}"))
         return
-    conn.send(("ready", (time.perf_counter() - started) * 1000))
-    while True:
-        try:
-            message = conn.recv()
-        except (EOFError, OSError):  # the gateway is gone
-            return
-        if message is None:
-            return
-        event, aws_request_id, deadline = message
-        try:
-            result = ("ok", handler(event, LambdaContext(aws_request_id, deadline, function_name, memory_mb)))
-        except Exception as exc:  # noqa: BLE001 - Lambda reports an unhandled error as errorType/errorMessage
-            result = ("error", f"{type(exc).__name__}: {exc}")
-        try:
-            conn.send(result)
-        except (BrokenPipeError, EOFError):
-            return
-        except Exception as exc:  # noqa: BLE001 - an unpicklable return value is not a proxy response either
-            conn.send(("error", f"{type(exc).__name__}: {exc}"))
+    # run.sh's uvicorn, but with h11 and asyncio named (the asset bundles no httptools or uvloop),
+    # and a keep-alive longer than any idle gap, so the gateway's connection is not closed under it.
+    config = uvicorn.Config(
+        app,
+        http="h11",
+        loop="asyncio",
+        log_level="warning",
+        access_log=False,
+        date_header=False,  # set once at start and never updated without the tick; the gateway sets none either
+        timeout_keep_alive=KEEP_ALIVE_S,
+    )
+    server = _EnvironmentServer(config, conn)
+    conn.send(("ready", (listener.getsockname()[1], (time.perf_counter() - started) * 1000)))
+    server.run(sockets=[listener])
 
 
-@dataclass
-class _Environment:
-    process: Any
-    conn: Any
+class _EnvironmentServer(uvicorn.Server):
+    """uvicorn.Server as an environment runs it: stopped over its control pipe (a message, or EOF
+    when the gateway is gone), not by signals (Ctrl-C at the terminal is the gateway's to handle),
+    and without uvicorn's 0.1 s housekeeping tick, which would cost every idle environment CPU."""
+
+    def __init__(self, config: uvicorn.Config, control: Connection) -> None:
+        super().__init__(config)
+        self.control = control
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+    async def main_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+
+        def watch_the_gateway() -> None:
+            with contextlib.suppress(EOFError, OSError):
+                self.control.recv()
+            with contextlib.suppress(RuntimeError):  # the loop is gone already
+                loop.call_soon_threadsafe(stop.set)
+
+        threading.Thread(target=watch_the_gateway, name="gateway-watch", daemon=True).start()
+        await stop.wait()
+
+
+class KeptConnection(Protocol):
+    """What the gateway keeps open to an environment between requests."""
+
+    def close_soon(self) -> None:
+        """Close it from any thread (it belongs to the gateway's event loop)."""
+
+
+@dataclass(eq=False)
+class Environment:
+    """One execution environment: its process, its control pipe, the port main:app listens on, and
+    the gateway's keep-alive connection to it."""
+
+    process: BaseProcess
+    control: Connection
+    port: int = 0
     init_ms: float = 0.0
     invocations: int = 0
     idle_since: float = 0.0
+    connection: KeptConnection | None = None
 
-
-@dataclass(frozen=True)
-class Invocation:
-    """How one invocation ended: kind is ok, error, lambda_timeout, or gateway_timeout."""
-
-    kind: str
-    result: Any = None
-    detail: str = ""
-    cold_start: bool = False
-    init_ms: float | None = None  # the environment's init phase, on a cold start
+    def drop_connection(self) -> None:
+        connection, self.connection = self.connection, None
+        if connection is not None:
+            connection.close_soon()
 
 
 @dataclass(eq=False)
 class LambdaPool:
-    """Execution environments for one function, started on demand, one request each at a time."""
+    """Execution environments for one function, started on demand, one request each at a time.
+
+    `acquire` and `release`/`discard` run on the gateway's event loop; `start`, `reap` and
+    `close` from any thread."""
 
     env: dict[str, str]
+    timeout_s: float  # the function's timeout (Settings.function_timeout_s as deployed)
     code_dir: Path = FORWARDER_DIR
-    timeout_s: float = LAMBDA_TIMEOUT_S
-    memory_mb: int = LAMBDA_MEMORY_MB
     max_instances: int = 64
     log_path: str | None = None
     function_name: str = FUNCTION_NAME
@@ -202,11 +221,15 @@ class LambdaPool:
             self._mp.set_forkserver_preload(_PRELOAD)
         else:
             self._mp = multiprocessing.get_context("spawn")
-        self._idle: list[_Environment] = []
-        self._envs: dict[int, _Environment] = {}
+        self._idle: list[Environment] = []
+        self._envs: dict[int, Environment] = {}
         self._starting = 0
-        self._cond = threading.Condition()
+        self._waiters: collections.deque[asyncio.Future[Environment | None]] = collections.deque()
+        self._lock = threading.Lock()
         self._closed = False
+        self._spawner = concurrent.futures.ThreadPoolExecutor(
+            min(self.max_instances, PARALLEL_COLD_STARTS), thread_name_prefix=f"{self.function_name}-init"
+        )
         self._reaper_stop = threading.Event()
         self._reaper: threading.Thread | None = None
 
@@ -214,16 +237,22 @@ class LambdaPool:
 
     def start(self, warm: int = 1) -> LambdaPool:
         """Start `warm` environments now, so a broken function fails here, not on the first request."""
-        if not (Path(self.code_dir) / "app.py").is_file():
-            raise LocalStackError(f"the function's code is not at {self.code_dir}/app.py; run from an ownllm checkout")
+        if not (Path(self.code_dir) / f"{APP_MODULE}.py").is_file():
+            raise LocalStackError(
+                f"the function's code is not at {self.code_dir}/{APP_MODULE}.py; run from an ownllm checkout"
+            )
         for _ in range(min(warm, self.max_instances)):
-            with self._cond:
+            with self._lock:
                 self._starting += 1
             try:
                 environment = self._spawn(time.monotonic() + INIT_TIMEOUT_S)
-            except _InitFailed as exc:
-                raise LocalStackError(f"the function failed to start ({self.code_dir}/app.py): {exc}") from None
-            self._release(environment)
+            except InitFailed as exc:
+                raise LocalStackError(
+                    f"the function failed to start ({self.code_dir}/{APP_MODULE}.py): {exc}"
+                ) from None
+            with self._lock:
+                environment.idle_since = time.monotonic()
+                self._idle.append(environment)
         if self._reaper is None:
             self._reaper = threading.Thread(target=self._reap_idle, name=f"{self.function_name}-reaper", daemon=True)
             self._reaper.start()
@@ -237,36 +266,49 @@ class LambdaPool:
     def reap(self) -> int:
         """Stop environments idle for idle_timeout_s or more, keeping one; how many were stopped."""
         now = time.monotonic()
-        with self._cond:
+        with self._lock:
             stale = [e for e in self._idle if now - e.idle_since >= self.idle_timeout_s]
             if stale and len(stale) == len(self._envs):
                 stale.remove(max(stale, key=lambda e: e.idle_since))  # the most recently used stays warm
             for environment in stale:
                 self._idle.remove(environment)
-                self._envs.pop(environment.process.pid, None)
+                self._envs.pop(environment.process.pid or 0, None)
         for environment in stale:
-            with contextlib.suppress(OSError):
-                environment.conn.send(None)
-            environment.process.join(1.0)
-            self._kill(environment)
+            self._stop(environment)
         return len(stale)
+
+    def stop_idle(self) -> int:
+        """Stop every idle environment now, the warm one too (the next request is a cold start);
+        how many were stopped."""
+        with self._lock:
+            idle, self._idle = self._idle, []
+            for environment in idle:
+                self._envs.pop(environment.process.pid or 0, None)
+        for environment in idle:
+            self._stop(environment)
+        return len(idle)
 
     def close(self) -> None:
         self._reaper_stop.set()
         if self._reaper is not None:
             self._reaper.join(5)
-        with self._cond:
+        with self._lock:
             self._closed = True
-            idle, self._idle = self._idle, []
             everything = list(self._envs.values())
-            self._cond.notify_all()
-        for environment in idle:
+            self._envs.clear()
+            self._idle.clear()
+            waiters, self._waiters = list(self._waiters), collections.deque()
+        for waiter in waiters:  # requests still waiting: their loop may be gone already
+            with contextlib.suppress(RuntimeError):
+                waiter.get_loop().call_soon_threadsafe(waiter.cancel)
+        for environment in everything:
             with contextlib.suppress(OSError):
-                environment.conn.send(None)
-        deadline = time.monotonic() + 2.0
+                environment.control.send(None)
+        deadline = time.monotonic() + STOP_TIMEOUT_S
         for environment in everything:
             environment.process.join(max(0.0, deadline - time.monotonic()))
             self._kill(environment)
+        self._spawner.shutdown(wait=True, cancel_futures=True)
 
     def __enter__(self) -> LambdaPool:
         return self.start()
@@ -276,129 +318,152 @@ class LambdaPool:
 
     @property
     def pids(self) -> list[int]:
-        with self._cond:
-            return [e.process.pid for e in self._envs.values()]
+        with self._lock:
+            return list(self._envs)
 
     @property
     def instances(self) -> int:
-        with self._cond:
+        with self._lock:
             return len(self._envs)
 
-    # -- one invocation ----------------------------------------------------------------------------
+    # -- one request ------------------------------------------------------------------------------
 
-    def invoke(self, event: dict, deadline: float) -> Invocation:
-        """Run the handler on a free environment; give up at `deadline` (time.monotonic())."""
-        try:
-            environment, cold = self._acquire(deadline)
-        except _InitFailed as exc:
-            if time.monotonic() >= deadline:
-                return Invocation("gateway_timeout", detail=f"still in init: {exc}", cold_start=True)
-            return Invocation("error", detail=f"init failed: {exc}", cold_start=True)
-        if environment is None:
-            return Invocation("gateway_timeout", detail="no free execution environment in time")
-        init_ms = environment.init_ms if cold else None
-        lambda_deadline = time.monotonic() + self.timeout_s
-        try:
-            environment.conn.send((event, str(uuid.uuid4()), lambda_deadline))
-            wait = min(deadline, lambda_deadline + 0.25) - time.monotonic()
-            answered = environment.conn.poll(max(0.0, wait))
-            if answered:
-                kind, value = environment.conn.recv()
-        except (EOFError, OSError) as exc:
-            self._discard(environment)
-            return Invocation("error", detail=f"the environment died: {type(exc).__name__}", cold_start=cold)
-        if not answered:
-            # Lambda resets an environment whose invocation timed out; the gateway does the same.
-            self._discard(environment)
-            if time.monotonic() >= deadline:
-                return Invocation("gateway_timeout", detail="no answer within the integration timeout", cold_start=cold)
-            return Invocation(
-                "lambda_timeout", detail=f"Task timed out after {self.timeout_s:.2f} seconds", cold_start=cold
-            )
-        environment.invocations += 1
-        self._release(environment)
-        if kind == "ok":
-            return Invocation("ok", result=value, cold_start=cold, init_ms=init_ms)
-        return Invocation("error", detail=str(value), cold_start=cold, init_ms=init_ms)
-
-    def _acquire(self, deadline: float) -> tuple[_Environment | None, bool]:
-        with self._cond:
-            while True:
+    async def acquire(self, deadline: float) -> tuple[Environment, bool] | None:
+        """A free environment and whether it was a cold start, or None if none is free by `deadline`
+        (time.monotonic()). Raises InitFailed when a new environment fails its init phase."""
+        loop = asyncio.get_running_loop()
+        while True:
+            waiter: asyncio.Future[Environment | None] | None = None
+            with self._lock:
                 if self._closed:
-                    return None, False
+                    return None
                 if self._idle:
                     return self._idle.pop(), False
                 if len(self._envs) + self._starting < self.max_instances:
                     self._starting += 1
-                    break
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return None, False
-                self._cond.wait(left)
-        return self._spawn(min(deadline, time.monotonic() + INIT_TIMEOUT_S)), True
+                else:
+                    waiter = loop.create_future()
+                    self._waiters.append(waiter)
+            if waiter is None:
+                init_deadline = min(deadline, time.monotonic() + INIT_TIMEOUT_S)
+                return await loop.run_in_executor(self._spawner, self._spawn, init_deadline), True
+            left = deadline - time.monotonic()
+            if left > 0:
+                await asyncio.wait({waiter}, timeout=left)
+            if not waiter.done():
+                waiter.cancel()
+                with self._lock, contextlib.suppress(ValueError):
+                    self._waiters.remove(waiter)
+                return None
+            handed = waiter.result()
+            if handed is not None:
+                return handed, False
+            # None: a slot was freed; go round and start an environment in it
 
-    def _spawn(self, deadline: float) -> _Environment:
+    def release(self, environment: Environment) -> None:
+        """An environment done with its request: to the next waiting request, else idle."""
+        environment.invocations += 1
+        with self._lock:
+            if not self._closed:
+                environment.idle_since = time.monotonic()
+                while self._waiters:
+                    waiter = self._waiters.popleft()
+                    if not waiter.done():
+                        waiter.set_result(environment)
+                        return
+                self._idle.append(environment)
+                return
+        self._stop(environment)
+
+    def close_connections(self) -> None:
+        """Close the gateway's connections to idle environments (the gateway is stopping)."""
+        with self._lock:
+            idle = list(self._idle)
+        for environment in idle:
+            environment.drop_connection()
+
+    def discard(self, environment: Environment) -> None:
+        """End an environment (a timed-out or broken invocation); its slot goes to a waiting request."""
+        environment.process.kill()  # Lambda resets an environment whose invocation timed out
+        environment.drop_connection()
+        with self._lock:
+            self._envs.pop(environment.process.pid or 0, None)
+            self._hand_a_free_slot()
+        try:
+            self._spawner.submit(self._kill, environment)  # reaped off the event loop
+        except RuntimeError:  # the pool is closing: reap it here
+            self._kill(environment)
+
+    def _hand_a_free_slot(self) -> None:
+        """Tell the first waiting request that a slot is free (it starts an environment in it).
+        Called with the lock held, from the event loop or a cold-start thread."""
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                with contextlib.suppress(RuntimeError):  # its loop is closed: nobody waits any more
+                    waiter.get_loop().call_soon_threadsafe(_wake, waiter)
+                return
+
+    def _spawn(self, deadline: float) -> Environment:
         """A new environment through its init phase; the caller has reserved a slot in _starting."""
+        ready = False
         try:
             parent, child = self._mp.Pipe()
             process = self._mp.Process(
                 target=_environment_main,
-                args=(child, self.env, str(self.code_dir), self.function_name, self.memory_mb, self.log_path),
+                args=(child, self.env, str(self.code_dir), self.log_path),
                 name=f"{self.function_name}-env",
                 daemon=True,
             )
             process.start()
             child.close()
-            environment = _Environment(process, parent)
+            environment = Environment(process, parent)
             if not parent.poll(max(0.0, deadline - time.monotonic())):
                 self._kill(environment)
-                raise _InitFailed("init did not finish in time")
+                raise InitFailed("init did not finish in time")
             try:
                 kind, value = parent.recv()
             except (EOFError, OSError):
                 self._kill(environment)
-                raise _InitFailed(f"the environment exited during init (exit code {process.exitcode})") from None
+                raise InitFailed(f"the environment exited during init (exit code {process.exitcode})") from None
             if kind != "ready":
                 self._kill(environment)
-                raise _InitFailed(str(value))
-            environment.init_ms = float(value)
+                raise InitFailed(str(value))
+            environment.port, environment.init_ms = int(value[0]), float(value[1])
+            ready = True
         finally:
-            with self._cond:
+            with self._lock:
                 self._starting -= 1
-                self._cond.notify()
+                if not ready:  # the slot it had reserved is free again
+                    self._hand_a_free_slot()
         pid = process.pid
         if pid is None:  # start() returned, so the process has a pid
-            raise _InitFailed("the environment has no process id")
-        with self._cond:
+            raise InitFailed("the environment has no process id")
+        with self._lock:
             self._envs[pid] = environment
             self.cold_starts += 1
         return environment
 
-    def _release(self, environment: _Environment) -> None:
-        with self._cond:
-            if self._closed:
-                closed = True
-            else:
-                closed = False
-                environment.idle_since = time.monotonic()
-                self._idle.append(environment)
-                self._cond.notify()
-        if closed:
-            self._discard(environment)
-
-    def _discard(self, environment: _Environment) -> None:
+    def _stop(self, environment: Environment) -> None:
+        """Stop an idle environment the way Lambda shuts one down: asked first, then killed."""
+        environment.drop_connection()
+        with contextlib.suppress(OSError):
+            environment.control.send(None)
+        environment.process.join(STOP_TIMEOUT_S)
         self._kill(environment)
-        with self._cond:
-            self._envs.pop(environment.process.pid, None)
-            self._cond.notify()
 
     @staticmethod
-    def _kill(environment: _Environment) -> None:
+    def _kill(environment: Environment) -> None:
         if environment.process.is_alive():
             environment.process.kill()
-        environment.process.join(2.0)
-        environment.conn.close()
+        environment.process.join(STOP_TIMEOUT_S)
+        environment.control.close()
 
 
-class _InitFailed(Exception):
-    pass
+def _wake(waiter: asyncio.Future[Environment | None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
+class InitFailed(Exception):
+    """A new environment did not finish its init phase; the message says why."""

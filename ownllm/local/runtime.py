@@ -46,8 +46,8 @@ from ownllm.local.server import (
     Receive,
     Scope,
     Send,
-    abort,
     answer,
+    close_connection,
     read_body,
     request_headers,
 )
@@ -370,7 +370,7 @@ class _App:
             await _answer(send, *_too_large())
             return
         if body is None:  # the client went away, or stalled mid-body
-            abort(scope)
+            close_connection(scope)
             return
         if scope["method"] != "POST":
             no_operation = f"No operation at {scope['method']} {path}"
@@ -389,7 +389,7 @@ class _App:
         except Exception as exc:  # noqa: BLE001 - a broken backend is an internal failure, not a hung client
             result = _aws_error(500, "InternalFailure", f"backend raised {type(exc).__name__}: {exc}")
         if result is None:
-            abort(scope)
+            close_connection(scope)
         elif isinstance(result, _Stream):
             await self._send_stream(result, receive, send)
         else:

@@ -6,14 +6,18 @@ pyproject.toml. It parses HTTP with h11, which refuses malformed requests itself
 that is negative or not hex, a bad request line, headers over `MAX_HEADER_BYTES`) with a 400, and
 it serves every connection on one event loop, so a slow client holds no thread.
 
-What uvicorn lacks is a header timeout: a client that connects and trickles a request line a
-byte at a time would keep its connection forever (the keep-alive timeout only runs between
-requests). `_TimedH11Protocol` closes a connection whose request headers are not complete
-within `header_timeout_s` of its first byte (or of the connection, for the first request).
-Idle reads of a request body are the app's to bound (`read_body`, `receive_within`).
+What uvicorn lacks is a header timeout and a body idle timeout: a client that connects and
+trickles a request line a byte at a time, or stops halfway through its body, would keep its
+connection forever (the keep-alive timeout only runs between requests). `_TimedH11Protocol`
+closes a connection whose request headers are not complete within `header_timeout_s` of its
+first byte (or of the connection, for the first request), and one whose body has had no new
+byte for `body_idle_timeout_s` while the app was ready to read it (the app then reads
+`http.disconnect`). The same holds for a body uvicorn discards after the app answered without
+reading it.
 
-ASGI has no way to hang up without answering; `abort(scope)` does (the scope carries the
-`ABORT_EXTENSION`), for apps that play a server dying mid-request.
+An app may also end a connection before or during its answer, as a gateway cuts a stream past
+its timeout or a server dies mid-request: `close_connection(scope)` closes it without the final
+chunk (ASGI has no message for that).
 
 The socket is bound here, before the thread starts, so a port in use is an immediate OSError in
 the caller, and port 0 gets a free port that `port` reports.
@@ -37,8 +41,7 @@ import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol, RequestResponseCycle
 
 __all__ = [
-    "ABORT_EXTENSION",
-    "BODY_IDLE_S",
+    "BODY_IDLE_TIMEOUT_S",
     "BodyTooLarge",
     "DaemonPool",
     "HEADER_TIMEOUT_S",
@@ -48,10 +51,9 @@ __all__ = [
     "Receive",
     "Scope",
     "Send",
-    "abort",
     "answer",
+    "close_connection",
     "read_body",
-    "receive_within",
     "request_headers",
 ]
 
@@ -67,50 +69,60 @@ _T = TypeVar("_T")
 # keep-alive connection is kept. API Gateway's own figures are not published; these are generous
 # for a local client and short enough that abandoned connections go.
 HEADER_TIMEOUT_S = 10.0
+BODY_IDLE_TIMEOUT_S = 10.0
 KEEP_ALIVE_S = 5
-# How long `read_body` waits for the next piece of a request body before giving up on the client.
-BODY_IDLE_S = 10.0
 # h11's own limit on an incomplete request head (uvicorn's default, 16 KiB): larger is a 400.
 MAX_HEADER_BYTES = 16 * 1024
 # Listening backlog: 64 clients connecting at once must not see refused SYNs.
 BACKLOG = 1024
 STOP_TIMEOUT_S = 5.0
-# scope["extensions"][ABORT_EXTENSION]["abort"]: close this request's connection without an answer.
-ABORT_EXTENSION = "ownllm.abort"
+# scope["extensions"][CLOSE_EXTENSION]["close"]: close this request's connection now.
+CLOSE_EXTENSION = "ownllm.close_connection"
 
 
 class _TimedH11Protocol(H11Protocol):
-    """uvicorn's h11 protocol with a deadline on each request head."""
+    """uvicorn's h11 protocol with a deadline on each request head and on each pause in a body."""
 
     header_timeout_s: float = HEADER_TIMEOUT_S
+    body_idle_timeout_s: float = BODY_IDLE_TIMEOUT_S
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]  # - uvicorn's narrower signature
         super().connection_made(transport)
         self._head_timer: asyncio.TimerHandle | None = None
+        self._body_timer: asyncio.TimerHandle | None = None
+        self._last_body_byte = 0.0
         self._arm_head_timer()
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
-        if self.conn.their_state is h11.IDLE:  # still reading a request head
+        state = self.conn.their_state
+        if state is h11.IDLE:  # still reading a request head
             self._arm_head_timer()
         else:
             self._cancel_head_timer()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._cancel_head_timer()
-        super().connection_lost(exc)
+        if state is h11.SEND_BODY:
+            self._last_body_byte = self.loop.time()
+            if self._body_timer is None:
+                self._body_timer = self.loop.call_later(self.body_idle_timeout_s, self._body_check)
 
     def handle_events(self) -> None:
         cycle = self.cycle
         super().handle_events()
         if self.cycle is not cycle:  # a new request: its app task is scheduled, not yet running
             extensions = self.cycle.scope.setdefault("extensions", {})
-            extensions[ABORT_EXTENSION] = {"abort": lambda new=self.cycle: self._abort(new)}
+            extensions[CLOSE_EXTENSION] = {"close": lambda new=self.cycle: self._close(new)}
 
-    def _abort(self, cycle: RequestResponseCycle) -> None:
+    def _close(self, cycle: RequestResponseCycle) -> None:
         # Marked disconnected, the cycle neither answers 500 for the app nor logs its silence.
         cycle.disconnected = True
         self.transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_head_timer()
+        if self._body_timer is not None:
+            self._body_timer.cancel()
+            self._body_timer = None
+        super().connection_lost(exc)
 
     def _arm_head_timer(self) -> None:
         if self._head_timer is None and not self.transport.is_closing():
@@ -125,6 +137,21 @@ class _TimedH11Protocol(H11Protocol):
         self._head_timer = None
         if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
             self.transport.close()
+
+    def _body_check(self) -> None:
+        """One timer per body, pushed back by each byte: cheaper than a timer per read."""
+        self._body_timer = None
+        if self.conn.their_state is not h11.SEND_BODY or self.transport.is_closing():
+            return
+        now = self.loop.time()
+        waiting_for_us = self.cycle is not None and self.cycle.waiting_for_100_continue
+        if self.flow.read_paused or waiting_for_us:  # the app is not reading yet: the client is not idling
+            self._last_body_byte = now
+        idle = now - self._last_body_byte
+        if idle >= self.body_idle_timeout_s:
+            self.transport.close()
+        else:
+            self._body_timer = self.loop.call_later(self.body_idle_timeout_s - idle, self._body_check)
 
 
 class _Uvicorn(uvicorn.Server):
@@ -151,11 +178,6 @@ class _Uvicorn(uvicorn.Server):
                 wake()
 
 
-async def receive_within(receive: Receive, timeout_s: float) -> Message:
-    """The next ASGI message, or TimeoutError when the client sends nothing for `timeout_s`."""
-    return await asyncio.wait_for(receive(), timeout_s)
-
-
 class BodyTooLarge(Exception):
     """A request body over the `max_bytes` given to `read_body`; what was read of it is dropped."""
 
@@ -164,10 +186,9 @@ class BodyTooLarge(Exception):
         self.max_bytes = max_bytes
 
 
-async def read_body(
-    receive: Receive, idle_timeout_s: float = BODY_IDLE_S, max_bytes: int | None = None
-) -> bytes | None:
-    """The whole request body; None if the client went away or sent nothing for `idle_timeout_s`.
+async def read_body(receive: Receive, max_bytes: int | None = None) -> bytes | None:
+    """The whole request body; None if the client went away (a client idle mid-body past the
+    server's `body_idle_timeout_s` is hung up on, which the app reads as going away).
 
     With `max_bytes`, a longer body raises BodyTooLarge as soon as it passes the limit, having
     held at most that much, whatever its Content-Length claimed or its chunks add up to.
@@ -175,10 +196,7 @@ async def read_body(
     parts: list[bytes] = []
     size = 0
     while True:
-        try:
-            message = await receive_within(receive, idle_timeout_s)
-        except TimeoutError:
-            return None
+        message = await receive()
         if message["type"] != "http.request":  # http.disconnect
             return None
         part = message.get("body", b"")
@@ -206,9 +224,12 @@ async def answer(send: Send, status: int, headers: Mapping[str, str] | Iterable[
     await send({"type": "http.response.body", "body": body})
 
 
-def abort(scope: Scope) -> None:
-    """Close the connection of `scope`'s request without answering (the client sees the server hang up)."""
-    scope["extensions"][ABORT_EXTENSION]["abort"]()
+def close_connection(scope: Scope) -> None:
+    """Close the request's connection now, without an answer or without finishing the one under way."""
+    extension = scope.get("extensions", {}).get(CLOSE_EXTENSION)
+    if extension is None:
+        raise RuntimeError("close_connection needs a request served by LocalServer")
+    extension["close"]()
 
 
 class LocalServer:
@@ -221,21 +242,28 @@ class LocalServer:
         port: int = 0,
         *,
         name: str = "ownllm-local",
+        lifespan: bool = False,
         header_timeout_s: float = HEADER_TIMEOUT_S,
+        body_idle_timeout_s: float = BODY_IDLE_TIMEOUT_S,
         keep_alive_s: int = KEEP_ALIVE_S,
         graceful_stop_s: int = 1,
     ) -> None:
         self.host = host
         self.name = name
-        protocol = type("TimedH11Protocol", (_TimedH11Protocol,), {"header_timeout_s": header_timeout_s})
+        protocol = type(
+            "TimedH11Protocol",
+            (_TimedH11Protocol,),
+            {"header_timeout_s": header_timeout_s, "body_idle_timeout_s": body_idle_timeout_s},
+        )
         self._config = uvicorn.Config(
             app,
             http=protocol,
             interface="asgi3",  # said, not guessed: uvicorn takes a bound async method for ASGI2
-            lifespan="off",
+            lifespan="on" if lifespan else "off",
             log_config=None,
             access_log=False,
             server_header=False,
+            proxy_headers=False,  # X-Forwarded-For from a local client is not its address
             date_header=False,
             timeout_keep_alive=keep_alive_s,
             timeout_graceful_shutdown=graceful_stop_s,

@@ -12,21 +12,16 @@ names an OpenAI-compatible server you run (vLLM, llama.cpp, Ollama).
 from __future__ import annotations
 
 import secrets
-import threading
 from collections.abc import Callable
 from pathlib import Path
 
 from ownllm.forwarder import contract, forwarder_environment
-from ownllm.local.asgi_child import AsgiChild
-from ownllm.local.gateway import INTEGRATION_TIMEOUT_S, AccessRecord, Gateway, StreamTarget
+from ownllm.local.gateway import INTEGRATION_TIMEOUT_S, AccessRecord, Gateway
 from ownllm.local.lambda_pool import (
-    ACCOUNT_ID,
     FAKE_AWS_ENV,
     FORWARDER_DIR,
     FUNCTION_NAME,
     IDLE_TIMEOUT_S,
-    LAMBDA_TIMEOUT_S,
-    REGION,
     LambdaPool,
     LocalStackError,
 )
@@ -70,9 +65,9 @@ class LocalStack:
         latency_s: float = 0.0,
         tokens_per_s: float = 0.0,
         fill_max_tokens: bool = False,
-        streaming: bool = True,
         gateway_timeout_s: float = INTEGRATION_TIMEOUT_S,
-        lambda_timeout_s: float = LAMBDA_TIMEOUT_S,
+        stream_timeout_s: float | None = None,
+        lambda_timeout_s: float | None = None,
         max_instances: int = 64,
         idle_timeout_s: float = IDLE_TIMEOUT_S,
         lambda_env: dict[str, str] | None = None,
@@ -101,12 +96,13 @@ class LocalStack:
         self.upstream, self.upstream_model, self.upstream_key = upstream, upstream_model, upstream_key
         self.latency_s, self.tokens_per_s = latency_s, tokens_per_s
         self.fill_max_tokens = fill_max_tokens
-        # STREAM mode: `stream: true` completions go to main:app in uvicorn (asgi_child.py),
-        # started on the first such request; False keeps every request on the buffered path.
-        self.streaming = streaming
-        self.asgi: AsgiChild | None = None
-        self._asgi_lock = threading.Lock()
-        self.gateway_timeout_s, self.lambda_timeout_s = gateway_timeout_s, lambda_timeout_s
+        # API Gateway's integration timeouts as deployed (stacks/api.py): 29 s, and api_timeout_s
+        # on the completion routes; the function's own timeout: Settings.function_timeout_s.
+        self.gateway_timeout_s = gateway_timeout_s
+        self.stream_timeout_s = float(self.settings.api_timeout_s) if stream_timeout_s is None else stream_timeout_s
+        self.lambda_timeout_s = (
+            float(self.settings.function_timeout_s) if lambda_timeout_s is None else lambda_timeout_s
+        )
         self.max_instances = max_instances
         self.idle_timeout_s = idle_timeout_s
         self.lambda_env = dict(lambda_env or {})
@@ -144,6 +140,7 @@ class LocalStack:
                 self.host,
                 self.port,
                 timeout_s=self.gateway_timeout_s,
+                stream_timeout_s=self.stream_timeout_s,
                 on_request=self.on_request,
                 extra_headers={BACKEND_HEADER: self.backend_kind},
             )
@@ -154,14 +151,11 @@ class LocalStack:
                 env=self.function_env(),
                 code_dir=self.code_dir,
                 timeout_s=self.lambda_timeout_s,
-                memory_mb=self.settings.lambda_memory_mb,
                 max_instances=self.max_instances,
                 log_path=self.lambda_log,
                 idle_timeout_s=self.idle_timeout_s,
             ).start()
             self.gateway.pool = self.pool
-            if self.streaming:
-                self.gateway.stream_target = self.stream_target
             self.gateway.start()
         except BaseException:
             self.stop()
@@ -172,10 +166,6 @@ class LocalStack:
         gateway, self.gateway = self.gateway, None
         if gateway is not None:
             gateway.stop()
-        with self._asgi_lock:
-            asgi, self.asgi = self.asgi, None
-        if asgi is not None:
-            asgi.stop()
         pool, self.pool = self.pool, None
         if pool is not None:
             pool.close()
@@ -215,22 +205,6 @@ class LocalStack:
             max_total_tokens=self.settings.max_total_tokens,
             fill_max_tokens=self.fill_max_tokens,
         )
-
-    def stream_target(self) -> StreamTarget:
-        """The function's streaming entry point, its uvicorn started on first use (a cold start)."""
-        with self._asgi_lock:
-            if self.runtime is None:
-                raise LocalStackError("the local stack is stopped")
-            if self.asgi is None:
-                self.asgi = AsgiChild(self.function_env(), code_dir=self.code_dir, log_path=self.lambda_log).start()
-            s = self.settings
-            return StreamTarget(
-                host=self.asgi.host,
-                port=self.asgi.port,
-                integration_timeout_s=float(s.api_timeout_s),
-                function_timeout_s=float(s.function_timeout_s),
-                function_arn=f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{FUNCTION_NAME}",
-            )
 
     def function_env(self) -> dict[str, str]:
         """The forwarder's environment: the stack's contract (stacks/api.py), fake AWS, the local runtime."""

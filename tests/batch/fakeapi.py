@@ -13,7 +13,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ownllm.local.server import LocalServer, Receive, Scope, Send, abort, answer, read_body, request_headers
+from ownllm.local.server import LocalServer, Receive, Scope, Send, answer, close_connection, read_body, request_headers
 
 COMPLETION_TOKENS = 5
 PROMPT_TOKENS = 10
@@ -81,7 +81,7 @@ def start_server(server: ScriptedServer) -> LocalServer:
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         raw = await read_body(receive)
         if raw is None:  # a client killed mid-request is what the crash tests do
-            abort(scope)
+            close_connection(scope)
             return
         custom_id = json.loads(raw).get("user", "")
         with server._lock:

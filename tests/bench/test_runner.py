@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from ownllm.bench import runner
-from ownllm.local.server import LocalServer, Receive, Scope, Send, abort, answer, read_body, request_headers
+from ownllm.local.server import LocalServer, Receive, Scope, Send, answer, close_connection, read_body, request_headers
 
 KEY = "bench-test-key"
 
@@ -64,7 +64,7 @@ def test_a_keep_alive_connection_the_server_closed_is_reopened_not_counted_as_an
         await read_body(receive)
         seen.append(1)
         await answer(send, 200, {}, b'{"usage": {"completion_tokens": 3}}')
-        abort(scope)  # no "Connection: close": it claims keep-alive, then hangs up anyway
+        close_connection(scope)  # no "Connection: close": it claims keep-alive, then hangs up anyway
 
     with LocalServer(closes_after_each_answer) as server:
         run = runner.run_level(_target(f"{server.url}/v1"), 1, requests=10)

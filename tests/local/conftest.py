@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from ownllm.forwarder import contract
-from ownllm.local.server import LocalServer, Receive, Scope, Send, abort, answer, read_body, request_headers
+from ownllm.local.server import LocalServer, Receive, Scope, Send, answer, close_connection, read_body, request_headers
 from ownllm.local.stack import LocalStack
 
 KEY = "test-key-0123456789"
@@ -147,7 +147,7 @@ class FakeOpenAI:
     async def _app(self, scope: Scope, receive: Receive, send: Send) -> None:
         raw = await read_body(receive)
         if raw is None:
-            abort(scope)
+            close_connection(scope)
         elif scope["method"] == "GET":
             await self._answer(send, 200, {"object": "list", "data": [{"id": FakeOpenAI.MODEL, "object": "model"}]})
         else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import http.client
 import json
 import os
 import queue
@@ -14,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -171,3 +173,93 @@ def test_the_local_function_gets_the_deployed_limits_from_the_settings():
         "1024",
     )
     assert env["ENGINE"] == "tgi"
+
+
+def _launch(env: dict[str, str] | None = None, **popen) -> tuple[subprocess.Popen, str, queue.Queue[str]]:
+    """`ownllm local` in a process of its own, as a script starts it: (process, base URL once it
+    serves, the lines it prints from then on)."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ownllm.cli", "local", "--port", "0", "--key", "cli-test-key", "--quiet"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **popen,
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in process.stdout], daemon=True).start()
+    deadline = time.monotonic() + 20
+    url = ""
+    while True:
+        line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
+        if line.startswith("  URL "):
+            url = line.split()[1]
+        if "Ctrl-C stops everything." in line:
+            return process, url, lines
+
+
+def _chat(url: str, stream: bool) -> tuple[int, bytes]:
+    parts = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)  # never reads proxy settings
+    body = {"model": "ownllm-stand-in", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 3}
+    try:
+        conn.request(
+            "POST",
+            parts.path + "/chat/completions",
+            json.dumps({**body, "stream": stream}),
+            {"x-api-key": "cli-test-key", "Content-Type": "application/json"},
+        )
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def test_proxy_settings_pointing_at_a_dead_port_never_touch_the_local_path(unused_port):
+    dead = f"http://127.0.0.1:{unused_port}"
+    proxies = dict.fromkeys(("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"), dead)
+    env = {k: v for k, v in os.environ.items() if k.lower() != "no_proxy"} | proxies | {"all_proxy": dead}
+    process, url, _ = _launch(env, start_new_session=True)
+    try:
+        status, whole = _chat(url, stream=False)
+        assert (status, json.loads(whole)["usage"]["completion_tokens"]) == (200, 3)
+        status, streamed = _chat(url, stream=True)
+        assert (status, streamed.endswith(b"data: [DONE]\n\n")) == (200, True)
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(15)
+    assert process.returncode == 0
+
+
+def test_started_by_a_script_that_ignores_sigint_it_still_stops_cleanly_on_sigint_leaving_no_process():
+    """A background job of a shell script starts with SIGINT ignored; Python then installs no
+    KeyboardInterrupt handler, so only an explicit handler makes Ctrl-C (or `kill -INT`) stop it."""
+    process, url, lines = _launch(
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+        start_new_session=True,
+    )
+    try:
+        assert _chat(url, stream=False)[0] == 200
+        helpers = psutil.Process(process.pid).children(recursive=True)
+        assert helpers  # the fork server and at least one execution environment
+        process.send_signal(signal.SIGINT)
+        process.wait(10)
+        last = lines.get(timeout=5)  # the one line printed after the banner, once stopped
+        err = process.stderr.read()
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(5)
+    assert (process.returncode, last, "Traceback" in err) == (0, "ownllm local: stopped\n", False)
+    deadline = time.monotonic() + 5  # only to bound the wait: they are reaped by whoever adopted them
+    while any(_alive(p) for p in helpers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert [p.pid for p in helpers if _alive(p)] == []
+
+
+@pytest.fixture
+def unused_port() -> int:
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        return unused.getsockname()[1]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import subprocess
 import sys
@@ -18,8 +19,8 @@ from ownllm.local.server import (
     Receive,
     Scope,
     Send,
-    abort,
     answer,
+    close_connection,
     read_body,
     request_headers,
 )
@@ -110,14 +111,14 @@ def test_stop_releases_the_port():
 
 async def hangs_up(scope: Scope, receive: Receive, send: Send) -> None:
     """Answers /ok with what it was sent; hangs up without a byte on anything else and on a stalled body."""
-    body = await read_body(receive, idle_timeout_s=0.3)
+    body = await read_body(receive)
     if body is None:
-        abort(scope)
+        close_connection(scope)
     elif scope["path"] == "/ok":
         headers = request_headers(scope)
         await answer(send, 200, {"Content-Length": "999", "x-seen": headers["x-test"]}, body)
     else:
-        abort(scope)
+        close_connection(scope)
 
 
 def test_an_app_can_hang_up_without_answering_and_the_connection_sends_nothing(caplog):
@@ -135,11 +136,6 @@ def test_an_answer_carries_the_body_length_and_the_last_of_repeated_request_head
         "b",
         "hello",
     )
-
-
-def test_a_body_that_stalls_past_the_idle_timeout_gets_the_connection_closed():
-    with LocalServer(hangs_up) as running:  # _raw's socket times out if the server never closes
-        assert _raw(running, b"POST /ok HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nhal", wait_s=5) == b""
 
 
 class _Greeter:
@@ -221,3 +217,63 @@ def test_a_chunked_body_past_the_limit_is_refused_before_the_client_has_finished
         while chunk := sock.recv(65536):
             received += chunk
     assert received.startswith(b"HTTP/1.1 413 ") and received.endswith(b"\r\n\r\nrequest body over 8 bytes")
+
+
+def test_a_client_that_stops_mid_body_is_disconnected_after_the_body_idle_timeout():
+    with (
+        LocalServer(echo, body_idle_timeout_s=0.3) as running,
+        socket.create_connection((running.host, running.port), timeout=5) as sock,
+    ):
+        sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc")
+        started = time.monotonic()
+        assert sock.recv(65536) == b""  # closed, and nothing answered
+        assert time.monotonic() - started >= 0.3
+
+
+def test_a_body_that_keeps_coming_is_read_whatever_its_length_in_time():
+    with (
+        LocalServer(echo, body_idle_timeout_s=0.3) as running,
+        socket.create_connection((running.host, running.port), timeout=5) as sock,
+    ):
+        sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 8\r\n\r\n")
+        for byte in b"trickled":  # 1.6 s in all, never 0.3 s without a byte
+            time.sleep(0.2)
+            sock.sendall(bytes([byte]))
+        answer = b""
+        while not answer.endswith(b"\r\n0\r\n\r\n"):  # the echo's last chunk
+            answer += sock.recv(65536)
+        assert answer.startswith(b"HTTP/1.1 200 ")
+        assert answer.endswith(b"\r\n\r\n8\r\ntrickled\r\n0\r\n\r\n")
+
+
+async def cut_after_one_piece(scope: Scope, receive: Receive, send: Send) -> None:
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"piece", "more_body": True})
+    close_connection(scope)
+
+
+def test_close_connection_ends_an_answer_without_its_final_chunk(caplog):
+    with LocalServer(cut_after_one_piece) as running:
+        answer = _raw(running, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 200 ")
+    assert answer.endswith(b"\r\n\r\n5\r\npiece\r\n")  # no 0-length chunk: the client sees it cut short
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("uvicorn")] == []
+
+
+async def echo_later(scope: Scope, receive: Receive, send: Send) -> None:
+    await asyncio.sleep(0.6)  # longer than the body idle timeout before it reads a byte
+    await echo(scope, receive, send)
+
+
+def test_a_client_waiting_for_100_continue_is_not_dropped_while_the_app_has_not_read_yet():
+    with (
+        LocalServer(echo_later, body_idle_timeout_s=0.2) as running,
+        socket.create_connection((running.host, running.port), timeout=5) as sock,
+    ):
+        sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
+        assert sock.recv(65536) == b"HTTP/1.1 100 Continue\r\n\r\n"
+        sock.sendall(b"hello")
+        answer = b""
+        while not answer.endswith(b"\r\n0\r\n\r\n"):
+            answer += sock.recv(65536)
+    assert answer.endswith(b"\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
