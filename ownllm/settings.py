@@ -63,6 +63,8 @@ MIN_MODEL_SIZE_B = 0.01
 # API Gateway REST integrations time out at 29 s (buffered); a STREAM integration may run 15 minutes.
 API_GATEWAY_TIMEOUT_S: int = _CONTRACT.API_GATEWAY_TIMEOUT_S
 API_GATEWAY_STREAM_TIMEOUT_S: int = _CONTRACT.STREAM_LIMIT_S
+# SageMaker's InvokeEndpoint waits 60 s for the model: the bound of a buffered (stream: false) answer.
+INVOKE_ENDPOINT_TIMEOUT_S: int = _CONTRACT.INVOKE_ENDPOINT_TIMEOUT_S
 # Lambda: memory 128-10240 MB; a synchronous invocation's payload is at most 6 MB.
 LAMBDA_MEMORY_MB = (128, 10_240)
 LAMBDA_PAYLOAD_BYTES: int = _CONTRACT.LAMBDA_PAYLOAD_BYTES
@@ -178,7 +180,7 @@ _WHY: dict[str, str] = {
     "max_instances": "an instance-backed endpoint cannot run on 0",
     "max_request_bytes": "Lambda's 6 MB payload limit",
     "model_size_b": "billions of parameters; 0.01 is ten million, smaller than any served LLM",
-    "lambda_timeout_s": f"API Gateway's integration timeout is {API_GATEWAY_TIMEOUT_S} s",
+    "lambda_timeout_s": f"SageMaker's InvokeEndpoint waits {INVOKE_ENDPOINT_TIMEOUT_S} s for the model",
     "api_timeout_s": f"a stream outlasts the buffered {API_GATEWAY_TIMEOUT_S} s and may last "
     f"{API_GATEWAY_STREAM_TIMEOUT_S} s at most",
 }
@@ -241,7 +243,12 @@ class Settings(BaseModel):
     # API Gateway needs an account-wide CloudWatch role to write access logs. It is one per
     # region (AWS::ApiGateway::Account); set false if another stack already manages it.
     apigw_cloudwatch_role: bool = True
-    lambda_timeout_s: Annotated[int, Field(ge=3, le=API_GATEWAY_TIMEOUT_S - 1)] = 28
+    # How long a buffered (stream: false) answer is sized for: its max_tokens cap is what finishes
+    # within it at the predicted speed, the latency alarm sits under it and Lambda time is priced up
+    # to it. Every route is a STREAM integration, so API Gateway's 29 s does not bound it; SageMaker's
+    # InvokeEndpoint waits 60 s for the model, so at most 59. 28 s by default: a buffered answer
+    # stays within the 30 s many HTTP clients and proxies wait; longer answers stream.
+    lambda_timeout_s: Annotated[int, Field(ge=3, le=INVOKE_ENDPOINT_TIMEOUT_S - 1)] = 28
     # How long a streamed completion may run: the STREAM integration's timeout; the function's is
     # one second less, so its own deadline ends the stream first. 300 s: the longest answer the
     # engine allows (max_total_tokens - max_input_tokens = 4,096 tokens) at the 20 tokens/s per
@@ -576,6 +583,12 @@ def cross_field_problems(s: Settings) -> list[tuple[frozenset[str], str]]:
                 f"{'W4A16' if precision == 'int4' else 'W8A8'}); use such a model id, or precision fp8 "
                 "(quantized when the engine loads)",
             )
+    if s.lambda_timeout_s >= s.function_timeout_s:
+        rule(
+            "lambda_timeout_s api_timeout_s",
+            f"lambda_timeout_s: {s.lambda_timeout_s} s must be below the function's timeout, {s.function_timeout_s} s "
+            f"(api_timeout_s {s.api_timeout_s} less 1); raise api_timeout_s or lower lambda_timeout_s",
+        )
     if s.min_instances > s.max_instances:
         rule(
             "min_instances max_instances",

@@ -239,8 +239,9 @@ def handler(event: dict, context: LambdaContext) -> dict:
     global _current
     started = time.monotonic()
     request_id = str((event.get("requestContext") or {}).get("requestId") or context.aws_request_id)
-    # API Gateway stops waiting at 29 s, the Lambda at its timeout: answer before both.
-    budget = min(context.get_remaining_time_in_millis() / 1000, contract.API_GATEWAY_TIMEOUT_S - 0.5)
+    # SageMaker stops waiting for the model at 60 s, the Lambda at its timeout (main.py narrows it to
+    # API Gateway's 29 s on the routes that integration bounds): answer before both.
+    budget = min(context.get_remaining_time_in_millis() / 1000, contract.INVOKE_ENDPOINT_TIMEOUT_S - 0.5)
     margin = CONFIG.response_margin_s if CONFIG else 1.0
     _current = _Request(request_id, started + budget - margin)
     metrics.add_metric(name=contract.REQUESTS, unit=MetricUnit.Count, value=1)

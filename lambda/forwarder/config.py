@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import contract as c
-from contract import API_GATEWAY_TIMEOUT_S, DEFAULTS, ENGINES
+from contract import DEFAULTS, ENGINES
 
 
 class ConfigError(ValueError):
@@ -90,8 +90,8 @@ def _float(env: Mapping[str, str], key: str, default: float, problems: list[str]
     except ValueError:
         problems.append(f"{key}={raw!r} is not a number of seconds")
         return default
-    if not 0 < value < API_GATEWAY_TIMEOUT_S:
-        problems.append(f"{key}={value} must be between 0 and {API_GATEWAY_TIMEOUT_S:g} seconds")
+    if not 0 < value <= c.INVOKE_ENDPOINT_TIMEOUT_S:
+        problems.append(f"{key}={value} must be above 0 and at most {c.INVOKE_ENDPOINT_TIMEOUT_S:g} seconds")
     return value
 
 

@@ -79,7 +79,9 @@ class Defaults:
     max_total_tokens: int = 8192
     default_max_tokens: int = 512
     connect_timeout_s: float = 2.0
-    read_timeout_s: float = 25.0  # a ceiling: each attempt gets less when less time is left
+    # A ceiling: each attempt gets less when less time is left. SageMaker itself stops waiting for
+    # the model at INVOKE_ENDPOINT_TIMEOUT_S; a stream's ceiling is the gap between two parts.
+    read_timeout_s: float = 60.0
     max_attempts: int = 3  # botocore standard retry mode: 1 call + at most 2 retries
 
 
@@ -92,6 +94,12 @@ DEFAULTS = Defaults()
 # 50 ms - 29 s; raising it needs a quota increase: https://aws.amazon.com/about-aws/whats-new/
 # 2024/06/amazon-api-gateway-integration-timeout-limit-29-seconds/). The Lambda answers first.
 API_GATEWAY_TIMEOUT_S = 29
+# SageMaker's InvokeEndpoint waits at most 60 s for the model's answer ("A customer's model containers
+# must respond to requests within 60 seconds": SageMaker API reference, InvokeEndpoint,
+# https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_runtime_InvokeEndpoint.html). Every
+# route is a STREAM integration (stacks/api.py), so this, not API Gateway's 29 s, bounds a buffered
+# (stream: false) completion.
+INVOKE_ENDPOINT_TIMEOUT_S = 60
 # A REST integration in STREAM transfer mode may run up to 15 minutes (TimeoutInMillis up to
 # 900,000; API Gateway developer guide, "response-transfer-mode"), as long as Lambda's own cap.
 STREAM_LIMIT_S = 15 * 60

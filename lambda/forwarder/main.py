@@ -86,9 +86,12 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
     request_context = _json_header(headers, REQUEST_CONTEXT_HEADER)
     lambda_context = _json_header(headers, LAMBDA_CONTEXT_HEADER)
     request_id = str(request_context.get("requestId") or lambda_context.get("request_id") or uuid.uuid4())
+    deadline = _deadline(lambda_context)
+    if path not in STREAM_ROUTES:  # a buffered integration (stacks/api.py): API Gateway waits 29 s
+        deadline = min(deadline, time.monotonic() + contract.API_GATEWAY_TIMEOUT_S)
     context = _Context(
         str(lambda_context.get("request_id") or request_id),
-        _deadline(lambda_context),
+        deadline,
         str(lambda_context.get("invoked_function_arn") or ""),
     )
     kind = STREAM_ROUTES.get(path) if method == "POST" else None

@@ -102,7 +102,7 @@ def test_a_higher_speed_floor_lowers_the_autoscaling_target():
 
 def test_an_unset_latency_alarm_is_twice_the_predicted_request_time_in_whole_seconds():
     """250 output tokens at the model's per-request speed s tokens/s take 250 / s seconds; the alarm is
-    ceil(2 x 250 / s) x 1,000 ms, at most the 28 s Lambda timeout."""
+    ceil(2 x 250 / s) x 1,000 ms, at most the 28 s budget of a buffered answer (lambda_timeout_s)."""
     s = Settings.from_context({})
     speed = s.capacity.request_tokens_per_s.value
     assert s.latency_alarm_ms == math.ceil(2 * 250 / speed) * 1000
@@ -177,8 +177,17 @@ def test_active_hours_must_be_a_whole_hour_range():
     assert (schedule.start_hour, schedule.end_hour, schedule.days) == (8, 20, ("MON", "TUE", "WED", "THU", "FRI"))
 
 
-def test_lambda_timeout_must_fit_inside_api_gateways_29_seconds():
-    assert "API Gateway's integration timeout is 29 s" in problems(lambda_timeout_s=29)[0]
+def test_a_buffered_answers_budget_must_fit_inside_sagemakers_60_seconds():
+    assert problems(lambda_timeout_s=60) == [
+        "lambda_timeout_s: 60 must be between 3 and 59 (SageMaker's InvokeEndpoint waits 60 s for the model)"
+    ]
+
+
+def test_a_buffered_answers_budget_must_end_before_the_functions_timeout():
+    assert problems(lambda_timeout_s=40, api_timeout_s=40) == [
+        "lambda_timeout_s: 40 s must be below the function's timeout, 39 s (api_timeout_s 40 less 1); "
+        "raise api_timeout_s or lower lambda_timeout_s"
+    ]
 
 
 @pytest.mark.parametrize(

@@ -242,3 +242,62 @@ def test_a_streamed_answer_is_logged_with_its_prompt_only_with_log_prompts(main_
     _call(main_module, "POST", "/v1/chat/completions", {**CHAT, "stream": True, "max_tokens": 2})
     [line] = [entry for entry in logs() if entry.get("message") == "prompt"]
     assert (line["prompt"], line["completion"]) == (CHAT["messages"], f"[stand-in for {MODEL}] This")
+
+
+@pytest.mark.parametrize(
+    "path, left_s, expected_s",
+    [
+        ("/v1/chat/completions", 299, 60),  # a completion route: SageMaker's InvokeEndpoint waits 60 s
+        ("/v1/completions", 299, 60),
+        ("/v1/chat/completions", 20, 20),  # the Lambda's own deadline first
+        ("/v1/models", 299, 29),  # the {proxy+} routes are buffered integrations: API Gateway's 29 s
+    ],
+)
+def test_a_buffered_answer_gets_the_time_its_route_allows(
+    main_module, make_forwarder, monkeypatch, path, left_s, expected_s
+):
+    """The context app.handler sees: the Lambda's deadline, narrowed to 29 s on routes whose
+    integration API Gateway ends at 29 s; app.handler itself stops at InvokeEndpoint's 60 s."""
+    make_forwarder("vllm")
+    seen: dict = {}
+    real = main_module.forwarder.handler
+
+    def spy(event, context):
+        seen["left_s"] = context.get_remaining_time_in_millis() / 1000
+        return real(event, context)
+
+    monkeypatch.setattr(main_module.forwarder, "handler", spy)
+    context = {"request_id": "lambda-1", "deadline": int((time.time() + left_s) * 1000)}
+    body = {"/v1/chat/completions": CHAT, "/v1/completions": {"model": MODEL, "prompt": "Hi"}}.get(path)
+    method = "POST" if body else "GET"
+    status, _, _ = _call(main_module, method, path, body, lambda_context=context)
+    assert status == 200
+    expected_left = min(left_s, 299 if path != "/v1/models" else 29)
+    assert expected_left - 1 < seen["left_s"] <= expected_left
+
+
+def test_a_buffered_completion_may_take_longer_than_29_s_up_to_invoke_endpoints_60(forwarder_app, make_forwarder):
+    """app.handler's budget on a 299 s function: 60 s less 0.5 s, less the 1 s answer margin."""
+    make_forwarder("vllm")
+
+    class Context:
+        aws_request_id = "lambda-1"
+        function_name = "ownllm-forwarder"
+        memory_limit_in_mb = 128
+        invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:ownllm-forwarder"
+
+        @staticmethod
+        def get_remaining_time_in_millis() -> int:
+            return 299_000
+
+    event = {
+        "httpMethod": "POST",
+        "path": "/v1/chat/completions",
+        "headers": {"content-type": "application/json"},
+        "requestContext": {"requestId": "apigw-1"},
+        "body": json.dumps(CHAT),
+        "isBase64Encoded": False,
+    }
+    started = time.monotonic()
+    assert forwarder_app.handler(event, Context())["statusCode"] == 200
+    assert forwarder_app._current.deadline - started == pytest.approx(58.5, abs=0.05)
