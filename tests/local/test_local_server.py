@@ -27,12 +27,7 @@ from ownllm.local.server import (
 
 
 async def echo(scope: Scope, receive: Receive, send: Send) -> None:
-    body = b""
-    while True:
-        message = await receive()
-        body += message.get("body", b"")
-        if not message.get("more_body"):
-            break
+    body = await read_body(receive) or b""
     await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
     await send({"type": "http.response.body", "body": body})
 

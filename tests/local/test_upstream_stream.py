@@ -20,7 +20,7 @@ import openai
 import pytest
 
 from ownllm.forwarder import FORWARDER_DIR, contract, forwarder_module
-from ownllm.local.server import LocalServer, Receive, Scope, Send
+from ownllm.local.server import LocalServer, Receive, Scope, Send, read_body
 from ownllm.local.upstream import OpenAIUpstream
 
 if str(FORWARDER_DIR) not in sys.path:  # the forwarder's modules, imported as the Lambda imports them
@@ -75,12 +75,9 @@ class StreamingFake:
         if scope["method"] == "GET":
             await _answer(send, 200, {"object": "list", "data": [{"id": MODEL, "object": "model"}]})
             return
-        raw = b""
-        while True:
-            message = await receive()
-            raw += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        raw = await read_body(receive)
+        if raw is None:  # the client left
+            return
         body = json.loads(raw)
         sent = Sent(scope["path"], body)
         self.requests.append(sent)
