@@ -58,8 +58,17 @@ DERIVED_KEYS = ("precision", "target_concurrency_per_instance", "latency_p95_ms"
 # and runtime (ray-project/llm-numbers, "Rules of thumb for sizing").
 BYTES_PER_PARAM = 2
 MEMORY_HEADROOM = 1.2
-# The smallest model size accepted, in billions of parameters (as `ownllm capacity --model-size-b`).
+# The model sizes accepted, in billions of parameters (as `ownllm capacity --model-size-b`). The
+# largest is ten trillion parameters: more than the GPU memory of any supported instance holds even
+# at 4 bits (tests/infra/test_settings.py checks it against ownllm/gpus.py), and small enough that
+# every memory figure stays finite.
 MIN_MODEL_SIZE_B = 0.01
+MAX_MODEL_SIZE_B = 10_000.0
+# The largest speed (tokens/s) and API price (USD per million tokens) accepted: far above any real
+# figure, so only a typo meets them, and low enough that every total built from them stays finite
+# (1e308 tokens/s overflowed `math.floor`; 1e308 USD per million tokens printed "$inf/day").
+MAX_TOKENS_PER_S = 1_000_000.0
+MAX_USD_PER_M_TOKENS = 10_000.0
 # API Gateway REST integrations time out at 29 s (buffered); a STREAM integration may run 15 minutes.
 API_GATEWAY_TIMEOUT_S: int = _CONTRACT.API_GATEWAY_TIMEOUT_S
 API_GATEWAY_STREAM_TIMEOUT_S: int = _CONTRACT.STREAM_LIMIT_S
@@ -166,6 +175,9 @@ class ActiveHours:
 
 Positive = Annotated[int, Field(gt=0, le=INT32_MAX)]
 NonNegative = Annotated[int, Field(ge=0, le=INT32_MAX)]
+Speed = Annotated[float, Field(gt=0, le=MAX_TOKENS_PER_S)]
+OptionalSpeed = Annotated[float | None, Field(gt=0, le=MAX_TOKENS_PER_S)]
+OptionalPrice = Annotated[float | None, Field(gt=0, le=MAX_USD_PER_M_TOKENS)]
 PositiveFloat = Annotated[float, Field(gt=0)]
 OptionalPositiveFloat = Annotated[float | None, Field(gt=0)]
 OptionalPositive = Annotated[int | None, Field(gt=0, le=INT32_MAX)]
@@ -178,9 +190,20 @@ _WHY: dict[str, str] = {
     "max_instances": "an instance-backed endpoint cannot run on 0",
     "max_request_bytes": "Lambda's 6 MB payload limit",
     "model_size_b": "billions of parameters; 0.01 is ten million, smaller than any served LLM",
+    "min_tokens_per_s_per_request": "tokens/s",
+    "generation_tokens_per_s": "tokens/s per request",
+    "instance_tokens_per_s": "tokens/s per instance",
+    "api_input_usd_per_m": "USD per million tokens",
+    "api_output_usd_per_m": "USD per million tokens",
     "lambda_timeout_s": f"API Gateway's integration timeout is {API_GATEWAY_TIMEOUT_S} s",
     "api_timeout_s": f"a stream outlasts the buffered {API_GATEWAY_TIMEOUT_S} s and may last "
     f"{API_GATEWAY_STREAM_TIMEOUT_S} s at most",
+}
+
+# Why an upper bound exists, where it differs from the reason for the lower one.
+_WHY_ABOVE: dict[str, str] = {
+    "model_size_b": "billions of parameters; 10000 is ten trillion, more than any supported instance holds "
+    "even at 4 bits",
 }
 
 # Keys an existing cdk.out can be re-priced with: they change the usage assumptions, the
@@ -210,7 +233,7 @@ class Settings(BaseModel):
 
     # What to serve, and on what.
     model_id: str = "Qwen/Qwen2.5-7B-Instruct"
-    model_size_b: Annotated[float | None, Field(ge=MIN_MODEL_SIZE_B)] = None
+    model_size_b: Annotated[float | None, Field(ge=MIN_MODEL_SIZE_B, le=MAX_MODEL_SIZE_B)] = None
     engine: str = "vllm"
     instance_type: str = "ml.g5.2xlarge"
     instance_count: Count = 1
@@ -219,7 +242,7 @@ class Settings(BaseModel):
     # None: from the performance model (ownllm.capacity), the concurrency where throughput levels
     # off while each request keeps min_tokens_per_s_per_request. Validated settings hold the number.
     target_concurrency_per_instance: OptionalPositive = None
-    min_tokens_per_s_per_request: PositiveFloat = 20.0
+    min_tokens_per_s_per_request: Speed = 20.0
     # Weight precision; None: bf16, or fp16 on GPUs without bf16 (g4dn's T4).
     precision: str | None = None
     # Business hours only: "08:00-20:00", on active_days, in timezone (IANA name).
@@ -258,11 +281,11 @@ class Settings(BaseModel):
     avg_input_tokens: NonNegative = 500
     avg_output_tokens: Positive = 250
     # Measured by `ownllm bench --calibrate`; None: predicted by the performance model.
-    generation_tokens_per_s: OptionalPositiveFloat = None
-    instance_tokens_per_s: OptionalPositiveFloat = None
+    generation_tokens_per_s: OptionalSpeed = None
+    instance_tokens_per_s: OptionalSpeed = None
     max_daily_usd: OptionalPositiveFloat = None
-    api_input_usd_per_m: OptionalPositiveFloat = None
-    api_output_usd_per_m: OptionalPositiveFloat = None
+    api_input_usd_per_m: OptionalPrice = None
+    api_output_usd_per_m: OptionalPrice = None
     # Where: None keeps the stacks environment-agnostic (deployable to any region; images
     # resolved through a per-region map; the estimate is priced for AWS_REGION /
     # CDK_DEFAULT_REGION when set, else us-east-1).
@@ -715,11 +738,11 @@ def _describe(key: str, value: object, error: ErrorDetails) -> str:
     if kind == "less_than_equal" and _ctx(error).get("le") == INT32_MAX:
         return f"{shown} is above {INT32_MAX}, the largest whole number AWS APIs take"
     if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
-        return f"{shown} {_bounds_text(key)}"
+        return f"{shown} {_bounds_text(key, exceeded=kind.startswith('less'))}"
     return f"{shown}: {error['msg']}"
 
 
-def _bounds_text(key: str) -> str:
+def _bounds_text(key: str, exceeded: bool = False) -> str:
     lo: tuple[str, float] | None = None
     hi: tuple[str, float] | None = None
     for meta in Settings.model_fields[key].metadata:
@@ -729,17 +752,26 @@ def _bounds_text(key: str) -> str:
         for name in ("lt", "le"):
             if getattr(meta, name, None) not in (None, INT32_MAX):  # said only when exceeded (_describe)
                 hi = (name, getattr(meta, name))
-    why = f" ({_WHY[key]})" if key in _WHY else ""
+    reason = _WHY_ABOVE.get(key) if exceeded else None
+    reason = reason or _WHY.get(key)
+    why = f" ({reason})" if reason else ""
     if lo and hi and lo[0] == "ge" and hi[0] == "le":
-        return f"must be between {lo[1]} and {hi[1]}{why}"
+        return f"must be between {_num(lo[1])} and {_num(hi[1])}{why}"
     if lo and hi:
-        return f"must be in {'(' if lo[0] == 'gt' else '['}{lo[1]:g}, {hi[1]:g}{')' if hi[0] == 'lt' else ']'}{why}"
+        low = f"greater than {_num(lo[1])}" if lo[0] == "gt" else f"at least {_num(lo[1])}"
+        high = f"below {_num(hi[1])}" if hi[0] == "lt" else f"at most {_num(hi[1])}"
+        return f"must be {low} and {high}{why}"
     if lo:
         text = "must be greater than 0" if lo == ("gt", 0) else f"must be at least {lo[1]:g}"
         if lo == ("ge", 0):
             text = "must not be negative"
         return text + why
     return f"must be at most {hi[1]:g}{why}" if hi else "is out of range"
+
+
+def _num(value: float) -> str:
+    """A bound as people write it: 10000, not 10000.0 or 1e+04."""
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
 # ----- the one loader: where settings come from, and in which order -------------------------

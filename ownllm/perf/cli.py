@@ -68,22 +68,29 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output-tokens", default="256", help="generated tokens per request (default 256)")
 
 
-def _number(option: str, value: str, kind: type[int] | type[float] = int, minimum: float = 1) -> Any:
+def _number(
+    option: str, value: str, kind: type[int] | type[float] = int, minimum: float = 1, maximum: float | None = None
+) -> Any:
     try:
         n = kind(value)
     except (TypeError, ValueError):
         n = None
-    if n is None or not math.isfinite(n) or n < minimum:
+    if n is None or not math.isfinite(n) or n < minimum or (maximum is not None and n > maximum):
         what = "a whole number" if kind is int else "a number"
-        raise InputError(f"{option} {value!r}: must be {what} >= {minimum:g}")
+        limits = f">= {minimum:g}" if maximum is None else f"from {minimum:g} to {maximum:g}"
+        raise InputError(f"{option} {value!r}: must be {what} {limits}")
     return n
 
 
 def _model(args: argparse.Namespace) -> Any:
     from ownllm.perf.models import ModelError, resolve
-    from ownllm.settings import MIN_MODEL_SIZE_B
+    from ownllm.settings import MAX_MODEL_SIZE_B, MIN_MODEL_SIZE_B
 
-    size = _number("--model-size-b", args.model_size_b, float, MIN_MODEL_SIZE_B) if args.model_size_b else None
+    size = (
+        _number("--model-size-b", args.model_size_b, float, MIN_MODEL_SIZE_B, MAX_MODEL_SIZE_B)
+        if args.model_size_b
+        else None
+    )
     if not (args.model or size or args.model_config):
         raise InputError("--model: required (a Hugging Face id), or give --model-size-b or --model-config")
     try:

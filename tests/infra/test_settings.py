@@ -229,8 +229,8 @@ def test_serving_json_must_be_keyed_by_engine(tmp_path):
         (
             "model_size_b",
             0,
-            "model_size_b: 0 must be at least 0.01 (billions of parameters; 0.01 is ten million, smaller than any "
-            "served LLM)",
+            "model_size_b: 0 must be between 0.01 and 10000 (billions of parameters; 0.01 is ten million, smaller "
+            "than any served LLM)",
         ),
         ("lambda_memory_mb", 64, "lambda_memory_mb: 64 must be between 128 and 10240"),
         ("apigw_cloudwatch_role", "maybe", "apigw_cloudwatch_role: 'maybe' is not true or false"),
@@ -464,9 +464,60 @@ def test_a_bundled_model_whose_id_names_no_size_needs_no_model_size_b():
 
 def test_a_model_size_below_ten_million_parameters_is_refused_as_ownllm_capacity_does():
     assert problems(model_size_b="1e-6") == [
-        "model_size_b: '1e-6' must be at least 0.01 (billions of parameters; 0.01 is ten million, smaller than "
-        "any served LLM)"
+        "model_size_b: '1e-6' must be between 0.01 and 10000 (billions of parameters; 0.01 is ten million, "
+        "smaller than any served LLM)"
     ]
+
+
+@pytest.mark.parametrize(
+    "key, value, problem",
+    [
+        (
+            "generation_tokens_per_s",
+            "1e308",
+            "generation_tokens_per_s: '1e308' must be greater than 0 and at most 1000000 (tokens/s per request)",
+        ),
+        (
+            "instance_tokens_per_s",
+            1e308,
+            "instance_tokens_per_s: 1e+308 must be greater than 0 and at most 1000000 (tokens/s per instance)",
+        ),
+        (
+            "min_tokens_per_s_per_request",
+            "2e6",
+            "min_tokens_per_s_per_request: '2e6' must be greater than 0 and at most 1000000 (tokens/s)",
+        ),
+        (
+            "api_input_usd_per_m",
+            "1e308",
+            "api_input_usd_per_m: '1e308' must be greater than 0 and at most 10000 (USD per million tokens)",
+        ),
+        (
+            "api_output_usd_per_m",
+            10_001,
+            "api_output_usd_per_m: 10001 must be greater than 0 and at most 10000 (USD per million tokens)",
+        ),
+        (
+            "model_size_b",
+            "1e308",
+            "model_size_b: '1e308' must be between 0.01 and 10000 (billions of parameters; 10000 is ten trillion, "
+            "more than any supported instance holds even at 4 bits)",
+        ),
+    ],
+)
+def test_a_speed_price_or_size_too_large_to_be_real_is_refused_before_a_total_overflows(key, value, problem):
+    """1e308 tokens/s crashed `math.floor` with OverflowError; 1e308 USD per million tokens printed
+    "$inf/day" and wrote Infinity into cost-estimate.json."""
+    assert problems(**{key: value}) == [problem]
+
+
+def test_the_largest_model_size_accepted_fits_no_supported_instance_even_at_4_bits():
+    """So the bound refuses no model that some instance could serve: 0.5 bytes per parameter."""
+    from ownllm import gpus
+    from ownllm.settings import MAX_MODEL_SIZE_B
+
+    largest_gib = max(info.gpu_memory_gib for info in gpus.gpu_table().values())
+    assert largest_gib < MAX_MODEL_SIZE_B * 1e9 * 0.5 / gpus.GIB
 
 
 def test_a_key_twice_in_cdk_json_is_refused_since_json_readers_silently_keep_only_the_last(tmp_path):

@@ -240,7 +240,11 @@ def test_plan_apply_updates_a_flat_context_key_where_the_loader_reads_it(capsys,
     [
         (
             ["capacity", "--instance-type", "ml.g5.2xlarge", "--model-size-b", "nan"],
-            "ownllm capacity: --model-size-b 'nan': must be a number >= 0.01",
+            "ownllm capacity: --model-size-b 'nan': must be a number from 0.01 to 10000",
+        ),
+        (
+            ["capacity", "--instance-type", "ml.g5.2xlarge", "--model-size-b", "1e308", "--json"],
+            "ownllm capacity: --model-size-b '1e308': must be a number from 0.01 to 10000",
         ),
         (
             ["plan", "--model", "Qwen/Qwen2.5-7B-Instruct", "--requests-per-day", "1e400"],
@@ -256,7 +260,8 @@ def test_plan_apply_updates_a_flat_context_key_where_the_loader_reads_it(capsys,
         ),
     ],
 )
-def test_a_number_that_is_not_finite_is_one_line_not_a_traceback(capsys, argv, problem):
+def test_a_number_that_is_not_finite_or_too_large_is_one_line_not_a_traceback(capsys, argv, problem):
+    """--model-size-b 1e308 printed "weights_gib": Infinity, which is not JSON."""
     assert run(capsys, *argv) == (2, "", problem + "\n")
 
 
