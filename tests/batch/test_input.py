@@ -153,7 +153,10 @@ def test_bad_options_are_one_line_each(tmp_path, server, capsys, extra, message)
     assert server.seen == []
 
 
-@pytest.mark.parametrize("url", ["127.0.0.1:8765/v1", "ftp://host/v1", "http:///v1", "http://host:99999/v1"])
+@pytest.mark.parametrize(
+    "url",
+    ["127.0.0.1:8765/v1", "ftp://host/v1", "http:///v1", "http://host:99999/v1", "http://[::1/v1", "http://my host/v1"],
+)
 def test_a_url_that_names_no_http_server_is_refused(tmp_path, server, capsys, url):
     source = write_input(tmp_path / "in.jsonl", ["a"])
 

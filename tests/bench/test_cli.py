@@ -195,12 +195,14 @@ def test_bad_concurrency_levels_are_refused_by_the_parser_naming_the_option_and_
     "extra, why",
     [
         (("http://127.0.0.1:99999/v1",), "URL 'http://127.0.0.1:99999/v1' is not an http:// or https:// URL"),
+        (("http://[::1/v1",), "URL 'http://[::1/v1' is not an http:// or https:// URL"),
+        (("http://my host/v1",), "URL 'http://my host/v1' is not an http:// or https:// URL"),
         (("http://127.0.0.1:1/v1", "--timeout", "nan"), "timeout nan must be a finite number greater than 0"),
         (("http://127.0.0.1:1/v1", "--timeout", "inf"), "timeout inf must be a finite number greater than 0"),
         (("http://127.0.0.1:1/v1", "--duration", "inf"), "--duration inf must be a finite number greater than 0"),
         (("http://127.0.0.1:1/v1", "--duration", "nan"), "--duration nan must be a finite number greater than 0"),
     ],
 )
-def test_a_port_above_65535_or_a_time_that_is_not_finite_is_one_line_not_a_traceback(extra, why, capsys):
+def test_a_bad_port_or_host_or_a_time_that_is_not_finite_is_one_line_not_a_traceback(extra, why, capsys):
     assert main(["bench", *extra, "--model", "m"]) == 2
     assert capsys.readouterr().err == f"ownllm bench: {why}\n"
