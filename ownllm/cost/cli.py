@@ -198,9 +198,14 @@ def _diff(args: argparse.Namespace) -> int:
     def estimating_with(settings_path: str | None) -> Callable[[Path], Estimate]:
         return lambda path: estimate_cdk_out(path, _settings_or_exit(settings_path, args.context, str(path)))
 
+    # Settings given: every cdk.out is priced again with them, never silently read as it was written.
+    reprice_head = bool(args.context or args.settings)
+    reprice_base = reprice_head or args.base_settings is not None
     try:
-        base, base_note = load_estimate(args.base, estimating_with(args.base_settings or args.settings))
-        head, head_note = load_estimate(args.head, estimating_with(args.settings))
+        base, base_note = load_estimate(
+            args.base, estimating_with(args.base_settings or args.settings), reprice=reprice_base
+        )
+        head, head_note = load_estimate(args.head, estimating_with(args.settings), reprice=reprice_head)
     except (EstimateFileError, AssemblyError, TemplateValueError) as exc:
         raise CommandError([str(exc)]) from None
     if head is None:
