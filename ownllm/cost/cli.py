@@ -213,7 +213,10 @@ def _diff(args: argparse.Namespace) -> int:
     note = "; ".join(n for n in (base_note, head_note) if n)
     text = markdown_diff(diff_estimates(base, head), comment=args.comment, base_note=note)
     if args.output:
-        Path(args.output).write_text(text)
+        try:
+            Path(args.output).write_text(text)
+        except OSError as exc:
+            raise CommandError([f"--output {args.output!r}: cannot be written ({exc.strerror or exc})"]) from None
     else:
         _write_stdout(text)
     return 0

@@ -166,3 +166,8 @@ def test_a_bad_dash_c_value_is_refused_even_when_both_sides_hold_written_estimat
     assert main(["cost", "diff", str(base), str(head), "-c", "requests_per_day=-5"]) == 2
     assert capsys.readouterr().err == "ownllm: requests_per_day: '-5' must not be negative\n"
 
+
+def test_an_output_path_that_cannot_be_written_is_one_line_not_a_traceback(base_and_head, capsys, tmp_path):
+    base, head = base_and_head
+    assert main(["cost", "diff", str(base), str(head), "-o", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == f"ownllm: --output {str(tmp_path)!r}: cannot be written (Is a directory)\n"
