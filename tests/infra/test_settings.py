@@ -219,6 +219,65 @@ def test_serving_json_must_be_keyed_by_engine(tmp_path):
         load_artifacts(tmp_path)
 
 
+ENV_NAME_RULE = (
+    "is not an environment variable name (a letter or '_', then letters, digits and '_', at most 1024 bytes: "
+    "SageMaker's rule)"
+)
+
+
+@pytest.mark.parametrize(
+    "content, problem",
+    [
+        (b"\xff\xfe{}", "not UTF-8 text (byte 0)"),  # was a UnicodeDecodeError traceback
+        (
+            b'{"vllm": {"MAX_LEN": "1"}, "vllm": {"OTHER": "2"}}',
+            "key 'vllm' appears twice in one object; JSON readers keep only the last, so say it once",
+        ),
+        (
+            b'{"vllm": {"MAX_LEN": "1", "MAX_LEN": "2"}}',
+            "key 'MAX_LEN' appears twice in one object; JSON readers keep only the last, so say it once",
+        ),
+        (b'{"vllm": {"RATIO": NaN}}', "not valid JSON (NaN is not a JSON number; give a finite number)"),
+        (b'{"vllm": {"RATIO": 1e400}}', "vllm.RATIO: inf is not a finite number"),
+        (b'{"vllm": {"A=B": "1"}}', f"vllm: 'A=B' {ENV_NAME_RULE}"),
+        (b'{"vllm": {"": "1"}}', f"vllm: '' {ENV_NAME_RULE}"),
+        (b'{"tgi": {"X": "' + b"y" * 1025 + b'"}}', "tgi.X: the value is 1025 bytes; SageMaker takes at most 1024"),
+        (b"null", "must be an object keyed by engine (vllm, lmi, tgi)"),
+    ],
+)
+def test_serving_json_that_sagemaker_or_a_json_reader_would_take_differently_is_one_line(tmp_path, content, problem):
+    """Before, a duplicate key kept only the last, NaN became the text 'nan', and a bad name reached the
+    template, to fail only at deploy time."""
+    from ownllm.artifacts import load_artifacts
+
+    (tmp_path / "serving.json").write_bytes(content)
+    with pytest.raises(SettingsError) as caught:
+        load_artifacts(tmp_path)
+    assert caught.value.problems == [f"model_artifacts/serving.json: {problem}"]
+
+
+def test_a_folder_named_serving_json_is_refused_not_silently_skipped(tmp_path):
+    from ownllm.artifacts import load_artifacts
+
+    (tmp_path / "serving.json").mkdir()
+    with pytest.raises(SettingsError) as caught:
+        load_artifacts(tmp_path)
+    assert caught.value.problems == ["model_artifacts/serving.json: is a folder; it must be a JSON file"]
+
+
+def test_an_adapter_config_with_a_key_twice_is_refused(tmp_path):
+    from ownllm.artifacts import load_artifacts
+
+    (tmp_path / "adapters" / "sql").mkdir(parents=True)
+    (tmp_path / "adapters" / "sql" / "adapter_config.json").write_text('{"r": 8, "r": 512}')
+    with pytest.raises(SettingsError) as caught:
+        load_artifacts(tmp_path)
+    assert caught.value.problems == [
+        "model_artifacts/adapters/sql/adapter_config.json: key 'r' appears twice in one object; JSON readers keep "
+        "only the last, so say it once"
+    ]
+
+
 @pytest.mark.parametrize(
     "key, value, problem",
     [
