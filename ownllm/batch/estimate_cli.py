@@ -172,7 +172,12 @@ def _job(args: argparse.Namespace, settings: Settings) -> tuple[Job, TokenCount 
         count = count_tokens(load_requests(args.input), settings.default_max_tokens)
         if count.requests == 0:
             raise JobError(f"INPUT {str(args.input)!r}: holds no requests")
-        return Job(count.requests, count.input_tokens, count.output_tokens_max), count
+        if count.served == 0:
+            raise JobError(
+                f"INPUT {str(args.input)!r}: every request sets max_tokens (or max_completion_tokens) to something "
+                "other than a whole number of at least 1; the API would refuse them all"
+            )
+        return Job(count.served, count.input_tokens, count.output_tokens_max), count
     if args.requests is None:
         raise JobError("INPUT: give a batch input file, or --requests N --input-tokens I --output-tokens O")
     for name, value in numbers.items():
@@ -278,8 +283,10 @@ def render(e: Estimate) -> list[str]:
             f"requests       {c.requests}",
             f"input tokens   {c.input_tokens}  (estimated as the forwarder does: about 4 bytes of text per token "
             "plus a few per chat message)",
-            f"output tokens  at most {c.output_tokens_max}  ({c.requests - c.defaulted} with their own max_tokens; "
-            f"{c.defaulted} at default_max_tokens {c.default_max_tokens})",
+            f"output tokens  at most {c.output_tokens_max}  ({c.requests - c.defaulted - c.bad_max_tokens} with "
+            f"their own max_tokens; {c.defaulted} at default_max_tokens {c.default_max_tokens}"
+            + (f"; {c.bad_max_tokens} refused" if c.bad_max_tokens else "")
+            + ")",
         ]
     else:
         lines += [
@@ -373,6 +380,12 @@ def main(args: argparse.Namespace) -> int:
             "refuse them",
             file=sys.stderr,
         )
+    if count is not None and count.bad_max_tokens:
+        print(
+            f"{PROG}: {count.bad_max_tokens} request(s) set max_tokens (or max_completion_tokens) to something "
+            "other than a whole number of at least 1; the API will refuse them, so they are not counted",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -385,7 +398,9 @@ def run_concurrency(settings: Settings, requests: list[BatchRequest], max_concur
     from ownllm.perf.predict import PredictionError
 
     count = count_tokens(requests, settings.default_max_tokens)
-    job = Job(count.requests, count.input_tokens, count.output_tokens_max)
+    if count.served == 0:
+        return DEFAULT_CONCURRENCY, "the fixed default (the API refuses every request's max_tokens)"
+    job = Job(count.served, count.input_tokens, count.output_tokens_max)
     try:
         serving = serving_on(
             _model(settings),
