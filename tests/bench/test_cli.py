@@ -109,6 +109,29 @@ def test_calibrate_writes_the_measured_speeds_into_cdk_json(trivial, tmp_path, c
     assert "context.ownllm.instance_tokens_per_s: None ->" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize(
+    "content, problem",
+    [
+        (None, "{path} does not exist; run from the project folder or pass --cdk-json"),
+        (b"\xff\xfe{}", "{path} is not UTF-8 text (byte 0)"),
+        (
+            b'{"context": {"ownllm": {"region": "eu-west-1", "region": "us-east-1"}}}',
+            "{path}: key 'region' appears twice in one object; a rewrite would keep only one, so say it once",
+        ),
+    ],
+)
+def test_calibrate_into_a_cdk_json_it_cannot_rewrite_is_refused_before_the_sweep(tmp_path, capsys, content, problem):
+    """Before, the sweep ran first and then ended in "not calibrated" (or, for bytes that are not UTF-8, a
+    UnicodeDecodeError traceback)."""
+    path = tmp_path / "cdk.json"
+    if content is not None:
+        path.write_bytes(content)
+    argv = ["bench", "http://127.0.0.1:1/v1", "--model", "m", "--out", str(tmp_path), "--no-progress", "--no-plot"]
+    assert main([*argv, "--calibrate", "--cdk-json", str(path)]) == 2
+    assert capsys.readouterr().err == f"ownllm bench: --calibrate: {problem.format(path=path)}; nothing was sent\n"
+    assert list(tmp_path.glob("bench-*.json")) == []
+
+
 def test_a_sweep_of_the_local_stand_in_runs_but_refuses_to_calibrate(local_stack, tmp_path, cdk_json, capsys):
     before = cdk_json.read_text()
     code = main(
