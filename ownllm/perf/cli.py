@@ -37,7 +37,7 @@ def register(subparsers: Any) -> None:
     cap.add_argument(
         "--gpu", help="GPU name instead of an instance type: t4, a10g, l4, l40s, a100-40gb, a100-80gb, h100, h200"
     )
-    cap.add_argument("--gpu-count", default="1", help="GPUs with --gpu (tensor parallel), default 1")
+    cap.add_argument("--gpu-count", help="GPUs with --gpu (tensor parallel), default 1")
     _model_args(cap)
     cap.add_argument("--concurrency", default="1", help="requests in flight (closed loop), default 1")
     cap.add_argument("--json", action="store_true", help="print the prediction as JSON")
@@ -140,9 +140,13 @@ def _capacity(args: argparse.Namespace) -> int:
     try:
         if args.instance_type and args.gpu:
             raise InputError("--gpu: give either --instance-type or --gpu, not both")
+        if args.gpu_count is not None and not args.gpu:
+            raise InputError(
+                f"--gpu-count {args.gpu_count!r}: goes with --gpu NAME; an --instance-type has its own GPU count"
+            )
         if args.gpu:
             _check_choice("--gpu", args.gpu, list(GPUS))
-            hw = for_gpu(args.gpu, _number("--gpu-count", args.gpu_count))
+            hw = for_gpu(args.gpu, _number("--gpu-count", args.gpu_count or "1"))
         elif args.instance_type:
             hw = for_instance(args.instance_type)
         else:

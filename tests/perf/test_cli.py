@@ -195,6 +195,16 @@ def test_plan_unknown_model_without_size_is_one_clear_line(capsys):
     assert err.count("\n") == 1
 
 
+def test_a_gpu_count_with_an_instance_type_is_refused_not_silently_ignored(capsys):
+    """ml.g5.12xlarge has 4 GPUs; --gpu-count 2 was dropped without a word and the 4-GPU figures printed."""
+    argv = ["capacity", "--model", "Qwen/Qwen2.5-7B-Instruct", "--instance-type", "ml.g5.12xlarge", "--gpu-count", "2"]
+    assert run(capsys, *argv) == (
+        2,
+        "",
+        "ownllm capacity: --gpu-count '2': goes with --gpu NAME; an --instance-type has its own GPU count\n",
+    )
+
+
 @pytest.mark.parametrize(
     "text, problem",
     [
