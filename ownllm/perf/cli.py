@@ -247,7 +247,7 @@ def _plan(args: argparse.Namespace) -> int:
         if chosen is None:
             raise InputError(f"--apply: no instance type fits {model.name} at {args.min_tokens_per_s} tokens/s")
         try:
-            applied = planner.apply(chosen, Path(args.settings))
+            applied = planner.apply(chosen, Path(args.settings), model_id=args.model or None)
         except planner.ApplyError as exc:
             raise InputError(f"--settings {args.settings!r}: {exc}; nothing written") from None
     if args.json:

@@ -237,13 +237,15 @@ def _read_cdk_json(path: Path) -> dict[str, object]:
     return data
 
 
-def apply(option: Option, path: Path) -> dict[str, object]:
+def apply(option: Option, path: Path, model_id: str | None = None) -> dict[str, object]:
     """Write the option's instance type and counts where synth reads them in cdk.json; returns what was set.
 
     Each key goes where the settings loader reads it (a flat context key wins over context.ownllm).
-    Raises ApplyError, writing nothing, when the file is not a cdk.json that can be rewritten as it was.
+    Raises ApplyError, writing nothing, when the file is not a cdk.json that can be rewritten as it was,
+    or when it serves another model than `model_id`, the one planned for (an instance sized for one
+    model would otherwise be deployed for another).
     """
-    from ownllm.settings import setting_location
+    from ownllm.settings import Settings, setting_location
 
     data = _read_cdk_json(path)
     context = data.setdefault("context", {})
@@ -256,6 +258,12 @@ def apply(option: Option, path: Path) -> dict[str, object]:
     def where(key: str) -> dict[str, object]:
         return context if setting_location(context, key) == (key,) else ownllm
 
+    served = where("model_id").get("model_id", Settings.model_fields["model_id"].default)
+    if model_id and isinstance(served, str) and not served.startswith("s3://") and served != model_id:
+        raise ApplyError(
+            f"it serves model_id {served!r}, not the planned --model {model_id!r}; set model_id to {model_id!r} "
+            f"there first, or plan --model {served!r}"
+        )
     current_max = where("max_instances").get("max_instances")
     try:  # a max above the plan's count is kept; a malformed one is the loader's to report
         keep_max = int(current_max) if isinstance(current_max, int | str) and not isinstance(current_max, bool) else 0

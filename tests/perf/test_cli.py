@@ -167,13 +167,14 @@ def test_plan_marks_eight_gpu_instances_a_model_cannot_be_split_over(capsys):
 
 def test_plan_apply_writes_the_cheapest_option_into_cdk_json(capsys, tmp_path):
     settings = tmp_path / "cdk.json"
-    settings.write_text(json.dumps({"app": "x", "context": {"ownllm": {"model_id": "m", "max_instances": 4}}}))
+    model = "Qwen/Qwen2.5-7B-Instruct"
+    settings.write_text(json.dumps({"app": "x", "context": {"ownllm": {"model_id": model, "max_instances": 4}}}))
     code, out, err = run(capsys, *PLAN, "--json", "--apply", "--settings", str(settings))
     cheapest = next(o for o in json.loads(out)["options"] if o["fits"])
     ctx = json.loads(settings.read_text())["context"]["ownllm"]
     assert code == 0
     assert ctx == {
-        "model_id": "m",
+        "model_id": model,
         "instance_type": cheapest["instance_type"],
         "instance_count": cheapest["instances"],
         "min_instances": cheapest["instances"],
@@ -224,6 +225,27 @@ def test_plan_apply_refuses_a_malformed_cdk_json_and_leaves_it_as_it_was(capsys,
     code, out, err = run(capsys, *PLAN, "--apply", "--settings", str(settings))
     assert (code, out, err) == (2, "", f"ownllm plan: --settings {str(settings)!r}: {problem}; nothing written\n")
     assert settings.read_text() == text
+
+
+@pytest.mark.parametrize(
+    "context, served",
+    [
+        ({"ownllm": {"model_id": "meta-llama/Llama-3.1-70B-Instruct"}}, "meta-llama/Llama-3.1-70B-Instruct"),
+        ({"model_id": "meta-llama/Llama-3.1-8B-Instruct", "ownllm": {}}, "meta-llama/Llama-3.1-8B-Instruct"),
+    ],
+)
+def test_plan_apply_refuses_a_cdk_json_that_serves_another_model(capsys, tmp_path, context, served):
+    """An instance sized for Qwen 7B was written next to a 70B model_id without a word."""
+    settings = tmp_path / "cdk.json"
+    settings.write_text(json.dumps({"context": context}))
+    before = settings.read_text()
+    code, out, err = run(capsys, *PLAN, "--apply", "--settings", str(settings))
+    assert (code, out, settings.read_text()) == (2, "", before)
+    assert err == (
+        f"ownllm plan: --settings {str(settings)!r}: it serves model_id {served!r}, not the planned --model "
+        f"'Qwen/Qwen2.5-7B-Instruct'; set model_id to 'Qwen/Qwen2.5-7B-Instruct' there first, or plan --model "
+        f"{served!r}; nothing written\n"
+    )
 
 
 def test_plan_apply_refuses_a_cdk_json_that_is_not_utf8(capsys, tmp_path):
