@@ -798,6 +798,12 @@ def settings_from_app_context(context: Mapping[str, object]) -> Settings:
     return Settings.from_context(merge_context(context.get("ownllm"), context))
 
 
+# cdk.json is read as UTF-8 with an optional byte order mark (as Windows editors save it): the pinned
+# CDK CLI (aws-cdk 2.1148.1, package.json) reads such a file and runs the app (measured with `cdk ls`),
+# so every ownllm tool reads it too.
+CDK_JSON_ENCODING = "utf-8-sig"
+
+
 class DuplicateKeyError(ValueError):
     """A key given twice in one JSON object (json.loads would silently keep the last)."""
 
@@ -817,7 +823,7 @@ def read_cdk_json(path: str | os.PathLike[str]) -> dict[str, object]:
     if not p.exists():
         return {}
     try:
-        doc = json.loads(p.read_text(), object_pairs_hook=unique_json_object)
+        doc = json.loads(p.read_bytes().decode(CDK_JSON_ENCODING), object_pairs_hook=unique_json_object)
     except (OSError, UnicodeDecodeError) as exc:
         raise SettingsError([f"{p}: cannot be read ({exc})"]) from None
     except DuplicateKeyError as exc:

@@ -19,7 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from ownllm.bench.report import BenchReport, LevelSummary
-from ownllm.settings import DuplicateKeyError, Settings, SettingsError, setting_location, unique_json_object
+from ownllm.settings import (
+    CDK_JSON_ENCODING,
+    DuplicateKeyError,
+    Settings,
+    SettingsError,
+    setting_location,
+    unique_json_object,
+)
 
 MAX_ERROR_RATE = 0.01
 STAND_IN_MARK = "stand-in"
@@ -117,7 +124,7 @@ def _read(cdk_json: Path) -> tuple[dict[str, Any], str]:
     if not cdk_json.is_file():
         raise CalibrationError(f"{cdk_json} does not exist; run from the project folder or pass --cdk-json")
     try:
-        text = cdk_json.read_bytes().decode("utf-8")
+        text = cdk_json.read_bytes().decode(CDK_JSON_ENCODING)
     except OSError as exc:
         raise CalibrationError(f"{cdk_json} cannot be read ({exc.strerror or exc})") from None
     except UnicodeDecodeError as exc:

@@ -220,12 +220,12 @@ class ApplyError(ValueError):
 
 
 def _read_cdk_json(path: Path) -> dict[str, object]:
-    from ownllm.settings import DuplicateKeyError, unique_json_object  # the loader's own reader rules
+    from ownllm.settings import CDK_JSON_ENCODING, DuplicateKeyError, unique_json_object  # the loader's rules
 
     if not path.is_file():
         return {}
     try:
-        data = json.loads(path.read_bytes().decode("utf-8"), object_pairs_hook=unique_json_object)
+        data = json.loads(path.read_bytes().decode(CDK_JSON_ENCODING), object_pairs_hook=unique_json_object)
     except UnicodeDecodeError as exc:
         raise ApplyError(f"cannot be read as UTF-8 ({exc})") from None
     except DuplicateKeyError as exc:

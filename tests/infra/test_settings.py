@@ -579,6 +579,16 @@ def test_the_largest_model_size_accepted_fits_no_supported_instance_even_at_4_bi
     assert largest_gib < MAX_MODEL_SIZE_B * 1e9 * 0.5 / gpus.GIB
 
 
+def test_a_cdk_json_saved_with_a_byte_order_mark_is_read_as_the_cdk_cli_reads_it(tmp_path):
+    """Windows editors save UTF-8 with a BOM; the CDK CLI runs such an app, so `ownllm cost`, wake and
+    batch read it too (before: "not valid JSON (Unexpected UTF-8 BOM ...)")."""
+    from ownllm.settings import load_settings
+
+    path = tmp_path / "cdk.json"
+    path.write_bytes(b'\xef\xbb\xbf{"context": {"ownllm": {"requests_per_day": 5}}}')
+    assert load_settings(path).requests_per_day == 5
+
+
 def test_a_key_twice_in_cdk_json_is_refused_since_json_readers_silently_keep_only_the_last(tmp_path):
     from ownllm.settings import load_settings
 

@@ -248,6 +248,17 @@ def test_plan_apply_refuses_a_cdk_json_that_serves_another_model(capsys, tmp_pat
     )
 
 
+def test_plan_apply_rewrites_a_cdk_json_saved_with_a_byte_order_mark(capsys, tmp_path):
+    settings = tmp_path / "cdk.json"
+    settings.write_bytes(b'\xef\xbb\xbf{"app": "x", "context": {"ownllm": {"max_instances": 4}}}')
+    code, out, _ = run(capsys, *PLAN, "--json", "--apply", "--settings", str(settings))
+    cheapest = next(o for o in json.loads(out)["options"] if o["fits"])
+    assert (code, json.loads(settings.read_text())["context"]["ownllm"]["instance_type"]) == (
+        0,
+        cheapest["instance_type"],
+    )
+
+
 def test_plan_apply_refuses_a_cdk_json_that_is_not_utf8(capsys, tmp_path):
     settings = tmp_path / "cdk.json"
     settings.write_bytes(b"\xff\xfe{}")
