@@ -721,6 +721,9 @@ def _ctx(error: ErrorDetails) -> dict[str, Any]:
 def _describe(key: str, value: object, error: ErrorDetails) -> str:
     kind = error["type"]
     if kind == "extra_forbidden":
+        normal = key.strip().lower().replace("-", "_")  # names are lower-case snake case
+        if normal in Settings.model_fields:
+            return f"unknown setting; did you mean {normal}?"
         return "unknown setting" + _did_you_mean(key, list(Settings.model_fields))
     shown = repr(value)
     if kind == "value_error":
@@ -778,8 +781,12 @@ def _num(value: float) -> str:
 
 
 def is_setting_key(key: str) -> bool:
-    """Whether a flat context key belongs to ownllm (and so must be a known setting)."""
-    return bool(_SETTING_KEY_RE.fullmatch(key)) and key != "ownllm"
+    """Whether a flat context key belongs to ownllm (and so must be a known setting): lower-case snake
+    case, or a setting's name in another case or with '-' (`-c Instance_Type=...`), which would
+    otherwise be dropped without a word and leave the default in place."""
+    if key == "ownllm":
+        return False
+    return bool(_SETTING_KEY_RE.fullmatch(key)) or key.strip().lower().replace("-", "_") in Settings.model_fields
 
 
 def merge_context(ownllm: object, flat: Mapping[str, object], where: str = "context") -> dict[str, object]:

@@ -579,6 +579,17 @@ def test_the_largest_model_size_accepted_fits_no_supported_instance_even_at_4_bi
     assert largest_gib < MAX_MODEL_SIZE_B * 1e9 * 0.5 / gpus.GIB
 
 
+@pytest.mark.parametrize("key", ["Instance_Type", "INSTANCE-TYPE", "instance-type"])
+def test_a_setting_given_in_another_case_or_with_dashes_is_refused_not_dropped(key):
+    """`cdk synth -c Instance_Type=ml.g5.xlarge` was not ownllm-looking, so synth dropped it and deployed
+    the default ml.g5.2xlarge without a word."""
+    from ownllm.settings import settings_from_app_context
+
+    with pytest.raises(SettingsError) as caught:
+        settings_from_app_context({key: "ml.g5.xlarge", "@aws-cdk/core:newStyleStackSynthesis": True})
+    assert caught.value.problems == [f"{key}: unknown setting; did you mean instance_type?"]
+
+
 def test_a_cdk_json_saved_with_a_byte_order_mark_is_read_as_the_cdk_cli_reads_it(tmp_path):
     """Windows editors save UTF-8 with a BOM; the CDK CLI runs such an app, so `ownllm cost`, wake and
     batch read it too (before: "not valid JSON (Unexpected UTF-8 BOM ...)")."""
