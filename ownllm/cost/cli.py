@@ -136,6 +136,7 @@ def cmd_estimate(args: argparse.Namespace) -> int:
 
 def _estimate(args: argparse.Namespace) -> int:
     from ownllm.cost.assembly import AssemblyError
+    from ownllm.cost.catalog import CatalogError
     from ownllm.cost.estimate import estimate_cdk_out
     from ownllm.cost.report import markdown, print_terminal
     from ownllm.cost.synth_hook import write_reports
@@ -145,7 +146,7 @@ def _estimate(args: argparse.Namespace) -> int:
     settings = _settings_or_exit(args.settings, args.context, args.cdk_out)
     try:
         est = estimate_cdk_out(args.cdk_out, settings)
-    except (AssemblyError, TemplateValueError) as exc:
+    except (AssemblyError, TemplateValueError, CatalogError) as exc:
         raise CommandError([str(exc)]) from None
     pinned = sorted({s["region"] for s in est.stacks if s["region_source"] == "stack environment"})
     if "region" in parse_overrides(args.context) and pinned:
@@ -191,6 +192,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 def _diff(args: argparse.Namespace) -> int:
     from ownllm.cost.assembly import AssemblyError
+    from ownllm.cost.catalog import CatalogError
     from ownllm.cost.diff import EstimateFileError, diff_estimates, load_estimate, markdown_diff
     from ownllm.cost.estimate import estimate_cdk_out
     from ownllm.cost.template import TemplateValueError
@@ -206,7 +208,7 @@ def _diff(args: argparse.Namespace) -> int:
             args.base, estimating_with(args.base_settings or args.settings), reprice=reprice_base
         )
         head, head_note = load_estimate(args.head, estimating_with(args.settings), reprice=reprice_head)
-    except (EstimateFileError, AssemblyError, TemplateValueError) as exc:
+    except (EstimateFileError, AssemblyError, TemplateValueError, CatalogError) as exc:
         raise CommandError([str(exc)]) from None
     if head is None:
         raise CommandError([head_note])
@@ -223,11 +225,15 @@ def _diff(args: argparse.Namespace) -> int:
 
 
 def cmd_refresh(args: argparse.Namespace) -> int:
-    from ownllm.cost.catalog import CATALOG_PATH, load_catalog, write_rows
+    from ownllm.cost.catalog import CATALOG_PATH, CatalogError, load_catalog, write_rows
     from ownllm.cost.refresh import PricingUnavailable, pricing_client, refresh_catalog
 
     output = Path(args.output) if args.output else CATALOG_PATH
-    existing = load_catalog(output if output.is_file() else None)
+    try:
+        existing = load_catalog(output if output.is_file() else None)
+    except CatalogError as exc:
+        print(f"ownllm prices refresh: {exc}; nothing written", file=sys.stderr)
+        return 2
     types = [t.strip() for t in args.instance_types.split(",")] if args.instance_types else None
     regions = [r.strip() for r in args.regions.split(",") if r.strip()]
     try:
@@ -244,9 +250,13 @@ def cmd_refresh(args: argparse.Namespace) -> int:
 
 def cmd_show(args: argparse.Namespace) -> int:
     """The bundled catalog, offline: one row per price."""
-    from ownllm.cost.catalog import load_catalog
+    from ownllm.cost.catalog import CatalogError, load_catalog
 
-    catalog = load_catalog()
+    try:
+        catalog = load_catalog()
+    except CatalogError as exc:
+        print(f"ownllm prices show: {exc}", file=sys.stderr)
+        return 2
     if args.region is not None and args.region not in catalog.regions:
         close = difflib.get_close_matches(args.region, catalog.regions, n=1, cutoff=0.8)
         hint = f"; did you mean {close[0]}?" if close else ""

@@ -209,7 +209,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def _plan(args: argparse.Namespace) -> int:
-    from ownllm.cost.catalog import load_catalog
+    from ownllm.cost.catalog import CatalogError, load_catalog
     from ownllm.perf import plan as planner
     from ownllm.perf.predict import ENGINES, KV_CACHE_DTYPES, PRECISIONS
 
@@ -230,8 +230,8 @@ def _plan(args: argparse.Namespace) -> int:
     _check_context(model, traffic.input_tokens, traffic.output_tokens)
     try:
         catalog = load_catalog(args.prices)
-    except (OSError, ValueError) as exc:
-        raise InputError(f"--prices {args.prices!r}: {exc}") from exc
+    except CatalogError as exc:  # names the file and the line
+        raise InputError(f"--prices: {exc}") from exc
     if args.region not in catalog.regions:
         raise InputError(f"--region {args.region!r}: accepted: {', '.join(catalog.regions)}")
     options = planner.plan(
