@@ -118,3 +118,29 @@ def test_nested_stack_resources_are_priced_under_parent_and_logical_id(cdk_out, 
 def test_a_folder_without_manifest_is_reported_clearly(tmp_path):
     with pytest.raises(AssemblyError, match="no manifest.json"):
         load_assembly(tmp_path)
+
+
+NOT_A_RESOURCE = "is not an object with a 'Type' name (and 'Properties' object), so not a stack template"
+
+
+@pytest.mark.parametrize(
+    "template, problem",
+    [
+        ({"Resources": 5}, "'Resources' is not an object, so not a stack template"),
+        ({"Resources": {"X": 5}}, f"resource 'X' {NOT_A_RESOURCE}"),
+        ({"Resources": {"X": {"Type": 5}}}, f"resource 'X' {NOT_A_RESOURCE}"),
+        ({"Resources": {"X": {"Type": "AWS::Logs::LogGroup", "Properties": 5}}}, f"resource 'X' {NOT_A_RESOURCE}"),
+        ({"Parameters": {"P": 5}, "Resources": {}}, "parameter 'P' is not an object, so not a stack template"),
+    ],
+)
+def test_a_template_of_another_shape_is_refused_naming_it_not_priced_without_its_lines(
+    cdk_out, settings, template, problem
+):
+    """`Resources: 5` dropped the endpoint from the total without a word; a resource that was not an object
+    was an AttributeError traceback."""
+    out = cdk_out({"OwnLlm": serving_resources()})
+    path = out / "OwnLlm.template.json"
+    path.write_text(json.dumps(template))
+    with pytest.raises(AssemblyError) as caught:
+        estimate_cdk_out(out, settings())
+    assert str(caught.value) == f"{path}: {problem}; run `cdk synth` again"
