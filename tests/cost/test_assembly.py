@@ -144,3 +144,34 @@ def test_a_template_of_another_shape_is_refused_naming_it_not_priced_without_its
     with pytest.raises(AssemblyError) as caught:
         estimate_cdk_out(out, settings())
     assert str(caught.value) == f"{path}: {problem}; run `cdk synth` again"
+
+
+@pytest.mark.parametrize("variants", [5, "AllTraffic", [5]])
+def test_a_property_of_a_shape_no_template_has_is_one_line_naming_the_file_not_a_traceback(cdk_out, settings, variants):
+    """ProductionVariants must be a list of objects; 5 was "TypeError: 'int' object is not iterable"."""
+    from .builders import CONFIG
+
+    resources = serving_resources()
+    resources[CONFIG]["Properties"]["ProductionVariants"] = variants
+    out = cdk_out({"OwnLlm": resources})
+    with pytest.raises(AssemblyError) as caught:
+        estimate_cdk_out(out, settings())
+    assert str(caught.value).startswith(
+        f"{out / 'OwnLlm.template.json'}: a property has a shape no CloudFormation template has ("
+    )
+    assert str(caught.value).endswith("); run `cdk synth` again")
+
+
+def test_a_count_above_what_cloudformation_takes_is_refused_not_an_overflow(cdk_out, settings):
+    """MaxCapacity 1e308 overflowed `round` in the capacity table; CloudFormation integers are 32-bit."""
+    from ownllm.cost.template import TemplateValueError
+
+    out = cdk_out({"OwnLlm": serving_resources(autoscaling=(1, 2))})
+    path = out / "OwnLlm.template.json"
+    template = json.loads(path.read_text())
+    target = next(k for k, v in template["Resources"].items() if v["Type"].endswith("ScalableTarget"))
+    template["Resources"][target]["Properties"]["MaxCapacity"] = 1e308
+    path.write_text(json.dumps(template))
+    with pytest.raises(TemplateValueError) as caught:
+        estimate_cdk_out(out, settings())
+    assert str(caught.value) == (f"{path}: {target} MaxCapacity: 1e+308 is not a whole number >= 0 and <= 2147483647")
