@@ -727,13 +727,14 @@ def _describe(key: str, value: object, error: ErrorDetails) -> str:
         return "unknown setting" + _did_you_mean(key, list(Settings.model_fields))
     shown = repr(value)
     if kind == "value_error":
-        return f"{shown} {_ctx(error)['error']}"
+        text = str(_ctx(error)["error"])
+        return f"{shown} {text}{_range(key)}" if text in _NOT_A_NUMBER else f"{shown} {text}"
     if kind in ("int_parsing", "int_from_float", "int_type"):
-        return f"{shown} is not a whole number"
+        return f"{shown} is not a whole number{_range(key)}"
     if kind == "finite_number":
-        return f"{shown} is not a finite number"
+        return f"{shown} is not a finite number{_range(key)}"
     if kind in ("float_parsing", "float_type"):
-        return f"{shown} is not a number"
+        return f"{shown} is not a number{_range(key)}"
     if kind in ("bool_parsing", "bool_type"):
         return f"{shown} is not true or false"
     if kind == "string_type":
@@ -743,6 +744,31 @@ def _describe(key: str, value: object, error: ErrorDetails) -> str:
     if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
         return f"{shown} {_bounds_text(key, exceeded=kind.startswith('less'))}"
     return f"{shown}: {error['msg']}"
+
+
+_NOT_A_NUMBER = ("is not a whole number", "is not a number")  # _plain_input's words for a bool
+
+
+def _range(key: str) -> str:
+    """'; accepted: 1 or more (...)': what a number key takes, after saying the value is not a number."""
+    if key == "log_retention_days":
+        return f"; accepted: {', '.join(map(str, RETENTION_DAYS))}"
+    lo: tuple[str, float] | None = None
+    hi: tuple[str, float] | None = None
+    for meta in Settings.model_fields[key].metadata:
+        for name in ("gt", "ge"):
+            if getattr(meta, name, None) is not None:
+                lo = (name, getattr(meta, name))
+        for name in ("lt", "le"):
+            if getattr(meta, name, None) not in (None, INT32_MAX):
+                hi = (name, getattr(meta, name))
+    if lo is None:
+        return ""
+    low = f"{_num(lo[1])} or more" if lo[0] == "ge" else f"above {_num(lo[1])}"
+    if hi is not None:
+        low = f"{_num(lo[1])} to {_num(hi[1])}" if lo[0] == "ge" else f"above {_num(lo[1])}, up to {_num(hi[1])}"
+    why = f" ({_WHY[key]})" if key in _WHY else ""
+    return f"; accepted: {low}{why}"
 
 
 def _bounds_text(key: str, exceeded: bool = False) -> str:

@@ -133,8 +133,9 @@ def test_min_above_max_is_rejected():
 
 
 def test_a_non_integer_count_is_rejected_with_its_value():
-    assert problems(instance_count="1.5") == ["instance_count: '1.5' is not a whole number"]
-    assert problems(max_instances=True) == ["max_instances: True is not a whole number"]
+    why = "; accepted: 1 or more (an instance-backed endpoint cannot run on 0)"
+    assert problems(instance_count="1.5") == [f"instance_count: '1.5' is not a whole number{why}"]
+    assert problems(max_instances=True) == [f"max_instances: True is not a whole number{why}"]
 
 
 def test_every_problem_is_reported_at_once():
@@ -281,9 +282,25 @@ def test_an_adapter_config_with_a_key_twice_is_refused(tmp_path):
 @pytest.mark.parametrize(
     "key, value, problem",
     [
-        ("max_daily_usd", "nan", "max_daily_usd: 'nan' is not a finite number"),
-        ("max_daily_usd", float("inf"), "max_daily_usd: inf is not a finite number"),
-        ("generation_tokens_per_s", "-inf", "generation_tokens_per_s: '-inf' is not a finite number"),
+        ("max_daily_usd", "nan", "max_daily_usd: 'nan' is not a finite number; accepted: above 0"),
+        ("max_daily_usd", float("inf"), "max_daily_usd: inf is not a finite number; accepted: above 0"),
+        (
+            "generation_tokens_per_s",
+            "-inf",
+            "generation_tokens_per_s: '-inf' is not a finite number; accepted: above 0, up to 1000000 "
+            "(tokens/s per request)",
+        ),
+        (
+            "requests_per_day",
+            "1e3",
+            "requests_per_day: '1e3' is not a whole number; accepted: 0 or more",
+        ),
+        (
+            "log_retention_days",
+            "a month",
+            "log_retention_days: 'a month' is not a whole number; accepted: 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, "
+            "180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653",
+        ),
         ("requests_per_day", -5, "requests_per_day: -5 must not be negative"),
         (
             "model_size_b",
