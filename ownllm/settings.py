@@ -738,7 +738,8 @@ def _describe(key: str, value: object, error: ErrorDetails) -> str:
     if kind in ("bool_parsing", "bool_type"):
         return f"{shown} is not true or false"
     if kind == "string_type":
-        return f"{shown} is not text"
+        hint = _TEXT_ACCEPTED.get(key)
+        return f"{shown} is not text" + (f"; accepted: {hint}" if hint else "")
     if kind == "less_than_equal" and _ctx(error).get("le") == INT32_MAX:
         return f"{shown} is above {INT32_MAX}, the largest whole number AWS APIs take"
     if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
@@ -746,7 +747,21 @@ def _describe(key: str, value: object, error: ErrorDetails) -> str:
     return f"{shown}: {error['msg']}"
 
 
-_NOT_A_NUMBER = ("is not a whole number", "is not a number")  # _plain_input's words for a bool
+_NOT_A_NUMBER = ("is not a whole number", "is not a number")
+# What a text key takes, said when it is given a number, a list or an object.
+_TEXT_ACCEPTED: dict[str, str] = {
+    "engine": ", ".join(ENGINES),
+    "precision": ", ".join(PRECISIONS),
+    "model_id": "a Hugging Face id ('org/name') or an s3:// prefix of weights",
+    "instance_type": "a SageMaker GPU instance type like 'ml.g5.2xlarge'",
+    "region": "an AWS region name like 'us-east-1'",
+    "timezone": "an IANA time zone name like 'Europe/Berlin' or 'UTC'",
+    "active_hours": "a whole-hour range like '08:00-20:00'",
+    "active_days": "a day range like 'MON-FRI' or a list 'MON,WED,FRI'",
+    "alarm_email": "an email address",
+    "stack_prefix": "a letter, then letters, digits and '-' (max 31)",
+    "hf_token_secret_name": "a Secrets Manager secret name",
+}  # _plain_input's words for a bool
 
 
 def _range(key: str) -> str:

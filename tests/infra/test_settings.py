@@ -548,6 +548,27 @@ def test_a_model_size_below_ten_million_parameters_is_refused_as_ownllm_capacity
 @pytest.mark.parametrize(
     "key, value, problem",
     [
+        ("engine", 5, "engine: 5 is not text; accepted: vllm, lmi, tgi"),
+        (
+            "instance_type",
+            ["ml.g5.2xlarge"],
+            "instance_type: ['ml.g5.2xlarge'] is not text; accepted: a SageMaker "
+            "GPU instance type like 'ml.g5.2xlarge'",
+        ),
+        (
+            "region",
+            {"name": "us-east-1"},
+            "region: {'name': 'us-east-1'} is not text; accepted: an AWS region name like 'us-east-1'",
+        ),
+    ],
+)
+def test_a_text_setting_given_a_number_list_or_object_says_what_it_accepts(key, value, problem):
+    assert problems(**{key: value}) == [problem]
+
+
+@pytest.mark.parametrize(
+    "key, value, problem",
+    [
         (
             "generation_tokens_per_s",
             "1e308",
