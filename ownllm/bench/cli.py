@@ -118,6 +118,15 @@ def run(args: argparse.Namespace) -> int:
             raise runner.BenchError(f"--instances {args.instances} must be at least 1")
         if args.warmup is not None and args.warmup < 0:
             raise runner.BenchError(f"--warmup {args.warmup} must not be negative")
+        # The report is written after the sweep: a folder it cannot go in must fail before it.
+        if args.out.exists() and not args.out.is_dir():
+            raise runner.BenchError(f"--out {str(args.out)!r}: is a file; give a folder (created if missing)")
+        try:
+            args.out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise runner.BenchError(
+                f"--out {str(args.out)!r}: cannot be the report folder ({exc.strerror or exc}); nothing was sent"
+            ) from None
         if args.calibrate:
             try:
                 check_cdk_json(args.cdk_json)

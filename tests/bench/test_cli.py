@@ -132,6 +132,17 @@ def test_calibrate_into_a_cdk_json_it_cannot_rewrite_is_refused_before_the_sweep
     assert list(tmp_path.glob("bench-*.json")) == []
 
 
+def test_an_out_folder_that_is_a_file_is_refused_before_the_sweep_not_a_traceback_after_it(tmp_path, capsys):
+    """Before, the sweep ran and then writing the report raised FileExistsError: the results were lost."""
+    taken = tmp_path / "results"
+    taken.write_text("notes")
+    argv = ["bench", "http://127.0.0.1:1/v1", "--model", "m", "--out", str(taken), "--no-progress", "--no-plot"]
+    assert main(argv) == 2
+    assert capsys.readouterr().err == (
+        f"ownllm bench: --out {str(taken)!r}: is a file; give a folder (created if missing)\n"
+    )
+
+
 def test_a_sweep_of_the_local_stand_in_runs_but_refuses_to_calibrate(local_stack, tmp_path, cdk_json, capsys):
     before = cdk_json.read_text()
     code = main(
