@@ -114,7 +114,14 @@ _SIZE_RE = re.compile(r"(?<![A-Za-z0-9.])(?:(\d+)x)?(\d+(?:\.\d+)?)b(?![a-z])", 
 _HOURS_RE = re.compile(r"(\d{1,2}):?(\d{2})?-(\d{1,2}):?(\d{2})?")
 _EMAIL_RE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 _S3_PREFIX_RE = re.compile(r"s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/\S*)?")
-_HF_ID_RE = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
+# A Hugging Face repo id 'org/name': ASCII letters, digits, '-', '_' and '.'; the name 1-96 characters,
+# neither starting nor ending with '-' or '.'; no '--' or '..'; not ending in '.git' (huggingface_hub
+# validate_repo_id, src/huggingface_hub/utils/_validators.py, which mirrors the Hub's own rule).
+_HF_ID_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?/[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,94}[A-Za-z0-9_])?")
+HF_ID_RULE = (
+    "a Hugging Face id 'org/name' (ASCII letters, digits, '-', '_' and '.'; the name at most 96 characters, "
+    "not starting or ending with '-' or '.'; no '--' or '..')"
+)
 _STACK_PREFIX_RE = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,30}")
 _REGION_RE = re.compile(r"[a-z]{2}(-gov)?-[a-z]+-\d")
 # Secrets Manager names: 1-512 ASCII letters, digits and /_+=.@- (CreateSecret's Name,
@@ -328,8 +335,8 @@ class Settings(BaseModel):
                     "is not an s3:// prefix with a valid bucket name "
                     "(3-63 lowercase letters, digits, '.' and '-'), e.g. s3://my-bucket/llama-3-8b/"
                 )
-        elif not _HF_ID_RE.fullmatch(v):
-            raise ValueError("is neither a Hugging Face id ('org/name') nor an s3:// prefix of weights")
+        elif not _HF_ID_RE.fullmatch(v) or "--" in v or ".." in v or v.endswith(".git"):
+            raise ValueError(f"is neither {HF_ID_RULE} nor an s3:// prefix of weights")
         return v
 
     @field_validator("instance_type")
@@ -361,7 +368,8 @@ class Settings(BaseModel):
     @classmethod
     def _timezone(cls, v: str) -> str:
         if not is_iana_timezone(v):
-            hint = _did_you_mean(v, sorted(_iana_names()))
+            same = [name for name in (*sorted(_iana_names()), "UTC") if name.lower() == v.strip().lower()]
+            hint = f"; did you mean {same[0]}?" if same else _did_you_mean(v, sorted(_iana_names()))
             raise ValueError(f"is not an IANA time zone name like 'Europe/Berlin' or 'UTC'{hint}")
         return v
 
@@ -752,7 +760,7 @@ _NOT_A_NUMBER = ("is not a whole number", "is not a number")
 _TEXT_ACCEPTED: dict[str, str] = {
     "engine": ", ".join(ENGINES),
     "precision": ", ".join(PRECISIONS),
-    "model_id": "a Hugging Face id ('org/name') or an s3:// prefix of weights",
+    "model_id": f"{HF_ID_RULE} or an s3:// prefix of weights",
     "instance_type": "a SageMaker GPU instance type like 'ml.g5.2xlarge'",
     "region": "an AWS region name like 'us-east-1'",
     "timezone": "an IANA time zone name like 'Europe/Berlin' or 'UTC'",

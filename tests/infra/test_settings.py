@@ -546,6 +546,27 @@ def test_a_model_size_below_ten_million_parameters_is_refused_as_ownllm_capacity
 
 
 @pytest.mark.parametrize(
+    "model_id",
+    ["org/" + "x" * 94 + "-7B", "Org/Ünïcode-7B", "org/x--7b", "org/x-7b.", "org/x-7b.git", "org/x 7b"],
+)
+def test_a_model_id_the_hub_would_refuse_is_refused_here_with_its_rule(model_id):
+    """A 100-character name and non-ASCII letters passed before (the pattern used \\w) and failed only when
+    the container started."""
+    assert problems(model_id=model_id, model_size_b=7) == [
+        f"model_id: {model_id!r} is neither a Hugging Face id 'org/name' (ASCII letters, digits, '-', '_' and '.'; "
+        "the name at most 96 characters, not starting or ending with '-' or '.'; no '--' or '..') nor an s3:// "
+        "prefix of weights"
+    ]
+
+
+@pytest.mark.parametrize("zone, meant", [("utc", "UTC"), ("europe/berlin", "Europe/Berlin")])
+def test_a_time_zone_in_the_wrong_case_gets_the_right_name_suggested(zone, meant):
+    assert problems(timezone=zone) == [
+        f"timezone: {zone!r} is not an IANA time zone name like 'Europe/Berlin' or 'UTC'; did you mean {meant}?"
+    ]
+
+
+@pytest.mark.parametrize(
     "key, value, problem",
     [
         ("engine", 5, "engine: 5 is not text; accepted: vllm, lmi, tgi"),
