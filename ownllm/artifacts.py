@@ -57,7 +57,14 @@ def load_artifacts(root: Path) -> ModelArtifacts:
     adapters: list[str] = []
     ranks: dict[str, int] = {}
     adapters_dir = root / "adapters"
-    if adapters_dir.is_dir():
+    if adapters_dir.exists() and not adapters_dir.is_dir():
+        problems.append("model_artifacts/adapters: is a file; it must be a folder of adapter folders")
+    elif (adapters_dir / "adapter_config.json").is_file():  # one adapter unpacked straight into adapters/
+        problems.append(
+            "model_artifacts/adapters/adapter_config.json: an adapter goes in its own folder, named as the "
+            "adapter: adapters/<name>/adapter_config.json (and its weights)"
+        )
+    elif adapters_dir.is_dir():
         for child in sorted(adapters_dir.iterdir()):
             if not child.is_dir():
                 continue

@@ -732,6 +732,8 @@ def _describe(key: str, value: object, error: ErrorDetails) -> str:
         normal = key.strip().lower().replace("-", "_")  # names are lower-case snake case
         if normal in Settings.model_fields:
             return f"unknown setting; did you mean {normal}?"
+        if normal == "ownllm":
+            return "unknown setting; context.ownllm holds the settings themselves, not another 'ownllm'"
         return "unknown setting" + _did_you_mean(key, list(Settings.model_fields))
     shown = repr(value)
     if kind == "value_error":

@@ -266,6 +266,30 @@ def test_a_folder_named_serving_json_is_refused_not_silently_skipped(tmp_path):
     assert caught.value.problems == ["model_artifacts/serving.json: is a folder; it must be a JSON file"]
 
 
+def test_an_adapter_unpacked_straight_into_adapters_is_refused_not_silently_skipped(tmp_path):
+    """Only sub-folders are adapters: an adapter_config.json directly in adapters/ deployed no adapter."""
+    from ownllm.artifacts import load_artifacts
+
+    (tmp_path / "adapters").mkdir()
+    (tmp_path / "adapters" / "adapter_config.json").write_text('{"r": 8}')
+    with pytest.raises(SettingsError) as caught:
+        load_artifacts(tmp_path)
+    assert caught.value.problems == [
+        "model_artifacts/adapters/adapter_config.json: an adapter goes in its own folder, named as the adapter: "
+        "adapters/<name>/adapter_config.json (and its weights)"
+    ]
+
+
+def test_settings_nested_in_a_second_ownllm_object_are_named_not_just_unknown():
+    from ownllm.settings import settings_from_app_context
+
+    with pytest.raises(SettingsError) as caught:
+        settings_from_app_context({"ownllm": {"ownllm": {"instance_type": "ml.g5.xlarge"}}})
+    assert caught.value.problems == [
+        "ownllm: unknown setting; context.ownllm holds the settings themselves, not another 'ownllm'"
+    ]
+
+
 def test_an_adapter_config_with_a_key_twice_is_refused(tmp_path):
     from ownllm.artifacts import load_artifacts
 
