@@ -245,7 +245,7 @@ def apply(option: Option, path: Path, model_id: str | None = None) -> dict[str, 
     or when it serves another model than `model_id`, the one planned for (an instance sized for one
     model would otherwise be deployed for another).
     """
-    from ownllm.settings import Settings, setting_location
+    from ownllm.settings import Settings, SettingsError, setting_location, settings_from_app_context
 
     data = _read_cdk_json(path)
     context = data.setdefault("context", {})
@@ -279,6 +279,10 @@ def apply(option: Option, path: Path, model_id: str | None = None) -> dict[str, 
     }
     for key, value in changes.items():
         where(key)[key] = value
+    try:  # what synth would make of the result: a cdk.json it refuses is not written
+        settings_from_app_context(context)
+    except SettingsError as exc:
+        raise ApplyError(f"with the plan applied, synth would refuse it: {'; '.join(exc.problems)}") from None
     try:
         path.write_text(json.dumps(data, indent=2) + "\n")
     except OSError as exc:

@@ -259,6 +259,26 @@ def test_plan_apply_rewrites_a_cdk_json_saved_with_a_byte_order_mark(capsys, tmp
     )
 
 
+@pytest.mark.parametrize(
+    "ownllm, problem",
+    [
+        ({"request_per_day": 5}, "request_per_day: unknown setting; did you mean requests_per_day?"),
+        ({"requests_per_day": float("nan")}, "requests_per_day: nan is not a finite number; accepted: 0 or more"),
+    ],
+)
+def test_plan_apply_refuses_to_write_a_cdk_json_synth_would_refuse(capsys, tmp_path, ownllm, problem):
+    """Before, the plan was written into it and NaN written back out, which the CDK CLI cannot parse."""
+    settings = tmp_path / "cdk.json"
+    settings.write_text(json.dumps({"context": {"ownllm": ownllm}}))
+    before = settings.read_text()
+    code, out, err = run(capsys, *PLAN, "--apply", "--settings", str(settings))
+    assert (code, out, settings.read_text()) == (2, "", before)
+    assert err == (
+        f"ownllm plan: --settings {str(settings)!r}: with the plan applied, synth would refuse it: {problem}; "
+        "nothing written\n"
+    )
+
+
 def test_plan_apply_refuses_a_cdk_json_that_is_not_utf8(capsys, tmp_path):
     settings = tmp_path / "cdk.json"
     settings.write_bytes(b"\xff\xfe{}")
