@@ -25,6 +25,7 @@ from ownllm.settings import (
     Settings,
     SettingsError,
     setting_location,
+    settings_from_app_context,
     unique_json_object,
 )
 
@@ -144,6 +145,10 @@ def _read(cdk_json: Path) -> tuple[dict[str, Any], str]:
         raise CalibrationError(f"{cdk_json}: context is not an object")
     if not isinstance(context.get("ownllm", {}), dict):
         raise CalibrationError(f"{cdk_json}: context.ownllm is not an object")
+    try:  # the measured speeds go into a cdk.json synth takes, or into none
+        settings_from_app_context(context)
+    except SettingsError as exc:
+        raise CalibrationError(f"{cdk_json}: synth would refuse it: {'; '.join(exc.problems)}") from None
     return doc, text
 
 

@@ -118,6 +118,10 @@ def test_calibrate_writes_the_measured_speeds_into_cdk_json(trivial, tmp_path, c
             b'{"context": {"ownllm": {"region": "eu-west-1", "region": "us-east-1"}}}',
             "{path}: key 'region' appears twice in one object; a rewrite would keep only one, so say it once",
         ),
+        (
+            b'{"context": {"ownllm": {"instance_typ": "ml.g5.xlarge"}}}',
+            "{path}: synth would refuse it: instance_typ: unknown setting; did you mean instance_type or instance_count?",
+        ),
     ],
 )
 def test_calibrate_into_a_cdk_json_it_cannot_rewrite_is_refused_before_the_sweep(tmp_path, capsys, content, problem):
