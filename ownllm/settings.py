@@ -913,7 +913,12 @@ def named_cdk_json(given: str | None, option: str = "--settings") -> str:
     price or size the defaults), else ./cdk.json if present."""
     if given is None:
         return "cdk.json"
-    if not Path(given).is_file():
+    path = Path(given)
+    if path.is_dir():
+        inside = path / "cdk.json"
+        hint = f"; did you mean {str(inside)!r}?" if inside.is_file() else ""
+        raise SettingsError([f"{option} {given!r}: is a folder, not a cdk.json file{hint}"])
+    if not path.is_file():
         raise SettingsError([f"{option} {given!r}: no such file"])
     return given
 

@@ -83,11 +83,18 @@ def load_settings(path: str | None, overrides: list[str], cdk_out: str | None = 
     """The settings to price `cdk_out` with: what synth recorded there unless a cdk.json is named,
     then `-c` overrides. A key that would change the templates cannot be applied to an existing
     cdk.out and is refused. Raises SettingsError."""
-    from ownllm.settings import ESTIMATE_KEYS, Settings, SettingsError, parse_overrides, read_recorded_settings
+    from ownllm.settings import (
+        ESTIMATE_KEYS,
+        Settings,
+        SettingsError,
+        named_cdk_json,
+        parse_overrides,
+        read_recorded_settings,
+    )
     from ownllm.settings import load_settings as from_cdk_json
 
-    if path is not None and not Path(path).is_file():  # a typo must not price the defaults instead
-        raise SettingsError([f"--settings {path!r}: no such file"])
+    if path is not None:  # a typo must not price the defaults instead
+        named_cdk_json(path)
     extra = parse_overrides(overrides)
     refused = [k for k in extra if k in Settings.model_fields and k not in ESTIMATE_KEYS]
     if refused:

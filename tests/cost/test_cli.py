@@ -206,3 +206,15 @@ def test_a_settings_file_that_does_not_exist_is_refused_not_replaced_by_defaults
     missing = tmp_path / "cdk.jsn"
     assert main(["cost", "estimate", "--cdk-out", str(out), "--settings", str(missing)]) == 2
     assert capsys.readouterr() == ("", f"ownllm: --settings {str(missing)!r}: no such file\n")
+
+
+def test_a_folder_given_as_settings_is_named_as_one_with_its_cdk_json_suggested(cdk_out, capsys, tmp_path):
+    out = cdk_out({"OwnLlm": serving_resources("ml.g5.4xlarge", 1)})
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "cdk.json").write_text('{"context": {}}')
+    assert main(["cost", "estimate", "--cdk-out", str(out), "--settings", str(project)]) == 2
+    assert capsys.readouterr().err == (
+        f"ownllm: --settings {str(project)!r}: is a folder, not a cdk.json file; "
+        f"did you mean {str(project / 'cdk.json')!r}?\n"
+    )
