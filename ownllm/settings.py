@@ -947,6 +947,8 @@ def write_recorded_settings(outdir: str | os.PathLike[str], settings: Settings) 
 def read_recorded_settings(outdir: str | os.PathLike[str]) -> dict[str, object] | None:
     """The settings dict synth recorded in `outdir`, or None when it recorded none."""
     path = Path(outdir) / SETTINGS_FILE
+    if path.exists() and not path.is_file():
+        raise SettingsError([f"{path}: is not a file; run `cdk synth` again"])
     if not path.is_file():
         return None
     try:

@@ -85,6 +85,7 @@ def load_settings(path: str | None, overrides: list[str], cdk_out: str | None = 
     cdk.out and is refused. Raises SettingsError."""
     from ownllm.settings import (
         ESTIMATE_KEYS,
+        SETTINGS_FILE,
         Settings,
         SettingsError,
         named_cdk_json,
@@ -107,7 +108,13 @@ def load_settings(path: str | None, overrides: list[str], cdk_out: str | None = 
         )
     recorded = read_recorded_settings(cdk_out) if cdk_out and path is None else None
     if recorded is not None:
-        return Settings.from_context({**recorded, **extra})
+        try:
+            return Settings.from_context({**recorded, **extra})
+        except SettingsError as exc:  # say where a key -c did not give comes from
+            where = Path(str(cdk_out)) / SETTINGS_FILE
+            raise SettingsError(
+                [p if p.partition(":")[0] in extra else f"{where} (what synth recorded): {p}" for p in exc.problems]
+            ) from None
     return from_cdk_json(path if path is not None else DEFAULT_CDK_JSON, extra)
 
 

@@ -218,3 +218,14 @@ def test_a_folder_given_as_settings_is_named_as_one_with_its_cdk_json_suggested(
         f"ownllm: --settings {str(project)!r}: is a folder, not a cdk.json file; "
         f"did you mean {str(project / 'cdk.json')!r}?\n"
     )
+
+
+def test_a_bad_recorded_setting_names_the_record_and_a_bad_dash_c_names_only_the_key(cdk_out, capsys):
+    out = cdk_out({"OwnLlm": serving_resources("ml.g5.4xlarge", 1)})
+    record = out / "ownllm-settings.json"
+    record.write_text(json.dumps({"schema": "ownllm.settings/1", "settings": {"request_per_day": 5}}))
+    assert main(["cost", "estimate", "--cdk-out", str(out), "-c", "avg_input_tokens=-1"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "ownllm: avg_input_tokens: '-1' must not be negative",
+        f"ownllm: {record} (what synth recorded): request_per_day: unknown setting; did you mean requests_per_day?",
+    ]
