@@ -77,9 +77,14 @@ def _number(
         n = None
     if n is None or not math.isfinite(n) or n < minimum or (maximum is not None and n > maximum):
         what = "a whole number" if kind is int else "a number"
-        limits = f">= {minimum:g}" if maximum is None else f"from {minimum:g} to {maximum:g}"
+        limits = f">= {minimum:g}" if maximum is None else f"from {_plain(minimum)} to {_plain(maximum)}"
         raise InputError(f"{option} {value!r}: must be {what} {limits}")
     return n
+
+
+def _plain(value: float) -> str:
+    """2147483647, not 2.14748e+09."""
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
 def _model(args: argparse.Namespace) -> Any:
@@ -217,12 +222,14 @@ def _plan(args: argparse.Namespace) -> int:
     kv_cache = _check_choice("--kv-cache-dtype", args.kv_cache_dtype, list(KV_CACHE_DTYPES))
     engine = _check_choice("--engine", args.engine, list(ENGINES))
     max_batch = _number("--max-batch-size", args.max_batch_size) if args.max_batch_size else None
-    traffic = planner.Traffic(
-        requests_per_day=_number("--requests-per-day", args.requests_per_day, float, 0),
+    from ownllm.settings import INT32_MAX, MAX_TOKENS_PER_S
+
+    traffic = planner.Traffic(  # the bounds settings put on requests_per_day and min_tokens_per_s_per_request
+        requests_per_day=_number("--requests-per-day", args.requests_per_day, float, 0, INT32_MAX),
         input_tokens=_number("--input-tokens", args.input_tokens),
         output_tokens=_number("--output-tokens", args.output_tokens),
         active_hours=_number("--active-hours", args.active_hours, float, 0.01),
-        min_tokens_per_s=_number("--min-tokens-per-s", args.min_tokens_per_s, float, 0),
+        min_tokens_per_s=_number("--min-tokens-per-s", args.min_tokens_per_s, float, 0, MAX_TOKENS_PER_S),
     )
     if traffic.active_hours > 24:
         raise InputError(f"--active-hours {args.active_hours!r}: must be at most 24")

@@ -311,7 +311,11 @@ def test_plan_apply_updates_a_flat_context_key_where_the_loader_reads_it(capsys,
         ),
         (
             ["plan", "--model", "Qwen/Qwen2.5-7B-Instruct", "--requests-per-day", "1e400"],
-            "ownllm plan: --requests-per-day '1e400': must be a number >= 0",
+            "ownllm plan: --requests-per-day '1e400': must be a number from 0 to 2147483647",
+        ),
+        (
+            ["plan", "--model", "Qwen/Qwen2.5-7B-Instruct", "--requests-per-day", "1e300"],
+            "ownllm plan: --requests-per-day '1e300': must be a number from 0 to 2147483647",
         ),
         (
             ["plan", "--model", "Qwen/Qwen2.5-7B-Instruct", "--active-hours", "nan"],
@@ -319,7 +323,7 @@ def test_plan_apply_updates_a_flat_context_key_where_the_loader_reads_it(capsys,
         ),
         (
             ["plan", "--model", "Qwen/Qwen2.5-7B-Instruct", "--min-tokens-per-s", "inf"],
-            "ownllm plan: --min-tokens-per-s 'inf': must be a number >= 0",
+            "ownllm plan: --min-tokens-per-s 'inf': must be a number from 0 to 1000000",
         ),
     ],
 )
