@@ -243,6 +243,12 @@ def cmd_refresh(args: argparse.Namespace) -> int:
     from ownllm.cost.refresh import PricingUnavailable, pricing_client, refresh_catalog
 
     output = Path(args.output) if args.output else CATALOG_PATH
+    if output.is_dir() or not output.parent.is_dir():  # found before any AWS call, not after the refresh
+        why = (
+            "is a folder; give a file name" if output.is_dir() else f"its folder {str(output.parent)!r} does not exist"
+        )
+        print(f"ownllm prices refresh: --output {str(output)!r}: {why}; nothing written", file=sys.stderr)
+        return 2
     try:
         existing = load_catalog(output if output.is_file() else None)
     except CatalogError as exc:
@@ -255,7 +261,14 @@ def cmd_refresh(args: argparse.Namespace) -> int:
     except PricingUnavailable as exc:
         print(f"ownllm prices refresh: {exc}", file=sys.stderr)
         return 2
-    write_rows(output, rows)
+    try:
+        write_rows(output, rows)
+    except OSError as exc:
+        print(
+            f"ownllm prices refresh: --output {str(output)!r}: cannot be written ({exc.strerror or exc})",
+            file=sys.stderr,
+        )
+        return 2
     print(f"wrote {len(rows)} prices to {output}", file=sys.stderr)
     if missing:
         print(f"not found, previous figure kept ({len(missing)}): {', '.join(missing)}", file=sys.stderr)

@@ -119,6 +119,13 @@ def test_prices_refresh_without_credentials_says_what_it_needs_in_one_line(capsy
     assert not (tmp_path / "prices.csv").exists()
 
 
+def test_prices_refresh_to_a_folder_is_one_line_before_any_aws_call(capsys, tmp_path):
+    assert main(["prices", "refresh", "--output", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == (
+        f"ownllm prices refresh: --output {str(tmp_path)!r}: is a folder; give a file name; nothing written\n"
+    )
+
+
 def test_json_piped_into_a_reader_that_stops_early_ends_without_a_traceback(cdk_out, tmp_path):
     out = cdk_out({"OwnLlm": serving_resources("ml.g5.4xlarge", 1)})
     write_recorded_settings(out, make_settings())
