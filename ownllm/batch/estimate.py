@@ -82,17 +82,28 @@ class TokenCount:
     defaulted: int  # requests without their own cap, counted at default_max_tokens
     default_max_tokens: int
     bad_max_tokens: int = 0  # requests whose max_tokens the forwarder refuses: nothing counted
+    too_large: int = 0  # requests whose body is over max_request_bytes (answered 413): nothing counted
+    max_request_bytes: int | None = None
+
+    @property
+    def refused(self) -> int:
+        return self.bad_max_tokens + self.too_large
 
     @property
     def served(self) -> int:
         """The requests that reach the model."""
-        return self.requests - self.bad_max_tokens
+        return self.requests - self.refused
 
 
-def count_tokens(requests: Iterable[BatchRequest], default_max_tokens: int) -> TokenCount:
-    total = inputs = unreadable = outputs = defaulted = bad_cap = 0
+def count_tokens(
+    requests: Iterable[BatchRequest], default_max_tokens: int, max_request_bytes: int | None = None
+) -> TokenCount:
+    total = inputs = unreadable = outputs = defaulted = bad_cap = too_large = 0
     for request in requests:
         total += 1
+        if max_request_bytes is not None and len(request.payload()) > max_request_bytes:
+            too_large += 1  # answered 413 by the forwarder: it reads and generates nothing
+            continue
         if refuses_max_tokens(request):
             bad_cap += 1  # answered 400 before the model: it reads and generates nothing
             continue
@@ -106,4 +117,6 @@ def count_tokens(requests: Iterable[BatchRequest], default_max_tokens: int) -> T
             defaulted += 1
             cap = default_max_tokens
         outputs += cap
-    return TokenCount(total, inputs, unreadable, outputs, defaulted, default_max_tokens, bad_cap)
+    return TokenCount(
+        total, inputs, unreadable, outputs, defaulted, default_max_tokens, bad_cap, too_large, max_request_bytes
+    )

@@ -49,6 +49,10 @@ class BatchRequest:
     url: str  # one of SUPPORTED_URLS
     body: dict[str, object]
 
+    def payload(self) -> bytes:
+        """The body as `batch run` sends it: the bytes the API's size limit counts."""
+        return json.dumps(self.body, separators=(",", ":")).encode()
+
 
 def _describe(value: object) -> str:
     text = json.dumps(value) if not isinstance(value, str) else repr(value)

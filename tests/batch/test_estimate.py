@@ -95,8 +95,8 @@ def test_a_max_tokens_the_api_refuses_is_named_and_not_counted_at_the_default(tm
         "output tokens  at most 100  (1 with their own max_tokens; 0 at default_max_tokens 256; 3 refused)",
     ]
     assert captured.err.splitlines() == [
-        "ownllm batch estimate: 3 request(s) set max_tokens (or max_completion_tokens) to something other than a "
-        "whole number of at least 1; the API will refuse them, so they are not counted"
+        "ownllm batch estimate: the API will refuse 3 request(s) setting max_tokens (or max_completion_tokens) to "
+        "something other than a whole number of at least 1, so they are not counted"
     ]
 
 
@@ -107,9 +107,34 @@ def test_a_file_whose_every_max_tokens_is_refused_is_one_line_not_a_division_by_
 
     assert code == 2
     assert capsys.readouterr().err == (
-        f"ownllm batch estimate: INPUT {source!r}: every request sets max_tokens (or max_completion_tokens) to "
-        "something other than a whole number of at least 1; the API would refuse them all\n"
+        f"ownllm batch estimate: INPUT {source!r}: the API would refuse every request (1 request(s) setting "
+        "max_tokens (or max_completion_tokens) to something other than a whole number of at least 1)\n"
     )
+
+
+def test_a_body_over_max_request_bytes_is_named_and_not_counted(tmp_path, capsys):
+    """The forwarder answers 413 to a body over max_request_bytes (here 1,024 bytes) before the model sees
+    it; before, its 2,000-character prompt was counted as 507 input tokens and sized the job.
+    Counted: "abcd" -> 1 + 4 + 3 = 8 input tokens; output max_tokens 10."""
+    user = [{"role": "user", "content": "abcd"}]
+    big = [{"role": "user", "content": "x" * 2000}]
+    source = write(tmp_path / "in.jsonl", [chat("a", user, max_tokens=10), chat("b", big, max_tokens=10)])
+
+    code = main(
+        ["batch", "estimate", source, "--settings", str(_empty_cdk_json(tmp_path)), "-c", "max_request_bytes=1024"]
+    )
+
+    captured = capsys.readouterr()
+    assert code == 0
+    assert captured.out.splitlines()[:3] == [
+        "requests       2",
+        "input tokens   8  (estimated as the forwarder does: about 4 bytes of text per token plus a few per chat message)",
+        "output tokens  at most 10  (1 with their own max_tokens; 0 at default_max_tokens 512; 1 refused)",
+    ]
+    assert captured.err.splitlines() == [
+        "ownllm batch estimate: the API will refuse 1 request(s) whose body is over max_request_bytes 1024 "
+        "(answered 413), so they are not counted"
+    ]
 
 
 def test_bad_input_is_refused_by_line_as_for_run(tmp_path, capsys):
