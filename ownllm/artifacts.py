@@ -8,13 +8,20 @@ Layout (documented in model_artifacts/README.md):
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ownllm.settings import ENGINES, Settings, SettingsError
+from ownllm.settings import ENGINES, DuplicateKeyError, Settings, SettingsError, unique_json_object
 
 _ADAPTER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+# A SageMaker container's Environment map: keys match [a-zA-Z_][a-zA-Z0-9_]*, and each key and value
+# is at most 1024 bytes (ContainerDefinition, Environment:
+# https://docs.aws.amazon.com/sagemaker/latest/dg/API_ContainerDefinition.html).
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+ENV_MAX_BYTES = 1024
+_SERVING = "model_artifacts/serving.json"
 
 
 @dataclass(frozen=True)
@@ -43,32 +50,21 @@ def load_artifacts(root: Path) -> ModelArtifacts:
     problems: list[str] = []
     overrides: dict[str, dict[str, str]] = {}
     serving = root / "serving.json"
-    if serving.is_file():
-        try:
-            raw = json.loads(serving.read_text())
-        except json.JSONDecodeError as exc:
-            raw = None
-            problems.append(f"model_artifacts/serving.json: not valid JSON ({exc.msg} at line {exc.lineno})")
-        if raw is not None and not isinstance(raw, dict):
-            problems.append("model_artifacts/serving.json: must be an object keyed by engine (vllm, lmi, tgi)")
-        elif raw is not None:
-            for engine, env in raw.items():
-                if engine.startswith("_"):
-                    continue  # comments
-                if engine not in ENGINES:
-                    problems.append(
-                        f"model_artifacts/serving.json: {engine!r} is not an engine; accepted: {', '.join(ENGINES)}"
-                    )
-                elif not isinstance(env, dict) or not all(isinstance(v, (str, int, float, bool)) for v in env.values()):
-                    problems.append(
-                        f"model_artifacts/serving.json: {engine!r} must map environment names to scalar values"
-                    )
-                else:
-                    overrides[engine] = {str(k): _env_value(v) for k, v in env.items()}
+    if serving.is_dir():
+        problems.append(f"{_SERVING}: is a folder; it must be a JSON file")
+    elif serving.is_file():
+        overrides = _serving_overrides(serving, problems)
     adapters: list[str] = []
     ranks: dict[str, int] = {}
     adapters_dir = root / "adapters"
-    if adapters_dir.is_dir():
+    if adapters_dir.exists() and not adapters_dir.is_dir():
+        problems.append("model_artifacts/adapters: is a file; it must be a folder of adapter folders")
+    elif (adapters_dir / "adapter_config.json").is_file():  # one adapter unpacked straight into adapters/
+        problems.append(
+            "model_artifacts/adapters/adapter_config.json: an adapter goes in its own folder, named as the "
+            "adapter: adapters/<name>/adapter_config.json (and its weights)"
+        )
+    elif adapters_dir.is_dir():
         for child in sorted(adapters_dir.iterdir()):
             if not child.is_dir():
                 continue
@@ -92,6 +88,66 @@ def load_artifacts(root: Path) -> ModelArtifacts:
     return ModelArtifacts(root, tuple(adapters), overrides, ranks)
 
 
+def _serving_overrides(path: Path, problems: list[str]) -> dict[str, dict[str, str]]:
+    """serving.json's {engine: {ENV: value}}; each problem is appended as one line."""
+    raw: object = None
+    try:
+        raw = json.loads(
+            path.read_bytes().decode("utf-8"), object_pairs_hook=unique_json_object, parse_constant=_no_constant
+        )
+    except UnicodeDecodeError as exc:
+        problems.append(f"{_SERVING}: not UTF-8 text (byte {exc.start})")
+        return {}
+    except DuplicateKeyError as exc:
+        problems.append(
+            f"{_SERVING}: key {str(exc)!r} appears twice in one object; JSON readers keep only the last, so say it once"
+        )
+        return {}
+    except json.JSONDecodeError as exc:
+        problems.append(f"{_SERVING}: not valid JSON ({exc.msg} at line {exc.lineno})")
+        return {}
+    except ValueError as exc:
+        problems.append(f"{_SERVING}: not valid JSON ({exc})")
+        return {}
+    if not isinstance(raw, dict):
+        problems.append(f"{_SERVING}: must be an object keyed by engine ({', '.join(ENGINES)})")
+        return {}
+    overrides: dict[str, dict[str, str]] = {}
+    for engine, env in raw.items():
+        if engine.startswith("_"):
+            continue  # comments
+        if engine not in ENGINES:
+            problems.append(f"{_SERVING}: {engine!r} is not an engine; accepted: {', '.join(ENGINES)}")
+        elif not isinstance(env, dict) or not all(isinstance(v, (str, int, float, bool)) for v in env.values()):
+            problems.append(f"{_SERVING}: {engine!r} must map environment names to scalar values")
+        else:
+            found = [_env_problem(engine, name, value) for name, value in env.items()]
+            problems.extend(p for p in found if p)
+            if not any(found):
+                overrides[engine] = {name: _env_value(value) for name, value in env.items()}
+    return overrides
+
+
+def _no_constant(name: str) -> object:
+    raise ValueError(f"{name} is not a JSON number; give a finite number")
+
+
+def _env_problem(engine: str, name: str, value: object) -> str | None:
+    where = f"{_SERVING}: {engine}.{name}" if name else f"{_SERVING}: {engine}"
+    if not _ENV_NAME.fullmatch(name) or len(name.encode()) > ENV_MAX_BYTES:
+        return (
+            f"{_SERVING}: {engine}: {name!r} is not an environment variable name (a letter or '_', then letters, "
+            f"digits and '_', at most {ENV_MAX_BYTES} bytes: SageMaker's rule)"
+        )
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"{where}: {value!r} is not a finite number"
+    if len(_env_value(value).encode()) > ENV_MAX_BYTES:
+        return f"{where}: the value is {len(_env_value(value).encode())} bytes; SageMaker takes at most {ENV_MAX_BYTES}"
+    if "\x00" in _env_value(value):
+        return f"{where}: the value holds a NUL character, which no environment variable can"
+    return None
+
+
 # PEFT's LoraConfig default rank, used when adapter_config.json leaves `r` out
 # (huggingface/peft src/peft/tuners/lora/config.py: `r: int = field(default=8, ...)`).
 PEFT_DEFAULT_LORA_RANK = 8
@@ -104,7 +160,12 @@ def _adapter_rank(adapter: Path) -> tuple[int, str | None]:
 
     where = f"model_artifacts/adapters/{adapter.name}/adapter_config.json"
     try:
-        config = json.loads((adapter / "adapter_config.json").read_text())
+        config = json.loads((adapter / "adapter_config.json").read_text(), object_pairs_hook=unique_json_object)
+    except DuplicateKeyError as exc:
+        return (
+            0,
+            f"{where}: key {str(exc)!r} appears twice in one object; JSON readers keep only the last, so say it once",
+        )
     except (OSError, ValueError) as exc:
         return 0, f"{where}: not readable JSON ({exc})"
     if not isinstance(config, dict):

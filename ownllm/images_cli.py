@@ -28,9 +28,23 @@ def register(subparsers: Any) -> None:
     show.set_defaults(func=cmd_show)
 
 
+def _unwritable(path: Path) -> str | None:
+    """Why `path` cannot take the table, found before the SDK is asked; None when it can."""
+    if path.is_dir():
+        return "is a folder; give a file name"
+    if not path.parent.is_dir():
+        return f"its folder {str(path.parent)!r} does not exist"
+    return None
+
+
 def cmd_refresh(args: argparse.Namespace) -> int:
     from ownllm import images
 
+    path = Path(args.output) if args.output else images.TABLE_PATH
+    problem = _unwritable(path)
+    if problem:
+        _ERR.print(f"images refresh: --output {str(path)!r}: {problem}; nothing written", markup=False)
+        return 2
     try:
         table = images.build_table()
     except ModuleNotFoundError as exc:
@@ -39,8 +53,11 @@ def cmd_refresh(args: argparse.Namespace) -> int:
     except images.ImageTableError as exc:
         _ERR.print(f"images refresh: {exc}", markup=False)
         return 1
-    path = Path(args.output) if args.output else images.TABLE_PATH
-    images.write_table(table, path)
+    try:
+        images.write_table(table, path)
+    except OSError as exc:
+        _ERR.print(f"images refresh: --output {str(path)!r}: cannot be written ({exc.strerror or exc})", markup=False)
+        return 2
     engines = table["engines"]
     regions = sum(len(e["images"]) for e in engines.values())
     _OUT.print(

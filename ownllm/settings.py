@@ -58,8 +58,17 @@ DERIVED_KEYS = ("precision", "target_concurrency_per_instance", "latency_p95_ms"
 # and runtime (ray-project/llm-numbers, "Rules of thumb for sizing").
 BYTES_PER_PARAM = 2
 MEMORY_HEADROOM = 1.2
-# The smallest model size accepted, in billions of parameters (as `ownllm capacity --model-size-b`).
+# The model sizes accepted, in billions of parameters (as `ownllm capacity --model-size-b`). The
+# largest is ten trillion parameters: more than the GPU memory of any supported instance holds even
+# at 4 bits (tests/infra/test_settings.py checks it against ownllm/gpus.py), and small enough that
+# every memory figure stays finite.
 MIN_MODEL_SIZE_B = 0.01
+MAX_MODEL_SIZE_B = 10_000.0
+# The largest speed (tokens/s) and API price (USD per million tokens) accepted: far above any real
+# figure, so only a typo meets them, and low enough that every total built from them stays finite
+# (1e308 tokens/s overflowed `math.floor`; 1e308 USD per million tokens printed "$inf/day").
+MAX_TOKENS_PER_S = 1_000_000.0
+MAX_USD_PER_M_TOKENS = 10_000.0
 # API Gateway REST integrations time out at 29 s (buffered); a STREAM integration may run 15 minutes.
 API_GATEWAY_TIMEOUT_S: int = _CONTRACT.API_GATEWAY_TIMEOUT_S
 API_GATEWAY_STREAM_TIMEOUT_S: int = _CONTRACT.STREAM_LIMIT_S
@@ -107,7 +116,14 @@ _SIZE_RE = re.compile(r"(?<![A-Za-z0-9.])(?:(\d+)x)?(\d+(?:\.\d+)?)b(?![a-z])", 
 _HOURS_RE = re.compile(r"(\d{1,2}):?(\d{2})?-(\d{1,2}):?(\d{2})?")
 _EMAIL_RE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 _S3_PREFIX_RE = re.compile(r"s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/\S*)?")
-_HF_ID_RE = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
+# A Hugging Face repo id 'org/name': ASCII letters, digits, '-', '_' and '.'; the name 1-96 characters,
+# neither starting nor ending with '-' or '.'; no '--' or '..'; not ending in '.git' (huggingface_hub
+# validate_repo_id, src/huggingface_hub/utils/_validators.py, which mirrors the Hub's own rule).
+_HF_ID_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?/[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,94}[A-Za-z0-9_])?")
+HF_ID_RULE = (
+    "a Hugging Face id 'org/name' (ASCII letters, digits, '-', '_' and '.'; the name at most 96 characters, "
+    "not starting or ending with '-' or '.'; no '--' or '..')"
+)
 _STACK_PREFIX_RE = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,30}")
 _REGION_RE = re.compile(r"[a-z]{2}(-gov)?-[a-z]+-\d")
 # Secrets Manager names: 1-512 ASCII letters, digits and /_+=.@- (CreateSecret's Name,
@@ -168,6 +184,9 @@ class ActiveHours:
 
 Positive = Annotated[int, Field(gt=0, le=INT32_MAX)]
 NonNegative = Annotated[int, Field(ge=0, le=INT32_MAX)]
+Speed = Annotated[float, Field(gt=0, le=MAX_TOKENS_PER_S)]
+OptionalSpeed = Annotated[float | None, Field(gt=0, le=MAX_TOKENS_PER_S)]
+OptionalPrice = Annotated[float | None, Field(gt=0, le=MAX_USD_PER_M_TOKENS)]
 PositiveFloat = Annotated[float, Field(gt=0)]
 OptionalPositiveFloat = Annotated[float | None, Field(gt=0)]
 OptionalPositive = Annotated[int | None, Field(gt=0, le=INT32_MAX)]
@@ -180,9 +199,20 @@ _WHY: dict[str, str] = {
     "max_instances": "an instance-backed endpoint cannot run on 0",
     "max_request_bytes": "Lambda's 6 MB payload limit",
     "model_size_b": "billions of parameters; 0.01 is ten million, smaller than any served LLM",
+    "min_tokens_per_s_per_request": "tokens/s",
+    "generation_tokens_per_s": "tokens/s per request",
+    "instance_tokens_per_s": "tokens/s per instance",
+    "api_input_usd_per_m": "USD per million tokens",
+    "api_output_usd_per_m": "USD per million tokens",
     "lambda_timeout_s": f"SageMaker's InvokeEndpoint waits {INVOKE_ENDPOINT_TIMEOUT_S} s for the model",
     "api_timeout_s": f"a stream outlasts the buffered {API_GATEWAY_TIMEOUT_S} s and may last "
     f"{API_GATEWAY_STREAM_TIMEOUT_S} s at most",
+}
+
+# Why an upper bound exists, where it differs from the reason for the lower one.
+_WHY_ABOVE: dict[str, str] = {
+    "model_size_b": "billions of parameters; 10000 is ten trillion, more than any supported instance holds "
+    "even at 4 bits",
 }
 
 # Keys an existing cdk.out can be re-priced with: they change the usage assumptions, the
@@ -212,7 +242,7 @@ class Settings(BaseModel):
 
     # What to serve, and on what.
     model_id: str = "Qwen/Qwen2.5-7B-Instruct"
-    model_size_b: Annotated[float | None, Field(ge=MIN_MODEL_SIZE_B)] = None
+    model_size_b: Annotated[float | None, Field(ge=MIN_MODEL_SIZE_B, le=MAX_MODEL_SIZE_B)] = None
     engine: str = "vllm"
     instance_type: str = "ml.g5.2xlarge"
     instance_count: Count = 1
@@ -221,7 +251,7 @@ class Settings(BaseModel):
     # None: from the performance model (ownllm.capacity), the concurrency where throughput levels
     # off while each request keeps min_tokens_per_s_per_request. Validated settings hold the number.
     target_concurrency_per_instance: OptionalPositive = None
-    min_tokens_per_s_per_request: PositiveFloat = 20.0
+    min_tokens_per_s_per_request: Speed = 20.0
     # Weight precision; None: bf16, or fp16 on GPUs without bf16 (g4dn's T4).
     precision: str | None = None
     # Business hours only: "08:00-20:00", on active_days, in timezone (IANA name).
@@ -265,11 +295,11 @@ class Settings(BaseModel):
     avg_input_tokens: NonNegative = 500
     avg_output_tokens: Positive = 250
     # Measured by `ownllm bench --calibrate`; None: predicted by the performance model.
-    generation_tokens_per_s: OptionalPositiveFloat = None
-    instance_tokens_per_s: OptionalPositiveFloat = None
+    generation_tokens_per_s: OptionalSpeed = None
+    instance_tokens_per_s: OptionalSpeed = None
     max_daily_usd: OptionalPositiveFloat = None
-    api_input_usd_per_m: OptionalPositiveFloat = None
-    api_output_usd_per_m: OptionalPositiveFloat = None
+    api_input_usd_per_m: OptionalPrice = None
+    api_output_usd_per_m: OptionalPrice = None
     # Where: None keeps the stacks environment-agnostic (deployable to any region; images
     # resolved through a per-region map; the estimate is priced for AWS_REGION /
     # CDK_DEFAULT_REGION when set, else us-east-1).
@@ -312,8 +342,8 @@ class Settings(BaseModel):
                     "is not an s3:// prefix with a valid bucket name "
                     "(3-63 lowercase letters, digits, '.' and '-'), e.g. s3://my-bucket/llama-3-8b/"
                 )
-        elif not _HF_ID_RE.fullmatch(v):
-            raise ValueError("is neither a Hugging Face id ('org/name') nor an s3:// prefix of weights")
+        elif not _HF_ID_RE.fullmatch(v) or "--" in v or ".." in v or v.endswith(".git"):
+            raise ValueError(f"is neither {HF_ID_RULE} nor an s3:// prefix of weights")
         return v
 
     @field_validator("instance_type")
@@ -345,7 +375,8 @@ class Settings(BaseModel):
     @classmethod
     def _timezone(cls, v: str) -> str:
         if not is_iana_timezone(v):
-            hint = _did_you_mean(v, sorted(_iana_names()))
+            same = [name for name in (*sorted(_iana_names()), "UTC") if name.lower() == v.strip().lower()]
+            hint = f"; did you mean {same[0]}?" if same else _did_you_mean(v, sorted(_iana_names()))
             raise ValueError(f"is not an IANA time zone name like 'Europe/Berlin' or 'UTC'{hint}")
         return v
 
@@ -711,28 +742,74 @@ def _ctx(error: ErrorDetails) -> dict[str, Any]:
 def _describe(key: str, value: object, error: ErrorDetails) -> str:
     kind = error["type"]
     if kind == "extra_forbidden":
+        normal = key.strip().lower().replace("-", "_")  # names are lower-case snake case
+        if normal in Settings.model_fields:
+            return f"unknown setting; did you mean {normal}?"
+        if normal == "ownllm":
+            return "unknown setting; context.ownllm holds the settings themselves, not another 'ownllm'"
         return "unknown setting" + _did_you_mean(key, list(Settings.model_fields))
     shown = repr(value)
     if kind == "value_error":
-        return f"{shown} {_ctx(error)['error']}"
+        text = str(_ctx(error)["error"])
+        return f"{shown} {text}{_range(key)}" if text in _NOT_A_NUMBER else f"{shown} {text}"
     if kind in ("int_parsing", "int_from_float", "int_type"):
-        return f"{shown} is not a whole number"
+        return f"{shown} is not a whole number{_range(key)}"
     if kind == "finite_number":
-        return f"{shown} is not a finite number"
+        return f"{shown} is not a finite number{_range(key)}"
     if kind in ("float_parsing", "float_type"):
-        return f"{shown} is not a number"
+        return f"{shown} is not a number{_range(key)}"
     if kind in ("bool_parsing", "bool_type"):
         return f"{shown} is not true or false"
     if kind == "string_type":
-        return f"{shown} is not text"
+        hint = _TEXT_ACCEPTED.get(key)
+        return f"{shown} is not text" + (f"; accepted: {hint}" if hint else "")
     if kind == "less_than_equal" and _ctx(error).get("le") == INT32_MAX:
         return f"{shown} is above {INT32_MAX}, the largest whole number AWS APIs take"
     if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
-        return f"{shown} {_bounds_text(key)}"
+        return f"{shown} {_bounds_text(key, exceeded=kind.startswith('less'))}"
     return f"{shown}: {error['msg']}"
 
 
-def _bounds_text(key: str) -> str:
+_NOT_A_NUMBER = ("is not a whole number", "is not a number")
+# What a text key takes, said when it is given a number, a list or an object.
+_TEXT_ACCEPTED: dict[str, str] = {
+    "engine": ", ".join(ENGINES),
+    "precision": ", ".join(PRECISIONS),
+    "model_id": f"{HF_ID_RULE} or an s3:// prefix of weights",
+    "instance_type": "a SageMaker GPU instance type like 'ml.g5.2xlarge'",
+    "region": "an AWS region name like 'us-east-1'",
+    "timezone": "an IANA time zone name like 'Europe/Berlin' or 'UTC'",
+    "active_hours": "a whole-hour range like '08:00-20:00'",
+    "active_days": "a day range like 'MON-FRI' or a list 'MON,WED,FRI'",
+    "alarm_email": "an email address",
+    "stack_prefix": "a letter, then letters, digits and '-' (max 31)",
+    "hf_token_secret_name": "a Secrets Manager secret name",
+}  # _plain_input's words for a bool
+
+
+def _range(key: str) -> str:
+    """'; accepted: 1 or more (...)': what a number key takes, after saying the value is not a number."""
+    if key == "log_retention_days":
+        return f"; accepted: {', '.join(map(str, RETENTION_DAYS))}"
+    lo: tuple[str, float] | None = None
+    hi: tuple[str, float] | None = None
+    for meta in Settings.model_fields[key].metadata:
+        for name in ("gt", "ge"):
+            if getattr(meta, name, None) is not None:
+                lo = (name, getattr(meta, name))
+        for name in ("lt", "le"):
+            if getattr(meta, name, None) not in (None, INT32_MAX):
+                hi = (name, getattr(meta, name))
+    if lo is None:
+        return ""
+    low = f"{_num(lo[1])} or more" if lo[0] == "ge" else f"above {_num(lo[1])}"
+    if hi is not None:
+        low = f"{_num(lo[1])} to {_num(hi[1])}" if lo[0] == "ge" else f"above {_num(lo[1])}, up to {_num(hi[1])}"
+    why = f" ({_WHY[key]})" if key in _WHY else ""
+    return f"; accepted: {low}{why}"
+
+
+def _bounds_text(key: str, exceeded: bool = False) -> str:
     lo: tuple[str, float] | None = None
     hi: tuple[str, float] | None = None
     for meta in Settings.model_fields[key].metadata:
@@ -742,11 +819,15 @@ def _bounds_text(key: str) -> str:
         for name in ("lt", "le"):
             if getattr(meta, name, None) not in (None, INT32_MAX):  # said only when exceeded (_describe)
                 hi = (name, getattr(meta, name))
-    why = f" ({_WHY[key]})" if key in _WHY else ""
+    reason = _WHY_ABOVE.get(key) if exceeded else None
+    reason = reason or _WHY.get(key)
+    why = f" ({reason})" if reason else ""
     if lo and hi and lo[0] == "ge" and hi[0] == "le":
-        return f"must be between {lo[1]} and {hi[1]}{why}"
+        return f"must be between {_num(lo[1])} and {_num(hi[1])}{why}"
     if lo and hi:
-        return f"must be in {'(' if lo[0] == 'gt' else '['}{lo[1]:g}, {hi[1]:g}{')' if hi[0] == 'lt' else ']'}{why}"
+        low = f"greater than {_num(lo[1])}" if lo[0] == "gt" else f"at least {_num(lo[1])}"
+        high = f"below {_num(hi[1])}" if hi[0] == "lt" else f"at most {_num(hi[1])}"
+        return f"must be {low} and {high}{why}"
     if lo:
         text = "must be greater than 0" if lo == ("gt", 0) else f"must be at least {lo[1]:g}"
         if lo == ("ge", 0):
@@ -755,12 +836,21 @@ def _bounds_text(key: str) -> str:
     return f"must be at most {hi[1]:g}{why}" if hi else "is out of range"
 
 
+def _num(value: float) -> str:
+    """A bound as people write it: 10000, not 10000.0 or 1e+04."""
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
 # ----- the one loader: where settings come from, and in which order -------------------------
 
 
 def is_setting_key(key: str) -> bool:
-    """Whether a flat context key belongs to ownllm (and so must be a known setting)."""
-    return bool(_SETTING_KEY_RE.fullmatch(key)) and key != "ownllm"
+    """Whether a flat context key belongs to ownllm (and so must be a known setting): lower-case snake
+    case, or a setting's name in another case or with '-' (`-c Instance_Type=...`), which would
+    otherwise be dropped without a word and leave the default in place."""
+    if key == "ownllm":
+        return False
+    return bool(_SETTING_KEY_RE.fullmatch(key)) or key.strip().lower().replace("-", "_") in Settings.model_fields
 
 
 def merge_context(ownllm: object, flat: Mapping[str, object], where: str = "context") -> dict[str, object]:
@@ -777,6 +867,12 @@ def merge_context(ownllm: object, flat: Mapping[str, object], where: str = "cont
 def settings_from_app_context(context: Mapping[str, object]) -> Settings:
     """Synth: every context key the app received (cdk.json, cdk.context.json, -c) merged."""
     return Settings.from_context(merge_context(context.get("ownllm"), context))
+
+
+# cdk.json is read as UTF-8 with an optional byte order mark (as Windows editors save it): the pinned
+# CDK CLI (aws-cdk 2.1148.1, package.json) reads such a file and runs the app (measured with `cdk ls`),
+# so every ownllm tool reads it too.
+CDK_JSON_ENCODING = "utf-8-sig"
 
 
 class DuplicateKeyError(ValueError):
@@ -798,7 +894,7 @@ def read_cdk_json(path: str | os.PathLike[str]) -> dict[str, object]:
     if not p.exists():
         return {}
     try:
-        doc = json.loads(p.read_text(), object_pairs_hook=unique_json_object)
+        doc = json.loads(p.read_bytes().decode(CDK_JSON_ENCODING), object_pairs_hook=unique_json_object)
     except (OSError, UnicodeDecodeError) as exc:
         raise SettingsError([f"{p}: cannot be read ({exc})"]) from None
     except DuplicateKeyError as exc:
@@ -830,7 +926,12 @@ def named_cdk_json(given: str | None, option: str = "--settings") -> str:
     price or size the defaults), else ./cdk.json if present."""
     if given is None:
         return "cdk.json"
-    if not Path(given).is_file():
+    path = Path(given)
+    if path.is_dir():
+        inside = path / "cdk.json"
+        hint = f"; did you mean {str(inside)!r}?" if inside.is_file() else ""
+        raise SettingsError([f"{option} {given!r}: is a folder, not a cdk.json file{hint}"])
+    if not path.is_file():
         raise SettingsError([f"{option} {given!r}: no such file"])
     return given
 
@@ -859,6 +960,8 @@ def write_recorded_settings(outdir: str | os.PathLike[str], settings: Settings) 
 def read_recorded_settings(outdir: str | os.PathLike[str]) -> dict[str, object] | None:
     """The settings dict synth recorded in `outdir`, or None when it recorded none."""
     path = Path(outdir) / SETTINGS_FILE
+    if path.exists() and not path.is_file():
+        raise SettingsError([f"{path}: is not a file; run `cdk synth` again"])
     if not path.is_file():
         return None
     try:

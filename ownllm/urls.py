@@ -10,6 +10,7 @@ NO_PROXY, the way curl and urllib do.
 from __future__ import annotations
 
 import ipaddress
+import re
 import urllib.request
 from urllib.parse import urlsplit
 
@@ -17,16 +18,21 @@ from urllib.parse import urlsplit
 # whose boto3 reads the proxy variables it inherits): every host bypasses any proxy. Both cases:
 # urllib, and so botocore, read the lower-case name first.
 NO_PROXY_ENV = {"no_proxy": "*", "NO_PROXY": "*"}
+# Spaces and control characters: http.client refuses a URL holding one ("URL can't contain control
+# characters", its _contains_disallowed_url_pchar_re), only once a request is sent.
+_UNSENDABLE = re.compile(r"[\x00-\x20\x7f]")
 
 
 def is_http_url(url: str) -> bool:
-    """http:// or https://, a host, and a port (if any) from 1 to 65535."""
-    parts = urlsplit(url)
+    """http:// or https://, a host, a port (if any) from 1 to 65535, and no space or control character."""
+    if _UNSENDABLE.search(url):
+        return False
     try:
-        port_ok = parts.port is None or parts.port > 0
-    except ValueError:  # not a number, or above 65535
-        port_ok = False
-    return parts.scheme in ("http", "https") and bool(parts.hostname) and port_ok
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:  # a port that is not a number or above 65535; an unclosed '[' of an IPv6 host
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname) and (port is None or port > 0)
 
 
 def is_loopback(url: str) -> bool:

@@ -19,7 +19,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             p.add_argument("--copies", type=int, default=1, help="model copies to hold (default 1)")
             p.add_argument("--wait", action="store_true", help="return once the copies serve (polls every 15 s)")
         p.add_argument("--stack-prefix", help="the deployed stack_prefix (default: cdk.json's, else OwnLlm)")
-        p.add_argument("--cdk-json", default="cdk.json", help="where stack_prefix and region are read from")
+        p.add_argument(
+            "--cdk-json", help="where stack_prefix and region are read from (default: ./cdk.json if present)"
+        )
         p.add_argument("--region", help="AWS region (default: cdk.json's region, else the AWS CLI's)")
         p.add_argument("--print", action="store_true", help="print the aws commands instead of calling AWS")
         p.set_defaults(func=_run, copies=copies, wait=False, waking=bool(copies))
@@ -33,11 +35,12 @@ def _fail(message: str) -> int:
 def _run(args: argparse.Namespace) -> int:
     if args.waking and not 1 <= args.copies <= 100:
         return _fail(f"--copies {args.copies}: expected a whole number from 1 to 100")
-    from ownllm.settings import SettingsError, load_settings
+    from ownllm.settings import SettingsError, load_settings, named_cdk_json
 
     given = {"stack_prefix": args.stack_prefix, "region": args.region}
     try:  # the one loader: the same precedence and checks as synth, before any AWS call
-        settings = load_settings(args.cdk_json, {k: v for k, v in given.items() if v is not None})
+        cdk_json = named_cdk_json(args.cdk_json, "--cdk-json")  # a typo must not wake the default stack
+        settings = load_settings(cdk_json, {k: v for k, v in given.items() if v is not None})
     except SettingsError as exc:
         for problem in exc.problems:
             print(f"ownllm: {problem}", file=sys.stderr)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ownllm.urls import honours_proxy_env, is_loopback, proxy_for
+from ownllm.urls import honours_proxy_env, is_http_url, is_loopback, proxy_for
 
 PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
 
@@ -73,3 +73,21 @@ def test_no_proxy_exempts_the_hosts_it_names(proxy_env):
 def test_without_proxy_variables_nothing_goes_through_a_proxy(proxy_env):
     proxy_env()
     assert proxy_for("https://api.example.com/v1") is None
+
+
+@pytest.mark.parametrize(
+    "url, accepted",
+    [
+        ("http://127.0.0.1:8765/v1", True),
+        ("https://abc.execute-api.us-east-1.amazonaws.com/prod/v1", True),
+        ("http://[::1]:8765/v1", True),
+        ("http://[::1/v1", False),  # urlsplit raised ValueError("Invalid IPv6 URL")
+        ("http://my host/v1", False),  # http.client raised InvalidURL once the first request went out
+        ("http://host/v1\n", False),
+        ("http://host:0/v1", False),
+        ("http://host:99999/v1", False),
+        ("ftp://host/v1", False),
+    ],
+)
+def test_only_a_url_a_client_can_send_to_is_an_http_url(url, accepted):
+    assert is_http_url(url) is accepted

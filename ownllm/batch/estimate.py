@@ -53,13 +53,24 @@ def input_tokens(request: BatchRequest) -> int | None:
     return estimate_text(prompt) if isinstance(prompt, str) else None
 
 
-def max_output_tokens(request: BatchRequest) -> int | None:
-    """The request's own cap (max_completion_tokens wins over max_tokens), or None when it sets none."""
+def _cap(request: BatchRequest) -> object:
+    """The cap the forwarder reads: max_completion_tokens wins over max_tokens (None: neither set)."""
     body = request.body
     value = body.get("max_completion_tokens")
-    if value is None:
-        value = body.get("max_tokens")
+    return body.get("max_tokens") if value is None else value
+
+
+def max_output_tokens(request: BatchRequest) -> int | None:
+    """The request's own cap, or None when it sets none or one the forwarder refuses."""
+    value = _cap(request)
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # the forwarder reads 100.0 as 100
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 1 else None
+
+
+def refuses_max_tokens(request: BatchRequest) -> bool:
+    """A cap the forwarder answers 400 to: not a whole number, or below 1 (lambda/forwarder/validate.py)."""
+    return _cap(request) is not None and max_output_tokens(request) is None
 
 
 @dataclass(frozen=True)
@@ -70,12 +81,32 @@ class TokenCount:
     output_tokens_max: int
     defaulted: int  # requests without their own cap, counted at default_max_tokens
     default_max_tokens: int
+    bad_max_tokens: int = 0  # requests whose max_tokens the forwarder refuses: nothing counted
+    too_large: int = 0  # requests whose body is over max_request_bytes (answered 413): nothing counted
+    max_request_bytes: int | None = None
+
+    @property
+    def refused(self) -> int:
+        return self.bad_max_tokens + self.too_large
+
+    @property
+    def served(self) -> int:
+        """The requests that reach the model."""
+        return self.requests - self.refused
 
 
-def count_tokens(requests: Iterable[BatchRequest], default_max_tokens: int) -> TokenCount:
-    total = inputs = unreadable = outputs = defaulted = 0
+def count_tokens(
+    requests: Iterable[BatchRequest], default_max_tokens: int, max_request_bytes: int | None = None
+) -> TokenCount:
+    total = inputs = unreadable = outputs = defaulted = bad_cap = too_large = 0
     for request in requests:
         total += 1
+        if max_request_bytes is not None and len(request.payload()) > max_request_bytes:
+            too_large += 1  # answered 413 by the forwarder: it reads and generates nothing
+            continue
+        if refuses_max_tokens(request):
+            bad_cap += 1  # answered 400 before the model: it reads and generates nothing
+            continue
         prompt = input_tokens(request)
         if prompt is None:
             unreadable += 1
@@ -86,4 +117,6 @@ def count_tokens(requests: Iterable[BatchRequest], default_max_tokens: int) -> T
             defaulted += 1
             cap = default_max_tokens
         outputs += cap
-    return TokenCount(total, inputs, unreadable, outputs, defaulted, default_max_tokens)
+    return TokenCount(
+        total, inputs, unreadable, outputs, defaulted, default_max_tokens, bad_cap, too_large, max_request_bytes
+    )

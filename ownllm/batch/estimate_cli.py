@@ -169,10 +169,12 @@ def _job(args: argparse.Namespace, settings: Settings) -> tuple[Job, TokenCount 
         from ownllm.batch.estimate import count_tokens
         from ownllm.batch.jsonl import load_requests
 
-        count = count_tokens(load_requests(args.input), settings.default_max_tokens)
+        count = count_tokens(load_requests(args.input), settings.default_max_tokens, settings.max_request_bytes)
         if count.requests == 0:
             raise JobError(f"INPUT {str(args.input)!r}: holds no requests")
-        return Job(count.requests, count.input_tokens, count.output_tokens_max), count
+        if count.served == 0:
+            raise JobError(f"INPUT {str(args.input)!r}: the API would refuse every request ({_refusals(count)})")
+        return Job(count.served, count.input_tokens, count.output_tokens_max), count
     if args.requests is None:
         raise JobError("INPUT: give a batch input file, or --requests N --input-tokens I --output-tokens O")
     for name, value in numbers.items():
@@ -278,8 +280,10 @@ def render(e: Estimate) -> list[str]:
             f"requests       {c.requests}",
             f"input tokens   {c.input_tokens}  (estimated as the forwarder does: about 4 bytes of text per token "
             "plus a few per chat message)",
-            f"output tokens  at most {c.output_tokens_max}  ({c.requests - c.defaulted} with their own max_tokens; "
-            f"{c.defaulted} at default_max_tokens {c.default_max_tokens})",
+            f"output tokens  at most {c.output_tokens_max}  ({c.served - c.defaulted} with "
+            f"their own max_tokens; {c.defaulted} at default_max_tokens {c.default_max_tokens}"
+            + (f"; {c.refused} refused" if c.refused else "")
+            + ")",
         ]
     else:
         lines += [
@@ -373,7 +377,25 @@ def main(args: argparse.Namespace) -> int:
             "refuse them",
             file=sys.stderr,
         )
+    if count is not None and count.refused:
+        print(f"{PROG}: the API will refuse {_refusals(count)}, so they are not counted", file=sys.stderr)
     return 0
+
+
+def _refusals(count: TokenCount) -> str:
+    """'1 request(s) setting max_tokens ... and 2 over max_request_bytes 262144': what the API refuses."""
+    parts = []
+    if count.bad_max_tokens:
+        parts.append(
+            f"{count.bad_max_tokens} request(s) setting max_tokens (or max_completion_tokens) to something other "
+            "than a whole number of at least 1"
+        )
+    if count.too_large:
+        parts.append(
+            f"{count.too_large} request(s) whose body is over max_request_bytes {count.max_request_bytes} "
+            "(answered 413)"
+        )
+    return " and ".join(parts)
 
 
 def run_concurrency(settings: Settings, requests: list[BatchRequest], max_concurrency: int) -> tuple[int, str]:
@@ -384,8 +406,10 @@ def run_concurrency(settings: Settings, requests: list[BatchRequest], max_concur
     from ownllm.batch.estimate import count_tokens
     from ownllm.perf.predict import PredictionError
 
-    count = count_tokens(requests, settings.default_max_tokens)
-    job = Job(count.requests, count.input_tokens, count.output_tokens_max)
+    count = count_tokens(requests, settings.default_max_tokens, settings.max_request_bytes)
+    if count.served == 0:
+        return DEFAULT_CONCURRENCY, f"the fixed default (the API would refuse every request: {_refusals(count)})"
+    job = Job(count.served, count.input_tokens, count.output_tokens_max)
     try:
         serving = serving_on(
             _model(settings),

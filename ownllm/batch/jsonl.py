@@ -16,11 +16,14 @@ from __future__ import annotations
 
 import fcntl
 import json
+import math
 import os
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from ownllm.settings import DuplicateKeyError, unique_json_object
 
 # The OpenAI Batch API's request-input object: {custom_id, method, url, body}, method "POST"
 # (https://platform.openai.com/docs/api-reference/batch/request-input). Of its endpoints, the ones
@@ -46,6 +49,10 @@ class BatchRequest:
     url: str  # one of SUPPORTED_URLS
     body: dict[str, object]
 
+    def payload(self) -> bytes:
+        """The body as `batch run` sends it: the bytes the API's size limit counts."""
+        return json.dumps(self.body, separators=(",", ":")).encode()
+
 
 def _describe(value: object) -> str:
     text = json.dumps(value) if not isinstance(value, str) else repr(value)
@@ -57,12 +64,26 @@ def _no_constant(name: str) -> object:
     raise ValueError(f"{name} is not a JSON number; give a finite number")
 
 
+def _finite_float(text: str) -> float:
+    """json.loads turns 1e400 into inf, which json.dumps then sends as Infinity: refuse it here."""
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"{text} is too large for a JSON number; give a finite number")
+    return value
+
+
 def _check_line(number: int, text: str) -> tuple[BatchRequest | None, list[str]]:
     where = f"line {number}"
     try:
-        item = json.loads(text, parse_constant=_no_constant)
+        item = json.loads(
+            text, parse_constant=_no_constant, parse_float=_finite_float, object_pairs_hook=unique_json_object
+        )
     except json.JSONDecodeError as exc:
         return None, [f"{where}: not valid JSON ({exc.msg} at column {exc.colno})"]
+    except DuplicateKeyError as exc:
+        return None, [
+            f"{where}: key {str(exc)!r} appears twice in one object; JSON readers keep only the last, so say it once"
+        ]
     except ValueError as exc:
         return None, [f"{where}: not valid JSON ({exc})"]
     if not isinstance(item, dict):

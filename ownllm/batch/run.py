@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
-import json
 import random
 import time
 import uuid
@@ -274,7 +273,7 @@ class Sender:
         import httpx2
 
         url = join_url(self.options.base_url, request.url)
-        payload = json.dumps(request.body, separators=(",", ":")).encode()
+        payload = request.payload()
         counted = 0  # tries that use the attempt budget: not those answered "starting"
         while True:
             if self._limiter:

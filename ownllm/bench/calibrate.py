@@ -19,7 +19,15 @@ from pathlib import Path
 from typing import Any
 
 from ownllm.bench.report import BenchReport, LevelSummary
-from ownllm.settings import Settings, SettingsError, setting_location
+from ownllm.settings import (
+    CDK_JSON_ENCODING,
+    DuplicateKeyError,
+    Settings,
+    SettingsError,
+    setting_location,
+    settings_from_app_context,
+    unique_json_object,
+)
 
 MAX_ERROR_RATE = 0.01
 STAND_IN_MARK = "stand-in"
@@ -90,29 +98,58 @@ def write_calibration(cdk_json: Path, calibration: Calibration) -> dict[str, tup
     with its own indentation, so for a file in JSON's usual layout (what `cdk init` writes)
     the diff is just the two values.
     """
-    if not cdk_json.is_file():
-        raise CalibrationError(f"{cdk_json} does not exist; run from the project folder or pass --cdk-json")
-    text = cdk_json.read_text()
-    try:
-        doc = json.loads(text)
-    except ValueError as exc:
-        raise CalibrationError(f"{cdk_json} is not valid JSON ({exc})") from None
-    if not isinstance(doc, dict):
-        raise CalibrationError(f"{cdk_json} does not hold a JSON object")
+    doc, text = _read(cdk_json)
     context = doc.setdefault("context", {})
-    if not isinstance(context, dict):
-        raise CalibrationError(f"{cdk_json}: context is not an object")
     ownllm = context.setdefault("ownllm", {})
-    if not isinstance(ownllm, dict):
-        raise CalibrationError(f"{cdk_json}: context.ownllm is not an object")
     changes = {}
     for key, value in calibration.settings().items():
         # Write where the settings loader reads the key: a flat context key wins over context.ownllm.
         home = context if setting_location(context, key) == (key,) else ownllm
         changes[key] = (home.get(key), value)
         home[key] = value
-    cdk_json.write_text(json.dumps(doc, indent=_indent(text), ensure_ascii=False) + "\n")
+    try:
+        cdk_json.write_text(json.dumps(doc, indent=_indent(text), ensure_ascii=False) + "\n")
+    except OSError as exc:
+        raise CalibrationError(f"{cdk_json} cannot be written ({exc.strerror or exc})") from None
     return changes
+
+
+def check_cdk_json(cdk_json: Path) -> None:
+    """Before a sweep: refuse a cdk.json the measured speeds could not be written into (CalibrationError),
+    so a long sweep does not end in "not calibrated"."""
+    _read(cdk_json)
+
+
+def _read(cdk_json: Path) -> tuple[dict[str, Any], str]:
+    """cdk.json's object and its text; CalibrationError when the two fields cannot be written into it."""
+    if not cdk_json.is_file():
+        raise CalibrationError(f"{cdk_json} does not exist; run from the project folder or pass --cdk-json")
+    try:
+        text = cdk_json.read_bytes().decode(CDK_JSON_ENCODING)
+    except OSError as exc:
+        raise CalibrationError(f"{cdk_json} cannot be read ({exc.strerror or exc})") from None
+    except UnicodeDecodeError as exc:
+        raise CalibrationError(f"{cdk_json} is not UTF-8 text (byte {exc.start})") from None
+    try:
+        doc = json.loads(text, object_pairs_hook=unique_json_object)
+    except DuplicateKeyError as exc:
+        raise CalibrationError(
+            f"{cdk_json}: key {str(exc)!r} appears twice in one object; a rewrite would keep only one, so say it once"
+        ) from None
+    except ValueError as exc:
+        raise CalibrationError(f"{cdk_json} is not valid JSON ({exc})") from None
+    if not isinstance(doc, dict):
+        raise CalibrationError(f"{cdk_json} does not hold a JSON object")
+    context = doc.get("context", {})
+    if not isinstance(context, dict):
+        raise CalibrationError(f"{cdk_json}: context is not an object")
+    if not isinstance(context.get("ownllm", {}), dict):
+        raise CalibrationError(f"{cdk_json}: context.ownllm is not an object")
+    try:  # the measured speeds go into a cdk.json synth takes, or into none
+        settings_from_app_context(context)
+    except SettingsError as exc:
+        raise CalibrationError(f"{cdk_json}: synth would refuse it: {'; '.join(exc.problems)}") from None
+    return doc, text
 
 
 def _indent(text: str) -> int | str:

@@ -100,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from ownllm.bench import runner
-    from ownllm.bench.calibrate import CalibrationError, calibration_from, write_calibration
+    from ownllm.bench.calibrate import CalibrationError, calibration_from, check_cdk_json, write_calibration
     from ownllm.bench.report import BenchReport, summarise, table
 
     # Piped to a file or CI log, rich would assume 80 columns and cut the table.
@@ -118,6 +118,20 @@ def run(args: argparse.Namespace) -> int:
             raise runner.BenchError(f"--instances {args.instances} must be at least 1")
         if args.warmup is not None and args.warmup < 0:
             raise runner.BenchError(f"--warmup {args.warmup} must not be negative")
+        # The report is written after the sweep: a folder it cannot go in must fail before it.
+        if args.out.exists() and not args.out.is_dir():
+            raise runner.BenchError(f"--out {str(args.out)!r}: is a file; give a folder (created if missing)")
+        try:
+            args.out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise runner.BenchError(
+                f"--out {str(args.out)!r}: cannot be the report folder ({exc.strerror or exc}); nothing was sent"
+            ) from None
+        if args.calibrate:
+            try:
+                check_cdk_json(args.cdk_json)
+            except CalibrationError as exc:
+                raise runner.BenchError(f"--calibrate: {exc}; nothing was sent") from None
         target = runner.Target(
             args.url, args.key, args.model or "", args.max_tokens, args.prompt or runner.DEFAULT_PROMPT, args.timeout
         )

@@ -96,6 +96,30 @@ def read_json_object(path: Path, what: str) -> dict[str, Any]:
     return doc
 
 
+def read_template(path: Path, what: str) -> dict[str, Any]:
+    """A CloudFormation template: an object whose Resources (and Parameters) are objects, each resource
+    with a string Type. AssemblyError otherwise: a template of another shape was priced without the
+    lines it hid (Resources: 5 dropped the endpoint from the total) or crashed the pricing."""
+    template = read_json_object(path, what)
+    for section in ("Resources", "Parameters"):
+        if not isinstance(template.get(section, {}), dict):
+            raise AssemblyError(f"{path}: '{section}' is not an object, so not a {what}; run `cdk synth` again")
+    for logical_id, resource in template.get("Resources", {}).items():
+        if (
+            not isinstance(resource, dict)
+            or not isinstance(resource.get("Type"), str)
+            or not isinstance(resource.get("Properties", {}), dict)
+        ):
+            raise AssemblyError(
+                f"{path}: resource {logical_id!r} is not an object with a 'Type' name (and 'Properties' object), "
+                f"so not a {what}; run `cdk synth` again"
+            )
+    for name, parameter in template.get("Parameters", {}).items():
+        if not isinstance(parameter, dict):
+            raise AssemblyError(f"{path}: parameter {name!r} is not an object, so not a {what}; run `cdk synth` again")
+    return template
+
+
 def _stacks_in(directory: Path, settings_region: str | None, prefix: str, seen: set[Path]) -> Iterator[Stack]:
     here = directory.resolve()
     if here in seen:
@@ -115,7 +139,7 @@ def _stacks_in(directory: Path, settings_region: str | None, prefix: str, seen: 
             if not template_file:
                 continue
             path = directory / template_file
-            template = read_json_object(path, "stack template")
+            template = read_template(path, "stack template")
             region, source = resolve_region(artifact.get("environment"), settings_region)
             name = artifact.get("displayName") or (prefix + artifact_id)
             stack = Stack(name, template, region, source, str(path))
@@ -141,7 +165,7 @@ def _nested_stacks(directory: Path, parent: Stack, chain: tuple[str, ...] = ()) 
             raise AssemblyError(f"{parent.template_file}: nested stack {logical_id} includes {path}, which includes it")
         child = Stack(
             f"{parent.name}/{logical_id}",
-            read_json_object(directory / asset, "nested stack template"),
+            read_template(directory / asset, "nested stack template"),
             parent.region,
             parent.region_source,
             path,

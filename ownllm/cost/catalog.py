@@ -9,6 +9,7 @@ AWS Price List API.
 from __future__ import annotations
 
 import csv
+import math
 import os
 from dataclasses import dataclass
 from functools import lru_cache
@@ -56,17 +57,51 @@ class Catalog:
         return (region, item) in self._by_key
 
 
+class CatalogError(ValueError):
+    """A price catalog that cannot be priced with; the message names the file, the line and the value."""
+
+
 def read_rows(path: str | os.PathLike) -> list[Price]:
-    with open(path, newline="") as fh:
-        reader = csv.DictReader(fh)
-        missing = set(FIELDS) - set(reader.fieldnames or ())
-        if missing:
-            raise ValueError(f"{path}: price catalog lacks columns {', '.join(sorted(missing))}")
-        return [
-            Price(r["region"], r["item"], float(r["usd"]), r["unit"], r["source"], r["date"])
-            for r in reader
-            if r.get("region") and not r["region"].startswith("#")
-        ]
+    """Every price row; CatalogError for a row a total could not trust (one line, the first such row)."""
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            return _rows(path, csv.DictReader(fh))
+    except UnicodeDecodeError as exc:
+        raise CatalogError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    except OSError as exc:
+        raise CatalogError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    except csv.Error as exc:
+        raise CatalogError(f"{path}: not a CSV file ({exc})") from None
+
+
+def _rows(path: str | os.PathLike, reader: csv.DictReader[str]) -> list[Price]:
+    missing = set(FIELDS) - set(reader.fieldnames or ())
+    if missing:
+        raise CatalogError(f"{path}: price catalog lacks columns {', '.join(sorted(missing))}")
+    prices: list[Price] = []
+    seen: dict[tuple[str, str], int] = {}
+    for r in reader:
+        if not r.get("region") or r["region"].startswith("#"):
+            continue
+        where = f"{path} line {reader.line_num}"
+        empty = [name for name in FIELDS if not r.get(name)]
+        if empty:
+            raise CatalogError(f"{where}: {', '.join(empty)} empty or missing; every row needs {', '.join(FIELDS)}")
+        try:
+            usd = float(r["usd"])
+        except ValueError:
+            usd = math.nan
+        if not (math.isfinite(usd) and usd >= 0):  # a NaN or negative price made "$nan/day", "$-35.77/day"
+            raise CatalogError(f"{where}: usd {r['usd']!r} is not a price (a finite number of dollars, at least 0)")
+        key = (r["region"], r["item"])
+        if key in seen:
+            raise CatalogError(
+                f"{where}: {r['item']} in {r['region']} is priced again (first on line {seen[key]}); "
+                "give each region and item one row"
+            )
+        seen[key] = reader.line_num
+        prices.append(Price(r["region"], r["item"], usd, r["unit"], r["source"], r["date"]))
+    return prices
 
 
 def write_rows(path: str | os.PathLike, prices: list[Price]) -> None:

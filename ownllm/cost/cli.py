@@ -83,11 +83,19 @@ def load_settings(path: str | None, overrides: list[str], cdk_out: str | None = 
     """The settings to price `cdk_out` with: what synth recorded there unless a cdk.json is named,
     then `-c` overrides. A key that would change the templates cannot be applied to an existing
     cdk.out and is refused. Raises SettingsError."""
-    from ownllm.settings import ESTIMATE_KEYS, Settings, SettingsError, parse_overrides, read_recorded_settings
+    from ownllm.settings import (
+        ESTIMATE_KEYS,
+        SETTINGS_FILE,
+        Settings,
+        SettingsError,
+        named_cdk_json,
+        parse_overrides,
+        read_recorded_settings,
+    )
     from ownllm.settings import load_settings as from_cdk_json
 
-    if path is not None and not Path(path).is_file():  # a typo must not price the defaults instead
-        raise SettingsError([f"--settings {path!r}: no such file"])
+    if path is not None:  # a typo must not price the defaults instead
+        named_cdk_json(path)
     extra = parse_overrides(overrides)
     refused = [k for k in extra if k in Settings.model_fields and k not in ESTIMATE_KEYS]
     if refused:
@@ -100,7 +108,13 @@ def load_settings(path: str | None, overrides: list[str], cdk_out: str | None = 
         )
     recorded = read_recorded_settings(cdk_out) if cdk_out and path is None else None
     if recorded is not None:
-        return Settings.from_context({**recorded, **extra})
+        try:
+            return Settings.from_context({**recorded, **extra})
+        except SettingsError as exc:  # say where a key -c did not give comes from
+            where = Path(str(cdk_out)) / SETTINGS_FILE
+            raise SettingsError(
+                [p if p.partition(":")[0] in extra else f"{where} (what synth recorded): {p}" for p in exc.problems]
+            ) from None
     return from_cdk_json(path if path is not None else DEFAULT_CDK_JSON, extra)
 
 
@@ -136,6 +150,7 @@ def cmd_estimate(args: argparse.Namespace) -> int:
 
 def _estimate(args: argparse.Namespace) -> int:
     from ownllm.cost.assembly import AssemblyError
+    from ownllm.cost.catalog import CatalogError
     from ownllm.cost.estimate import estimate_cdk_out
     from ownllm.cost.report import markdown, print_terminal
     from ownllm.cost.synth_hook import write_reports
@@ -145,7 +160,7 @@ def _estimate(args: argparse.Namespace) -> int:
     settings = _settings_or_exit(args.settings, args.context, args.cdk_out)
     try:
         est = estimate_cdk_out(args.cdk_out, settings)
-    except (AssemblyError, TemplateValueError) as exc:
+    except (AssemblyError, TemplateValueError, CatalogError) as exc:
         raise CommandError([str(exc)]) from None
     pinned = sorted({s["region"] for s in est.stacks if s["region_source"] == "stack environment"})
     if "region" in parse_overrides(args.context) and pinned:
@@ -191,6 +206,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 def _diff(args: argparse.Namespace) -> int:
     from ownllm.cost.assembly import AssemblyError
+    from ownllm.cost.catalog import CatalogError
     from ownllm.cost.diff import EstimateFileError, diff_estimates, load_estimate, markdown_diff
     from ownllm.cost.estimate import estimate_cdk_out
     from ownllm.cost.template import TemplateValueError
@@ -198,28 +214,46 @@ def _diff(args: argparse.Namespace) -> int:
     def estimating_with(settings_path: str | None) -> Callable[[Path], Estimate]:
         return lambda path: estimate_cdk_out(path, _settings_or_exit(settings_path, args.context, str(path)))
 
+    # Settings given: every cdk.out is priced again with them, never silently read as it was written.
+    reprice_head = bool(args.context or args.settings)
+    reprice_base = reprice_head or args.base_settings is not None
     try:
-        base, base_note = load_estimate(args.base, estimating_with(args.base_settings or args.settings))
-        head, head_note = load_estimate(args.head, estimating_with(args.settings))
-    except (EstimateFileError, AssemblyError, TemplateValueError) as exc:
+        base, base_note = load_estimate(
+            args.base, estimating_with(args.base_settings or args.settings), reprice=reprice_base
+        )
+        head, head_note = load_estimate(args.head, estimating_with(args.settings), reprice=reprice_head)
+    except (EstimateFileError, AssemblyError, TemplateValueError, CatalogError) as exc:
         raise CommandError([str(exc)]) from None
     if head is None:
         raise CommandError([head_note])
     note = "; ".join(n for n in (base_note, head_note) if n)
     text = markdown_diff(diff_estimates(base, head), comment=args.comment, base_note=note)
     if args.output:
-        Path(args.output).write_text(text)
+        try:
+            Path(args.output).write_text(text)
+        except OSError as exc:
+            raise CommandError([f"--output {args.output!r}: cannot be written ({exc.strerror or exc})"]) from None
     else:
         _write_stdout(text)
     return 0
 
 
 def cmd_refresh(args: argparse.Namespace) -> int:
-    from ownllm.cost.catalog import CATALOG_PATH, load_catalog, write_rows
+    from ownllm.cost.catalog import CATALOG_PATH, CatalogError, load_catalog, write_rows
     from ownllm.cost.refresh import PricingUnavailable, pricing_client, refresh_catalog
 
     output = Path(args.output) if args.output else CATALOG_PATH
-    existing = load_catalog(output if output.is_file() else None)
+    if output.is_dir() or not output.parent.is_dir():  # found before any AWS call, not after the refresh
+        why = (
+            "is a folder; give a file name" if output.is_dir() else f"its folder {str(output.parent)!r} does not exist"
+        )
+        print(f"ownllm prices refresh: --output {str(output)!r}: {why}; nothing written", file=sys.stderr)
+        return 2
+    try:
+        existing = load_catalog(output if output.is_file() else None)
+    except CatalogError as exc:
+        print(f"ownllm prices refresh: {exc}; nothing written", file=sys.stderr)
+        return 2
     types = [t.strip() for t in args.instance_types.split(",")] if args.instance_types else None
     regions = [r.strip() for r in args.regions.split(",") if r.strip()]
     try:
@@ -227,7 +261,14 @@ def cmd_refresh(args: argparse.Namespace) -> int:
     except PricingUnavailable as exc:
         print(f"ownllm prices refresh: {exc}", file=sys.stderr)
         return 2
-    write_rows(output, rows)
+    try:
+        write_rows(output, rows)
+    except OSError as exc:
+        print(
+            f"ownllm prices refresh: --output {str(output)!r}: cannot be written ({exc.strerror or exc})",
+            file=sys.stderr,
+        )
+        return 2
     print(f"wrote {len(rows)} prices to {output}", file=sys.stderr)
     if missing:
         print(f"not found, previous figure kept ({len(missing)}): {', '.join(missing)}", file=sys.stderr)
@@ -236,9 +277,13 @@ def cmd_refresh(args: argparse.Namespace) -> int:
 
 def cmd_show(args: argparse.Namespace) -> int:
     """The bundled catalog, offline: one row per price."""
-    from ownllm.cost.catalog import load_catalog
+    from ownllm.cost.catalog import CatalogError, load_catalog
 
-    catalog = load_catalog()
+    try:
+        catalog = load_catalog()
+    except CatalogError as exc:
+        print(f"ownllm prices show: {exc}", file=sys.stderr)
+        return 2
     if args.region is not None and args.region not in catalog.regions:
         close = difflib.get_close_matches(args.region, catalog.regions, n=1, cutoff=0.8)
         hint = f"; did you mean {close[0]}?" if close else ""

@@ -219,22 +219,36 @@ def read_estimate_file(path: Path) -> Estimate:
 
 
 def load_estimate(
-    path: str | os.PathLike | None, estimate_dir: Callable[[Path], Estimate]
+    path: str | os.PathLike | None, estimate_dir: Callable[[Path], Estimate], reprice: bool = False
 ) -> tuple[Estimate | None, str]:
     """An estimate from a JSON file, a cdk.out with cost-estimate.json, or a bare cdk.out.
 
     Returns (None, why) when the path does not exist or holds no cloud assembly, so a pull
-    request that adds the first stack still gets a preview.
+    request that adds the first stack still gets a preview. `reprice` (settings were given):
+    a cdk.out is estimated from its templates even when it holds a written estimate, and a
+    written estimate alone is refused, since the settings would be silently ignored.
     """
     if path is None:
         return None, "no base given"
     p = Path(path)
     if p.is_file():
+        if reprice:
+            raise EstimateFileError(_NOT_REPRICEABLE.format(p))
         return read_estimate_file(p), ""
     if p.is_dir():
         written = p / "cost-estimate.json"
+        has_templates = (p / "manifest.json").is_file()
+        if has_templates and (reprice or not written.is_file()):
+            note = "" if written.is_file() else f"{p} had no cost-estimate.json; estimated from its templates"
+            return estimate_dir(p), note
         if written.is_file():
+            if reprice:
+                raise EstimateFileError(_NOT_REPRICEABLE.format(written))
             return read_estimate_file(written), ""
-        if (p / "manifest.json").is_file():
-            return estimate_dir(p), f"{p} had no cost-estimate.json; estimated from its templates"
     return None, f"{p} holds no estimate or cloud assembly (base synth failed or had no stacks)"
+
+
+_NOT_REPRICEABLE = (
+    "{}: a written estimate cannot be priced again with --settings or -c; give the cdk.out folder it was "
+    "written into (its templates are priced again), or leave the settings out"
+)

@@ -4,21 +4,44 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from ownllm.cost import breakeven as be
 from ownllm.cost import wording
-from ownllm.cost.assembly import Assembly, load_assembly
-from ownllm.cost.catalog import FALLBACK_REGION, Catalog, hosting_item, load_catalog
+from ownllm.cost.assembly import Assembly, AssemblyError, load_assembly
+from ownllm.cost.catalog import FALLBACK_REGION, Catalog, CatalogError, hosting_item, load_catalog
 from ownllm.cost.graph import link
 from ownllm.cost.model import Estimate, Item, monthly
 from ownllm.cost.pricers import PricingContext, implicit_log_items, price_resource, variant_instance_hours
+from ownllm.cost.template import TemplateValueError
 from ownllm.cost.usage import Usage, usage_from_settings
 
 if TYPE_CHECKING:
     from ownllm.perf.models import ModelArch
     from ownllm.settings import Settings
+
+
+# What reading a property of another shape raises (a list where CloudFormation has an object, a number
+# where it has a list): the template is not one `cdk synth` writes or CloudFormation takes.
+_SHAPE_ERRORS = (TypeError, AttributeError, KeyError, IndexError, ValueError)
+_OWN_ERRORS = (TemplateValueError, AssemblyError, CatalogError)  # already one line naming file and value
+
+
+@contextmanager
+def _template_shape(template_file: str, resource: str = "") -> Iterator[None]:
+    """Turn a property of a shape no template has into one AssemblyError naming the file (and resource)."""
+    try:
+        yield
+    except _OWN_ERRORS:
+        raise
+    except _SHAPE_ERRORS as exc:
+        where = f"{template_file}: resource {resource}" if resource else template_file
+        raise AssemblyError(
+            f"{where}: a property has a shape no CloudFormation template has ({type(exc).__name__}: {exc}); "
+            "run `cdk synth` again"
+        ) from None
 
 
 class Estimator:
@@ -29,14 +52,17 @@ class Estimator:
         self.catalog = catalog
         self.contexts = [PricingContext(s, catalog=catalog) for s in assembly.stacks]
         for ctx in self.contexts:
-            link(ctx)
+            with _template_shape(ctx.stack.template_file):
+                link(ctx)
 
     def items(self, usage: Usage) -> list[Item]:
         items: list[Item] = []
         for ctx in self.contexts:
             for lid, res in ctx.resources.items():
-                items.extend(price_resource(ctx, lid, res, usage))
-            items.extend(implicit_log_items(ctx, usage))
+                with _template_shape(ctx.stack.template_file, f"{lid} ({res.get('Type')})"):
+                    items.extend(price_resource(ctx, lid, res, usage))
+            with _template_shape(ctx.stack.template_file):
+                items.extend(implicit_log_items(ctx, usage))
         return items
 
     def daily_usd(self, usage: Usage) -> float:

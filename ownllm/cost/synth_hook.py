@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 from ownllm.cost.assembly import AssemblyError
+from ownllm.cost.catalog import CatalogError
 from ownllm.cost.cdk_command import cdk_command, shows_bill
 from ownllm.cost.estimate import estimate_cdk_out
 from ownllm.cost.model import Estimate
@@ -74,7 +75,7 @@ def report_after_synth(outdir: str | os.PathLike, settings: Settings, *, stream:
     """
     try:
         estimate = estimate_cdk_out(outdir, settings)
-    except (AssemblyError, TemplateValueError) as exc:
+    except (AssemblyError, TemplateValueError, CatalogError) as exc:
         # One line and exit status 2 instead of a traceback through `cdk synth`.
         (stream or sys.stderr).write(f"ownllm: cost estimate failed: {exc}\n")
         raise SystemExit(2) from None

@@ -107,18 +107,29 @@ def checked_number(
     maximum: float = math.inf,
     whole: bool = False,
 ) -> float:
-    """A template number that a deployment could have: finite, in [minimum, maximum], whole if a count."""
+    """A template number that a deployment could have: finite, in [minimum, maximum], whole if a count.
+    A count is also at most INT32_MAX: CloudFormation takes whole numbers as 32-bit integers (so a
+    MaxCapacity of 1e308 is no deployment's, and its totals would overflow)."""
+    from ownllm.settings import INT32_MAX
+
+    if whole:
+        maximum = min(maximum, INT32_MAX)
     try:
         number = float(value)
     except (TypeError, ValueError):
         number = math.nan
     out_of_range = number < minimum or number > maximum
     if isinstance(value, bool) or not math.isfinite(number) or out_of_range or (whole and not number.is_integer()):
-        accepted = f"a whole number >= {minimum:g}" if whole else f"a finite number >= {minimum:g}"
+        accepted = f"a whole number >= {_bound(minimum)}" if whole else f"a finite number >= {_bound(minimum)}"
         if maximum < math.inf:
-            accepted += f" and <= {maximum:g}"
+            accepted += f" and <= {_bound(maximum)}"
         raise TemplateValueError(*where, value, accepted)
     return number
+
+
+def _bound(value: float) -> str:
+    """2147483647, not 2.14748e+09."""
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
 def number(value: Any, parameters: dict[str, Any] | None = None, default: float | None = None) -> float | None:

@@ -101,6 +101,10 @@ def lint_templates(paths: Iterable[Path], regions: Sequence[str]) -> list[Findin
     rules = project_rules()
     found: list[Finding] = []
     for path in paths:
-        text = path.read_text()
+        try:
+            text = path.read_bytes().decode("utf-8")
+        except UnicodeDecodeError as exc:  # cfn-lint would raise it: report it as the parse error it is
+            found.append(Finding(path.name, 1, "E0000", f"not UTF-8 text (byte {exc.start}); run cdk synth again"))
+            continue
         found += lint_text(text, name=path.name, regions=deployable_regions(text, regions) or regions, rules=rules)
     return found

@@ -34,7 +34,8 @@ def cmd_lint(args: argparse.Namespace) -> int:
             f"--cdk-out {str(cdk_out)!r}: no *.template.json found; run `npx cdk synth --quiet` first", file=sys.stderr
         )
         return 2
-    regions = tuple(r.strip() for r in args.regions.split(",") if r.strip()) if args.regions else supported_regions()
+    given = args.regions is not None  # `--regions ''` names no region; it does not mean every region
+    regions = tuple(r.strip() for r in args.regions.split(",") if r.strip()) if given else supported_regions()
     problem = _region_problem(regions, args.regions)
     if problem:
         print(problem, file=sys.stderr)

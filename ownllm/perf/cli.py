@@ -37,7 +37,7 @@ def register(subparsers: Any) -> None:
     cap.add_argument(
         "--gpu", help="GPU name instead of an instance type: t4, a10g, l4, l40s, a100-40gb, a100-80gb, h100, h200"
     )
-    cap.add_argument("--gpu-count", default="1", help="GPUs with --gpu (tensor parallel), default 1")
+    cap.add_argument("--gpu-count", help="GPUs with --gpu (tensor parallel), default 1")
     _model_args(cap)
     cap.add_argument("--concurrency", default="1", help="requests in flight (closed loop), default 1")
     cap.add_argument("--json", action="store_true", help="print the prediction as JSON")
@@ -68,22 +68,34 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output-tokens", default="256", help="generated tokens per request (default 256)")
 
 
-def _number(option: str, value: str, kind: type[int] | type[float] = int, minimum: float = 1) -> Any:
+def _number(
+    option: str, value: str, kind: type[int] | type[float] = int, minimum: float = 1, maximum: float | None = None
+) -> Any:
     try:
         n = kind(value)
     except (TypeError, ValueError):
         n = None
-    if n is None or not math.isfinite(n) or n < minimum:
+    if n is None or not math.isfinite(n) or n < minimum or (maximum is not None and n > maximum):
         what = "a whole number" if kind is int else "a number"
-        raise InputError(f"{option} {value!r}: must be {what} >= {minimum:g}")
+        limits = f">= {minimum:g}" if maximum is None else f"from {_plain(minimum)} to {_plain(maximum)}"
+        raise InputError(f"{option} {value!r}: must be {what} {limits}")
     return n
+
+
+def _plain(value: float) -> str:
+    """2147483647, not 2.14748e+09."""
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
 def _model(args: argparse.Namespace) -> Any:
     from ownllm.perf.models import ModelError, resolve
-    from ownllm.settings import MIN_MODEL_SIZE_B
+    from ownllm.settings import MAX_MODEL_SIZE_B, MIN_MODEL_SIZE_B
 
-    size = _number("--model-size-b", args.model_size_b, float, MIN_MODEL_SIZE_B) if args.model_size_b else None
+    size = (
+        _number("--model-size-b", args.model_size_b, float, MIN_MODEL_SIZE_B, MAX_MODEL_SIZE_B)
+        if args.model_size_b
+        else None
+    )
     if not (args.model or size or args.model_config):
         raise InputError("--model: required (a Hugging Face id), or give --model-size-b or --model-config")
     try:
@@ -133,9 +145,13 @@ def _capacity(args: argparse.Namespace) -> int:
     try:
         if args.instance_type and args.gpu:
             raise InputError("--gpu: give either --instance-type or --gpu, not both")
+        if args.gpu_count is not None and not args.gpu:
+            raise InputError(
+                f"--gpu-count {args.gpu_count!r}: goes with --gpu NAME; an --instance-type has its own GPU count"
+            )
         if args.gpu:
             _check_choice("--gpu", args.gpu, list(GPUS))
-            hw = for_gpu(args.gpu, _number("--gpu-count", args.gpu_count))
+            hw = for_gpu(args.gpu, _number("--gpu-count", args.gpu_count or "1"))
         elif args.instance_type:
             hw = for_instance(args.instance_type)
         else:
@@ -198,7 +214,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def _plan(args: argparse.Namespace) -> int:
-    from ownllm.cost.catalog import load_catalog
+    from ownllm.cost.catalog import CatalogError, load_catalog
     from ownllm.perf import plan as planner
     from ownllm.perf.predict import ENGINES, KV_CACHE_DTYPES, PRECISIONS
 
@@ -206,12 +222,14 @@ def _plan(args: argparse.Namespace) -> int:
     kv_cache = _check_choice("--kv-cache-dtype", args.kv_cache_dtype, list(KV_CACHE_DTYPES))
     engine = _check_choice("--engine", args.engine, list(ENGINES))
     max_batch = _number("--max-batch-size", args.max_batch_size) if args.max_batch_size else None
-    traffic = planner.Traffic(
-        requests_per_day=_number("--requests-per-day", args.requests_per_day, float, 0),
+    from ownllm.settings import INT32_MAX, MAX_TOKENS_PER_S
+
+    traffic = planner.Traffic(  # the bounds settings put on requests_per_day and min_tokens_per_s_per_request
+        requests_per_day=_number("--requests-per-day", args.requests_per_day, float, 0, INT32_MAX),
         input_tokens=_number("--input-tokens", args.input_tokens),
         output_tokens=_number("--output-tokens", args.output_tokens),
         active_hours=_number("--active-hours", args.active_hours, float, 0.01),
-        min_tokens_per_s=_number("--min-tokens-per-s", args.min_tokens_per_s, float, 0),
+        min_tokens_per_s=_number("--min-tokens-per-s", args.min_tokens_per_s, float, 0, MAX_TOKENS_PER_S),
     )
     if traffic.active_hours > 24:
         raise InputError(f"--active-hours {args.active_hours!r}: must be at most 24")
@@ -219,8 +237,8 @@ def _plan(args: argparse.Namespace) -> int:
     _check_context(model, traffic.input_tokens, traffic.output_tokens)
     try:
         catalog = load_catalog(args.prices)
-    except (OSError, ValueError) as exc:
-        raise InputError(f"--prices {args.prices!r}: {exc}") from exc
+    except CatalogError as exc:  # names the file and the line
+        raise InputError(f"--prices: {exc}") from exc
     if args.region not in catalog.regions:
         raise InputError(f"--region {args.region!r}: accepted: {', '.join(catalog.regions)}")
     options = planner.plan(
@@ -236,7 +254,7 @@ def _plan(args: argparse.Namespace) -> int:
         if chosen is None:
             raise InputError(f"--apply: no instance type fits {model.name} at {args.min_tokens_per_s} tokens/s")
         try:
-            applied = planner.apply(chosen, Path(args.settings))
+            applied = planner.apply(chosen, Path(args.settings), model_id=args.model or None)
         except planner.ApplyError as exc:
             raise InputError(f"--settings {args.settings!r}: {exc}; nothing written") from None
     if args.json:

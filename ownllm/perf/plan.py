@@ -220,12 +220,12 @@ class ApplyError(ValueError):
 
 
 def _read_cdk_json(path: Path) -> dict[str, object]:
-    from ownllm.settings import DuplicateKeyError, unique_json_object  # the loader's own reader rules
+    from ownllm.settings import CDK_JSON_ENCODING, DuplicateKeyError, unique_json_object  # the loader's rules
 
     if not path.is_file():
         return {}
     try:
-        data = json.loads(path.read_bytes().decode("utf-8"), object_pairs_hook=unique_json_object)
+        data = json.loads(path.read_bytes().decode(CDK_JSON_ENCODING), object_pairs_hook=unique_json_object)
     except UnicodeDecodeError as exc:
         raise ApplyError(f"cannot be read as UTF-8 ({exc})") from None
     except DuplicateKeyError as exc:
@@ -237,13 +237,15 @@ def _read_cdk_json(path: Path) -> dict[str, object]:
     return data
 
 
-def apply(option: Option, path: Path) -> dict[str, object]:
+def apply(option: Option, path: Path, model_id: str | None = None) -> dict[str, object]:
     """Write the option's instance type and counts where synth reads them in cdk.json; returns what was set.
 
     Each key goes where the settings loader reads it (a flat context key wins over context.ownllm).
-    Raises ApplyError, writing nothing, when the file is not a cdk.json that can be rewritten as it was.
+    Raises ApplyError, writing nothing, when the file is not a cdk.json that can be rewritten as it was,
+    or when it serves another model than `model_id`, the one planned for (an instance sized for one
+    model would otherwise be deployed for another).
     """
-    from ownllm.settings import setting_location
+    from ownllm.settings import Settings, SettingsError, setting_location, settings_from_app_context
 
     data = _read_cdk_json(path)
     context = data.setdefault("context", {})
@@ -256,6 +258,12 @@ def apply(option: Option, path: Path) -> dict[str, object]:
     def where(key: str) -> dict[str, object]:
         return context if setting_location(context, key) == (key,) else ownllm
 
+    served = where("model_id").get("model_id", Settings.model_fields["model_id"].default)
+    if model_id and isinstance(served, str) and not served.startswith("s3://") and served != model_id:
+        raise ApplyError(
+            f"it serves model_id {served!r}, not the planned --model {model_id!r}; set model_id to {model_id!r} "
+            f"there first, or plan --model {served!r}"
+        )
     current_max = where("max_instances").get("max_instances")
     try:  # a max above the plan's count is kept; a malformed one is the loader's to report
         keep_max = int(current_max) if isinstance(current_max, int | str) and not isinstance(current_max, bool) else 0
@@ -271,6 +279,10 @@ def apply(option: Option, path: Path) -> dict[str, object]:
     }
     for key, value in changes.items():
         where(key)[key] = value
+    try:  # what synth would make of the result: a cdk.json it refuses is not written
+        settings_from_app_context(context)
+    except SettingsError as exc:
+        raise ApplyError(f"with the plan applied, synth would refuse it: {'; '.join(exc.problems)}") from None
     try:
         path.write_text(json.dumps(data, indent=2) + "\n")
     except OSError as exc:

@@ -70,6 +70,73 @@ def test_a_request_without_a_readable_prompt_is_named_not_counted(tmp_path, caps
     ]
 
 
+def test_a_max_tokens_the_api_refuses_is_named_and_not_counted_at_the_default(tmp_path, capsys):
+    """max_tokens -5, 2.5 and "64" are answered 400 by the forwarder, so those requests read and generate
+    nothing; before, each was counted as if it had no cap (at default_max_tokens 256). 100.0 is read as 100.
+    Counted: "abcd" 4 bytes -> 1, +4 +3 = 8 input tokens; output max_tokens 100."""
+    user = [{"role": "user", "content": "abcd"}]
+    lines = [
+        chat("a", user, max_tokens=100.0),
+        chat("b", user, max_tokens=-5),
+        chat("c", user, max_tokens=2.5),
+        chat("d", user, max_completion_tokens="64"),
+    ]
+    source = write(tmp_path / "in.jsonl", lines)
+
+    code = main(
+        ["batch", "estimate", source, "--settings", str(_empty_cdk_json(tmp_path)), "-c", "default_max_tokens=256"]
+    )
+
+    captured = capsys.readouterr()
+    assert code == 0
+    assert captured.out.splitlines()[:3] == [
+        "requests       4",
+        "input tokens   8  (estimated as the forwarder does: about 4 bytes of text per token plus a few per chat message)",
+        "output tokens  at most 100  (1 with their own max_tokens; 0 at default_max_tokens 256; 3 refused)",
+    ]
+    assert captured.err.splitlines() == [
+        "ownllm batch estimate: the API will refuse 3 request(s) setting max_tokens (or max_completion_tokens) to "
+        "something other than a whole number of at least 1, so they are not counted"
+    ]
+
+
+def test_a_file_whose_every_max_tokens_is_refused_is_one_line_not_a_division_by_zero(tmp_path, capsys):
+    source = write(tmp_path / "in.jsonl", [chat("a", [{"role": "user", "content": "abcd"}], max_tokens=0)])
+
+    code = main(["batch", "estimate", source, "--settings", str(_empty_cdk_json(tmp_path))])
+
+    assert code == 2
+    assert capsys.readouterr().err == (
+        f"ownllm batch estimate: INPUT {source!r}: the API would refuse every request (1 request(s) setting "
+        "max_tokens (or max_completion_tokens) to something other than a whole number of at least 1)\n"
+    )
+
+
+def test_a_body_over_max_request_bytes_is_named_and_not_counted(tmp_path, capsys):
+    """The forwarder answers 413 to a body over max_request_bytes (here 1,024 bytes) before the model sees
+    it; before, its 2,000-character prompt was counted as 507 input tokens and sized the job.
+    Counted: "abcd" -> 1 + 4 + 3 = 8 input tokens; output max_tokens 10."""
+    user = [{"role": "user", "content": "abcd"}]
+    big = [{"role": "user", "content": "x" * 2000}]
+    source = write(tmp_path / "in.jsonl", [chat("a", user, max_tokens=10), chat("b", big, max_tokens=10)])
+
+    code = main(
+        ["batch", "estimate", source, "--settings", str(_empty_cdk_json(tmp_path)), "-c", "max_request_bytes=1024"]
+    )
+
+    captured = capsys.readouterr()
+    assert code == 0
+    assert captured.out.splitlines()[:3] == [
+        "requests       2",
+        "input tokens   8  (estimated as the forwarder does: about 4 bytes of text per token plus a few per chat message)",
+        "output tokens  at most 10  (1 with their own max_tokens; 0 at default_max_tokens 512; 1 refused)",
+    ]
+    assert captured.err.splitlines() == [
+        "ownllm batch estimate: the API will refuse 1 request(s) whose body is over max_request_bytes 1024 "
+        "(answered 413), so they are not counted"
+    ]
+
+
 def test_bad_input_is_refused_by_line_as_for_run(tmp_path, capsys):
     source = tmp_path / "in.jsonl"
     source.write_text('{"custom_id": "a"}\n')

@@ -67,6 +67,31 @@ def test_duplicate_custom_ids_are_refused(tmp_path, server, capsys):
     assert not (tmp_path / "out.jsonl").exists()
 
 
+def test_a_key_twice_in_a_line_or_a_number_too_large_for_json_is_refused_and_nothing_is_sent(tmp_path, server, capsys):
+    """Before, json.loads kept the last custom_id ("b") without a word, and read max_tokens 1e400 as
+    inf, which was sent on as the non-JSON `Infinity`."""
+    source = tmp_path / "in.jsonl"
+    source.write_text(
+        '{"custom_id": "a", "custom_id": "b", "method": "POST", "url": "/v1/chat/completions", "body": {}}\n'
+        '{"custom_id": "c", "method": "POST", "url": "/v1/chat/completions", "body": {"max_tokens": 1e400}}\n'
+        '{"custom_id": "d", "method": "POST", "url": "/v1/chat/completions", "body": {"model": "m", "model": "n"}}\n'
+    )
+    output = tmp_path / "out.jsonl"
+
+    assert run_batch(source, server.url, output) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"ownllm batch run: {source} line 1: key 'custom_id' appears twice in one object; JSON readers keep only the "
+        "last, so say it once",
+        f"ownllm batch run: {source} line 2: not valid JSON (1e400 is too large for a JSON number; give a finite "
+        "number)",
+        f"ownllm batch run: {source} line 3: key 'model' appears twice in one object; JSON readers keep only the "
+        "last, so say it once",
+        "ownllm batch run: nothing was sent",
+    ]
+    assert server.seen == []
+    assert not output.exists()
+
+
 def test_an_output_made_from_another_input_is_refused(tmp_path, server, capsys):
     source = write_input(tmp_path / "in.jsonl", ["a", "b"])
     output = tmp_path / "out.jsonl"
@@ -153,7 +178,10 @@ def test_bad_options_are_one_line_each(tmp_path, server, capsys, extra, message)
     assert server.seen == []
 
 
-@pytest.mark.parametrize("url", ["127.0.0.1:8765/v1", "ftp://host/v1", "http:///v1", "http://host:99999/v1"])
+@pytest.mark.parametrize(
+    "url",
+    ["127.0.0.1:8765/v1", "ftp://host/v1", "http:///v1", "http://host:99999/v1", "http://[::1/v1", "http://my host/v1"],
+)
 def test_a_url_that_names_no_http_server_is_refused(tmp_path, server, capsys, url):
     source = write_input(tmp_path / "in.jsonl", ["a"])
 

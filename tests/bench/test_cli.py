@@ -109,6 +109,44 @@ def test_calibrate_writes_the_measured_speeds_into_cdk_json(trivial, tmp_path, c
     assert "context.ownllm.instance_tokens_per_s: None ->" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize(
+    "content, problem",
+    [
+        (None, "{path} does not exist; run from the project folder or pass --cdk-json"),
+        (b"\xff\xfe{}", "{path} is not UTF-8 text (byte 0)"),
+        (
+            b'{"context": {"ownllm": {"region": "eu-west-1", "region": "us-east-1"}}}',
+            "{path}: key 'region' appears twice in one object; a rewrite would keep only one, so say it once",
+        ),
+        (
+            b'{"context": {"ownllm": {"instance_typ": "ml.g5.xlarge"}}}',
+            "{path}: synth would refuse it: instance_typ: unknown setting; did you mean instance_type or instance_count?",
+        ),
+    ],
+)
+def test_calibrate_into_a_cdk_json_it_cannot_rewrite_is_refused_before_the_sweep(tmp_path, capsys, content, problem):
+    """Before, the sweep ran first and then ended in "not calibrated" (or, for bytes that are not UTF-8, a
+    UnicodeDecodeError traceback)."""
+    path = tmp_path / "cdk.json"
+    if content is not None:
+        path.write_bytes(content)
+    argv = ["bench", "http://127.0.0.1:1/v1", "--model", "m", "--out", str(tmp_path), "--no-progress", "--no-plot"]
+    assert main([*argv, "--calibrate", "--cdk-json", str(path)]) == 2
+    assert capsys.readouterr().err == f"ownllm bench: --calibrate: {problem.format(path=path)}; nothing was sent\n"
+    assert list(tmp_path.glob("bench-*.json")) == []
+
+
+def test_an_out_folder_that_is_a_file_is_refused_before_the_sweep_not_a_traceback_after_it(tmp_path, capsys):
+    """Before, the sweep ran and then writing the report raised FileExistsError: the results were lost."""
+    taken = tmp_path / "results"
+    taken.write_text("notes")
+    argv = ["bench", "http://127.0.0.1:1/v1", "--model", "m", "--out", str(taken), "--no-progress", "--no-plot"]
+    assert main(argv) == 2
+    assert capsys.readouterr().err == (
+        f"ownllm bench: --out {str(taken)!r}: is a file; give a folder (created if missing)\n"
+    )
+
+
 def test_a_sweep_of_the_local_stand_in_runs_but_refuses_to_calibrate(local_stack, tmp_path, cdk_json, capsys):
     before = cdk_json.read_text()
     code = main(
@@ -195,12 +233,14 @@ def test_bad_concurrency_levels_are_refused_by_the_parser_naming_the_option_and_
     "extra, why",
     [
         (("http://127.0.0.1:99999/v1",), "URL 'http://127.0.0.1:99999/v1' is not an http:// or https:// URL"),
+        (("http://[::1/v1",), "URL 'http://[::1/v1' is not an http:// or https:// URL"),
+        (("http://my host/v1",), "URL 'http://my host/v1' is not an http:// or https:// URL"),
         (("http://127.0.0.1:1/v1", "--timeout", "nan"), "timeout nan must be a finite number greater than 0"),
         (("http://127.0.0.1:1/v1", "--timeout", "inf"), "timeout inf must be a finite number greater than 0"),
         (("http://127.0.0.1:1/v1", "--duration", "inf"), "--duration inf must be a finite number greater than 0"),
         (("http://127.0.0.1:1/v1", "--duration", "nan"), "--duration nan must be a finite number greater than 0"),
     ],
 )
-def test_a_port_above_65535_or_a_time_that_is_not_finite_is_one_line_not_a_traceback(extra, why, capsys):
+def test_a_bad_port_or_host_or_a_time_that_is_not_finite_is_one_line_not_a_traceback(extra, why, capsys):
     assert main(["bench", *extra, "--model", "m"]) == 2
     assert capsys.readouterr().err == f"ownllm bench: {why}\n"

@@ -118,3 +118,60 @@ def test_nested_stack_resources_are_priced_under_parent_and_logical_id(cdk_out, 
 def test_a_folder_without_manifest_is_reported_clearly(tmp_path):
     with pytest.raises(AssemblyError, match="no manifest.json"):
         load_assembly(tmp_path)
+
+
+NOT_A_RESOURCE = "is not an object with a 'Type' name (and 'Properties' object), so not a stack template"
+
+
+@pytest.mark.parametrize(
+    "template, problem",
+    [
+        ({"Resources": 5}, "'Resources' is not an object, so not a stack template"),
+        ({"Resources": {"X": 5}}, f"resource 'X' {NOT_A_RESOURCE}"),
+        ({"Resources": {"X": {"Type": 5}}}, f"resource 'X' {NOT_A_RESOURCE}"),
+        ({"Resources": {"X": {"Type": "AWS::Logs::LogGroup", "Properties": 5}}}, f"resource 'X' {NOT_A_RESOURCE}"),
+        ({"Parameters": {"P": 5}, "Resources": {}}, "parameter 'P' is not an object, so not a stack template"),
+    ],
+)
+def test_a_template_of_another_shape_is_refused_naming_it_not_priced_without_its_lines(
+    cdk_out, settings, template, problem
+):
+    """`Resources: 5` dropped the endpoint from the total without a word; a resource that was not an object
+    was an AttributeError traceback."""
+    out = cdk_out({"OwnLlm": serving_resources()})
+    path = out / "OwnLlm.template.json"
+    path.write_text(json.dumps(template))
+    with pytest.raises(AssemblyError) as caught:
+        estimate_cdk_out(out, settings())
+    assert str(caught.value) == f"{path}: {problem}; run `cdk synth` again"
+
+
+@pytest.mark.parametrize("variants", [5, "AllTraffic", [5]])
+def test_a_property_of_a_shape_no_template_has_is_one_line_naming_the_file_not_a_traceback(cdk_out, settings, variants):
+    """ProductionVariants must be a list of objects; 5 was "TypeError: 'int' object is not iterable"."""
+    from .builders import CONFIG
+
+    resources = serving_resources()
+    resources[CONFIG]["Properties"]["ProductionVariants"] = variants
+    out = cdk_out({"OwnLlm": resources})
+    with pytest.raises(AssemblyError) as caught:
+        estimate_cdk_out(out, settings())
+    assert str(caught.value).startswith(
+        f"{out / 'OwnLlm.template.json'}: a property has a shape no CloudFormation template has ("
+    )
+    assert str(caught.value).endswith("); run `cdk synth` again")
+
+
+def test_a_count_above_what_cloudformation_takes_is_refused_not_an_overflow(cdk_out, settings):
+    """MaxCapacity 1e308 overflowed `round` in the capacity table; CloudFormation integers are 32-bit."""
+    from ownllm.cost.template import TemplateValueError
+
+    out = cdk_out({"OwnLlm": serving_resources(autoscaling=(1, 2))})
+    path = out / "OwnLlm.template.json"
+    template = json.loads(path.read_text())
+    target = next(k for k, v in template["Resources"].items() if v["Type"].endswith("ScalableTarget"))
+    template["Resources"][target]["Properties"]["MaxCapacity"] = 1e308
+    path.write_text(json.dumps(template))
+    with pytest.raises(TemplateValueError) as caught:
+        estimate_cdk_out(out, settings())
+    assert str(caught.value) == (f"{path}: {target} MaxCapacity: 1e+308 is not a whole number >= 0 and <= 2147483647")

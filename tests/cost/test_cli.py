@@ -119,6 +119,13 @@ def test_prices_refresh_without_credentials_says_what_it_needs_in_one_line(capsy
     assert not (tmp_path / "prices.csv").exists()
 
 
+def test_prices_refresh_to_a_folder_is_one_line_before_any_aws_call(capsys, tmp_path):
+    assert main(["prices", "refresh", "--output", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == (
+        f"ownllm prices refresh: --output {str(tmp_path)!r}: is a folder; give a file name; nothing written\n"
+    )
+
+
 def test_json_piped_into_a_reader_that_stops_early_ends_without_a_traceback(cdk_out, tmp_path):
     out = cdk_out({"OwnLlm": serving_resources("ml.g5.4xlarge", 1)})
     write_recorded_settings(out, make_settings())
@@ -206,3 +213,26 @@ def test_a_settings_file_that_does_not_exist_is_refused_not_replaced_by_defaults
     missing = tmp_path / "cdk.jsn"
     assert main(["cost", "estimate", "--cdk-out", str(out), "--settings", str(missing)]) == 2
     assert capsys.readouterr() == ("", f"ownllm: --settings {str(missing)!r}: no such file\n")
+
+
+def test_a_folder_given_as_settings_is_named_as_one_with_its_cdk_json_suggested(cdk_out, capsys, tmp_path):
+    out = cdk_out({"OwnLlm": serving_resources("ml.g5.4xlarge", 1)})
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "cdk.json").write_text('{"context": {}}')
+    assert main(["cost", "estimate", "--cdk-out", str(out), "--settings", str(project)]) == 2
+    assert capsys.readouterr().err == (
+        f"ownllm: --settings {str(project)!r}: is a folder, not a cdk.json file; "
+        f"did you mean {str(project / 'cdk.json')!r}?\n"
+    )
+
+
+def test_a_bad_recorded_setting_names_the_record_and_a_bad_dash_c_names_only_the_key(cdk_out, capsys):
+    out = cdk_out({"OwnLlm": serving_resources("ml.g5.4xlarge", 1)})
+    record = out / "ownllm-settings.json"
+    record.write_text(json.dumps({"schema": "ownllm.settings/1", "settings": {"request_per_day": 5}}))
+    assert main(["cost", "estimate", "--cdk-out", str(out), "-c", "avg_input_tokens=-1"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "ownllm: avg_input_tokens: '-1' must not be negative",
+        f"ownllm: {record} (what synth recorded): request_per_day: unknown setting; did you mean requests_per_day?",
+    ]

@@ -133,3 +133,41 @@ def _empty_cdk_json(folder):
     path = folder / "empty-cdk.json"
     path.write_text("{}")
     return path
+
+
+def test_dash_c_prices_both_cdk_outs_again_rather_than_being_ignored_for_their_written_estimates(
+    base_and_head, capsys, monkeypatch, tmp_path
+):
+    """Both folders hold a us-east-1 estimate; -c region=eu-west-1 prices their templates again:
+    the endpoint goes from 1 to 2 x ml.g5.4xlarge x 24 h x $2.2736/h = $54.57 -> $109.13/day.
+    Before, the written estimates were read and -c was dropped without a word."""
+    monkeypatch.chdir(tmp_path)  # no ./cdk.json
+    base, head = base_and_head
+    assert main(["cost", "diff", str(base), str(head), "-c", "region=eu-west-1"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| changed")]
+    assert rows == [
+        "| changed (Instance usage) | OwnLlm | ServingEndpoint5B3C1A2F | AWS::SageMaker::Endpoint | $54.57 | $109.13 "
+        "| +$54.57 | 2 x ml.g5.4xlarge x 24 h x $2.2736/h [estimated price] |"
+    ]
+
+
+def test_dash_c_with_a_written_estimate_file_is_refused_since_it_cannot_be_priced_again(base_and_head, capsys):
+    base, head = base_and_head
+    written = base / "cost-estimate.json"
+    assert main(["cost", "diff", str(written), str(head), "-c", "requests_per_day=5"]) == 2
+    assert capsys.readouterr().err == (
+        f"ownllm: {written}: a written estimate cannot be priced again with --settings or -c; give the cdk.out "
+        "folder it was written into (its templates are priced again), or leave the settings out\n"
+    )
+
+
+def test_a_bad_dash_c_value_is_refused_even_when_both_sides_hold_written_estimates(base_and_head, capsys):
+    base, head = base_and_head
+    assert main(["cost", "diff", str(base), str(head), "-c", "requests_per_day=-5"]) == 2
+    assert capsys.readouterr().err == "ownllm: requests_per_day: '-5' must not be negative\n"
+
+
+def test_an_output_path_that_cannot_be_written_is_one_line_not_a_traceback(base_and_head, capsys, tmp_path):
+    base, head = base_and_head
+    assert main(["cost", "diff", str(base), str(head), "-o", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == f"ownllm: --output {str(tmp_path)!r}: cannot be written (Is a directory)\n"

@@ -475,3 +475,22 @@ def test_ownllm_lint_of_a_template_that_is_json_but_not_an_object_of_rules_repor
     captured = capsys.readouterr()
     assert captured.out.startswith("X.template.json:1: E")
     assert captured.err.endswith("in 1 template(s) over 1 region(s); accepted: W3005\n")
+
+
+def test_ownllm_lint_of_a_template_that_is_not_utf8_reports_it_not_a_traceback(tmp_path, capsys):
+    from ownllm.cli import main
+
+    (tmp_path / "X.template.json").write_bytes(b"\xff{}")
+    assert main(["lint", "--cdk-out", str(tmp_path), "--regions", "us-east-1"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == "X.template.json:1: E0000 not UTF-8 text (byte 0); run cdk synth again\n"
+
+
+def test_ownllm_lint_with_an_empty_regions_list_is_refused_not_widened_to_every_region(tmp_path, capsys):
+    from ownllm.cli import main
+
+    (tmp_path / "X.template.json").write_text("{}")
+    assert main(["lint", "--cdk-out", str(tmp_path), "--regions", ""]) == 2
+    assert capsys.readouterr().err == (
+        "--regions '': no region given; expected comma-separated region names like 'us-east-1,eu-west-1'\n"
+    )

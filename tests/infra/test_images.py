@@ -170,6 +170,23 @@ def test_images_refresh_writes_the_table_it_reports(tmp_path, capsys, sdk_table)
     images.load_table.cache_clear()  # refresh resets the cache; later tests read the committed table again
 
 
+@pytest.mark.parametrize(
+    "output, problem",
+    [
+        ("", "is a folder; give a file name"),
+        ("no-such-folder/images.json", "its folder {tmp}/no-such-folder does not exist"),
+    ],
+)
+def test_images_refresh_to_a_path_it_cannot_write_is_one_line_before_the_sdk_is_asked(
+    tmp_path, capsys, output, problem
+):
+    """A folder as --output was an IsADirectoryError traceback, after the SDK had been read."""
+    target = str(tmp_path / output) if output else str(tmp_path)
+    assert ownllm_main(["images", "refresh", "--output", target]) == 2
+    why = problem.replace("{tmp}/no-such-folder", repr(str(tmp_path / "no-such-folder")))
+    assert capsys.readouterr() == ("", f"images refresh: --output {target!r}: {why}; nothing written\n")
+
+
 def test_images_show_for_a_region_ownllm_does_not_support_is_one_line(capsys):
     from ownllm.regions import unsupported_region_problem
 

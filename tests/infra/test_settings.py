@@ -133,8 +133,9 @@ def test_min_above_max_is_rejected():
 
 
 def test_a_non_integer_count_is_rejected_with_its_value():
-    assert problems(instance_count="1.5") == ["instance_count: '1.5' is not a whole number"]
-    assert problems(max_instances=True) == ["max_instances: True is not a whole number"]
+    why = "; accepted: 1 or more (an instance-backed endpoint cannot run on 0)"
+    assert problems(instance_count="1.5") == [f"instance_count: '1.5' is not a whole number{why}"]
+    assert problems(max_instances=True) == [f"max_instances: True is not a whole number{why}"]
 
 
 def test_every_problem_is_reported_at_once():
@@ -228,18 +229,117 @@ def test_serving_json_must_be_keyed_by_engine(tmp_path):
         load_artifacts(tmp_path)
 
 
+ENV_NAME_RULE = (
+    "is not an environment variable name (a letter or '_', then letters, digits and '_', at most 1024 bytes: "
+    "SageMaker's rule)"
+)
+
+
+@pytest.mark.parametrize(
+    "content, problem",
+    [
+        (b"\xff\xfe{}", "not UTF-8 text (byte 0)"),  # was a UnicodeDecodeError traceback
+        (
+            b'{"vllm": {"MAX_LEN": "1"}, "vllm": {"OTHER": "2"}}',
+            "key 'vllm' appears twice in one object; JSON readers keep only the last, so say it once",
+        ),
+        (
+            b'{"vllm": {"MAX_LEN": "1", "MAX_LEN": "2"}}',
+            "key 'MAX_LEN' appears twice in one object; JSON readers keep only the last, so say it once",
+        ),
+        (b'{"vllm": {"RATIO": NaN}}', "not valid JSON (NaN is not a JSON number; give a finite number)"),
+        (b'{"vllm": {"RATIO": 1e400}}', "vllm.RATIO: inf is not a finite number"),
+        (b'{"vllm": {"A=B": "1"}}', f"vllm: 'A=B' {ENV_NAME_RULE}"),
+        (b'{"vllm": {"": "1"}}', f"vllm: '' {ENV_NAME_RULE}"),
+        (b'{"tgi": {"X": "' + b"y" * 1025 + b'"}}', "tgi.X: the value is 1025 bytes; SageMaker takes at most 1024"),
+        (b"null", "must be an object keyed by engine (vllm, lmi, tgi)"),
+    ],
+)
+def test_serving_json_that_sagemaker_or_a_json_reader_would_take_differently_is_one_line(tmp_path, content, problem):
+    """Before, a duplicate key kept only the last, NaN became the text 'nan', and a bad name reached the
+    template, to fail only at deploy time."""
+    from ownllm.artifacts import load_artifacts
+
+    (tmp_path / "serving.json").write_bytes(content)
+    with pytest.raises(SettingsError) as caught:
+        load_artifacts(tmp_path)
+    assert caught.value.problems == [f"model_artifacts/serving.json: {problem}"]
+
+
+def test_a_folder_named_serving_json_is_refused_not_silently_skipped(tmp_path):
+    from ownllm.artifacts import load_artifacts
+
+    (tmp_path / "serving.json").mkdir()
+    with pytest.raises(SettingsError) as caught:
+        load_artifacts(tmp_path)
+    assert caught.value.problems == ["model_artifacts/serving.json: is a folder; it must be a JSON file"]
+
+
+def test_an_adapter_unpacked_straight_into_adapters_is_refused_not_silently_skipped(tmp_path):
+    """Only sub-folders are adapters: an adapter_config.json directly in adapters/ deployed no adapter."""
+    from ownllm.artifacts import load_artifacts
+
+    (tmp_path / "adapters").mkdir()
+    (tmp_path / "adapters" / "adapter_config.json").write_text('{"r": 8}')
+    with pytest.raises(SettingsError) as caught:
+        load_artifacts(tmp_path)
+    assert caught.value.problems == [
+        "model_artifacts/adapters/adapter_config.json: an adapter goes in its own folder, named as the adapter: "
+        "adapters/<name>/adapter_config.json (and its weights)"
+    ]
+
+
+def test_settings_nested_in_a_second_ownllm_object_are_named_not_just_unknown():
+    from ownllm.settings import settings_from_app_context
+
+    with pytest.raises(SettingsError) as caught:
+        settings_from_app_context({"ownllm": {"ownllm": {"instance_type": "ml.g5.xlarge"}}})
+    assert caught.value.problems == [
+        "ownllm: unknown setting; context.ownllm holds the settings themselves, not another 'ownllm'"
+    ]
+
+
+def test_an_adapter_config_with_a_key_twice_is_refused(tmp_path):
+    from ownllm.artifacts import load_artifacts
+
+    (tmp_path / "adapters" / "sql").mkdir(parents=True)
+    (tmp_path / "adapters" / "sql" / "adapter_config.json").write_text('{"r": 8, "r": 512}')
+    with pytest.raises(SettingsError) as caught:
+        load_artifacts(tmp_path)
+    assert caught.value.problems == [
+        "model_artifacts/adapters/sql/adapter_config.json: key 'r' appears twice in one object; JSON readers keep "
+        "only the last, so say it once"
+    ]
+
+
 @pytest.mark.parametrize(
     "key, value, problem",
     [
-        ("max_daily_usd", "nan", "max_daily_usd: 'nan' is not a finite number"),
-        ("max_daily_usd", float("inf"), "max_daily_usd: inf is not a finite number"),
-        ("generation_tokens_per_s", "-inf", "generation_tokens_per_s: '-inf' is not a finite number"),
+        ("max_daily_usd", "nan", "max_daily_usd: 'nan' is not a finite number; accepted: above 0"),
+        ("max_daily_usd", float("inf"), "max_daily_usd: inf is not a finite number; accepted: above 0"),
+        (
+            "generation_tokens_per_s",
+            "-inf",
+            "generation_tokens_per_s: '-inf' is not a finite number; accepted: above 0, up to 1000000 "
+            "(tokens/s per request)",
+        ),
+        (
+            "requests_per_day",
+            "1e3",
+            "requests_per_day: '1e3' is not a whole number; accepted: 0 or more",
+        ),
+        (
+            "log_retention_days",
+            "a month",
+            "log_retention_days: 'a month' is not a whole number; accepted: 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, "
+            "180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653",
+        ),
         ("requests_per_day", -5, "requests_per_day: -5 must not be negative"),
         (
             "model_size_b",
             0,
-            "model_size_b: 0 must be at least 0.01 (billions of parameters; 0.01 is ten million, smaller than any "
-            "served LLM)",
+            "model_size_b: 0 must be between 0.01 and 10000 (billions of parameters; 0.01 is ten million, smaller "
+            "than any served LLM)",
         ),
         ("lambda_memory_mb", 64, "lambda_memory_mb: 64 must be between 128 and 10240"),
         ("apigw_cloudwatch_role", "maybe", "apigw_cloudwatch_role: 'maybe' is not true or false"),
@@ -473,9 +573,123 @@ def test_a_bundled_model_whose_id_names_no_size_needs_no_model_size_b():
 
 def test_a_model_size_below_ten_million_parameters_is_refused_as_ownllm_capacity_does():
     assert problems(model_size_b="1e-6") == [
-        "model_size_b: '1e-6' must be at least 0.01 (billions of parameters; 0.01 is ten million, smaller than "
-        "any served LLM)"
+        "model_size_b: '1e-6' must be between 0.01 and 10000 (billions of parameters; 0.01 is ten million, "
+        "smaller than any served LLM)"
     ]
+
+
+@pytest.mark.parametrize(
+    "model_id",
+    ["org/" + "x" * 94 + "-7B", "Org/Ünïcode-7B", "org/x--7b", "org/x-7b.", "org/x-7b.git", "org/x 7b"],
+)
+def test_a_model_id_the_hub_would_refuse_is_refused_here_with_its_rule(model_id):
+    """A 100-character name and non-ASCII letters passed before (the pattern used \\w) and failed only when
+    the container started."""
+    assert problems(model_id=model_id, model_size_b=7) == [
+        f"model_id: {model_id!r} is neither a Hugging Face id 'org/name' (ASCII letters, digits, '-', '_' and '.'; "
+        "the name at most 96 characters, not starting or ending with '-' or '.'; no '--' or '..') nor an s3:// "
+        "prefix of weights"
+    ]
+
+
+@pytest.mark.parametrize("zone, meant", [("utc", "UTC"), ("europe/berlin", "Europe/Berlin")])
+def test_a_time_zone_in_the_wrong_case_gets_the_right_name_suggested(zone, meant):
+    assert problems(timezone=zone) == [
+        f"timezone: {zone!r} is not an IANA time zone name like 'Europe/Berlin' or 'UTC'; did you mean {meant}?"
+    ]
+
+
+@pytest.mark.parametrize(
+    "key, value, problem",
+    [
+        ("engine", 5, "engine: 5 is not text; accepted: vllm, lmi, tgi"),
+        (
+            "instance_type",
+            ["ml.g5.2xlarge"],
+            "instance_type: ['ml.g5.2xlarge'] is not text; accepted: a SageMaker "
+            "GPU instance type like 'ml.g5.2xlarge'",
+        ),
+        (
+            "region",
+            {"name": "us-east-1"},
+            "region: {'name': 'us-east-1'} is not text; accepted: an AWS region name like 'us-east-1'",
+        ),
+    ],
+)
+def test_a_text_setting_given_a_number_list_or_object_says_what_it_accepts(key, value, problem):
+    assert problems(**{key: value}) == [problem]
+
+
+@pytest.mark.parametrize(
+    "key, value, problem",
+    [
+        (
+            "generation_tokens_per_s",
+            "1e308",
+            "generation_tokens_per_s: '1e308' must be greater than 0 and at most 1000000 (tokens/s per request)",
+        ),
+        (
+            "instance_tokens_per_s",
+            1e308,
+            "instance_tokens_per_s: 1e+308 must be greater than 0 and at most 1000000 (tokens/s per instance)",
+        ),
+        (
+            "min_tokens_per_s_per_request",
+            "2e6",
+            "min_tokens_per_s_per_request: '2e6' must be greater than 0 and at most 1000000 (tokens/s)",
+        ),
+        (
+            "api_input_usd_per_m",
+            "1e308",
+            "api_input_usd_per_m: '1e308' must be greater than 0 and at most 10000 (USD per million tokens)",
+        ),
+        (
+            "api_output_usd_per_m",
+            10_001,
+            "api_output_usd_per_m: 10001 must be greater than 0 and at most 10000 (USD per million tokens)",
+        ),
+        (
+            "model_size_b",
+            "1e308",
+            "model_size_b: '1e308' must be between 0.01 and 10000 (billions of parameters; 10000 is ten trillion, "
+            "more than any supported instance holds even at 4 bits)",
+        ),
+    ],
+)
+def test_a_speed_price_or_size_too_large_to_be_real_is_refused_before_a_total_overflows(key, value, problem):
+    """1e308 tokens/s crashed `math.floor` with OverflowError; 1e308 USD per million tokens printed
+    "$inf/day" and wrote Infinity into cost-estimate.json."""
+    assert problems(**{key: value}) == [problem]
+
+
+def test_the_largest_model_size_accepted_fits_no_supported_instance_even_at_4_bits():
+    """So the bound refuses no model that some instance could serve: 0.5 bytes per parameter."""
+    from ownllm import gpus
+    from ownllm.settings import MAX_MODEL_SIZE_B
+
+    largest_gib = max(info.gpu_memory_gib for info in gpus.gpu_table().values())
+    assert largest_gib < MAX_MODEL_SIZE_B * 1e9 * 0.5 / gpus.GIB
+
+
+@pytest.mark.parametrize("key", ["Instance_Type", "INSTANCE-TYPE", "instance-type"])
+def test_a_setting_given_in_another_case_or_with_dashes_is_refused_not_dropped(key):
+    """`cdk synth -c Instance_Type=ml.g5.xlarge` was not ownllm-looking, so synth dropped it and deployed
+    the default ml.g5.2xlarge without a word."""
+    from ownllm.settings import settings_from_app_context
+
+    with pytest.raises(SettingsError) as caught:
+        settings_from_app_context({key: "ml.g5.xlarge", "@aws-cdk/core:newStyleStackSynthesis": True})
+    assert caught.value.problems == [f"{key}: unknown setting; did you mean instance_type?"]
+
+
+def test_a_cdk_json_saved_with_a_byte_order_mark_is_read_as_the_cdk_cli_reads_it(tmp_path):
+    """Windows editors save UTF-8 with a BOM; the CDK CLI runs such an app, so `ownllm cost`, wake and
+    batch read it too (before: "not valid JSON (Unexpected UTF-8 BOM ...)")."""
+    from ownllm.settings import load_settings
+
+    path = tmp_path / "cdk.json"
+    path.write_bytes(b'\xef\xbb\xbf{"context": {"ownllm": {"requests_per_day": 5}}}')
+    assert load_settings(path).requests_per_day == 5
 
 
 def test_a_key_twice_in_cdk_json_is_refused_since_json_readers_silently_keep_only_the_last(tmp_path):

@@ -167,13 +167,14 @@ def test_plan_marks_eight_gpu_instances_a_model_cannot_be_split_over(capsys):
 
 def test_plan_apply_writes_the_cheapest_option_into_cdk_json(capsys, tmp_path):
     settings = tmp_path / "cdk.json"
-    settings.write_text(json.dumps({"app": "x", "context": {"ownllm": {"model_id": "m", "max_instances": 4}}}))
+    model = "Qwen/Qwen2.5-7B-Instruct"
+    settings.write_text(json.dumps({"app": "x", "context": {"ownllm": {"model_id": model, "max_instances": 4}}}))
     code, out, err = run(capsys, *PLAN, "--json", "--apply", "--settings", str(settings))
     cheapest = next(o for o in json.loads(out)["options"] if o["fits"])
     ctx = json.loads(settings.read_text())["context"]["ownllm"]
     assert code == 0
     assert ctx == {
-        "model_id": "m",
+        "model_id": model,
         "instance_type": cheapest["instance_type"],
         "instance_count": cheapest["instances"],
         "min_instances": cheapest["instances"],
@@ -195,6 +196,16 @@ def test_plan_unknown_model_without_size_is_one_clear_line(capsys):
     assert err.count("\n") == 1
 
 
+def test_a_gpu_count_with_an_instance_type_is_refused_not_silently_ignored(capsys):
+    """ml.g5.12xlarge has 4 GPUs; --gpu-count 2 was dropped without a word and the 4-GPU figures printed."""
+    argv = ["capacity", "--model", "Qwen/Qwen2.5-7B-Instruct", "--instance-type", "ml.g5.12xlarge", "--gpu-count", "2"]
+    assert run(capsys, *argv) == (
+        2,
+        "",
+        "ownllm capacity: --gpu-count '2': goes with --gpu NAME; an --instance-type has its own GPU count\n",
+    )
+
+
 @pytest.mark.parametrize(
     "text, problem",
     [
@@ -214,6 +225,58 @@ def test_plan_apply_refuses_a_malformed_cdk_json_and_leaves_it_as_it_was(capsys,
     code, out, err = run(capsys, *PLAN, "--apply", "--settings", str(settings))
     assert (code, out, err) == (2, "", f"ownllm plan: --settings {str(settings)!r}: {problem}; nothing written\n")
     assert settings.read_text() == text
+
+
+@pytest.mark.parametrize(
+    "context, served",
+    [
+        ({"ownllm": {"model_id": "meta-llama/Llama-3.1-70B-Instruct"}}, "meta-llama/Llama-3.1-70B-Instruct"),
+        ({"model_id": "meta-llama/Llama-3.1-8B-Instruct", "ownllm": {}}, "meta-llama/Llama-3.1-8B-Instruct"),
+    ],
+)
+def test_plan_apply_refuses_a_cdk_json_that_serves_another_model(capsys, tmp_path, context, served):
+    """An instance sized for Qwen 7B was written next to a 70B model_id without a word."""
+    settings = tmp_path / "cdk.json"
+    settings.write_text(json.dumps({"context": context}))
+    before = settings.read_text()
+    code, out, err = run(capsys, *PLAN, "--apply", "--settings", str(settings))
+    assert (code, out, settings.read_text()) == (2, "", before)
+    assert err == (
+        f"ownllm plan: --settings {str(settings)!r}: it serves model_id {served!r}, not the planned --model "
+        f"'Qwen/Qwen2.5-7B-Instruct'; set model_id to 'Qwen/Qwen2.5-7B-Instruct' there first, or plan --model "
+        f"{served!r}; nothing written\n"
+    )
+
+
+def test_plan_apply_rewrites_a_cdk_json_saved_with_a_byte_order_mark(capsys, tmp_path):
+    settings = tmp_path / "cdk.json"
+    settings.write_bytes(b'\xef\xbb\xbf{"app": "x", "context": {"ownllm": {"max_instances": 4}}}')
+    code, out, _ = run(capsys, *PLAN, "--json", "--apply", "--settings", str(settings))
+    cheapest = next(o for o in json.loads(out)["options"] if o["fits"])
+    assert (code, json.loads(settings.read_text())["context"]["ownllm"]["instance_type"]) == (
+        0,
+        cheapest["instance_type"],
+    )
+
+
+@pytest.mark.parametrize(
+    "ownllm, problem",
+    [
+        ({"request_per_day": 5}, "request_per_day: unknown setting; did you mean requests_per_day?"),
+        ({"requests_per_day": float("nan")}, "requests_per_day: nan is not a finite number; accepted: 0 or more"),
+    ],
+)
+def test_plan_apply_refuses_to_write_a_cdk_json_synth_would_refuse(capsys, tmp_path, ownllm, problem):
+    """Before, the plan was written into it and NaN written back out, which the CDK CLI cannot parse."""
+    settings = tmp_path / "cdk.json"
+    settings.write_text(json.dumps({"context": {"ownllm": ownllm}}))
+    before = settings.read_text()
+    code, out, err = run(capsys, *PLAN, "--apply", "--settings", str(settings))
+    assert (code, out, settings.read_text()) == (2, "", before)
+    assert err == (
+        f"ownllm plan: --settings {str(settings)!r}: with the plan applied, synth would refuse it: {problem}; "
+        "nothing written\n"
+    )
 
 
 def test_plan_apply_refuses_a_cdk_json_that_is_not_utf8(capsys, tmp_path):
@@ -240,11 +303,19 @@ def test_plan_apply_updates_a_flat_context_key_where_the_loader_reads_it(capsys,
     [
         (
             ["capacity", "--instance-type", "ml.g5.2xlarge", "--model-size-b", "nan"],
-            "ownllm capacity: --model-size-b 'nan': must be a number >= 0.01",
+            "ownllm capacity: --model-size-b 'nan': must be a number from 0.01 to 10000",
+        ),
+        (
+            ["capacity", "--instance-type", "ml.g5.2xlarge", "--model-size-b", "1e308", "--json"],
+            "ownllm capacity: --model-size-b '1e308': must be a number from 0.01 to 10000",
         ),
         (
             ["plan", "--model", "Qwen/Qwen2.5-7B-Instruct", "--requests-per-day", "1e400"],
-            "ownllm plan: --requests-per-day '1e400': must be a number >= 0",
+            "ownllm plan: --requests-per-day '1e400': must be a number from 0 to 2147483647",
+        ),
+        (
+            ["plan", "--model", "Qwen/Qwen2.5-7B-Instruct", "--requests-per-day", "1e300"],
+            "ownllm plan: --requests-per-day '1e300': must be a number from 0 to 2147483647",
         ),
         (
             ["plan", "--model", "Qwen/Qwen2.5-7B-Instruct", "--active-hours", "nan"],
@@ -252,11 +323,12 @@ def test_plan_apply_updates_a_flat_context_key_where_the_loader_reads_it(capsys,
         ),
         (
             ["plan", "--model", "Qwen/Qwen2.5-7B-Instruct", "--min-tokens-per-s", "inf"],
-            "ownllm plan: --min-tokens-per-s 'inf': must be a number >= 0",
+            "ownllm plan: --min-tokens-per-s 'inf': must be a number from 0 to 1000000",
         ),
     ],
 )
-def test_a_number_that_is_not_finite_is_one_line_not_a_traceback(capsys, argv, problem):
+def test_a_number_that_is_not_finite_or_too_large_is_one_line_not_a_traceback(capsys, argv, problem):
+    """--model-size-b 1e308 printed "weights_gib": Infinity, which is not JSON."""
     assert run(capsys, *argv) == (2, "", problem + "\n")
 
 

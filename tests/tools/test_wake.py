@@ -111,6 +111,13 @@ def test_print_shows_the_aws_commands_for_the_cdk_json_prefix_and_region(tmp_pat
     ]
 
 
+def test_a_cdk_json_that_does_not_exist_is_refused_rather_than_waking_the_default_stack(tmp_path):
+    (tmp_path / "cdk.json").write_text('{"context": {"ownllm": {"stack_prefix": "Demo"}}}')
+    done = _ownllm("sleep", "--print", "--cdk-json", "prod/cdk.jsn", cwd=tmp_path)
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == "ownllm: --cdk-json 'prod/cdk.jsn': no such file\n"
+
+
 def test_a_copy_count_out_of_range_is_refused_naming_the_option(tmp_path):
     done = _ownllm("wake", "--copies", "0", "--print", cwd=tmp_path)
     assert done.returncode == 2
