@@ -59,7 +59,7 @@ class ServingCapacity:
     time_to_first_token_s: float
     decode_tokens_per_s: float  # 1 / time per output token at the target (model figure)
     latency_alarm_ms: Figure
-    max_output_tokens: Figure  # the largest max_tokens a request finishes within the Lambda timeout
+    max_output_tokens: Figure  # the largest max_tokens a buffered request finishes within lambda_timeout_s
     weights_gib: float
 
     def request_time_s(self, output_tokens: int) -> float:
@@ -215,7 +215,7 @@ def serving_capacity(
             float(alarm),
             request.source,
             f"{LATENCY_HEADROOM:g} x the {request_s:.1f} s a request takes, at most the "
-            f"{lambda_timeout_s:g} s Lambda timeout ({ceiling_ms:,.0f} ms)",
+            f"{lambda_timeout_s:g} s buffered-answer budget ({ceiling_ms:,.0f} ms)",
         )
     budget = lambda_timeout_s - LAMBDA_OVERHEAD_S
     if generation_tokens_per_s:

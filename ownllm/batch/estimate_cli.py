@@ -228,7 +228,7 @@ def build(args: argparse.Namespace, settings: Settings) -> Estimate:
         )
         if reason.startswith("slower than"):  # plan's note when no concurrency meets the speed floor
             reason = (
-                f"a {job.mean_output}-token answer must end inside the {settings.lambda_timeout_s} s Lambda timeout "
+                f"a {job.mean_output}-token answer must end inside the {settings.lambda_timeout_s} s buffered-answer budget "
                 f"(lambda_timeout_s), which takes {speed_floor(job, settings.lambda_timeout_s):.1f} tokens/s per "
                 "request, and the performance model predicts less; ask for fewer output tokens"
             )
@@ -297,7 +297,7 @@ def render(e: Estimate) -> list[str]:
         f"{e.region}",
         f"  throughput   {s.tokens_per_s:,.0f} output tokens/s per instance at {s.concurrency} requests in flight "
         f"(predicted; {job.mean_input} in / {job.mean_output} out per request, each taking {s.request_s:.1f} s, "
-        f"inside the {p.lambda_timeout_s:g} s Lambda timeout)",
+        f"inside the {p.lambda_timeout_s:g} s buffered-answer budget)",
         f"  time         {run.hours:,.1f} h  ({job.output_tokens:,} output tokens / ({run.instances} x "
         f"{s.tokens_per_s:,.0f} tokens/s))",
         f"  instances    {_usd(run.instance_usd)}  ({run.instances} x {run.hours:,.1f} h x {_price(s.hourly_usd)}/h"
@@ -425,7 +425,7 @@ def run_concurrency(settings: Settings, requests: list[BatchRequest], max_concur
     if serving is None:
         return DEFAULT_CONCURRENCY, (
             f"the fixed default ({settings.model_id} on {settings.instance_type} keeps no request of "
-            f"{job.mean_input} in / {job.mean_output} out inside the {settings.lambda_timeout_s} s Lambda timeout)"
+            f"{job.mean_input} in / {job.mean_output} out inside the {settings.lambda_timeout_s} s buffered-answer budget)"
         )
     n = settings.instance_count
     concurrency = default_concurrency(serving, n, settings.api_rate_limit_rps, max_concurrency)

@@ -399,7 +399,7 @@ def serving_lines(serving: ServingFigures | None) -> list[str]:
         f"latency alarms at {serving.latency_alarm_ms:,} ms ({latency.source}: {latency.basis})",
         f"max_tokens at most {serving.max_output_tokens:,} per request "
         f"(the least of max_total_tokens - max_input_tokens and, from the {max_tokens.source}, "
-        f"what finishes within the Lambda timeout: {max_tokens.basis})",
+        f"what finishes within the buffered-answer budget (lambda_timeout_s): {max_tokens.basis})",
     ]
 
 

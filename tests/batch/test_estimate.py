@@ -158,7 +158,7 @@ def estimate_json(tmp_path, capsys, *extra: str) -> dict:
 
 def g5_saturation() -> tuple[int, float]:
     """The default endpoint (ml.g5.2xlarge, Qwen2.5-7B, bf16, vLLM, max_batch_size 64) at 1,000 in / 200 out,
-    each request inside the 28 s Lambda timeout: at least 200 / (28 - 0.2) tokens/s."""
+    each request inside the 28 s buffered-answer budget: at least 200 / (28 - 0.2) tokens/s."""
     model, hw = resolve("Qwen/Qwen2.5-7B-Instruct"), for_instance("ml.g5.2xlarge")
     return saturation(model, hw, "bf16", "vllm", 1000, 200, min_tokens_per_s=200 / 27.8, max_batch=64)
 
@@ -247,7 +247,7 @@ def test_within_picks_the_instance_count_and_says_when_it_passes_max_instances(t
         (
             ["--requests", "10", "--input-tokens", "1000", "--output-tokens", "2000"],
             "instance_type 'ml.g5.2xlarge' cannot serve this job (Qwen/Qwen2.5-7B-Instruct, bf16, 1000 in / 2000 out): "
-            "a 2000-token answer must end inside the 28 s Lambda timeout (lambda_timeout_s), which takes 71.9 "
+            "a 2000-token answer must end inside the 28 s buffered-answer budget (lambda_timeout_s), which takes 71.9 "
             "tokens/s per request, and the performance model predicts less; ask for fewer output tokens",
         ),
     ],
