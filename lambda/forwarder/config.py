@@ -33,7 +33,7 @@ class Config:
     log_prompts: bool = False
     # Set when the model runs as an inference component (the scale-to-zero topology).
     inference_component: str | None = None
-    # Upstream call budget (optional env overrides; the defaults fit a 28 s Lambda).
+    # Upstream call budget (optional env overrides; each attempt gets at most the time left).
     connect_timeout_s: float = DEFAULTS.connect_timeout_s
     read_timeout_s: float = DEFAULTS.read_timeout_s
     max_attempts: int = DEFAULTS.max_attempts

@@ -5,8 +5,9 @@ The client is created once, at import, from botocore alone (boto3's resource lay
 not needed for one low-level call and costs cold-start time). Its endpoint comes from the
 environment (AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME), so tests point it at a local server.
 
-Time budget: API Gateway gives up at 29 s and botocore's defaults (60 s reads, legacy
-retries) would outlive it. Standard-mode retries (throttling, 5xx, dropped connections)
+Time budget: SageMaker stops waiting for the model at 60 s (InvokeEndpoint), API Gateway at 29 s
+off the completion routes, and botocore's defaults (60 s reads, legacy retries) would outlive
+either. Standard-mode retries (throttling, 5xx, dropped connections)
 are kept, but bounded by the caller's deadline:
 - before each attempt, its read timeout is set to the time left (botocore reads
   `read_timeout` from the request context, botocore/botocore#3770, in 1.44.5 here). Older
