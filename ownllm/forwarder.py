@@ -5,6 +5,8 @@ way the Lambda loads them, so their facts are read, never copied."""
 
 from __future__ import annotations
 
+import fnmatch
+import hashlib
 import importlib.metadata
 import importlib.util
 import shutil
@@ -176,6 +178,21 @@ def bundle(source: Path, distributions: Sequence[str], out: Path) -> None:
         for relative, path in distribution_files(name):
             (out / relative).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(path, out / relative)
+
+
+def bundle_fingerprint(source: Path, distributions: Sequence[str]) -> str:
+    """What `bundle` would copy, hashed without copying it: the source files, each distribution's
+    name and version, and the rules that pick their files. Equal fingerprints mean equal bundles, so
+    CDK (a CUSTOM asset hash) reuses the asset already staged in cdk.out instead of bundling again."""
+    digest = hashlib.sha256(repr((ASSET_EXCLUDE, BOTOCORE_DATA, BOTOCORE_DATA_KEPT)).encode())
+    for path in sorted(source.rglob("*")):
+        relative = path.relative_to(source)
+        if path.is_file() and not any(fnmatch.fnmatch(part, p) for part in relative.parts for p in ASSET_EXCLUDE):
+            digest.update(f"{relative.as_posix()}\0{path.stat().st_size}\0".encode())
+            digest.update(path.read_bytes())
+    for name in distributions:
+        digest.update(f"{name}=={importlib.metadata.version(name)}\0".encode())
+    return digest.hexdigest()
 
 
 def distribution_files(name: str) -> list[tuple[Path, Path]]:

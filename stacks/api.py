@@ -33,6 +33,7 @@ from ownllm.forwarder import (
     WEB_ADAPTER_HANDLER,
     WEB_ADAPTER_LAYER,
     bundle,
+    bundle_fingerprint,
     contract,
     custom_metrics,
     forwarder_environment,
@@ -155,8 +156,10 @@ class Forwarder(LoggedFunction):
             code_path=code_path,
             code=lambda_.Code.from_asset(
                 str(code_path),
-                # The hash of what is bundled, so a new uvicorn, botocore or Powertools is a new asset.
-                asset_hash_type=AssetHashType.OUTPUT,
+                # What is bundled, hashed before bundling: a new uvicorn, botocore or Powertools is a
+                # new asset, and an unchanged one already staged in cdk.out is not bundled again.
+                asset_hash_type=AssetHashType.CUSTOM,
+                asset_hash=bundle_fingerprint(code_path, BUNDLED_DISTRIBUTIONS),
                 bundling=BundlingOptions(
                     # Never pulled: the local bundler always succeeds (CDK requires an image).
                     image=DockerImage.from_registry("public.ecr.aws/lambda/python:3.14"),
@@ -169,8 +172,8 @@ class Forwarder(LoggedFunction):
             "function's own log group are created at run time.",
             memory_size=s.lambda_memory_mb,
             # One second inside the streaming integration's timeout: the function's own deadline
-            # (which main.py reads) ends a stream before API Gateway cuts it. app.handler keeps
-            # buffered answers inside API Gateway's 29 s whatever the function's timeout.
+            # (which main.py reads) ends a stream before API Gateway cuts it. Buffered answers end
+            # within InvokeEndpoint's 60 s (app.handler), or 29 s off the completion routes (main.py).
             timeout=Duration.seconds(s.function_timeout_s),
             tracing=lambda_.Tracing.ACTIVE,
             layers=[

@@ -449,3 +449,43 @@ def test_every_route_main_app_streams_has_a_streaming_method(default, deployed_a
     assert routes == ["/chat/completions", "/completions", "/v1/chat/completions", "/v1/completions"]
     streaming = {p for p, m in methods(default.api).items() if m["Integration"]["TimeoutInMillis"] == 300_000}
     assert {r.removeprefix("/v1/") for r in routes if r.startswith("/v1/")} == streaming
+
+
+def test_a_second_synth_into_the_same_cdk_out_reuses_the_staged_forwarder_asset(tmp_path, monkeypatch, new_app):
+    """The asset hash is the bundle's fingerprint, known before bundling, so CDK finds the asset
+    already staged and skips copying 10 MB of packages again (AssetHashType.OUTPUT would re-bundle)."""
+    import aws_cdk
+
+    import stacks.api
+    from ownllm.artifacts import ModelArtifacts
+    from stacks.ownllm_app import build_stacks
+
+    bundled: list[str] = []
+    real = stacks.api.bundle
+
+    def counting(source, distributions, out):
+        bundled.append(str(out))
+        real(source, distributions, out)
+
+    monkeypatch.setattr(stacks.api, "bundle", counting)
+    settings = Settings.from_context({})
+    for _ in range(2):
+        aws_cdk.AssetStaging.clear_asset_hash_cache()  # as a new `cdk synth` process starts
+        app = new_app(str(tmp_path))
+        build_stacks(app, settings, ModelArtifacts(ROOT / "model_artifacts"))
+        app.synth()
+    assert len(bundled) == 1
+
+
+def test_the_bundle_fingerprint_follows_the_source_and_ignores_byte_code(tmp_path):
+    from ownllm.forwarder import bundle_fingerprint
+
+    (tmp_path / "main.py").write_text("app = None\n")
+    first = bundle_fingerprint(tmp_path, ("uvicorn",))
+    (tmp_path / "__pycache__").mkdir()
+    (tmp_path / "__pycache__" / "main.cpython-311.pyc").write_bytes(b"\0")
+    assert bundle_fingerprint(tmp_path, ("uvicorn",)) == first
+    (tmp_path / "main.py").write_text("app = 1\n")
+    changed = bundle_fingerprint(tmp_path, ("uvicorn",))
+    assert changed != first
+    assert bundle_fingerprint(tmp_path, ("uvicorn", "h11")) != changed
