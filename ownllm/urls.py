@@ -14,10 +14,6 @@ import re
 import urllib.request
 from urllib.parse import urlsplit
 
-# For a child process that only ever calls this machine (the local stack's Lambda environments,
-# whose boto3 reads the proxy variables it inherits): every host bypasses any proxy. Both cases:
-# urllib, and so botocore, read the lower-case name first.
-NO_PROXY_ENV = {"no_proxy": "*", "NO_PROXY": "*"}
 # Spaces and control characters: http.client refuses a URL holding one ("URL can't contain control
 # characters", its _contains_disallowed_url_pchar_re), only once a request is sent.
 _UNSENDABLE = re.compile(r"[\x00-\x20\x7f]")

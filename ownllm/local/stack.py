@@ -29,7 +29,6 @@ from ownllm.local.runtime import RuntimeServer
 from ownllm.local.standin import StandIn
 from ownllm.local.upstream import OpenAIUpstream, UpstreamError
 from ownllm.settings import Settings
-from ownllm.urls import NO_PROXY_ENV
 
 __all__ = ["LocalStack", "LocalStackError", "STAND_IN_MODEL", "BACKEND_HEADER"]
 
@@ -222,7 +221,6 @@ class LocalStack:
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(s.lambda_memory_mb),
             "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
             **FAKE_AWS_ENV,
-            **NO_PROXY_ENV,  # the runtime is on loopback: never through the user's HTTP(S)_PROXY
             **self.lambda_env,
         }
         if self.runtime is not None:
