@@ -76,11 +76,13 @@ from ownllm.local.lambda_pool import (
 from ownllm.local.server import (
     BODY_IDLE_TIMEOUT_S,
     HEADER_TIMEOUT_S,
+    BodyTooLarge,
     LocalServer,
     Receive,
     Scope,
     Send,
     close_connection,
+    read_body,
 )
 from ownllm.settings import Settings
 
@@ -434,11 +436,13 @@ class Gateway:
         declared = request.declared_length()
         if declared is not None and declared > self.payload_limit and request.expects_continue:
             return await self._refuse(send, request, _TOO_LARGE)  # before the client sends a byte of it
-        body = await self._read_body(receive, request)
-        if body is None:
+        try:
+            body = await read_body(receive, max_bytes=self.payload_limit)
+        except BodyTooLarge:
             return await self._refuse(send, request, _TOO_LARGE)
-        if isinstance(body, _ClientGone):
+        if body is None:  # the client left, or stopped sending for the server's body idle timeout
             return None
+        request.body_read = True
         await self._relay(scope, receive, send, request, key, body)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
@@ -453,27 +457,6 @@ class Gateway:
                 await asyncio.sleep(0)  # let the transports finish closing
                 await send({"type": "lifespan.shutdown.complete"})
                 return
-
-    async def _read_body(self, receive: Receive, request: _Request) -> bytes | _ClientGone | None:
-        """The whole body; None once it passes the payload limit; _ClientGone if the client left
-        (or stopped sending for the server's body idle timeout)."""
-        parts: list[bytes] = []
-        size = 0
-        declared = request.declared_length()
-        refused = declared is not None and declared > self.payload_limit  # read only to answer cleanly
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return _ClientGone()
-            chunk: bytes = message.get("body", b"")
-            size += len(chunk)
-            if size > self.payload_limit:
-                return None
-            if not refused:
-                parts.append(chunk)
-            if not message.get("more_body"):
-                request.body_read = True
-                return b"".join(parts)
 
     async def _refuse(self, send: Send, request: _Request, answer: _Answer, note: str = "") -> None:
         response_type, default_status, message, error_type = answer
@@ -597,10 +580,6 @@ class Gateway:
             (LAMBDA_CONTEXT_HEADER, json.dumps(lambda_context)),
         ]
         return headers
-
-
-class _ClientGone:
-    """The client disconnected before its body was read."""
 
 
 @dataclass(frozen=True)
