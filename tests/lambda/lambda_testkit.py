@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import json
 import sys
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -159,3 +160,27 @@ class Harness:
     def sent(self) -> dict:
         """The body the engine received last."""
         return self.server.requests[-1].json()
+
+
+class GatedEngine:
+    """A vLLM-shaped streaming backend that sends its first chunk, then waits until told to go on:
+    a path that buffered the stream would wait in vain."""
+
+    def __init__(self) -> None:
+        self.go_on = threading.Event()
+        self.waited_in_vain = False
+
+    def __call__(self, endpoint_name, body, headers):
+        return 500, {}, b"{}"
+
+    def stream(self, endpoint_name, body, headers):
+        chunk = {"id": "x", "object": "chat.completion.chunk", "created": 1, "model": MODEL}
+
+        def pieces():
+            delta = {"role": "assistant", "content": "Hi"}
+            yield f"data: {json.dumps({**chunk, 'choices': [{'index': 0, 'delta': delta}]})}\n\n".encode()
+            self.waited_in_vain = not self.go_on.wait(10)
+            done = {"index": 0, "delta": {}, "finish_reason": "stop"}
+            yield f"data: {json.dumps({**chunk, 'choices': [done]})}\n\ndata: [DONE]\n\n".encode()
+
+        return 200, {"Content-Type": "text/event-stream"}, pieces()

@@ -7,13 +7,12 @@ import asyncio
 import importlib.util
 import json
 import sys
-import threading
 import time
 
 import openai
 import pytest
 from asgi_server import AsgiServer
-from lambda_testkit import FORWARDER, MODEL
+from lambda_testkit import FORWARDER, MODEL, GatedEngine
 
 
 @pytest.fixture(scope="session")
@@ -77,32 +76,11 @@ def _events(bodies: list) -> list:
     return [p if p == "[DONE]" else json.loads(p) for p in (b[6:] for b in wire.split("\n\n") if b)]
 
 
-class _Gated:
-    def __init__(self) -> None:
-        self.go_on = threading.Event()
-        self.waited_in_vain = False
-
-    def __call__(self, endpoint_name, body, headers):
-        return 500, {}, b"{}"
-
-    def stream(self, endpoint_name, body, headers):
-        chunk = {"id": "x", "object": "chat.completion.chunk", "created": 1, "model": MODEL}
-
-        def pieces():
-            delta = {"role": "assistant", "content": "Hi"}
-            yield f"data: {json.dumps({**chunk, 'choices': [{'index': 0, 'delta': delta}]})}\n\n".encode()
-            self.waited_in_vain = not self.go_on.wait(10)
-            done = {"index": 0, "delta": {}, "finish_reason": "stop"}
-            yield f"data: {json.dumps({**chunk, 'choices': [done]})}\n\ndata: [DONE]\n\n".encode()
-
-        return 200, {"Content-Type": "text/event-stream"}, pieces()
-
-
 CHAT = {"model": MODEL, "messages": [{"role": "user", "content": "Hi"}]}
 
 
 def test_a_streamed_chat_sends_its_first_chunk_while_the_engine_is_still_generating(main_module, make_forwarder):
-    backend = _Gated()
+    backend = GatedEngine()
     make_forwarder("vllm", backend=backend)
     status, headers, bodies = _call(
         main_module, "POST", "/v1/chat/completions", {**CHAT, "stream": True}, on_body=lambda _m: backend.go_on.set()
@@ -192,7 +170,7 @@ def test_a_stream_ends_in_band_with_a_timeout_before_the_lambdas_deadline(main_m
 
 
 def test_the_openai_client_reads_each_chunk_while_the_engine_is_still_generating(main_module, make_forwarder):
-    backend = _Gated()
+    backend = GatedEngine()
     make_forwarder("vllm", backend=backend)
     with AsgiServer(main_module.app) as server:
         client = openai.OpenAI(base_url=f"{server.url}/v1", api_key="k", max_retries=0, timeout=30)

@@ -4,7 +4,6 @@ generates, today's statuses for failures before the first chunk, in-band errors 
 from __future__ import annotations
 
 import json
-import threading
 import time
 
 import errors
@@ -13,7 +12,7 @@ import streaming
 import translate
 import upstream
 import validate
-from lambda_testkit import MODEL
+from lambda_testkit import MODEL, GatedEngine
 
 
 def _start(harness, kind=validate.CHAT, *, until=None, **fields):
@@ -63,31 +62,8 @@ def test_every_engine_streams_the_stand_in_answer_as_openai_chunks(any_engine, k
     assert any_engine.sent["stream"] is True
 
 
-class _Gated:
-    """A vLLM-shaped backend that sends its first chunk, then waits until told to go on."""
-
-    def __init__(self) -> None:
-        self.go_on = threading.Event()
-        self.waited_in_vain = False
-
-    def __call__(self, endpoint_name, body, headers):
-        return 500, {}, b"{}"
-
-    def stream(self, endpoint_name, body, headers):
-        chunk = {"id": "x", "object": "chat.completion.chunk", "created": 1, "model": MODEL}
-
-        def pieces():
-            delta = {"role": "assistant", "content": "Hi"}
-            yield f"data: {json.dumps({**chunk, 'choices': [{'index': 0, 'delta': delta}]})}\n\n".encode()
-            self.waited_in_vain = not self.go_on.wait(10)
-            done = {"index": 0, "delta": {}, "finish_reason": "stop"}
-            yield f"data: {json.dumps({**chunk, 'choices': [done]})}\n\ndata: [DONE]\n\n".encode()
-
-        return 200, {"Content-Type": "text/event-stream"}, pieces()
-
-
 def test_invoke_stream_returns_with_the_first_chunk_while_the_engine_is_still_generating(make_forwarder):
-    backend = _Gated()
+    backend = GatedEngine()
     harness = make_forwarder("vllm", backend=backend)
     invocation, _ = _start(harness)
     first = next(invocation.chunks)
