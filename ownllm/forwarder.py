@@ -129,6 +129,12 @@ WEB_ADAPTER_HANDLER = "run.sh"
 WEB_ADAPTER_PORT = 8080  # the adapter's default traffic port; run.sh reads it as $PORT
 # lambda/forwarder/main.py answers this path (HEALTH_PATH) once it can take requests.
 READINESS_CHECK_PATH = "/health"
+# How long uvicorn keeps the adapter's idle connection (run.sh's --timeout-keep-alive; the local
+# environments use the same). uvicorn's default, 5 s, closes a connection the adapter still holds in
+# its pool between invocations, and its next request then races the close (a reset, answered as an
+# error): the known keep-alive race of uvicorn behind a pooling proxy (e.g. kserve/kserve#5446,
+# vllm-project/vllm#18472). A day outlasts any idle gap; the adapter is the only client.
+ASGI_KEEP_ALIVE_S = 24 * 3600
 # What the asset bundles from this environment's site-packages, each at the version pinned in
 # pyproject.toml (tests/infra/test_streaming_api.py checks the asset carries exactly those), so the
 # function runs what the tests ran instead of a managed layer's or the runtime's copy:

@@ -7,4 +7,6 @@
 # and -S leaves the interpreter's site-packages off sys.path, so nothing the asset lacks is found
 # elsewhere. No access log: main.py writes one line per request.
 cd "$(dirname "$0")" || exit 1
-PYTHONPATH=$PWD exec python -S -m uvicorn --port="$PORT" --no-access-log --log-level=warning main:app
+# --timeout-keep-alive: ownllm.forwarder.ASGI_KEEP_ALIVE_S (the adapter reuses its connection).
+PYTHONPATH=$PWD exec python -S -m uvicorn --port="$PORT" --timeout-keep-alive=86400 --no-access-log \
+    --log-level=warning main:app

@@ -43,6 +43,8 @@ from typing import Protocol
 
 import uvicorn
 
+from ownllm.forwarder import ASGI_KEEP_ALIVE_S
+
 ROOT = Path(__file__).resolve().parents[2]
 FORWARDER_DIR = ROOT / "lambda" / "forwarder"
 # Lambda's init phase may take 10 s; a local cold start takes well under a second.
@@ -56,9 +58,9 @@ FUNCTION_NAME = "ownllm-forwarder-local"
 APP_MODULE, APP_ATTRIBUTE = "main", "app"
 # Cold starts that run at once; more wait their turn (each is a fork and an import).
 PARALLEL_COLD_STARTS = 8
-# How long an environment's uvicorn keeps the gateway's idle connection: a day, longer than any
-# environment stays idle (one is kept warm forever, though; the gateway then reconnects).
-KEEP_ALIVE_S = 24 * 3600
+# How long an environment's uvicorn keeps the gateway's idle connection: run.sh's (a day, longer
+# than any environment stays idle; one is kept warm forever, though: the gateway then reconnects).
+KEEP_ALIVE_S = ASGI_KEEP_ALIVE_S
 STOP_TIMEOUT_S = 2.0
 
 # What each environment sees instead of the caller's AWS setup: fake credentials, one

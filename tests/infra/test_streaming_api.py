@@ -489,3 +489,13 @@ def test_the_bundle_fingerprint_follows_the_source_and_ignores_byte_code(tmp_pat
     changed = bundle_fingerprint(tmp_path, ("uvicorn",))
     assert changed != first
     assert bundle_fingerprint(tmp_path, ("uvicorn", "h11")) != changed
+
+
+def test_run_sh_keeps_the_adapters_idle_connection_as_long_as_the_local_environments_do():
+    """uvicorn's default 5 s keep-alive would close the connection the adapter pools between
+    invocations; run.sh and the local environments keep it ASGI_KEEP_ALIVE_S."""
+    from ownllm.forwarder import ASGI_KEEP_ALIVE_S, FORWARDER_DIR
+    from ownllm.local.lambda_pool import KEEP_ALIVE_S
+
+    flags = re.findall(r"--timeout-keep-alive=(\d+)", (FORWARDER_DIR / "run.sh").read_text())
+    assert [int(f) for f in flags] == [ASGI_KEEP_ALIVE_S] == [KEEP_ALIVE_S]
