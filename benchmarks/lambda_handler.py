@@ -37,7 +37,13 @@ import textwrap
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-ASSET = ROOT / "lambda" / "forwarder"
+sys.path.insert(0, str(ROOT))
+
+from ownllm.forwarder import ASSET_EXCLUDE, forwarder_environment
+from ownllm.forwarder import FORWARDER_DIR as ASSET
+from ownllm.local.lambda_pool import FAKE_AWS_ENV
+from ownllm.settings import Settings
+
 MODEL = "Qwen/Qwen2.5-7B-Instruct"
 TARGETS = {"cold": 1.3, "warm": 1.25, "rss_mb": 100}
 
@@ -188,7 +194,6 @@ def chat_event(size: int = 4096) -> dict:
 
 def serve() -> None:
     """--serve: run the local runtime until stdin closes (the parent's lifetime)."""
-    sys.path.insert(0, str(ROOT))
     from ownllm.local.runtime import RuntimeServer, StandIn
 
     with RuntimeServer(StandIn(engine="vllm", model_name=MODEL)) as server:
@@ -233,21 +238,12 @@ def main() -> None:
             for name, code in (("bare", BARE), ("bare-tuned", BARE_TUNED)):
                 handlers[name].mkdir()
                 (handlers[name] / "app.py").write_text(textwrap.dedent(code))
-            shutil.copytree(ASSET, handlers["forwarder"], ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+            shutil.copytree(ASSET, handlers["forwarder"], ignore=shutil.ignore_patterns(*ASSET_EXCLUDE))
             env = {
                 **{k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "POWERTOOLS_"))},
-                "AWS_ACCESS_KEY_ID": "bench",
-                "AWS_SECRET_ACCESS_KEY": "bench",
-                "AWS_DEFAULT_REGION": "us-east-1",
-                "AWS_REGION": "us-east-1",
-                "AWS_EC2_METADATA_DISABLED": "true",
+                **FAKE_AWS_ENV,
+                **forwarder_environment(Settings.from_context({}), endpoint_name="bench-endpoint", model_name=MODEL),
                 "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": url,
-                "ENDPOINT_NAME": "bench-endpoint",
-                "ENGINE": "vllm",
-                "MODEL_NAME": MODEL,
-                "ADAPTERS": "",
-                "POWERTOOLS_SERVICE_NAME": "ownllm-forwarder",
-                "POWERTOOLS_METRICS_NAMESPACE": "ownllm",
                 "PYTHONDONTWRITEBYTECODE": "1",
             }
 

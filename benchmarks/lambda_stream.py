@@ -48,7 +48,9 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ownllm.forwarder import BUNDLED_DISTRIBUTIONS, FORWARDER_DIR, READINESS_CHECK_PATH, bundle
+from ownllm.forwarder import BUNDLED_DISTRIBUTIONS, FORWARDER_DIR, READINESS_CHECK_PATH, bundle, forwarder_environment
+from ownllm.local.lambda_pool import FAKE_AWS_ENV
+from ownllm.settings import Settings
 
 MODEL = "Qwen/Qwen2.5-7B-Instruct"
 TARGETS = {"cold": 1.3, "warm": 1.25, "rss_mb": 100}
@@ -245,18 +247,9 @@ def main() -> None:
             env = {
                 "PATH": f"{bin_dir}:/usr/bin:/bin",
                 "LANG": os.environ.get("LANG", "C.UTF-8"),
-                "AWS_ACCESS_KEY_ID": "bench",
-                "AWS_SECRET_ACCESS_KEY": "bench",
-                "AWS_DEFAULT_REGION": "us-east-1",
-                "AWS_REGION": "us-east-1",
-                "AWS_EC2_METADATA_DISABLED": "true",
+                **FAKE_AWS_ENV,
+                **forwarder_environment(Settings.from_context({}), endpoint_name="bench-endpoint", model_name=MODEL),
                 "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": url,
-                "ENDPOINT_NAME": "bench-endpoint",
-                "ENGINE": "vllm",
-                "MODEL_NAME": MODEL,
-                "ADAPTERS": "",
-                "POWERTOOLS_SERVICE_NAME": "ownllm-forwarder",
-                "POWERTOOLS_METRICS_NAMESPACE": "ownllm",
                 "PYTHONDONTWRITEBYTECODE": "1",  # /var/task is read-only and ships no byte code
             }
             ready: dict[str, list[float]] = {name: [] for name in folders}
